@@ -1,0 +1,161 @@
+/**
+ * The etcd error catalogue: every error cairn returns to a client, with the
+ * exact message etcd 3.4 sends, its gRPC status code and the HTTP status the
+ * JSON gateway (grpc-gateway v1) maps that code to. Clients match on these
+ * strings (clientv3 `rpctypes/error.go`), so they never change.
+ *
+ * @module
+ */
+
+/** gRPC status codes (google.golang.org/grpc/codes). */
+export const GrpcCode = {
+  OK: 0,
+  Canceled: 1,
+  Unknown: 2,
+  InvalidArgument: 3,
+  DeadlineExceeded: 4,
+  NotFound: 5,
+  AlreadyExists: 6,
+  PermissionDenied: 7,
+  ResourceExhausted: 8,
+  FailedPrecondition: 9,
+  Aborted: 10,
+  OutOfRange: 11,
+  Unimplemented: 12,
+  Internal: 13,
+  Unavailable: 14,
+  DataLoss: 15,
+  Unauthenticated: 16,
+} as const;
+
+/** A gRPC status code number, 0–16. */
+export type GrpcCode = typeof GrpcCode[keyof typeof GrpcCode];
+
+/**
+ * HTTP status for a gRPC code, as grpc-gateway v1 (`runtime.HTTPStatusFromCode`)
+ * maps it in etcd 3.4.
+ */
+export function httpStatusFromCode(code: GrpcCode): number {
+  switch (code) {
+    case GrpcCode.OK:
+      return 200;
+    case GrpcCode.Canceled:
+      return 408;
+    case GrpcCode.Unknown:
+      return 500;
+    case GrpcCode.InvalidArgument:
+      return 400;
+    case GrpcCode.DeadlineExceeded:
+      return 408;
+    case GrpcCode.NotFound:
+      return 404;
+    case GrpcCode.AlreadyExists:
+      return 409;
+    case GrpcCode.PermissionDenied:
+      return 403;
+    case GrpcCode.Unauthenticated:
+      return 401;
+    case GrpcCode.ResourceExhausted:
+      return 429;
+    case GrpcCode.FailedPrecondition:
+      return 412;
+    case GrpcCode.Aborted:
+      return 409;
+    case GrpcCode.OutOfRange:
+      return 400;
+    case GrpcCode.Unimplemented:
+      return 501;
+    case GrpcCode.Internal:
+      return 500;
+    case GrpcCode.Unavailable:
+      return 503;
+    case GrpcCode.DataLoss:
+      return 500;
+  }
+  return 500;
+}
+
+/**
+ * An error with etcd's wire identity. `message` is the exact text etcd sends
+ * (for example `etcdserver: key is not provided`); `code` is the gRPC status
+ * code and `httpStatus` the gateway's HTTP status for it.
+ */
+export class EtcdError extends Error {
+  /** gRPC status code. */
+  readonly code: GrpcCode;
+  /** HTTP status the JSON gateway answers with. */
+  readonly httpStatus: number;
+
+  constructor(message: string, code: GrpcCode, httpStatus: number = httpStatusFromCode(code)) {
+    super(message);
+    this.name = "EtcdError";
+    this.code = code;
+    this.httpStatus = httpStatus;
+  }
+}
+
+function def(message: string, code: GrpcCode): () => EtcdError {
+  return () => new EtcdError(message, code);
+}
+
+/**
+ * Constructors for each catalogued error (a fresh instance each call, so
+ * stacks point at the thrower). Names follow etcd's `ErrGRPC*` variables.
+ */
+export const Errors = {
+  /** A put, range or delete without a key. */
+  EmptyKey: def("etcdserver: key is not provided", GrpcCode.InvalidArgument),
+  /** A read or compaction at a revision at or below the compacted revision. */
+  Compacted: def("etcdserver: mvcc: required revision has been compacted", GrpcCode.OutOfRange),
+  /** A read or compaction at a revision above the current revision. */
+  FutureRev: def("etcdserver: mvcc: required revision is a future revision", GrpcCode.OutOfRange),
+  /** A put or revoke that names a lease that does not exist. */
+  LeaseNotFound: def("etcdserver: requested lease not found", GrpcCode.NotFound),
+  /** A grant with an ID already in use. */
+  LeaseExist: def("etcdserver: lease already exists", GrpcCode.FailedPrecondition),
+  /** A grant with a TTL above 9,000,000,000 s. */
+  LeaseTTLTooLarge: def("etcdserver: too large lease TTL", GrpcCode.OutOfRange),
+  /** A txn branch that writes one key twice. */
+  DuplicateKey: def("etcdserver: duplicate key given in txn request", GrpcCode.InvalidArgument),
+  /** A txn with more compares or ops than --max-txn-ops. */
+  TooManyOps: def("etcdserver: too many operations in txn request", GrpcCode.InvalidArgument),
+  /** A request larger than --max-request-bytes. */
+  RequestTooLarge: def("etcdserver: request is too large", GrpcCode.InvalidArgument),
+  /** ignore_value on a key that does not exist. */
+  KeyNotFound: def("etcdserver: key not found", GrpcCode.InvalidArgument),
+  /** ignore_value together with a value. */
+  ValueProvided: def("etcdserver: value is provided", GrpcCode.InvalidArgument),
+  /** ignore_lease together with a lease. */
+  LeaseProvided: def("etcdserver: lease is provided", GrpcCode.InvalidArgument),
+  /** A write while the NOSPACE alarm is active. */
+  NoSpace: def("etcdserver: mvcc: database space exceeded", GrpcCode.ResourceExhausted),
+  /** Apply lags commit by more than 5000 entries. */
+  TooManyRequests: def("etcdserver: too many requests", GrpcCode.ResourceExhausted),
+  /** No leader is known. */
+  NoLeader: def("etcdserver: no leader", GrpcCode.Unavailable),
+  /** The leader changed while the request was in flight. */
+  LeaderChanged: def("etcdserver: leader changed", GrpcCode.Unavailable),
+  /** The request was not committed in time. */
+  Timeout: def("etcdserver: request timed out", GrpcCode.Unavailable),
+  /** The server is shutting down. */
+  Stopped: def("etcdserver: server stopped", GrpcCode.Unavailable),
+  /** Member URLs that do not parse. */
+  BadMemberURLs: def("etcdserver: given member URLs are invalid", GrpcCode.InvalidArgument),
+  /** An unknown member ID. */
+  MemberNotFound: def("etcdserver: member not found", GrpcCode.NotFound),
+  /** Promotion of a member that is not a learner. */
+  MemberNotLearner: def("etcdserver: can only promote a learner member", GrpcCode.FailedPrecondition),
+  /** Leader transfer to a member that cannot take it. */
+  BadLeaderTransferee: def("etcdserver: bad leader transferee", GrpcCode.FailedPrecondition),
+  /**
+   * A message over the transport limit (max request bytes + 512 KiB), as the
+   * gRPC layer words it: `grpc: received message larger than max (N vs. M)`.
+   */
+  MessageTooLarge: (size: number, max: number): EtcdError =>
+    new EtcdError(
+      `grpc: received message larger than max (${size} vs. ${max})`,
+      GrpcCode.ResourceExhausted,
+    ),
+  /** Malformed request input (bad JSON, bad base64, unknown enum value). */
+  InvalidArgument: (message: string): EtcdError => new EtcdError(message, GrpcCode.InvalidArgument),
+} as const;
