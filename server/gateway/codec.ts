@@ -1,0 +1,623 @@
+/**
+ * Schema-driven proto3-JSON codec for etcd's v3 messages, in both
+ * directions, exactly as etcd 3.4's JSON gateway (grpc-gateway v1 with
+ * golang/protobuf `jsonpb`, `OrigName: true`) reads and writes them.
+ *
+ * - {@linkcode toJson}: cairn's internal message (core/mvcc/types.ts) → the
+ *   gateway's JSON object. Proto field names (`ID`, `TTL`, `dbSize` where the
+ *   proto spells them so), int64/uint64 as decimal strings, bytes as standard
+ *   padded base64, zero values omitted (a set oneof member is always written,
+ *   as jsonpb does), enums by name, fields in proto declaration order.
+ * - {@linkcode fromJson}: gateway JSON → internal message. Accepts the proto
+ *   name and the lowerCamel JSON name (the camel name wins when both are
+ *   present, as in jsonpb), int64 as strings or numbers, `null` as "not
+ *   set", and ignores unknown fields. Bad input throws an `EtcdError`
+ *   (InvalidArgument, HTTP 400) whose message is the text etcd sends, e.g.
+ *   `illegal base64 data at input byte 3`,
+ *   `unknown value "FOO" for enum etcdserverpb.RangeRequest_SortOrder` or
+ *   `json: cannot unmarshal bool into Go value of type int64`.
+ *
+ * Both directions share one schema table ({@linkcode SCHEMA}); watch, lease
+ * and member messages are added as new entries there.
+ *
+ * Numbers: a JSON number may arrive as a plain JS `number` (e.g. from
+ * `JSON.parse`) or as a {@linkcode JsonNumber} carrying the literal text (from
+ * the gateway's parser, see `json.ts`), which keeps int64 precision and lets
+ * the codec reject `1e2` or `1.5` as Go does.
+ *
+ * @example
+ * ```ts
+ * import { fromJson, toJson } from "./codec.ts";
+ * const req = fromJson("RangeRequest", { key: "YQ==", limit: "10" });
+ * // req.key is Uint8Array [0x61], req.limit is 10
+ * const json = toJson("RangeRequest", req); // { key: "YQ==", limit: "10" }
+ * ```
+ *
+ * @module
+ */
+
+import { Errors } from "../../core/errors.ts";
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  Compare,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  KeyValue,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  ResponseHeader,
+  ResponseOp,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+} from "../../core/mvcc/types.ts";
+import { decodeGoBase64, encodeBase64 } from "./base64.ts";
+import { JsonNumber, parseGoJson } from "./json.ts";
+
+export { JsonNumber };
+
+/** etcdserverpb.StatusRequest: an empty message. */
+// deno-lint-ignore ban-types
+export type StatusRequest = {};
+
+/** The internal (TypeScript) type of each message the codec knows. */
+export interface MessageTypes {
+  KeyValue: KeyValue;
+  ResponseHeader: ResponseHeader;
+  RangeRequest: RangeRequest;
+  RangeResponse: RangeResponse;
+  PutRequest: PutRequest;
+  PutResponse: PutResponse;
+  DeleteRangeRequest: DeleteRangeRequest;
+  DeleteRangeResponse: DeleteRangeResponse;
+  Compare: Compare;
+  RequestOp: RequestOp;
+  ResponseOp: ResponseOp;
+  TxnRequest: TxnRequest;
+  TxnResponse: TxnResponse;
+  CompactionRequest: CompactionRequest;
+  CompactionResponse: CompactionResponse;
+  StatusRequest: StatusRequest;
+  StatusResponse: StatusResponse;
+}
+
+/** Name of a message in {@linkcode SCHEMA}. */
+export type MessageName = keyof MessageTypes;
+
+/**
+ * Scalar kinds. `int64`/`uint64` are JS numbers internally (revisions,
+ * counts, sizes); `int64n`/`uint64n` are bigints (lease, member and cluster
+ * IDs). All four are decimal strings on the wire. `uint32` is a JSON number
+ * on the wire (e.g. `hash`).
+ */
+export type ScalarKind =
+  | "bytes"
+  | "string"
+  | "bool"
+  | "int32"
+  | "uint32"
+  | "int64"
+  | "uint64"
+  | "int64n"
+  | "uint64n";
+
+/** An enum: its Go type name (as etcd's error messages spell it) and values by number. */
+export interface EnumSpec {
+  /** e.g. `etcdserverpb.RangeRequest_SortOrder`. */
+  goName: string;
+  /** Value names indexed by their number. */
+  values: readonly string[];
+}
+
+/** One field of a message, in proto declaration order. */
+export interface FieldSpec {
+  /** Proto field name; also the internal property name and the output name. */
+  name: string;
+  /** Exactly one of scalar, enum, message. */
+  scalar?: ScalarKind;
+  enum?: EnumSpec;
+  message?: MessageName;
+  repeated?: boolean;
+  /** Name of the oneof this field belongs to. */
+  oneof?: string;
+}
+
+/** A message: its fields in declaration order. */
+export interface MessageSpec {
+  fields: readonly FieldSpec[];
+}
+
+const SortOrder: EnumSpec = {
+  goName: "etcdserverpb.RangeRequest_SortOrder",
+  values: ["NONE", "ASCEND", "DESCEND"],
+};
+const SortTarget: EnumSpec = {
+  goName: "etcdserverpb.RangeRequest_SortTarget",
+  values: ["KEY", "VERSION", "CREATE", "MOD", "VALUE"],
+};
+const CompareResult: EnumSpec = {
+  goName: "etcdserverpb.Compare_CompareResult",
+  values: ["EQUAL", "GREATER", "LESS", "NOT_EQUAL"],
+};
+const CompareTarget: EnumSpec = {
+  goName: "etcdserverpb.Compare_CompareTarget",
+  values: ["VERSION", "CREATE", "MOD", "VALUE", "LEASE"],
+};
+
+/**
+ * The message table, transcribed from etcd 3.4's `etcdserverpb/rpc.proto`
+ * and `mvccpb/kv.proto`. Field order is declaration order, which is the
+ * order jsonpb writes fields in.
+ */
+export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
+  KeyValue: {
+    fields: [
+      { name: "key", scalar: "bytes" },
+      { name: "create_revision", scalar: "int64" },
+      { name: "mod_revision", scalar: "int64" },
+      { name: "version", scalar: "int64" },
+      { name: "value", scalar: "bytes" },
+      { name: "lease", scalar: "int64n" },
+    ],
+  },
+  ResponseHeader: {
+    fields: [
+      { name: "cluster_id", scalar: "uint64n" },
+      { name: "member_id", scalar: "uint64n" },
+      { name: "revision", scalar: "int64" },
+      { name: "raft_term", scalar: "uint64" },
+    ],
+  },
+  RangeRequest: {
+    fields: [
+      { name: "key", scalar: "bytes" },
+      { name: "range_end", scalar: "bytes" },
+      { name: "limit", scalar: "int64" },
+      { name: "revision", scalar: "int64" },
+      { name: "sort_order", enum: SortOrder },
+      { name: "sort_target", enum: SortTarget },
+      { name: "serializable", scalar: "bool" },
+      { name: "keys_only", scalar: "bool" },
+      { name: "count_only", scalar: "bool" },
+      { name: "min_mod_revision", scalar: "int64" },
+      { name: "max_mod_revision", scalar: "int64" },
+      { name: "min_create_revision", scalar: "int64" },
+      { name: "max_create_revision", scalar: "int64" },
+    ],
+  },
+  RangeResponse: {
+    fields: [
+      { name: "header", message: "ResponseHeader" },
+      { name: "kvs", message: "KeyValue", repeated: true },
+      { name: "more", scalar: "bool" },
+      { name: "count", scalar: "int64" },
+    ],
+  },
+  PutRequest: {
+    fields: [
+      { name: "key", scalar: "bytes" },
+      { name: "value", scalar: "bytes" },
+      { name: "lease", scalar: "int64n" },
+      { name: "prev_kv", scalar: "bool" },
+      { name: "ignore_value", scalar: "bool" },
+      { name: "ignore_lease", scalar: "bool" },
+    ],
+  },
+  PutResponse: {
+    fields: [
+      { name: "header", message: "ResponseHeader" },
+      { name: "prev_kv", message: "KeyValue" },
+    ],
+  },
+  DeleteRangeRequest: {
+    fields: [
+      { name: "key", scalar: "bytes" },
+      { name: "range_end", scalar: "bytes" },
+      { name: "prev_kv", scalar: "bool" },
+    ],
+  },
+  DeleteRangeResponse: {
+    fields: [
+      { name: "header", message: "ResponseHeader" },
+      { name: "deleted", scalar: "int64" },
+      { name: "prev_kvs", message: "KeyValue", repeated: true },
+    ],
+  },
+  Compare: {
+    fields: [
+      { name: "result", enum: CompareResult },
+      { name: "target", enum: CompareTarget },
+      { name: "key", scalar: "bytes" },
+      { name: "version", scalar: "int64", oneof: "target_union" },
+      { name: "create_revision", scalar: "int64", oneof: "target_union" },
+      { name: "mod_revision", scalar: "int64", oneof: "target_union" },
+      { name: "value", scalar: "bytes", oneof: "target_union" },
+      { name: "lease", scalar: "int64n", oneof: "target_union" },
+      { name: "range_end", scalar: "bytes" },
+    ],
+  },
+  RequestOp: {
+    fields: [
+      { name: "request_range", message: "RangeRequest", oneof: "request" },
+      { name: "request_put", message: "PutRequest", oneof: "request" },
+      { name: "request_delete_range", message: "DeleteRangeRequest", oneof: "request" },
+      { name: "request_txn", message: "TxnRequest", oneof: "request" },
+    ],
+  },
+  ResponseOp: {
+    fields: [
+      { name: "response_range", message: "RangeResponse", oneof: "response" },
+      { name: "response_put", message: "PutResponse", oneof: "response" },
+      { name: "response_delete_range", message: "DeleteRangeResponse", oneof: "response" },
+      { name: "response_txn", message: "TxnResponse", oneof: "response" },
+    ],
+  },
+  TxnRequest: {
+    fields: [
+      { name: "compare", message: "Compare", repeated: true },
+      { name: "success", message: "RequestOp", repeated: true },
+      { name: "failure", message: "RequestOp", repeated: true },
+    ],
+  },
+  TxnResponse: {
+    fields: [
+      { name: "header", message: "ResponseHeader" },
+      { name: "succeeded", scalar: "bool" },
+      { name: "responses", message: "ResponseOp", repeated: true },
+    ],
+  },
+  CompactionRequest: {
+    fields: [
+      { name: "revision", scalar: "int64" },
+      { name: "physical", scalar: "bool" },
+    ],
+  },
+  CompactionResponse: {
+    fields: [{ name: "header", message: "ResponseHeader" }],
+  },
+  StatusRequest: { fields: [] },
+  StatusResponse: {
+    fields: [
+      { name: "header", message: "ResponseHeader" },
+      { name: "version", scalar: "string" },
+      { name: "dbSize", scalar: "int64" },
+      { name: "leader", scalar: "uint64n" },
+      { name: "raftIndex", scalar: "uint64" },
+      { name: "raftTerm", scalar: "uint64" },
+      { name: "raftAppliedIndex", scalar: "uint64" },
+      { name: "errors", scalar: "string", repeated: true },
+      { name: "dbSizeInUse", scalar: "int64" },
+      { name: "isLearner", scalar: "bool" },
+    ],
+  },
+};
+
+/**
+ * The lowerCamel JSON name protoc derives from a proto field name
+ * (`prev_kv` → `prevKv`, `ID` → `ID`): underscores dropped, the letter after
+ * each one upper-cased.
+ */
+export function jsonName(protoName: string): string {
+  return protoName.replace(
+    /_([a-z0-9])?/g,
+    (_m, c: string | undefined) => c ? c.toUpperCase() : "",
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Encoding: internal → JSON
+// ---------------------------------------------------------------------------
+
+/**
+ * Encodes an internal message as etcd 3.4's gateway JSON object (ready for
+ * `JSON.stringify`, which then yields etcd's bytes except for Go's HTML
+ * escaping of `<`, `>` and `&`, which only string fields can carry; see
+ * {@linkcode stringifyGo}). Zero values are omitted; `undefined` fields count
+ * as zero. Throws a `TypeError` if a field holds a value of the wrong type.
+ */
+export function toJson<K extends MessageName>(
+  type: K,
+  value: MessageTypes[K],
+): Record<string, unknown> {
+  return encodeMessage(type, value as unknown as Record<string, unknown>);
+}
+
+function encodeMessage(type: MessageName, value: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const spec = SCHEMA[type];
+  let oneofDone: Set<string> | undefined;
+  for (const f of spec.fields) {
+    const v = value[f.name];
+    if (f.oneof !== undefined) {
+      // A set oneof member is written even when its value is the zero value.
+      if (v === undefined || v === null || oneofDone?.has(f.oneof)) continue;
+      (oneofDone ??= new Set()).add(f.oneof);
+      out[f.name] = encodeField(f, v, true);
+      continue;
+    }
+    if (v === undefined || v === null) continue;
+    if (f.repeated) {
+      if (!Array.isArray(v)) throw new TypeError(`${type}.${f.name}: expected an array`);
+      if (v.length === 0) continue;
+      out[f.name] = v.map((e) => encodeField(f, e, true));
+      continue;
+    }
+    const e = encodeField(f, v, false);
+    if (e !== undefined) out[f.name] = e;
+  }
+  return out;
+}
+
+/** Encodes one value of a field; `undefined` means "zero, omit" (unless `force`). */
+function encodeField(f: FieldSpec, v: unknown, force: boolean): unknown {
+  if (f.message !== undefined) return encodeMessage(f.message, v as Record<string, unknown>);
+  if (f.enum !== undefined) {
+    const idx = typeof v === "number" ? v : f.enum.values.indexOf(v as string);
+    if (idx < 0) throw new TypeError(`${f.name}: unknown ${f.enum.goName} value ${String(v)}`);
+    if (idx === 0 && !force) return undefined;
+    return f.enum.values[idx] ?? idx;
+  }
+  switch (f.scalar) {
+    case "bytes": {
+      if (!(v instanceof Uint8Array)) throw new TypeError(`${f.name}: expected a Uint8Array`);
+      if (v.length === 0 && !force) return undefined;
+      return encodeBase64(v);
+    }
+    case "string":
+      if (typeof v !== "string") throw new TypeError(`${f.name}: expected a string`);
+      return v === "" && !force ? undefined : v;
+    case "bool":
+      if (typeof v !== "boolean") throw new TypeError(`${f.name}: expected a boolean`);
+      return !v && !force ? undefined : v;
+    case "int32":
+    case "uint32":
+      if (typeof v !== "number") throw new TypeError(`${f.name}: expected a number`);
+      return v === 0 && !force ? undefined : v;
+    case "int64":
+    case "uint64":
+    case "int64n":
+    case "uint64n": {
+      if (typeof v !== "number" && typeof v !== "bigint") {
+        throw new TypeError(`${f.name}: expected a number or bigint`);
+      }
+      // deno-lint-ignore eqeqeq
+      if (v == 0 && !force) return undefined;
+      return typeof v === "bigint" ? v.toString() : Number.isInteger(v) ? v.toFixed(0) : String(v);
+    }
+  }
+  throw new TypeError(`${f.name}: field has no type`);
+}
+
+/**
+ * `JSON.stringify` with Go's `encoding/json` string escaping (`<`, `>`, `&`,
+ * U+2028 and U+2029 as `\u003c`-style escapes), which is what etcd's gateway
+ * emits. Use it for any JSON written to a client.
+ */
+export function stringifyGo(value: unknown): string {
+  const s = JSON.stringify(value);
+  return /[<>&\u2028\u2029]/.test(s)
+    ? s.replace(/[<>&\u2028\u2029]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"))
+    : s;
+}
+
+// ---------------------------------------------------------------------------
+// Decoding: JSON → internal
+// ---------------------------------------------------------------------------
+
+/**
+ * Decodes gateway JSON (an already parsed value: plain `JSON.parse` output,
+ * or the gateway parser's output with {@linkcode JsonNumber}s) into an
+ * internal message, with jsonpb's rules: fields are read in declaration
+ * order (oneof members last) and the first bad one throws; `null` leaves a
+ * field at its zero value; unknown fields are ignored; a top-level `null`
+ * is the empty message. Absent scalar fields are left `undefined` (the
+ * proto zero value); repeated fields are always arrays.
+ *
+ * Numeric enum values are accepted as jsonpb accepts them; a number with no
+ * name in the enum decodes as the enum's zero value (cairn's internal types
+ * carry names only).
+ *
+ * @throws {EtcdError} InvalidArgument (HTTP 400, code 3) with etcd's text.
+ */
+export function fromJson<K extends MessageName>(type: K, json: unknown): MessageTypes[K] {
+  return decodeMessage(type, json) as unknown as MessageTypes[K];
+}
+
+function fail(message: string): never {
+  throw Errors.InvalidArgument(message);
+}
+
+/** The JSON kind word Go's `UnmarshalTypeError` uses for a value. */
+function goKind(v: unknown): string {
+  if (v instanceof JsonNumber || typeof v === "number" || typeof v === "bigint") return "number";
+  if (typeof v === "string") return "string";
+  if (typeof v === "boolean") return "bool";
+  if (Array.isArray(v)) return "array";
+  return "object";
+}
+
+function typeError(v: unknown, goType: string): never {
+  fail(`json: cannot unmarshal ${goKind(v)} into Go value of type ${goType}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof JsonNumber);
+}
+
+function decodeMessage(type: MessageName, json: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (json === null || json === undefined) return fillRepeated(type, out);
+  if (!isObject(json)) typeError(json, "map[string]json.RawMessage");
+  const spec = SCHEMA[type];
+  // Regular fields first, then oneof members (jsonpb's order).
+  for (const pass of [false, true]) {
+    for (const f of spec.fields) {
+      if ((f.oneof !== undefined) !== pass) continue;
+      const camel = jsonName(f.name);
+      const hasCamel = camel !== f.name && Object.hasOwn(json, camel);
+      const hasOrig = Object.hasOwn(json, f.name);
+      if (!hasCamel && !hasOrig) continue;
+      const raw = hasCamel ? json[camel] : json[f.name];
+      if (f.oneof !== undefined) {
+        for (const g of spec.fields) if (g.oneof === f.oneof) delete out[g.name];
+        const v = decodeField(f, raw);
+        out[f.name] = v !== undefined ? v : zeroOf(f);
+        continue;
+      }
+      const v = decodeField(f, raw);
+      if (v !== undefined) out[f.name] = v;
+    }
+  }
+  return fillRepeated(type, out);
+}
+
+function fillRepeated(type: MessageName, out: Record<string, unknown>): Record<string, unknown> {
+  for (const f of SCHEMA[type].fields) {
+    if (f.repeated && out[f.name] === undefined) out[f.name] = [];
+  }
+  return out;
+}
+
+function zeroOf(f: FieldSpec): unknown {
+  if (f.message !== undefined) return decodeMessage(f.message, null);
+  if (f.enum !== undefined) return f.enum.values[0];
+  switch (f.scalar) {
+    case "bytes":
+      return new Uint8Array(0);
+    case "string":
+      return "";
+    case "bool":
+      return false;
+    case "int64n":
+    case "uint64n":
+      return 0n;
+    default:
+      return 0;
+  }
+}
+
+function decodeField(f: FieldSpec, raw: unknown): unknown {
+  if (f.repeated) {
+    if (raw === null) return undefined;
+    if (!Array.isArray(raw)) typeError(raw, "[]json.RawMessage");
+    return raw.map((e) => decodeSingle(f, e) ?? zeroOf(f));
+  }
+  return decodeSingle(f, raw);
+}
+
+/** Decodes one (non-repeated) value; `undefined` means "not set". */
+function decodeSingle(f: FieldSpec, raw: unknown): unknown {
+  if (f.message !== undefined) {
+    if (raw === null) return undefined;
+    return decodeMessage(f.message, raw);
+  }
+  if (raw === null) return undefined;
+  if (f.enum !== undefined) return decodeEnum(f.enum, raw);
+  switch (f.scalar) {
+    case "bytes":
+      return decodeBytes(raw);
+    case "string":
+      if (typeof raw !== "string") typeError(raw, "string");
+      return raw;
+    case "bool":
+      if (typeof raw !== "boolean") typeError(raw, "bool");
+      return raw;
+    case "int32":
+      return Number(decodeInteger(raw, "int32", -(2n ** 31n), 2n ** 31n - 1n));
+    case "uint32":
+      return Number(decodeInteger(raw, "uint32", 0n, 2n ** 32n - 1n));
+    case "int64":
+      return Number(decodeInteger(raw, "int64", -(2n ** 63n), 2n ** 63n - 1n));
+    case "uint64":
+      return Number(decodeInteger(raw, "uint64", 0n, 2n ** 64n - 1n));
+    case "int64n":
+      return decodeInteger(raw, "int64", -(2n ** 63n), 2n ** 63n - 1n);
+    case "uint64n":
+      return decodeInteger(raw, "uint64", 0n, 2n ** 64n - 1n);
+  }
+  throw new TypeError(`${f.name}: field has no type`);
+}
+
+function decodeEnum(spec: EnumSpec, raw: unknown): string {
+  if (typeof raw === "string") {
+    const i = spec.values.indexOf(raw);
+    if (i < 0) fail(`unknown value ${goQuote(raw)} for enum ${spec.goName}`);
+    return spec.values[i];
+  }
+  const n = decodeNumberLiteral(raw, spec.goName, -(2n ** 31n), 2n ** 31n - 1n);
+  return spec.values[Number(n)] ?? spec.values[0];
+}
+
+const INTEGER = /^-?(0|[1-9][0-9]*)$/;
+
+/**
+ * An int64/uint64 field: a JSON number, or a string whose contents jsonpb
+ * re-reads as a JSON value (so `" 12"` is 12 and `"x"` is a syntax error).
+ */
+function decodeInteger(raw: unknown, goType: string, min: bigint, max: bigint): bigint | undefined {
+  if (typeof raw === "string") {
+    const inner = parseGoJson(raw, "unmarshal");
+    if (inner === null) return undefined;
+    if (typeof inner === "string") typeError(inner, goType);
+    raw = inner;
+  }
+  return decodeNumberLiteral(raw, goType, min, max);
+}
+
+function decodeNumberLiteral(raw: unknown, goType: string, min: bigint, max: bigint): bigint {
+  let literal: string;
+  if (raw instanceof JsonNumber) literal = raw.literal;
+  else if (typeof raw === "number") literal = Number.isInteger(raw) ? raw.toFixed(0) : String(raw);
+  else if (typeof raw === "bigint") literal = raw.toString();
+  else typeError(raw, goType);
+  if (!INTEGER.test(literal)) {
+    fail(`json: cannot unmarshal number ${literal} into Go value of type ${goType}`);
+  }
+  const n = BigInt(literal);
+  if (n < min || n > max) {
+    fail(`json: cannot unmarshal number ${literal} into Go value of type ${goType}`);
+  }
+  return n;
+}
+
+function decodeBytes(raw: unknown): Uint8Array {
+  if (typeof raw === "string") {
+    const r = decodeGoBase64(raw);
+    if (typeof r === "number") fail(`illegal base64 data at input byte ${r}`);
+    return r;
+  }
+  if (Array.isArray(raw)) {
+    // encoding/json decodes a JSON array into []byte element by element.
+    const out = new Uint8Array(raw.length);
+    raw.forEach((e, i) => {
+      if (e === null) return;
+      out[i] = Number(decodeNumberLiteral(e, "uint8", 0n, 255n));
+    });
+    return out;
+  }
+  typeError(raw, "[]uint8");
+}
+
+/** Go's `%q` for a string: double-quoted with Go escapes for non-printables. */
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === "\\") out += "\\" + ch;
+    else if (c === 0x07) out += "\\a";
+    else if (c === 0x08) out += "\\b";
+    else if (c === 0x0c) out += "\\f";
+    else if (c === 0x0a) out += "\\n";
+    else if (c === 0x0d) out += "\\r";
+    else if (c === 0x09) out += "\\t";
+    else if (c === 0x0b) out += "\\v";
+    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
+    else if (c === 0xfffd && ch !== "\ufffd") out += "\\ufffd";
+    else out += ch;
+  }
+  return out + '"';
+}
