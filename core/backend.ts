@@ -1,0 +1,60 @@
+/**
+ * The storage interface the pure core is written against. `native/` provides
+ * the LMDB implementation; nothing in `core/` imports `lmdb`.
+ *
+ * @module
+ */
+
+/** The ordered binary tables of one member's store (see native/README.md). */
+export type Table = "current" | "history" | "revlog" | "raft_log";
+
+/** One record of a table scan. */
+export interface Entry {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+
+/** Options of {@linkcode Backend.scan}. Keys compare bytewise. */
+export interface ScanOptions {
+  /** Inclusive lower bound (upper bound when `reverse`); undefined = first key. */
+  start?: Uint8Array;
+  /** Exclusive upper bound (lower bound when `reverse`); undefined = past the last key. */
+  end?: Uint8Array;
+  reverse?: boolean;
+  /** Maximum records returned; undefined = all. */
+  limit?: number;
+}
+
+/**
+ * Ordered key-value storage with durable, serialized write transactions.
+ *
+ * Reads outside {@linkcode Backend.write} see the last committed state; a
+ * synchronous sequence of reads sees one snapshot. Inside the callback of
+ * `write`, reads see the transaction's own writes and `put`/`del` are legal.
+ */
+export interface Backend {
+  /** The value at `key`, or undefined. */
+  get(table: Table, key: Uint8Array): Uint8Array | undefined;
+  /** Records in key order between the bounds. */
+  scan(table: Table, options: ScanOptions): Iterable<Entry>;
+  /** Number of keys between the bounds (counted natively, no values read). */
+  count(table: Table, options: ScanOptions): number;
+  /** Write a record; only inside a `write` callback. */
+  put(table: Table, key: Uint8Array, value: Uint8Array): void;
+  /** Delete a record; only inside a `write` callback. */
+  del(table: Table, key: Uint8Array): void;
+  /** A metadata value (numbers, strings, bigint as decimal strings). */
+  getMeta(name: string): unknown;
+  /** Write a metadata value; only inside a `write` callback. */
+  putMeta(name: string, value: unknown): void;
+  /**
+   * Run `fn` in one write transaction. Resolves with its result once the
+   * commit is durable on disk (fsync done); rejects, with nothing written, if
+   * `fn` throws.
+   */
+  write<T>(fn: () => T): Promise<T>;
+  /** Size of the database file in bytes, and of the pages in use. */
+  size(): { dbSize: number; dbSizeInUse: number };
+  /** Flush and close; pending writes finish first. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+/**
+ * Physical compaction: removes the history a compaction made unreadable, in
+ * bounded batches (one write transaction each) so writes interleave.
+ *
+ * @module
+ */
+import type { Backend, Entry } from "../backend.ts";
+import { compareBytes, copyBytes, encodeRevlogKey, historyKeyRevision } from "./encoding.ts";
+import { Meta } from "./view.ts";
+
+/** Options of {@linkcode compactHistory}. */
+export interface CompactOptions {
+  /** History records visited per write transaction. Default 10,000. */
+  batchSize?: number;
+}
+
+/**
+ * Remove, for every key, the versions below `rev` except the newest one at or
+ * below `rev` (dropped too when it is a tombstone), and the revision log up to
+ * `rev`. Idempotent and resumable: a crash part-way leaves a store that a
+ * second run finishes. Records `compact_done` = rev at the end.
+ */
+export async function compactHistory(
+  backend: Backend,
+  rev: number,
+  options: CompactOptions = {},
+): Promise<void> {
+  const batchSize = options.batchSize ?? 10_000;
+  let start: Uint8Array | undefined = undefined;
+  do {
+    start = await backend.write(() => compactBatch(backend, rev, start, batchSize));
+  } while (start !== undefined);
+  const revlogEnd = encodeRevlogKey(rev + 1, 0);
+  let more = true;
+  while (more) {
+    more = await backend.write(() => {
+      const doomed: Uint8Array[] = [];
+      for (const e of backend.scan("revlog", { end: revlogEnd, limit: batchSize })) {
+        doomed.push(copyBytes(e.key));
+      }
+      for (const key of doomed) backend.del("revlog", key);
+      return doomed.length === batchSize;
+    });
+  }
+  await backend.write(() => {
+    const done = Number(backend.getMeta(Meta.compactDone) ?? 0);
+    if (rev > done) backend.putMeta(Meta.compactDone, rev);
+  });
+}
+
+function compactBatch(
+  backend: Backend,
+  rev: number,
+  start: Uint8Array | undefined,
+  batchSize: number,
+): Uint8Array | undefined {
+  const doomed: Uint8Array[] = [];
+  let visited = 0;
+  let group: Uint8Array | undefined;
+  let pending: Entry | undefined; // newest version ≤ rev seen in the group
+  let next: Uint8Array | undefined;
+  const closeGroup = () => {
+    if (pending !== undefined && (pending.value[0] & 1) === 1) doomed.push(copyBytes(pending.key));
+    pending = undefined;
+  };
+  for (const entry of backend.scan("history", { start })) {
+    const prefix = entry.key.subarray(0, entry.key.length - 8);
+    if (group === undefined || compareBytes(prefix, group) !== 0) {
+      closeGroup();
+      if (visited >= batchSize) {
+        next = copyBytes(entry.key);
+        break;
+      }
+      group = copyBytes(prefix);
+    }
+    visited++;
+    if (historyKeyRevision(entry.key) <= rev) {
+      if (pending !== undefined) doomed.push(copyBytes(pending.key));
+      pending = { key: copyBytes(entry.key), value: copyBytes(entry.value.subarray(0, 1)) };
+    }
+  }
+  if (next === undefined) closeGroup();
+  for (const key of doomed) backend.del("history", key);
+  return next;
+}

@@ -1,0 +1,135 @@
+/**
+ * Request checks etcd makes at its API layer before a request reaches Raft
+ * (etcd 3.4 `api/v3rpc/key.go`): empty keys, ignore_value/ignore_lease
+ * conflicts, the txn op limit and the duplicate-key rule.
+ *
+ * @module
+ */
+import { Errors } from "../errors.ts";
+import { compareBytes } from "./encoding.ts";
+import type {
+  DeleteRangeRequest,
+  PutRequest,
+  RangeRequest,
+  RequestOp,
+  TxnRequest,
+} from "./types.ts";
+
+/** @throws {EtcdError} EmptyKey. */
+export function checkRangeRequest(r: RangeRequest): void {
+  if (r.key.length === 0) throw Errors.EmptyKey();
+}
+
+/** @throws {EtcdError} EmptyKey, ValueProvided, LeaseProvided. */
+export function checkPutRequest(r: PutRequest): void {
+  if (r.key.length === 0) throw Errors.EmptyKey();
+  if (r.ignore_value && r.value !== undefined && r.value.length !== 0) {
+    throw Errors.ValueProvided();
+  }
+  if (r.ignore_lease && r.lease !== undefined && r.lease !== 0n) throw Errors.LeaseProvided();
+}
+
+/** @throws {EtcdError} EmptyKey. */
+export function checkDeleteRequest(r: DeleteRangeRequest): void {
+  if (r.key.length === 0) throw Errors.EmptyKey();
+}
+
+/**
+ * The whole txn check of etcd's `kvServer.Txn`: op counts against
+ * `maxTxnOps` (the largest of compares, success and failure, recursively),
+ * each op's own checks, then the duplicate-key rule on each branch.
+ *
+ * @throws {EtcdError} TooManyOps, EmptyKey, ValueProvided, LeaseProvided,
+ *   DuplicateKey.
+ */
+export function checkTxnRequest(r: TxnRequest, maxTxnOps: number): void {
+  checkTxnOps(r, maxTxnOps);
+  checkIntervals(r.success);
+  checkIntervals(r.failure);
+}
+
+function checkTxnOps(r: TxnRequest, maxTxnOps: number): void {
+  const opc = Math.max(r.compare.length, r.success.length, r.failure.length);
+  if (opc > maxTxnOps) throw Errors.TooManyOps();
+  for (const c of r.compare) {
+    if (c.key.length === 0) throw Errors.EmptyKey();
+  }
+  for (const op of [...r.success, ...r.failure]) checkRequestOp(op, maxTxnOps - opc);
+}
+
+function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
+  if ("request_range" in op) checkRangeRequest(op.request_range);
+  else if ("request_put" in op) checkPutRequest(op.request_put);
+  else if ("request_delete_range" in op) checkDeleteRequest(op.request_delete_range);
+  else checkTxnOps(op.request_txn, maxTxnOps);
+}
+
+/** A deleted interval [begin, end); a point when end is undefined. */
+interface Interval {
+  begin: Uint8Array;
+  end?: Uint8Array;
+}
+
+function intersects(dels: Interval[], key: Uint8Array): boolean {
+  return dels.some((iv) =>
+    iv.end === undefined
+      ? compareBytes(iv.begin, key) === 0
+      : compareBytes(iv.begin, key) <= 0 && compareBytes(key, iv.end) < 0
+  );
+}
+
+/**
+ * etcd's `checkIntervals`: within one branch (nested txns included) no key
+ * may be put twice, nor put inside a range the branch deletes. Puts in the
+ * success and failure branches of one nested txn may share keys (only one
+ * runs). A range_end of `\0` is taken literally as etcd does, so a from-key
+ * delete conflicts with no put.
+ */
+function checkIntervals(ops: RequestOp[]): { puts: Set<string>; dels: Interval[] } {
+  const dels: Interval[] = [];
+  for (const op of ops) {
+    if (!("request_delete_range" in op)) continue;
+    const d = op.request_delete_range;
+    dels.push(
+      d.range_end !== undefined && d.range_end.length !== 0
+        ? { begin: d.key, end: d.range_end }
+        : { begin: d.key },
+    );
+  }
+  const puts = new Set<string>();
+  const seen = (k: string) => puts.has(k);
+  for (const op of ops) {
+    if (!("request_txn" in op)) continue;
+    const then = checkIntervals(op.request_txn.success);
+    const otherwise = checkIntervals(op.request_txn.failure);
+    for (const k of then.puts) {
+      if (seen(k) || intersects(dels, binary(k))) throw Errors.DuplicateKey();
+      puts.add(k);
+    }
+    for (const k of otherwise.puts) {
+      if (seen(k) && !then.puts.has(k)) throw Errors.DuplicateKey();
+      if (intersects(dels, binary(k))) throw Errors.DuplicateKey();
+      puts.add(k);
+    }
+    dels.push(...then.dels, ...otherwise.dels);
+  }
+  for (const op of ops) {
+    if (!("request_put" in op)) continue;
+    const k = latin1(op.request_put.key);
+    if (seen(k) || intersects(dels, op.request_put.key)) throw Errors.DuplicateKey();
+    puts.add(k);
+  }
+  return { puts, dels };
+}
+
+function latin1(key: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i]);
+  return s;
+}
+
+function binary(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}

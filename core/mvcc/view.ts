@@ -1,0 +1,277 @@
+/**
+ * Views of the MVCC keyspace at a revision: {@linkcode ReadView} over the
+ * committed state and {@linkcode WriteView} inside one write transaction
+ * (etcd's `mvcc.TxnRead` / `mvcc.TxnWrite`).
+ *
+ * Tables (see native/README.md): `current` maps a live key to its newest
+ * record, so a range at the current revision is one cursor walk; `history`
+ * holds every version (and tombstone) keyed by (key, revision), so a range at
+ * an older revision walks the versions of the keys in range; `revlog` maps
+ * (revision, sub) to the key changed, in revision order, for watch replay.
+ *
+ * @module
+ */
+import type { Backend } from "../backend.ts";
+import { Errors } from "../errors.ts";
+import {
+  compareBytes,
+  copyBytes,
+  decodeRecord,
+  encodeRecord,
+  encodeRevlogKey,
+  escapeKey,
+  historyKey,
+  historyKeyRevision,
+} from "./encoding.ts";
+import type { KeyValue } from "./types.ts";
+
+/** Metadata names in the `meta` table. */
+export const Meta = {
+  /** Current (newest committed) revision. */
+  revision: "revision",
+  /** Revision of the last compaction request; reads below it fail. */
+  compactRevision: "compact_revision",
+  /** Revision up to which history has been physically removed. */
+  compactDone: "compact_done",
+  /** Raft log index of the last applied entry (written with the KV change). */
+  appliedIndex: "applied_index",
+} as const;
+
+/** A change made by a write transaction, in order (a watch event). */
+export interface Event {
+  type: "PUT" | "DELETE";
+  kv: KeyValue;
+  /** The key's previous version, if it existed. */
+  prev_kv?: KeyValue;
+}
+
+/** Options of {@linkcode ReadView.rangeKeys}. */
+export interface RangeKeysOptions {
+  /** Revision to read at; ≤ 0 means the view's revision. */
+  rev?: number;
+  /** Maximum kvs returned; ≤ 0 means all. */
+  limit?: number;
+  /** Count only; no kvs returned. */
+  countOnly?: boolean;
+  /** Leave values empty. */
+  keysOnly?: boolean;
+}
+
+/** Result of {@linkcode ReadView.rangeKeys}. */
+export interface RangeKeysResult {
+  kvs: KeyValue[];
+  /** Live keys in the range at the revision read (before the limit). */
+  count: number;
+  /** The view's revision (not the revision read at), as etcd reports it. */
+  rev: number;
+}
+
+/**
+ * Convert a request's range_end to a scan bound: undefined for a single key,
+ * an empty array for "to the end of the keyspace" (range_end `\0`), else the
+ * exclusive end (etcd's `mkGteRange`).
+ */
+export function rangeBound(rangeEnd: Uint8Array | undefined): Uint8Array | undefined {
+  if (rangeEnd === undefined || rangeEnd.length === 0) return undefined;
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return new Uint8Array(0);
+  return rangeEnd;
+}
+
+/** A consistent view of the keyspace at one revision. */
+export class ReadView {
+  protected readonly backend: Backend;
+  /** The revision committed when the view began. */
+  readonly beginRev: number;
+  /** Reads below this revision fail with "required revision has been compacted". */
+  readonly compactRev: number;
+
+  constructor(backend: Backend) {
+    this.backend = backend;
+    this.beginRev = Number(backend.getMeta(Meta.revision) ?? 1);
+    this.compactRev = Number(backend.getMeta(Meta.compactRevision) ?? 0);
+  }
+
+  /** The revision this view reads at by default. */
+  rev(): number {
+    return this.beginRev;
+  }
+
+  /**
+   * Keys in [key, end) at a revision, in key order (etcd's `rangeKeys`).
+   * `end` undefined: the single key; empty: every key ≥ key.
+   *
+   * @throws {EtcdError} FutureRev when `rev` > the view's revision,
+   *   Compacted when `rev` < the compacted revision.
+   */
+  rangeKeys(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    options: RangeKeysOptions = {},
+  ): RangeKeysResult {
+    const curRev = this.rev();
+    let rev = options.rev ?? 0;
+    if (rev > curRev) throw Errors.FutureRev();
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactRev) throw Errors.Compacted();
+    const limit = options.limit && options.limit > 0 ? options.limit : Infinity;
+    const found = rev === curRev
+      ? this.#rangeCurrent(key, end, limit, options)
+      : this.#rangeHistory(key, end, rev, limit, options);
+    return { kvs: found.kvs, count: found.count, rev: curRev };
+  }
+
+  #rangeCurrent(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    limit: number,
+    options: RangeKeysOptions,
+  ) {
+    const kvs: KeyValue[] = [];
+    if (end === undefined) {
+      const bytes = this.backend.get("current", key);
+      if (bytes === undefined) return { kvs, count: 0 };
+      if (!options.countOnly) kvs.push(decodeRecord(bytes, options.keysOnly).kv);
+      return { kvs, count: 1 };
+    }
+    if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count: 0 };
+    const bounds = { start: key, end: end.length > 0 ? end : undefined };
+    const count = this.backend.count("current", bounds);
+    if (!options.countOnly) {
+      const scan = limit === Infinity ? bounds : { ...bounds, limit };
+      for (const { value } of this.backend.scan("current", scan)) {
+        kvs.push(decodeRecord(value, options.keysOnly).kv);
+      }
+    }
+    return { kvs, count };
+  }
+
+  #rangeHistory(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    rev: number,
+    limit: number,
+    options: RangeKeysOptions,
+  ) {
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    if (end === undefined) {
+      const bytes = this.#versionAt(key, rev);
+      if (bytes === undefined) return { kvs, count };
+      if (!options.countOnly) kvs.push(decodeRecord(bytes, options.keysOnly).kv);
+      return { kvs, count: 1 };
+    }
+    if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count };
+    const scan = {
+      start: escapeKey(key),
+      end: end.length > 0 ? escapeKey(end) : undefined,
+    };
+    let group: Uint8Array | undefined;
+    let chosen: Uint8Array | undefined;
+    const finish = () => {
+      if (chosen !== undefined && (chosen[0] & 1) === 0) {
+        count++;
+        if (!options.countOnly && kvs.length < limit) {
+          kvs.push(decodeRecord(chosen, options.keysOnly).kv);
+        }
+      }
+      chosen = undefined;
+    };
+    for (const entry of this.backend.scan("history", scan)) {
+      const prefix = entry.key.subarray(0, entry.key.length - 8);
+      if (group === undefined || compareBytes(prefix, group) !== 0) {
+        finish();
+        group = copyBytes(prefix);
+      }
+      const entryRev = historyKeyRevision(entry.key);
+      if (entryRev <= rev) chosen = entry.value;
+    }
+    finish();
+    return { kvs, count };
+  }
+
+  /** Encoded record of `key`'s newest version at or below `rev`, if live. */
+  #versionAt(key: Uint8Array, rev: number): Uint8Array | undefined {
+    const lowest = escapeKey(key);
+    const scan = { start: lowest, end: historyKey(key, rev + 1), reverse: true, limit: 1 };
+    for (const { value } of this.backend.scan("history", scan)) {
+      return (value[0] & 1) === 0 ? value : undefined;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * A view inside one write transaction: reads see the transaction's own
+ * writes; every write of the transaction shares one revision, beginRev + 1
+ * (etcd's `storeTxnWrite`). Must be used only inside `Backend.write`.
+ */
+export class WriteView extends ReadView {
+  /** Changes made so far, in order. */
+  readonly events: Event[] = [];
+
+  /** beginRev, or beginRev + 1 once anything changed. */
+  override rev(): number {
+    return this.events.length > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+
+  /**
+   * Write `key` = `value` with `lease`; returns the revision of the write.
+   * create_revision and version continue from the live version, if any.
+   */
+  put(key: Uint8Array, value: Uint8Array, lease: bigint): number {
+    const rev = this.beginRev + 1;
+    const prevBytes = this.backend.get("current", key);
+    const prev = prevBytes === undefined ? undefined : decodeRecord(prevBytes).kv;
+    const kv: KeyValue = {
+      key,
+      create_revision: prev ? prev.create_revision : rev,
+      mod_revision: rev,
+      version: prev ? prev.version + 1 : 1,
+      value,
+      lease,
+    };
+    const record = encodeRecord(kv, false);
+    this.backend.put("current", key, record);
+    this.#record(key, rev, record);
+    this.events.push({ type: "PUT", kv, prev_kv: prev });
+    return rev;
+  }
+
+  /**
+   * Delete the live keys in [key, end) (`end` as in rangeKeys); returns how
+   * many were deleted.
+   */
+  deleteRange(key: Uint8Array, end: Uint8Array | undefined): number {
+    const live = this.rangeKeys(key, end).kvs;
+    const rev = this.beginRev + 1;
+    for (const prev of live) {
+      const kv: KeyValue = {
+        key: prev.key,
+        create_revision: 0,
+        mod_revision: rev,
+        version: 0,
+        value: new Uint8Array(0),
+        lease: 0n,
+      };
+      this.backend.del("current", prev.key);
+      this.#record(prev.key, rev, encodeRecord(kv, true));
+      this.events.push({ type: "DELETE", kv, prev_kv: prev });
+    }
+    return live.length;
+  }
+
+  #record(key: Uint8Array, rev: number, record: Uint8Array): void {
+    this.backend.put("history", historyKey(key, rev), record);
+    this.backend.put("revlog", encodeRevlogKey(rev, this.events.length), key);
+  }
+
+  /** Record a compaction request at `rev` (reads below it fail from now on). */
+  setCompactRevision(rev: number): void {
+    this.backend.putMeta(Meta.compactRevision, rev);
+  }
+
+  /** Record the new revision, if anything changed. Call once, last. */
+  end(): void {
+    if (this.events.length > 0) this.backend.putMeta(Meta.revision, this.beginRev + 1);
+  }
+}

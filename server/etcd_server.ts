@@ -1,0 +1,152 @@
+/**
+ * The KV and maintenance service of one cairn member: the API-layer checks,
+ * writes proposed through the {@linkcode Node} (log → apply), reads served
+ * from the store once everything acknowledged is applied.
+ *
+ * @module
+ */
+import type { Backend } from "../core/backend.ts";
+import { applyRange, applyTxn, isTxnReadOnly } from "../core/mvcc/apply.ts";
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  KVService,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  ResponseHeader,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+} from "../core/mvcc/types.ts";
+import {
+  checkDeleteRequest,
+  checkPutRequest,
+  checkRangeRequest,
+  checkTxnRequest,
+} from "../core/mvcc/validate.ts";
+import { ReadView } from "../core/mvcc/view.ts";
+import type { InternalRequest } from "./entry.ts";
+import type { Node } from "./node.ts";
+
+/** The etcd API version cairn speaks (what /version and status report). */
+export const ETCD_API_VERSION = "3.4.0";
+
+/** Options of {@linkcode EtcdServer}. */
+export interface EtcdServerOptions {
+  clusterId: bigint;
+  memberId: bigint;
+  /** Ops or compares per txn level, at most (--max-txn-ops). Default 128. */
+  maxTxnOps?: number;
+}
+
+/** A member's KVService. */
+export class EtcdServer implements KVService {
+  #backend: Backend;
+  #node: Node;
+  #clusterId: bigint;
+  #memberId: bigint;
+  #maxTxnOps: number;
+
+  constructor(backend: Backend, node: Node, options: EtcdServerOptions) {
+    this.#backend = backend;
+    this.#node = node;
+    this.#clusterId = options.clusterId;
+    this.#memberId = options.memberId;
+    this.#maxTxnOps = options.maxTxnOps ?? 128;
+  }
+
+  /** The member's ID. */
+  get memberId(): bigint {
+    return this.#memberId;
+  }
+
+  #header(revision: number): ResponseHeader {
+    return {
+      cluster_id: this.#clusterId,
+      member_id: this.#memberId,
+      revision,
+      raft_term: this.#node.term,
+    };
+  }
+
+  async #propose<T extends { header: ResponseHeader }>(req: InternalRequest): Promise<T> {
+    const result = await this.#node.propose(req);
+    if ("error" in result) throw result.error;
+    const resp = result.ok as T;
+    resp.header = this.#header(resp.header.revision);
+    return resp;
+  }
+
+  /** etcd KV.Range. @throws {EtcdError} EmptyKey, FutureRev, Compacted. */
+  range(req: RangeRequest): Promise<RangeResponse> {
+    try {
+      checkRangeRequest(req);
+      const resp = applyRange(new ReadView(this.#backend), req);
+      resp.header = this.#header(resp.header.revision);
+      return Promise.resolve(resp);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** etcd KV.Put. @throws {EtcdError} EmptyKey, ValueProvided, LeaseProvided, KeyNotFound, LeaseNotFound. */
+  async put(req: PutRequest): Promise<PutResponse> {
+    checkPutRequest(req);
+    return await this.#propose<PutResponse>({ put: req });
+  }
+
+  /** etcd KV.DeleteRange. @throws {EtcdError} EmptyKey. */
+  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    checkDeleteRequest(req);
+    return await this.#propose<DeleteRangeResponse>({ delete_range: req });
+  }
+
+  /**
+   * etcd KV.Txn. A txn that cannot write is served like a range.
+   *
+   * @throws {EtcdError} TooManyOps, EmptyKey, DuplicateKey, LeaseNotFound,
+   *   KeyNotFound, FutureRev, Compacted.
+   */
+  async txn(req: TxnRequest): Promise<TxnResponse> {
+    checkTxnRequest(req, this.#maxTxnOps);
+    if (isTxnReadOnly(req)) {
+      const resp = applyTxn(new ReadView(this.#backend), req, () => false);
+      resp.header = this.#header(resp.header.revision);
+      return resp;
+    }
+    return await this.#propose<TxnResponse>({ txn: req });
+  }
+
+  /**
+   * etcd KV.Compact. With `physical`, resolves once the history is removed.
+   *
+   * @throws {EtcdError} Compacted, FutureRev.
+   */
+  async compact(req: CompactionRequest): Promise<CompactionResponse> {
+    const resp = await this.#propose<CompactionResponse>({ compaction: req });
+    if (req.physical) await this.#node.compacted();
+    return resp;
+  }
+
+  /** etcd Maintenance.Status. */
+  status(): Promise<StatusResponse> {
+    const view = new ReadView(this.#backend);
+    const { dbSize, dbSizeInUse } = this.#backend.size();
+    return Promise.resolve({
+      header: this.#header(view.rev()),
+      version: ETCD_API_VERSION,
+      dbSize,
+      leader: this.#memberId,
+      raftIndex: this.#node.appliedIndex,
+      raftTerm: this.#node.term,
+      raftAppliedIndex: this.#node.appliedIndex,
+      errors: [],
+      dbSizeInUse,
+      isLearner: false,
+    });
+  }
+}

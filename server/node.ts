@@ -1,0 +1,199 @@
+/**
+ * The member's write path: proposals → Raft log → apply, the loop Raft drives
+ * (raft ready → persist → send → apply → respond). With one voting member an
+ * entry is committed as soon as it is durable, so a batch of proposals is
+ * appended to the log and applied in ONE write transaction that also records
+ * the applied index, with one fsync: group commit.
+ *
+ * @module
+ */
+import type { Backend } from "../core/backend.ts";
+import { Errors, EtcdError } from "../core/errors.ts";
+import {
+  applyCompaction,
+  applyDeleteRange,
+  applyPut,
+  applyTxn,
+  type LeaseLookup,
+} from "../core/mvcc/apply.ts";
+import { compactHistory } from "../core/mvcc/compact.ts";
+import type {
+  DeleteRangeResponse,
+  PutResponse,
+  ResponseHeader,
+  TxnResponse,
+} from "../core/mvcc/types.ts";
+import { type Event, Meta, WriteView } from "../core/mvcc/view.ts";
+import { appendEntry, compactLog, lastIndex } from "../wal/log.ts";
+import { decodeRequest, encodeRequest, type InternalRequest } from "./entry.ts";
+
+/** Result of applying one entry: the response, or the error it produced. */
+export type ApplyResult =
+  | { ok: PutResponse | DeleteRangeResponse | TxnResponse | { header: ResponseHeader } }
+  | { error: EtcdError };
+
+/** Options of {@linkcode Node}. */
+export interface NodeOptions {
+  /** Lessor lookup for puts with a lease. Default: no lease exists. */
+  leaseExists?: LeaseLookup;
+  /** Proposals waiting for the next batch, at most. Default 10,000. */
+  maxPendingProposals?: number;
+  /** Entries per batch (one write transaction), at most. Default 1,000. */
+  maxBatch?: number;
+  /** Log entries kept behind the applied index. Default 10,000. */
+  retainedLogEntries?: number;
+  /** Called after each batch commits with its changes, in revision order. */
+  onApplied?: (events: Event[], revision: number) => void;
+}
+
+interface Pending {
+  request: InternalRequest;
+  resolve: (r: ApplyResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** The single-member Raft log and apply loop of a cairn server. */
+export class Node {
+  #backend: Backend;
+  #queue: Pending[] = [];
+  #running = false;
+  #closed = false;
+  #idle: Promise<void> = Promise.resolve();
+  #leaseExists: LeaseLookup;
+  #maxPending: number;
+  #maxBatch: number;
+  #retained: number;
+  #onApplied?: (events: Event[], revision: number) => void;
+  #lastIndex: number;
+  #compaction: Promise<void> = Promise.resolve();
+  /** Current Raft term. */
+  readonly term: number;
+
+  constructor(backend: Backend, options: NodeOptions = {}) {
+    this.#backend = backend;
+    this.#leaseExists = options.leaseExists ?? (() => false);
+    this.#maxPending = options.maxPendingProposals ?? 10_000;
+    this.#maxBatch = options.maxBatch ?? 1_000;
+    this.#retained = options.retainedLogEntries ?? 10_000;
+    this.#onApplied = options.onApplied;
+    this.#lastIndex = lastIndex(backend);
+    const applied = Number(backend.getMeta(Meta.appliedIndex) ?? 0);
+    if (applied !== this.#lastIndex) {
+      throw new Error(
+        `Cannot open store: applied index ${applied} differs from last log index ${this.#lastIndex}`,
+      );
+    }
+    this.term = Number(backend.getMeta("term") ?? 1) + 1;
+  }
+
+  /** Persist the term of this run; call once before proposing. */
+  async start(): Promise<void> {
+    await this.#backend.write(() => this.#backend.putMeta("term", this.term));
+    const requested = Number(this.#backend.getMeta(Meta.compactRevision) ?? 0);
+    const done = Number(this.#backend.getMeta(Meta.compactDone) ?? 0);
+    if (requested > done) this.#scheduleCompaction(requested);
+  }
+
+  /** Index of the last entry appended (= committed = applied). */
+  get appliedIndex(): number {
+    return this.#lastIndex;
+  }
+
+  /**
+   * Propose a write; resolves once it is durable and applied, with its
+   * response or the etcd error it produced.
+   *
+   * @throws {EtcdError} TooManyRequests when the proposal queue is full,
+   *   Stopped after {@linkcode Node.close}.
+   */
+  propose(request: InternalRequest): Promise<ApplyResult> {
+    if (this.#closed) return Promise.reject(Errors.Stopped());
+    if (this.#queue.length >= this.#maxPending) return Promise.reject(Errors.TooManyRequests());
+    const { promise, resolve, reject } = Promise.withResolvers<ApplyResult>();
+    this.#queue.push({ request, resolve, reject });
+    if (!this.#running) this.#idle = this.#run();
+    return promise;
+  }
+
+  /** Wait for the physical compaction in progress, if any. */
+  compacted(): Promise<void> {
+    return this.#compaction;
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    // Let proposals made in this event-loop turn join the first batch.
+    await Promise.resolve();
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      let results: ApplyResult[];
+      const events: Event[] = [];
+      const first = this.#lastIndex + 1;
+      try {
+        results = await this.#backend.write(() => this.#appendAndApply(batch, first, events));
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+        continue;
+      }
+      this.#lastIndex = first + batch.length - 1;
+      if (events.length > 0) this.#onApplied?.(events, events[events.length - 1].kv.mod_revision);
+      for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+      for (let i = 0; i < batch.length; i++) {
+        const req = batch[i].request;
+        if ("compaction" in req && "ok" in results[i]) {
+          this.#scheduleCompaction(req.compaction.revision);
+        }
+      }
+    }
+    this.#running = false;
+  }
+
+  #appendAndApply(batch: Pending[], first: number, events: Event[]): ApplyResult[] {
+    const results: ApplyResult[] = [];
+    let index = first;
+    for (const p of batch) {
+      const data = encodeRequest(p.request);
+      appendEntry(this.#backend, { index, term: this.term, type: 0, data });
+      results.push(this.#apply(decodeRequest(data), events));
+      index++;
+    }
+    const applied = index - 1;
+    this.#backend.putMeta(Meta.appliedIndex, applied);
+    if (applied > this.#retained) compactLog(this.#backend, applied - this.#retained);
+    return results;
+  }
+
+  /** Apply one committed entry in the open write transaction. */
+  #apply(request: InternalRequest, events: Event[]): ApplyResult {
+    const view = new WriteView(this.#backend);
+    let ok: PutResponse | DeleteRangeResponse | TxnResponse | { header: ResponseHeader };
+    try {
+      if ("put" in request) ok = applyPut(view, request.put, this.#leaseExists);
+      else if ("delete_range" in request) ok = applyDeleteRange(view, request.delete_range);
+      else if ("txn" in request) ok = applyTxn(view, request.txn, this.#leaseExists);
+      else {
+        applyCompaction(view, request.compaction);
+        ok = { header: { cluster_id: 0n, member_id: 0n, revision: view.rev(), raft_term: 0 } };
+      }
+    } catch (err) {
+      if (err instanceof EtcdError && view.events.length === 0) return { error: err };
+      throw err;
+    }
+    view.end();
+    events.push(...view.events);
+    return { ok };
+  }
+
+  #scheduleCompaction(revision: number): void {
+    this.#compaction = this.#compaction
+      .then(() => compactHistory(this.#backend, revision))
+      .catch((err) => console.error(`cairn: compaction at revision ${revision} failed:`, err));
+  }
+
+  /** Stop taking proposals; wait for the batch and compaction in flight. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#idle;
+    await this.#compaction;
+  }
+}
