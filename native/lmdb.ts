@@ -58,6 +58,13 @@ class LmdbBackend implements Backend {
   }
 
   scan(table: Table, options: ScanOptions): Iterable<Entry> {
+    // A reverse lmdb-js range starts AT its start key; the bound here is exclusive.
+    if (options.reverse && options.end !== undefined) {
+      const limit = options.limit ?? Infinity;
+      const wider = { ...options, limit: options.limit === undefined ? undefined : limit + 1 };
+      const range = this.#db(table).getRange(rangeOptions(wider)) as unknown as Iterable<Entry>;
+      return skipKey(range, options.end, limit);
+    }
     return this.#db(table).getRange(rangeOptions(options)) as unknown as Iterable<Entry>;
   }
 
@@ -115,6 +122,22 @@ class LmdbBackend implements Backend {
     await this.#env.flushed;
     await this.#env.close();
   }
+}
+
+function* skipKey(range: Iterable<Entry>, key: Uint8Array, limit: number): Iterable<Entry> {
+  let n = 0;
+  for (const entry of range) {
+    if (n >= limit) return;
+    if (equalBytes(entry.key, key)) continue;
+    n++;
+    yield entry;
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function rangeOptions(options: ScanOptions) {

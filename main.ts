@@ -1,0 +1,57 @@
+/**
+ * The cairn executable: `main.ts [flags]` runs a member with etcd's flags
+ * and `ETCD_*` environment variables; `main.ts ctl …` is the etcdctl-style
+ * client.
+ *
+ * @module
+ */
+import { ConfigError, parseConfig, usage } from "./server/config.ts";
+import { startServer } from "./server/mod.ts";
+import { CAIRN_VERSION } from "./version.ts";
+import { ETCD_API_VERSION } from "./server/etcd_server.ts";
+
+async function runServer(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage());
+    return 0;
+  }
+  if (args.includes("--version")) {
+    console.log(`cairn Version: ${CAIRN_VERSION}\netcd API Version: ${ETCD_API_VERSION}`);
+    return 0;
+  }
+  let config;
+  try {
+    config = parseConfig(args, Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`cairn: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const server = await startServer(config);
+  console.error(
+    `cairn ${CAIRN_VERSION}: member ${config.name} (data dir ${config.dataDir}) serving client requests on ${
+      server.clientUrls.join(", ")
+    }`,
+  );
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  const onSignal = (sig: Deno.Signal) => () => stop(sig);
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((sig) => [sig, onSignal(sig)] as const);
+  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  const sig = await stopped;
+  console.error(`cairn: received ${sig}, shutting down`);
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  await server.close();
+  return 0;
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  if (args[0] === "ctl") {
+    const { runCtl } = await import("./cli/ctl.ts");
+    Deno.exit(await runCtl(args.slice(1)));
+  }
+  Deno.exit(await runServer(args));
+}

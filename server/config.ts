@@ -1,0 +1,291 @@
+/**
+ * The server's flags: etcd's names, defaults and `ETCD_*` environment
+ * variables, in one table. A flag on the command line wins over its
+ * environment variable, as in etcd.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+/** A server flag: its etcd name, type, default and help text. */
+interface FlagSpec {
+  type: "string" | "number" | "boolean";
+  default: string | number | boolean;
+  help: string;
+}
+
+/** Every server flag cairn takes, by etcd's name. */
+export const FLAGS = {
+  "name": { type: "string", default: "default", help: "Human-readable name for this member." },
+  "data-dir": {
+    type: "string",
+    default: "${name}.cairn",
+    help: "Path to the data directory.",
+  },
+  "listen-client-urls": {
+    type: "string",
+    default: "http://localhost:2379",
+    help: "List of URLs to listen on for client traffic.",
+  },
+  "advertise-client-urls": {
+    type: "string",
+    default: "http://localhost:2379",
+    help: "List of this member's client URLs to advertise to the public.",
+  },
+  "listen-peer-urls": {
+    type: "string",
+    default: "http://localhost:2380",
+    help: "List of URLs to listen on for peer traffic.",
+  },
+  "initial-advertise-peer-urls": {
+    type: "string",
+    default: "http://localhost:2380",
+    help: "List of this member's peer URLs to advertise to the rest of the cluster.",
+  },
+  "initial-cluster": {
+    type: "string",
+    default: "",
+    help:
+      "Initial cluster configuration for bootstrapping (default: name=initial-advertise-peer-urls).",
+  },
+  "initial-cluster-state": {
+    type: "string",
+    default: "new",
+    help: "Initial cluster state ('new' or 'existing').",
+  },
+  "initial-cluster-token": {
+    type: "string",
+    default: "etcd-cluster",
+    help: "Initial cluster token for the etcd cluster during bootstrap.",
+  },
+  "heartbeat-interval": {
+    type: "number",
+    default: 100,
+    help: "Time (in milliseconds) of a heartbeat interval.",
+  },
+  "election-timeout": {
+    type: "number",
+    default: 1000,
+    help: "Time (in milliseconds) for an election to timeout.",
+  },
+  "snapshot-count": {
+    type: "number",
+    default: 100000,
+    help: "Number of committed transactions to trigger a snapshot to disk.",
+  },
+  "quota-backend-bytes": {
+    type: "number",
+    default: 0,
+    help: "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).",
+  },
+  "max-request-bytes": {
+    type: "number",
+    default: 1572864,
+    help: "Maximum client request size in bytes the server will accept.",
+  },
+  "max-txn-ops": {
+    type: "number",
+    default: 128,
+    help: "Maximum number of operations permitted in a transaction.",
+  },
+  "auto-compaction-mode": {
+    type: "string",
+    default: "periodic",
+    help: "Interpret 'auto-compaction-retention' one of: periodic|revision.",
+  },
+  "auto-compaction-retention": {
+    type: "string",
+    default: "0",
+    help: "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.",
+  },
+  "log-level": {
+    type: "string",
+    default: "info",
+    help: "Configures log level. Only supports debug, info, warn, error, panic, or fatal.",
+  },
+} as const satisfies Record<string, FlagSpec>;
+
+/** A flag's name. */
+export type FlagName = keyof typeof FLAGS;
+
+/** The resolved server configuration. Units: ms for times, bytes for sizes. */
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  listenClientUrls: URL[];
+  advertiseClientUrls: URL[];
+  listenPeerUrls: URL[];
+  initialAdvertisePeerUrls: URL[];
+  /** Member name → peer URLs, from --initial-cluster. */
+  initialCluster: Map<string, URL[]>;
+  initialClusterState: "new" | "existing";
+  initialClusterToken: string;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  snapshotCount: number;
+  quotaBackendBytes: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  autoCompactionMode: "periodic" | "revision";
+  autoCompactionRetention: string;
+  logLevel: string;
+}
+
+/** A flag or environment value that etcd would refuse; the message says which. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** `ETCD_` + the flag name upper-cased with dashes as underscores. */
+export function envName(flag: string): string {
+  return "ETCD_" + flag.toUpperCase().replaceAll("-", "_");
+}
+
+function parseUrls(flag: string, value: string): URL[] {
+  const urls: URL[] = [];
+  for (const part of value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+    let url: URL;
+    try {
+      url = new URL(part);
+    } catch {
+      throw new ConfigError(
+        `invalid value "${value}" for flag -${flag}: parse "${part}": invalid URL`,
+      );
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new ConfigError(
+        `invalid value "${value}" for flag -${flag}: URL scheme must be http or https: ${part}`,
+      );
+    }
+    urls.push(url);
+  }
+  return urls;
+}
+
+function parseCluster(value: string): Map<string, URL[]> {
+  const cluster = new Map<string, URL[]>();
+  for (const part of value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) {
+      throw new ConfigError(`error setting up initial cluster: ${part} is not a name=url pair`);
+    }
+    const name = part.slice(0, eq);
+    const urls = parseUrls("initial-cluster", part.slice(eq + 1));
+    cluster.set(name, [...(cluster.get(name) ?? []), ...urls]);
+  }
+  return cluster;
+}
+
+function numberFlag(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || raw.trim() === "") {
+    throw new ConfigError(`invalid value "${raw}" for flag -${flag}: parse error`);
+  }
+  return n;
+}
+
+/** Help text listing every flag with its default and environment variable. */
+export function usage(): string {
+  const lines = ["Usage: cairn [flags]", "", "Flags:"];
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    lines.push(
+      `  --${name}`,
+      `      ${spec.help} (default ${JSON.stringify(spec.default)}; env ${envName(name)})`,
+    );
+  }
+  lines.push("  --version", "      Print the version and exit.");
+  return lines.join("\n");
+}
+
+/**
+ * Resolve the configuration from command-line `args` (`--flag value` or
+ * `--flag=value`, etcd's names) and `env` (`ETCD_*`), with etcd's defaults.
+ * Validates the initial cluster: it must name this member with its
+ * --initial-advertise-peer-urls.
+ *
+ * @throws {ConfigError} for an unknown flag, a bad value or an inconsistent
+ *   initial cluster.
+ */
+export function parseConfig(args: string[], env: Record<string, string | undefined>): ServerConfig {
+  const options: Record<string, { type: "string" }> = {};
+  for (const name of Object.keys(FLAGS)) options[name] = { type: "string" };
+  // etcd (Go's flag package) takes -flag as well as --flag.
+  args = args.map((a) => /^-[a-z]/.test(a) ? `-${a}` : a);
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values as Record<
+      string,
+      string | undefined
+    >;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const raw = (flag: FlagName): string => {
+    const v = values[flag] ?? env[envName(flag)];
+    return v === undefined ? String(FLAGS[flag].default) : String(v);
+  };
+  const name = raw("name");
+  const dataDir = raw("data-dir").replace("${name}", name);
+  const initialAdvertisePeerUrls = parseUrls(
+    "initial-advertise-peer-urls",
+    raw("initial-advertise-peer-urls"),
+  );
+  const clusterRaw = raw("initial-cluster") ||
+    `${name}=${initialAdvertisePeerUrls.map((u) => u.origin).join(`,${name}=`)}`;
+  const initialCluster = parseCluster(clusterRaw);
+  const state = raw("initial-cluster-state");
+  if (state !== "new" && state !== "existing") {
+    throw new ConfigError(
+      `invalid value "${state}" for flag -initial-cluster-state: valid values are "new", "existing"`,
+    );
+  }
+  const mine = initialCluster.get(name);
+  if (mine === undefined) {
+    throw new ConfigError(
+      `couldn't find local name "${name}" in the initial cluster configuration`,
+    );
+  }
+  const advertised = new Set(initialAdvertisePeerUrls.map((u) => u.origin));
+  const listed = new Set(mine.map((u) => u.origin));
+  if (advertised.size !== listed.size || [...advertised].some((u) => !listed.has(u))) {
+    throw new ConfigError(
+      `--initial-cluster has ${name}=${
+        [...listed].join(",")
+      } but missing from --initial-advertise-peer-urls=${[...advertised].join(",")}`,
+    );
+  }
+  const mode = raw("auto-compaction-mode");
+  if (mode !== "periodic" && mode !== "revision") {
+    throw new ConfigError(`unknown auto-compaction-mode "${mode}"`);
+  }
+  const heartbeat = numberFlag("heartbeat-interval", raw("heartbeat-interval"));
+  const election = numberFlag("election-timeout", raw("election-timeout"));
+  if (election < 5 * heartbeat) {
+    throw new ConfigError(
+      `--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`,
+    );
+  }
+  return {
+    name,
+    dataDir,
+    listenClientUrls: parseUrls("listen-client-urls", raw("listen-client-urls")),
+    advertiseClientUrls: parseUrls("advertise-client-urls", raw("advertise-client-urls")),
+    listenPeerUrls: parseUrls("listen-peer-urls", raw("listen-peer-urls")),
+    initialAdvertisePeerUrls,
+    initialCluster,
+    initialClusterState: state,
+    initialClusterToken: raw("initial-cluster-token"),
+    heartbeatIntervalMs: heartbeat,
+    electionTimeoutMs: election,
+    snapshotCount: numberFlag("snapshot-count", raw("snapshot-count")),
+    quotaBackendBytes: numberFlag("quota-backend-bytes", raw("quota-backend-bytes")),
+    maxRequestBytes: numberFlag("max-request-bytes", raw("max-request-bytes")),
+    maxTxnOps: numberFlag("max-txn-ops", raw("max-txn-ops")),
+    autoCompactionMode: mode,
+    autoCompactionRetention: raw("auto-compaction-retention"),
+    logLevel: raw("log-level"),
+  };
+}

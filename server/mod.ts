@@ -1,0 +1,81 @@
+/**
+ * Composition of a cairn member: the LMDB backend, the log and apply loop
+ * ({@linkcode Node}), the KV service and the JSON gateway on every client
+ * URL.
+ *
+ * @module
+ */
+import { createGateway } from "./gateway/mod.ts";
+import { type ServerConfig } from "./config.ts";
+import type { EtcdServer } from "./etcd_server.ts";
+import { clusterId, memberId } from "./ids.ts";
+import { openMember } from "./member.ts";
+import { CAIRN_VERSION } from "../version.ts";
+
+/** A running member. */
+export interface RunningServer {
+  /** The KV service the gateway serves. */
+  readonly service: EtcdServer;
+  /** The URLs actually listened on (a port of 0 becomes the one chosen). */
+  readonly clientUrls: string[];
+  /** Stop listening, finish in-flight writes and close the store. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start a member from its configuration: open the store in --data-dir and
+ * serve the etcd v3 JSON gateway on each --listen-client-urls URL.
+ *
+ * @throws {Error} when the data directory cannot be opened or a port cannot
+ *   be bound.
+ */
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  if (config.initialCluster.size > 1) {
+    throw new Error("cairn: clusters of more than one member are not supported yet");
+  }
+  for (const url of config.listenClientUrls) {
+    if (url.protocol !== "http:") {
+      throw new Error(`cairn: ${url.protocol} listeners are not supported yet`);
+    }
+  }
+  const peers = config.initialAdvertisePeerUrls.map((u) => u.origin);
+  const id = memberId(peers, config.initialClusterToken);
+  const { backend, node, service } = await openMember(
+    config.dataDir,
+    { memberId: id, clusterId: clusterId([id]) },
+    config.maxTxnOps,
+  );
+  const app = createGateway(service, {
+    maxRequestBytes: config.maxRequestBytes,
+    maxTxnOps: config.maxTxnOps,
+    cairnVersion: CAIRN_VERSION,
+  });
+  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const clientUrls: string[] = [];
+  try {
+    for (const url of config.listenClientUrls) {
+      const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+      const server = Deno.serve({
+        hostname,
+        port: Number(url.port || 80),
+        onListen: () => {},
+      }, app.fetch);
+      servers.push(server);
+      clientUrls.push(`http://${url.hostname}:${server.addr.port}`);
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.shutdown()));
+    await node.close();
+    await backend.close();
+    throw err;
+  }
+  return {
+    service,
+    clientUrls,
+    async close() {
+      await Promise.all(servers.map((s) => s.shutdown()));
+      await node.close();
+      await backend.close();
+    },
+  };
+}
