@@ -6,7 +6,7 @@
  * @module
  */
 import { createGateway } from "./gateway/mod.ts";
-import { type ServerConfig } from "./config.ts";
+import type { ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { clusterId, memberId } from "./ids.ts";
 import { openMember } from "./member.ts";
