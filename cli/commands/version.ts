@@ -1,0 +1,23 @@
+/**
+ * `version`: the etcdctl release whose grammar and output ctl follows, and
+ * the API version, in etcdctl's two lines.
+ *
+ * @module
+ */
+
+import type { CtlContext } from "../context.ts";
+import type { FlagSpec } from "../flags.ts";
+
+/** The etcd release cairn's API and ctl output follow (as the server's /version says). */
+export const CTL_VERSION = "3.4.0";
+/** The etcd API version (major.minor). */
+export const API_VERSION = "3.4";
+
+/** Flags of `version`: none. */
+export const flags: readonly FlagSpec[] = [];
+
+/** Runs `version`. */
+export function run(ctx: CtlContext): Promise<void> {
+  ctx.io.stdout.write(`etcdctl version: ${CTL_VERSION}\nAPI version: ${API_VERSION}\n`);
+  return Promise.resolve();
+}

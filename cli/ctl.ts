@@ -1,0 +1,252 @@
+/**
+ * `ctl`: etcdctl 3.4's command grammar and output over cairn's HTTP client.
+ * `deno task ctl …` (main.ts) calls {@linkcode runCtl} and exits with its
+ * result, so scripts written for etcdctl keep working:
+ *
+ * ```
+ * ctl [global flags] put [--lease hex] [--prev-kv] [--ignore-value] [--ignore-lease] <key> [value]
+ * ctl [global flags] get [--prefix|--from-key] [--limit n] [--rev n] [--keys-only]
+ *                        [--count-only] [--print-value-only] [--sort-by T] [--order O]
+ *                        [--consistency l|s] <key> [range_end]
+ * ctl [global flags] del [--prefix|--from-key] [--prev-kv] <key> [range_end]
+ * ctl [global flags] txn [-i]
+ * ctl [global flags] compaction [--physical] <revision>
+ * ctl [global flags] endpoint health|status
+ * ctl version
+ *
+ * global flags: --endpoints a,b (ETCDCTL_ENDPOINTS; default 127.0.0.1:2379),
+ *   -w/--write-out simple|json|fields|table, --hex, --dial-timeout 2s,
+ *   --command-timeout 5s (every global flag also reads ETCDCTL_<NAME>)
+ * ```
+ *
+ * Exit codes and error text are etcdctl's: `Error: <message>` on stderr,
+ * exit 1 for server errors, 128 for bad arguments, 3 for bad txn input,
+ * 4 for an unsupported output format.
+ *
+ * @module
+ */
+
+import { Client } from "../client/mod.ts";
+import { EtcdError } from "../core/errors.ts";
+import * as compaction from "./commands/compaction.ts";
+import * as del from "./commands/del.ts";
+import * as endpoint from "./commands/endpoint.ts";
+import * as get from "./commands/get.ts";
+import * as put from "./commands/put.ts";
+import * as txn from "./commands/txn.ts";
+import * as version from "./commands/version.ts";
+import type { CtlContext, CtlIO } from "./context.ts";
+import { CtlError, ExitCode } from "./exit.ts";
+import { convertFlagValue, FlagError, type FlagSpec, parseFlags } from "./flags.ts";
+import { newPrinter, type Out } from "./printer.ts";
+import { matchCommand } from "./txn_grammar.ts";
+
+export type { CtlIO };
+
+/** etcdctl's global flags with its defaults (durations in milliseconds). */
+export const GLOBAL_FLAGS: readonly FlagSpec[] = [
+  { name: "endpoints", kind: "stringSlice", default: ["127.0.0.1:2379"] },
+  { name: "debug", kind: "bool", default: false },
+  { name: "write-out", short: "w", kind: "string", default: "simple" },
+  { name: "hex", kind: "bool", default: false },
+  { name: "dial-timeout", kind: "duration", default: 2000 },
+  { name: "command-timeout", kind: "duration", default: 5000 },
+  { name: "keepalive-time", kind: "duration", default: 2000 },
+  { name: "keepalive-timeout", kind: "duration", default: 6000 },
+  { name: "insecure-transport", kind: "bool", default: true },
+  { name: "insecure-discovery", kind: "bool", default: true },
+  { name: "insecure-skip-tls-verify", kind: "bool", default: false },
+  { name: "cert", kind: "string", default: "" },
+  { name: "key", kind: "string", default: "" },
+  { name: "cacert", kind: "string", default: "" },
+  { name: "user", kind: "string", default: "" },
+  { name: "password", kind: "string", default: "" },
+  { name: "discovery-srv", short: "d", kind: "string", default: "" },
+  { name: "discovery-srv-name", kind: "string", default: "" },
+];
+
+/** Global flags cairn's ctl parses but cannot honour yet (TLS, auth, DNS discovery). */
+const UNSUPPORTED_GLOBALS = ["cert", "key", "cacert", "user", "password", "discovery-srv"];
+
+interface Command {
+  flags: readonly FlagSpec[];
+  run(ctx: CtlContext, args: string[], sub: string): Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  get,
+  put,
+  del,
+  txn,
+  compaction,
+  endpoint,
+  version,
+};
+
+const USAGE = `NAME:
+\tetcdctl - A simple command line client for etcd3.
+
+USAGE:
+\tetcdctl [flags] <command>
+
+COMMANDS:
+\tget\t\t\tGets the key or a range of keys
+\tput\t\t\tPuts the given key into the store
+\tdel\t\t\tRemoves the specified key or range of keys [key, range_end)
+\ttxn\t\t\tTxn processes all the requests in one transaction
+\tcompaction\t\tCompacts the event history in etcd
+\tendpoint health\t\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
+\tendpoint status\t\tPrints out the status of endpoints specified in \`--endpoints\` flag
+\tversion\t\t\tPrints the version of etcdctl
+`;
+
+const ENDPOINT_USAGE = `NAME:
+\tendpoint - Endpoint related commands
+
+USAGE:
+\tetcdctl endpoint <subcommand> [flags]
+
+COMMANDS:
+\thealth\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
+\tstatus\tPrints out the status of endpoints specified in \`--endpoints\` flag
+`;
+
+/** Finds the command words (`get`, or `endpoint status`) among the arguments. */
+function locateCommand(args: readonly string[]): { at: number[]; words: string[] } {
+  const valued = new Set(
+    GLOBAL_FLAGS.filter((f) => f.kind !== "bool").flatMap((f) =>
+      f.short ? [`--${f.name}`, `-${f.short}`] : [`--${f.name}`]
+    ),
+  );
+  const at: number[] = [];
+  const words: string[] = [];
+  for (let i = 0; i < args.length && words.length < 2; i++) {
+    const a = args[i];
+    if (a === "--") break;
+    if (a.startsWith("-") && a.length > 1) {
+      if (!a.includes("=") && valued.has(a)) i++;
+      continue;
+    }
+    at.push(i);
+    words.push(a);
+    if (words.length === 1 && matchCommand(a, Object.keys(COMMANDS)) !== "endpoint") break;
+  }
+  return { at, words };
+}
+
+function envName(flag: string): string {
+  return "ETCDCTL_" + flag.toUpperCase().replace(/-/g, "_");
+}
+
+/** The process's stdio and environment. */
+export function denoIO(): CtlIO {
+  const enc = new TextEncoder();
+  const writer = (f: { writeSync(p: Uint8Array): number }): Out => ({
+    write(data) {
+      let b = typeof data === "string" ? enc.encode(data) : data;
+      while (b.length > 0) b = b.subarray(f.writeSync(b));
+    },
+  });
+  return {
+    stdout: writer(Deno.stdout),
+    stderr: writer(Deno.stderr),
+    stdin: () => Deno.stdin.readable,
+    env: (name) => {
+      try {
+        return Deno.env.get(name);
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/**
+ * Runs one ctl command line (the arguments after `ctl`) and returns the
+ * process exit code (0 success, 1 error, 2 panic, 3 bad txn input,
+ * 4 unsupported format, 128 bad arguments), having written etcdctl's output
+ * to `io.stdout` and its errors to `io.stderr`.
+ */
+export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<number> {
+  const fail = (e: CtlError): number => {
+    if (e.usage !== undefined) io.stderr.write(e.usage);
+    io.stderr.write(e.bare ? e.message : `Error: ${e.message}\n`);
+    return e.exitCode;
+  };
+  const { at, words } = locateCommand(args);
+  if (words.length === 0) {
+    io.stdout.write(USAGE);
+    return ExitCode.Success;
+  }
+  const name = matchCommand(words[0], Object.keys(COMMANDS));
+  if (name === undefined) {
+    const msg = `unknown command "${words[0]}" for "etcdctl"`;
+    io.stderr.write(`Error: ${msg}\nRun 'etcdctl --help' for usage.\nError: ${msg}\n`);
+    return ExitCode.Error;
+  }
+  let sub = "";
+  if (name === "endpoint") {
+    const s = words[1] === undefined
+      ? undefined
+      : matchCommand(words[1], endpoint.SUBCOMMANDS as unknown as string[]);
+    if (s === undefined) {
+      io.stdout.write(ENDPOINT_USAGE);
+      return ExitCode.Success;
+    }
+    sub = s;
+  }
+  const rest = args.filter((_, i) => !at.includes(i));
+  const cmd = COMMANDS[name];
+  let parsed;
+  try {
+    parsed = parseFlags(rest, [...GLOBAL_FLAGS, ...cmd.flags]);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    io.stderr.write(`Error: ${e.message}\n\nError: ${e.message}\n`);
+    return ExitCode.Error;
+  }
+  const values = parsed.values;
+  for (const f of GLOBAL_FLAGS) {
+    const v = io.env(envName(f.name));
+    if (v === undefined || parsed.changed.has(f.name)) continue;
+    try {
+      values.set(f.name, convertFlagValue(f.kind, v));
+    } catch {
+      // etcdctl 3.4 ignores an environment value that does not parse.
+    }
+  }
+
+  try {
+    for (const f of UNSUPPORTED_GLOBALS) {
+      if (values.get(f) !== "") {
+        throw new CtlError(ExitCode.BadArgs, `--${f} is not supported by cairn ctl yet`);
+      }
+    }
+    const endpoints = (values.get("endpoints") as string[]).map((e) => e.trim());
+    const printer = newPrinter(values.get("write-out") as string, io.stdout, io.stderr, {
+      hex: values.get("hex") === true,
+    });
+    const commandTimeout = values.get("command-timeout") as number;
+    let shared: Client | undefined;
+    const ctx: CtlContext = {
+      io,
+      flags: values,
+      changed: parsed.changed,
+      endpoints,
+      commandTimeout,
+      printer,
+      client: () => shared ??= new Client({ endpoints, timeout: commandTimeout }),
+      clientFor: (ep) => new Client({ endpoints: [ep], timeout: commandTimeout }),
+    };
+    await cmd.run(ctx, parsed.args, sub);
+    return ExitCode.Success;
+  } catch (e) {
+    if (e instanceof CtlError) return fail(e);
+    if (e instanceof EtcdError) return fail(new CtlError(ExitCode.Error, e.message));
+    throw e;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await runCtl(Deno.args));
+}

@@ -1,0 +1,443 @@
+/**
+ * etcdctl's output formats (`-w simple|json|fields|table`) for the commands
+ * ctl implements, written to match etcdctl 3.4 byte for byte:
+ * - simple: keys and values as raw bytes, one per line (`printer_simple.go`);
+ * - json: Go's `encoding/json` of the protobuf structs, so int64 and uint64
+ *   are numbers, bytes base64, zero values omitted, oneofs wrapped as
+ *   `{"Response":{"ResponsePut":…}}` (`printer_json.go`);
+ * - fields: `"Key" : value` lines (`printer_fields.go`);
+ * - table: tablewriter boxes, for endpoint health and status only.
+ *
+ * @module
+ */
+
+import { encodeBase64 } from "./base64.ts";
+import { CtlError, ExitCode } from "./exit.ts";
+import { goJsonString, goQuote, hexU64, humanizeBytes } from "./go_format.ts";
+import type {
+  DeleteRangeResponse,
+  KeyValue,
+  PutResponse,
+  RangeResponse,
+  ResponseHeader,
+  ResponseOp,
+  StatusResponse,
+  TxnResponse,
+} from "../core/mvcc/types.ts";
+
+/** Where a printer writes: raw bytes or text (UTF-8). */
+export interface Out {
+  write(data: Uint8Array | string): void;
+}
+
+/** One `endpoint health` result (etcdctl's `epHealth`). */
+export interface EpHealth {
+  endpoint: string;
+  health: boolean;
+  /** Go duration string, e.g. `1.674697ms`. */
+  took: string;
+  error?: string;
+}
+
+/** One `endpoint status` result (etcdctl's `epStatus`). */
+export interface EpStatus {
+  endpoint: string;
+  status: StatusResponse;
+}
+
+/** The output operations of the implemented commands. */
+export interface Printer {
+  put(r: PutResponse): void;
+  get(r: RangeResponse): void;
+  del(r: DeleteRangeResponse): void;
+  txn(r: TxnResponse): void;
+  endpointHealth(list: EpHealth[]): void;
+  endpointStatus(list: EpStatus[]): void;
+}
+
+/** The `-w` names etcdctl knows; ctl implements all but protobuf. */
+export type OutputFormat = "simple" | "json" | "fields" | "table";
+
+/**
+ * The printer for `-w <format>`.
+ *
+ * @throws {CtlError} exit 4 `unsupported output format` for other names.
+ */
+export function newPrinter(
+  format: string,
+  stdout: Out,
+  stderr: Out,
+  opts: { hex?: boolean; valueOnly?: boolean } = {},
+): Printer {
+  switch (format) {
+    case "simple":
+      return new SimplePrinter(stdout, stderr, opts.hex ?? false, opts.valueOnly ?? false);
+    case "json":
+      return new JsonPrinter(stdout);
+    case "fields":
+      return new FieldsPrinter(stdout);
+    case "table":
+      return new TablePrinter(stdout);
+  }
+  throw new CtlError(ExitCode.BadFeature, "unsupported output format");
+}
+
+function unsupported(name: string): never {
+  throw new CtlError(ExitCode.BadFeature, `${name} not supported as output format`);
+}
+
+function hexBytes(b: Uint8Array): string {
+  let s = "";
+  for (const x of b) s += `\\x${x.toString(16).padStart(2, "0")}`;
+  return s;
+}
+
+/** `-w simple`. */
+export class SimplePrinter implements Printer {
+  constructor(
+    private out: Out,
+    private err: Out,
+    private hex: boolean,
+    /** `get --print-value-only`: print values without keys. */
+    public valueOnly: boolean,
+  ) {}
+
+  #kv(kv: KeyValue): void {
+    if (!this.valueOnly) {
+      this.out.write(this.hex ? hexBytes(kv.key) : kv.key);
+      this.out.write("\n");
+    }
+    this.out.write(this.hex ? hexBytes(kv.value) : kv.value);
+    this.out.write("\n");
+  }
+
+  put(r: PutResponse): void {
+    this.out.write("OK\n");
+    if (r.prev_kv) this.#kv(r.prev_kv);
+  }
+
+  get(r: RangeResponse): void {
+    for (const kv of r.kvs) this.#kv(kv);
+  }
+
+  del(r: DeleteRangeResponse): void {
+    this.out.write(`${r.deleted}\n`);
+    for (const kv of r.prev_kvs) this.#kv(kv);
+  }
+
+  txn(r: TxnResponse): void {
+    this.out.write(r.succeeded ? "SUCCESS\n" : "FAILURE\n");
+    for (const op of r.responses) {
+      this.out.write("\n");
+      if ("response_delete_range" in op) this.del(op.response_delete_range);
+      else if ("response_put" in op) this.put(op.response_put);
+      else if ("response_range" in op) this.get(op.response_range);
+      else this.out.write(`unexpected response ${JSON.stringify(op)}\n`);
+    }
+  }
+
+  endpointHealth(list: EpHealth[]): void {
+    for (const h of list) {
+      this.err.write(
+        h.error === undefined
+          ? `${h.endpoint} is healthy: successfully committed proposal: took = ${h.took}\n`
+          : `${h.endpoint} is unhealthy: failed to commit proposal: ${h.error}\n`,
+      );
+    }
+  }
+
+  endpointStatus(list: EpStatus[]): void {
+    for (const row of statusRows(list)) this.out.write(row.join(", ") + "\n");
+  }
+}
+
+/** Go json object builder: fields in struct order, `omitempty` zero values dropped. */
+function obj(fields: [string, string | undefined][]): string {
+  return "{" + fields.filter(([, v]) => v !== undefined).map(([k, v]) => `"${k}":${v}`).join(",") +
+    "}";
+}
+const num = (v: number | bigint): string | undefined => (v ? String(v) : undefined);
+const bytes = (v: Uint8Array | undefined): string | undefined =>
+  v && v.length > 0 ? `"${encodeBase64(v)}"` : undefined;
+const bool = (v: boolean | undefined): string | undefined => (v ? "true" : undefined);
+const u64 = (v: bigint | undefined): string | undefined =>
+  v ? BigInt.asUintN(64, v).toString() : undefined;
+
+function jsonHeader(h: ResponseHeader | undefined): string | undefined {
+  if (!h) return undefined;
+  return obj([
+    ["cluster_id", u64(h.cluster_id)],
+    ["member_id", u64(h.member_id)],
+    ["revision", num(h.revision ?? 0)],
+    ["raft_term", num(h.raft_term ?? 0)],
+  ]);
+}
+
+function jsonKv(kv: KeyValue | undefined): string | undefined {
+  if (!kv) return undefined;
+  return obj([
+    ["key", bytes(kv.key)],
+    ["create_revision", num(kv.create_revision)],
+    ["mod_revision", num(kv.mod_revision)],
+    ["version", num(kv.version)],
+    ["value", bytes(kv.value)],
+    ["lease", num(kv.lease ?? 0n)],
+  ]);
+}
+
+function jsonKvs(kvs: KeyValue[] | undefined): string | undefined {
+  return kvs && kvs.length > 0 ? `[${kvs.map((kv) => jsonKv(kv)).join(",")}]` : undefined;
+}
+
+/** Go json of a RangeResponse. */
+export function jsonRange(r: RangeResponse): string {
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["kvs", jsonKvs(r.kvs)],
+    ["more", bool(r.more)],
+    ["count", num(r.count)],
+  ]);
+}
+
+/** Go json of a PutResponse. */
+export function jsonPut(r: PutResponse): string {
+  return obj([["header", jsonHeader(r.header)], ["prev_kv", jsonKv(r.prev_kv)]]);
+}
+
+/** Go json of a DeleteRangeResponse. */
+export function jsonDel(r: DeleteRangeResponse): string {
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["deleted", num(r.deleted)],
+    ["prev_kvs", jsonKvs(r.prev_kvs)],
+  ]);
+}
+
+function jsonResponseOp(op: ResponseOp): string {
+  let inner: string;
+  if ("response_range" in op) inner = `{"ResponseRange":${jsonRange(op.response_range)}}`;
+  else if ("response_put" in op) inner = `{"ResponsePut":${jsonPut(op.response_put)}}`;
+  else if ("response_delete_range" in op) {
+    inner = `{"ResponseDeleteRange":${jsonDel(op.response_delete_range)}}`;
+  } else inner = `{"ResponseTxn":${jsonTxn(op.response_txn)}}`;
+  return `{"Response":${inner}}`;
+}
+
+/** Go json of a TxnResponse. */
+export function jsonTxn(r: TxnResponse): string {
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["succeeded", bool(r.succeeded)],
+    [
+      "responses",
+      r.responses && r.responses.length > 0
+        ? `[${r.responses.map(jsonResponseOp).join(",")}]`
+        : undefined,
+    ],
+  ]);
+}
+
+/** Go json of a StatusResponse. */
+export function jsonStatus(r: StatusResponse): string {
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["version", r.version ? goJsonString(r.version) : undefined],
+    ["dbSize", num(r.dbSize)],
+    ["leader", u64(r.leader)],
+    ["raftIndex", num(r.raftIndex)],
+    ["raftTerm", num(r.raftTerm)],
+    ["raftAppliedIndex", num(r.raftAppliedIndex)],
+    [
+      "errors",
+      r.errors && r.errors.length > 0 ? `[${r.errors.map(goJsonString).join(",")}]` : undefined,
+    ],
+    ["dbSizeInUse", num(r.dbSizeInUse)],
+    ["isLearner", bool(r.isLearner)],
+  ]);
+}
+
+/** `-w json`. */
+export class JsonPrinter implements Printer {
+  constructor(private out: Out) {}
+  put(r: PutResponse): void {
+    this.out.write(jsonPut(r) + "\n");
+  }
+  get(r: RangeResponse): void {
+    this.out.write(jsonRange(r) + "\n");
+  }
+  del(r: DeleteRangeResponse): void {
+    this.out.write(jsonDel(r) + "\n");
+  }
+  txn(r: TxnResponse): void {
+    this.out.write(jsonTxn(r) + "\n");
+  }
+  endpointHealth(list: EpHealth[]): void {
+    const items = list.map((h) =>
+      obj([
+        ["endpoint", goJsonString(h.endpoint)],
+        ["health", String(h.health)],
+        ["took", goJsonString(h.took)],
+        ["error", h.error ? goJsonString(h.error) : undefined],
+      ])
+    );
+    this.out.write(`[${items.join(",")}]\n`);
+  }
+  endpointStatus(list: EpStatus[]): void {
+    const items = list.map((s) =>
+      `{"Endpoint":${goJsonString(s.endpoint)},"Status":${jsonStatus(s.status)}}`
+    );
+    this.out.write(`[${items.join(",")}]\n`);
+  }
+}
+
+/** `-w fields`. */
+export class FieldsPrinter implements Printer {
+  constructor(private out: Out) {}
+
+  #line(s: string): void {
+    this.out.write(s + "\n");
+  }
+
+  #hdr(h: ResponseHeader): void {
+    this.#line(`"ClusterID" : ${BigInt.asUintN(64, h.cluster_id ?? 0n)}`);
+    this.#line(`"MemberID" : ${BigInt.asUintN(64, h.member_id ?? 0n)}`);
+    this.#line(`"Revision" : ${h.revision ?? 0}`);
+    this.#line(`"RaftTerm" : ${h.raft_term ?? 0}`);
+  }
+
+  #kv(pfx: string, kv: KeyValue): void {
+    this.#line(`"${pfx}Key" : ${goQuote(kv.key)}`);
+    this.#line(`"${pfx}CreateRevision" : ${kv.create_revision}`);
+    this.#line(`"${pfx}ModRevision" : ${kv.mod_revision}`);
+    this.#line(`"${pfx}Version" : ${kv.version}`);
+    this.#line(`"${pfx}Value" : ${goQuote(kv.value)}`);
+    this.#line(`"${pfx}Lease" : ${kv.lease ?? 0n}`);
+  }
+
+  put(r: PutResponse): void {
+    this.#hdr(r.header);
+    if (r.prev_kv) this.#kv("Prev", r.prev_kv);
+  }
+  get(r: RangeResponse): void {
+    this.#hdr(r.header);
+    for (const kv of r.kvs) this.#kv("", kv);
+    this.#line(`"More" : ${r.more}`);
+    this.#line(`"Count" : ${r.count}`);
+  }
+  del(r: DeleteRangeResponse): void {
+    this.#hdr(r.header);
+    this.#line(`"Deleted" : ${r.deleted}`);
+    for (const kv of r.prev_kvs) this.#kv("Prev", kv);
+  }
+  txn(r: TxnResponse): void {
+    this.#hdr(r.header);
+    this.#line(`"Succeeded" : ${r.succeeded}`);
+    for (const op of r.responses) {
+      if ("response_delete_range" in op) this.del(op.response_delete_range);
+      else if ("response_put" in op) this.put(op.response_put);
+      else if ("response_range" in op) this.get(op.response_range);
+      else this.#line(`"Unknown" : ${goQuote(new TextEncoder().encode(JSON.stringify(op)))}`);
+    }
+  }
+  endpointHealth(list: EpHealth[]): void {
+    for (const h of list) {
+      this.#line(`"Endpoint" : ${goQuote(new TextEncoder().encode(h.endpoint))}`);
+      this.#line(`"Health" : ${h.health}`);
+      this.#line(`"Took" : ${h.took}`);
+      this.#line(`"Error" : ${h.error ?? ""}`);
+      this.#line("");
+    }
+  }
+  endpointStatus(list: EpStatus[]): void {
+    for (const { endpoint, status: s } of list) {
+      this.#hdr(s.header);
+      this.#line(`"Version" : ${goQuote(new TextEncoder().encode(s.version))}`);
+      this.#line(`"DBSize" : ${s.dbSize}`);
+      this.#line(`"Leader" : ${BigInt.asUintN(64, s.leader)}`);
+      this.#line(`"IsLearner" : ${s.isLearner}`);
+      this.#line(`"RaftIndex" : ${s.raftIndex}`);
+      this.#line(`"RaftTerm" : ${s.raftTerm}`);
+      this.#line(`"RaftAppliedIndex" : ${s.raftAppliedIndex}`);
+      this.#line(`"Errors" : [${(s.errors ?? []).join(" ")}]`);
+      this.#line(`"Endpoint" : ${goQuote(new TextEncoder().encode(endpoint))}`);
+      this.#line("");
+    }
+  }
+}
+
+function statusRows(list: EpStatus[]): string[][] {
+  return list.map(({ endpoint, status: s }) => [
+    endpoint,
+    hexU64(s.header.member_id),
+    s.version,
+    humanizeBytes(s.dbSize),
+    String(s.leader === s.header.member_id),
+    String(s.isLearner ?? false),
+    String(s.raftTerm),
+    String(s.raftIndex),
+    String(s.raftAppliedIndex),
+    (s.errors ?? []).join(", "),
+  ]);
+}
+
+/**
+ * Renders a table as olekukonko/tablewriter does with etcdctl's settings:
+ * upper-case centred headers, right-aligned cells, `+---+` borders.
+ */
+export function renderTable(header: string[], rows: string[][]): string {
+  const width = (s: string) => [...s].length;
+  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i]))));
+  const border = "+" + widths.map((w) => "-".repeat(w + 2)).join("+") + "+\n";
+  const center = (s: string, w: number) => {
+    const gap = w - width(s);
+    const left = Math.floor(gap / 2);
+    return " ".repeat(left) + s + " ".repeat(gap - left);
+  };
+  const line = (cells: string[]) => "| " + cells.join(" | ") + " |\n";
+  let out = border;
+  out += line(header.map((h, i) => center(h.toUpperCase(), widths[i])));
+  out += border;
+  for (const r of rows) out += line(r.map((c, i) => " ".repeat(widths[i] - width(c)) + c));
+  out += border;
+  return out;
+}
+
+/** `-w table`: endpoint health and status only, as in etcdctl. */
+export class TablePrinter implements Printer {
+  constructor(private out: Out) {}
+  put(): void {
+    unsupported("table");
+  }
+  get(): void {
+    unsupported("table");
+  }
+  del(): void {
+    unsupported("table");
+  }
+  txn(): void {
+    unsupported("table");
+  }
+  endpointHealth(list: EpHealth[]): void {
+    this.out.write(renderTable(
+      ["endpoint", "health", "took", "error"],
+      list.map((h) => [h.endpoint, String(h.health), h.took, h.error ?? ""]),
+    ));
+  }
+  endpointStatus(list: EpStatus[]): void {
+    this.out.write(renderTable(
+      [
+        "endpoint",
+        "ID",
+        "version",
+        "db size",
+        "is leader",
+        "is learner",
+        "raft term",
+        "raft index",
+        "raft applied index",
+        "errors",
+      ],
+      statusRows(list),
+    ));
+  }
+}

@@ -1,0 +1,581 @@
+/**
+ * An HTTP client for the etcd v3 JSON gateway, as served by cairn and by
+ * etcd 3.4 itself (`POST /v3/kv/range` and friends, `GET /health`,
+ * `GET /version`). Requests and responses have the shapes of cairn's
+ * internal KV types (core/mvcc/types.ts): keys and values are `Uint8Array`,
+ * revisions and counts numbers, lease and member IDs bigints. The
+ * convenience forms (`get`, `put(key, value)`, `delete`) also take keys and
+ * values as strings (encoded as UTF-8).
+ *
+ * Failover: the client keeps a list of endpoints and sends each request to
+ * the one that last answered. When an endpoint cannot be reached, or answers
+ * 503 Unavailable, it tries the next, but only where a retry is safe:
+ * - reads (`range`, read-only `txn`, `status`, `health`, `version`) are
+ *   retried on the next endpoint after any transport failure or 503;
+ * - writes (`put`, `deleteRange`, `txn` with writes, `compact`) are retried
+ *   only when the failure proves the request was not executed: the TCP
+ *   connection was refused / could not be opened, or the server answered
+ *   `etcdserver: no leader`, `etcdserver: server stopped` or
+ *   `etcdserver: not capable`. After an ambiguous failure (connection lost
+ *   after the request was sent, `etcdserver: request timed out`,
+ *   `etcdserver: leader changed`, a 503 without an etcd error body) the
+ *   write may or may not have been applied, so the client rejects instead of
+ *   risking a second application.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "./client/mod.ts";
+ * const client = new Client({ endpoints: ["http://127.0.0.1:2379"] });
+ * await client.put("greeting", "hello");
+ * const { kvs } = await client.get("greeting");
+ * console.log(new TextDecoder().decode(kvs[0].value)); // "hello"
+ * ```
+ *
+ * @module
+ */
+
+import { EtcdError, GrpcCode } from "../core/errors.ts";
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+} from "../core/mvcc/types.ts";
+import {
+  type FieldSpec,
+  fromJson,
+  type MessageName,
+  type MessageTypes,
+  SCHEMA,
+  toJson,
+} from "../server/gateway/codec.ts";
+
+export { EtcdError, GrpcCode };
+
+/** The default endpoint, etcd's default client URL. */
+export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";
+/** Default per-call timeout in milliseconds (etcdctl's `--command-timeout`). */
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Options of {@linkcode Client}. */
+export interface ClientOptions {
+  /**
+   * Gateway base URLs, e.g. `http://10.0.0.1:2379`. A bare `host:port` gets
+   * `http://`. Default `["http://127.0.0.1:2379"]`.
+   */
+  endpoints?: string[];
+  /**
+   * Milliseconds one call may take in total, across all endpoints it tries
+   * (default 5000). On expiry the call rejects with an `EtcdError` of code
+   * DeadlineExceeded and message `context deadline exceeded`.
+   */
+  timeout?: number;
+  /** Extra HTTP headers sent with every request (e.g. `Authorization`). */
+  headers?: Record<string, string>;
+  /** The fetch implementation (default `globalThis.fetch`); for tests and proxies. */
+  fetch?: typeof fetch;
+}
+
+/** Per-call options, accepted by every method as its last argument. */
+export interface CallOptions {
+  /** Send to this endpoint only (no failover); as given or as in `endpoints`. */
+  endpoint?: string;
+  /** Milliseconds for this call, overriding the client's `timeout`. */
+  timeout?: number;
+  /** Aborts the call; it then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** A key or value: bytes, or a string sent as its UTF-8 bytes. */
+export type Bytes = string | Uint8Array;
+
+/**
+ * Options of {@linkcode Client.get}: the RangeRequest fields besides `key`,
+ * with `range_end` as string or bytes, plus `prefix` (every key starting
+ * with `key`) and `fromKey` (every key ≥ `key`), as etcdctl's flags.
+ */
+export interface GetOptions extends Omit<RangeRequest, "key" | "range_end">, CallOptions {
+  range_end?: Bytes;
+  prefix?: boolean;
+  fromKey?: boolean;
+}
+
+/** Options of {@linkcode Client.put} in its `(key, value)` form. */
+export interface PutOptions extends Omit<PutRequest, "key" | "value">, CallOptions {}
+
+/** Options of {@linkcode Client.delete}: `range_end`, `prefix`, `fromKey`, `prev_kv`. */
+export interface DeleteOptions extends CallOptions {
+  range_end?: Bytes;
+  prefix?: boolean;
+  fromKey?: boolean;
+  prev_kv?: boolean;
+}
+
+/** `GET /health`: `{"health":"true"}` parsed; `reason` when the server gives one. */
+export interface HealthResponse {
+  health: boolean;
+  reason?: string;
+}
+
+/** `GET /version`: the etcd API versions the server speaks, plus cairn's own. */
+export interface VersionResponse {
+  etcdserver: string;
+  etcdcluster: string;
+  /** cairn's release, when the server is cairn. */
+  cairn?: string;
+}
+
+const enc = new TextEncoder();
+
+/** A string key or value as bytes (UTF-8); bytes pass through. */
+export function toBytes(v: Bytes): Uint8Array {
+  return typeof v === "string" ? enc.encode(v) : v;
+}
+
+/** The range end covering every key with prefix `key` (clientv3 `GetPrefixRangeEnd`). */
+export function prefixRangeEnd(key: Uint8Array): Uint8Array {
+  for (let i = key.length - 1; i >= 0; i--) {
+    if (key[i] < 0xff) {
+      const end = key.slice(0, i + 1);
+      end[i]++;
+      return end;
+    }
+  }
+  return new Uint8Array([0]);
+}
+
+function applyRangeOptions(
+  key: Uint8Array,
+  o: { range_end?: Bytes; prefix?: boolean; fromKey?: boolean },
+): { key: Uint8Array; range_end?: Uint8Array } {
+  if (o.prefix) {
+    if (key.length === 0) return { key: new Uint8Array([0]), range_end: new Uint8Array([0]) };
+    return { key, range_end: prefixRangeEnd(key) };
+  }
+  if (o.fromKey) {
+    return { key: key.length === 0 ? new Uint8Array([0]) : key, range_end: new Uint8Array([0]) };
+  }
+  return o.range_end === undefined ? { key } : { key, range_end: toBytes(o.range_end) };
+}
+
+function splitCallOptions<T extends CallOptions>(o: T): [Omit<T, keyof CallOptions>, CallOptions] {
+  const { endpoint, timeout, signal, ...rest } = o;
+  return [rest, { endpoint, timeout, signal }];
+}
+
+/** Whether a RequestOp list only reads (so a txn made of it may be retried). */
+function readOnly(ops: readonly RequestOp[] | undefined): boolean {
+  return (ops ?? []).every((op) =>
+    "request_range" in op ||
+    ("request_txn" in op && readOnly(op.request_txn.success) && readOnly(op.request_txn.failure))
+  );
+}
+
+/** 503 messages that prove the request was not executed. */
+const NOT_EXECUTED = new Set([
+  "etcdserver: no leader",
+  "etcdserver: server stopped",
+  "etcdserver: not capable",
+]);
+
+/**
+ * An endpoint could not be reached, or the connection failed mid-request
+ * (code Unavailable). `notExecuted` is true when the request provably never
+ * reached the server (connection refused or not opened), so that even a
+ * write may be sent again.
+ */
+export class ConnectionError extends EtcdError {
+  readonly notExecuted: boolean;
+  constructor(message: string, notExecuted: boolean) {
+    super(message, GrpcCode.Unavailable);
+    this.name = "ConnectionError";
+    this.notExecuted = notExecuted;
+  }
+}
+
+/** A failure that may move the call to the next endpoint. */
+class Retryable extends Error {
+  constructor(override readonly cause: EtcdError, readonly executedMaybe: boolean) {
+    super(cause.message);
+  }
+}
+
+/** Whether a fetch rejection happened before the request could reach the server. */
+function isConnectFailure(e: unknown): boolean {
+  const msg = String((e as Error)?.message ?? e);
+  return /\(Connect\)|tcp connect error|connection refused|dns error|failed to lookup/i.test(msg);
+}
+
+/** Fills the proto zero value into every absent scalar and repeated field. */
+function withDefaults<K extends MessageName>(type: K, msg: MessageTypes[K]): MessageTypes[K] {
+  fill(type, msg as unknown as Record<string, unknown>);
+  return msg;
+}
+
+function zero(f: FieldSpec): unknown {
+  if (f.repeated) return [];
+  if (f.enum) return f.enum.values[0];
+  switch (f.scalar) {
+    case "bytes":
+      return new Uint8Array();
+    case "string":
+      return "";
+    case "bool":
+      return false;
+    case "int64n":
+    case "uint64n":
+      return 0n;
+    default:
+      return 0;
+  }
+}
+
+function fill(type: MessageName, m: Record<string, unknown>): void {
+  for (const f of SCHEMA[type].fields) {
+    const v = m[f.name];
+    if (f.message !== undefined) {
+      if (Array.isArray(v)) {
+        for (const e of v) fill(f.message, e as Record<string, unknown>);
+      } else if (v !== undefined && v !== null) fill(f.message, v as Record<string, unknown>);
+      else if (f.repeated) m[f.name] = [];
+      continue;
+    }
+    if (f.oneof !== undefined) continue;
+    if (v === undefined || v === null) m[f.name] = zero(f);
+  }
+}
+
+/**
+ * A client of the etcd v3 JSON gateway with several endpoints and failover
+ * (see the module docs for the retry rules). Every method rejects with an
+ * {@linkcode EtcdError}: the server's error rebuilt from its
+ * `{error, message, code}` body (message, gRPC code and HTTP status as etcd
+ * sends them, e.g. `etcdserver: key is not provided`, code 3, 400), code
+ * Unavailable (14) when no endpoint could be reached, or code
+ * DeadlineExceeded (4, `context deadline exceeded`) on timeout.
+ */
+export class Client {
+  readonly #endpoints: string[];
+  readonly #timeout: number;
+  readonly #headers: Record<string, string>;
+  readonly #fetch: typeof fetch;
+  #preferred = 0;
+
+  constructor(options: ClientOptions = {}) {
+    const eps = options.endpoints ?? [DEFAULT_ENDPOINT];
+    if (eps.length === 0) throw new TypeError("Client needs at least one endpoint");
+    this.#endpoints = eps.map(normalizeEndpoint);
+    this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
+    this.#headers = options.headers ?? {};
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** The endpoints as normalised URLs, in failover order. */
+  get endpoints(): readonly string[] {
+    return this.#endpoints;
+  }
+
+  /** Range (`POST /v3/kv/range`) with a full RangeRequest. Retried on failover. */
+  range(req: RangeRequest, opts: CallOptions = {}): Promise<RangeResponse> {
+    return this.#unary("/v3/kv/range", "RangeRequest", req, "RangeResponse", true, opts);
+  }
+
+  /**
+   * Reads one key, or a range with `range_end`, `prefix` or `fromKey`
+   * (etcdctl `get`). Other options are RangeRequest fields
+   * (`limit`, `revision`, `serializable`, `keys_only`, `count_only`,
+   * `sort_order`, `sort_target`, min/max revisions).
+   */
+  get(key: Bytes, options: GetOptions = {}): Promise<RangeResponse> {
+    const [o, call] = splitCallOptions(options);
+    const { prefix, fromKey, range_end, ...fields } = o;
+    const req: RangeRequest = {
+      ...fields,
+      ...applyRangeOptions(toBytes(key), { prefix, fromKey, range_end }),
+    };
+    return this.range(req, call);
+  }
+
+  /**
+   * Writes a key (`POST /v3/kv/put`): either a full PutRequest, or
+   * `put(key, value, options)` with string or byte key and value. Rejects
+   * with `etcdserver: requested lease not found` for an unknown lease, and
+   * the ignore_value/ignore_lease errors as etcd does. Not retried after an
+   * ambiguous failure.
+   */
+  put(req: PutRequest, opts?: CallOptions): Promise<PutResponse>;
+  put(key: Bytes, value: Bytes, options?: PutOptions): Promise<PutResponse>;
+  put(
+    a: PutRequest | Bytes,
+    b?: Bytes | CallOptions,
+    c: PutOptions = {},
+  ): Promise<PutResponse> {
+    if (typeof a === "string" || a instanceof Uint8Array) {
+      const [fields, call] = splitCallOptions(c);
+      const req: PutRequest = { ...fields, key: toBytes(a), value: toBytes(b as Bytes) };
+      return this.#unary("/v3/kv/put", "PutRequest", req, "PutResponse", false, call);
+    }
+    return this.#unary(
+      "/v3/kv/put",
+      "PutRequest",
+      a,
+      "PutResponse",
+      false,
+      (b as CallOptions) ?? {},
+    );
+  }
+
+  /** Deletes a key or range (`POST /v3/kv/deleterange`) with a full request. */
+  deleteRange(req: DeleteRangeRequest, opts: CallOptions = {}): Promise<DeleteRangeResponse> {
+    return this.#unary(
+      "/v3/kv/deleterange",
+      "DeleteRangeRequest",
+      req,
+      "DeleteRangeResponse",
+      false,
+      opts,
+    );
+  }
+
+  /** Deletes one key, or a range with `range_end`, `prefix` or `fromKey` (etcdctl `del`). */
+  delete(key: Bytes, options: DeleteOptions = {}): Promise<DeleteRangeResponse> {
+    const [o, call] = splitCallOptions(options);
+    const req: DeleteRangeRequest = {
+      ...applyRangeOptions(toBytes(key), o),
+      ...(o.prev_kv ? { prev_kv: true } : {}),
+    };
+    return this.deleteRange(req, call);
+  }
+
+  /**
+   * A transaction (`POST /v3/kv/txn`): compares, then the success or the
+   * failure ops, in one revision. Retried on failover only when every op
+   * (nested txns included) is a range.
+   */
+  txn(req: TxnRequest, opts: CallOptions = {}): Promise<TxnResponse> {
+    const idempotent = readOnly(req.success) && readOnly(req.failure);
+    return this.#unary("/v3/kv/txn", "TxnRequest", req, "TxnResponse", idempotent, opts);
+  }
+
+  /**
+   * Compacts history below `revision` (`POST /v3/kv/compaction`); the
+   * revision itself stays readable. Takes a CompactionRequest or a revision.
+   * Rejects with `etcdserver: mvcc: required revision has been compacted`
+   * or `... is a future revision` as etcd does.
+   */
+  compact(req: CompactionRequest | number, opts: CallOptions = {}): Promise<CompactionResponse> {
+    const r = typeof req === "number" ? { revision: req } : req;
+    return this.#unary(
+      "/v3/kv/compaction",
+      "CompactionRequest",
+      r,
+      "CompactionResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * Maintenance status (`POST /v3/maintenance/status`) of the endpoint in
+   * `opts.endpoint`, or of the first reachable one: version, db size in
+   * bytes, leader, raft term and indexes.
+   */
+  status(opts: CallOptions = {}): Promise<StatusResponse> {
+    return this.#unary(
+      "/v3/maintenance/status",
+      "StatusRequest",
+      {},
+      "StatusResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * `GET /health` of one endpoint (or the first reachable). A 503
+   * `{"health":"false"}` answer resolves with `health: false`.
+   */
+  async health(opts: CallOptions = {}): Promise<HealthResponse> {
+    const body = await this.#send("/health", undefined, true, opts, true) as Record<
+      string,
+      unknown
+    >;
+    const res: HealthResponse = { health: body.health === "true" || body.health === true };
+    if (typeof body.reason === "string") res.reason = body.reason;
+    return res;
+  }
+
+  /** `GET /version`: `{etcdserver, etcdcluster}` (and `cairn` from a cairn server). */
+  async version(opts: CallOptions = {}): Promise<VersionResponse> {
+    const body = await this.#send("/version", undefined, true, opts, false) as Record<
+      string,
+      string
+    >;
+    const res: VersionResponse = { etcdserver: body.etcdserver, etcdcluster: body.etcdcluster };
+    if (typeof body.cairn === "string") res.cairn = body.cairn;
+    return res;
+  }
+
+  /** Nothing to release: connections belong to fetch's pool. Kept for symmetry with Store. */
+  close(): void {}
+
+  async #unary<Q extends MessageName, R extends MessageName>(
+    path: string,
+    reqType: Q,
+    req: MessageTypes[Q],
+    resType: R,
+    idempotent: boolean,
+    opts: CallOptions,
+  ): Promise<MessageTypes[R]> {
+    const body = JSON.stringify(toJson(reqType, req));
+    const json = await this.#send(path, body, idempotent, opts, false);
+    return withDefaults(resType, fromJson(resType, json));
+  }
+
+  /**
+   * Sends one request with failover. `body` undefined means GET. With
+   * `anyStatus`, a JSON answer of any HTTP status is returned (health).
+   */
+  async #send(
+    path: string,
+    body: string | undefined,
+    idempotent: boolean,
+    opts: CallOptions,
+    anyStatus: boolean,
+  ): Promise<unknown> {
+    const deadline = AbortSignal.timeout(opts.timeout ?? this.#timeout);
+    const signal = opts.signal ? AbortSignal.any([deadline, opts.signal]) : deadline;
+    const order = opts.endpoint !== undefined
+      ? [normalizeEndpoint(opts.endpoint)]
+      : this.#endpoints.map((_, i) =>
+        this.#endpoints[(this.#preferred + i) % this.#endpoints.length]
+      );
+    let last: EtcdError | undefined;
+    for (const ep of order) {
+      try {
+        const json = await this.#attempt(ep, path, body, signal, anyStatus);
+        const idx = this.#endpoints.indexOf(ep);
+        if (idx >= 0) this.#preferred = idx;
+        return json;
+      } catch (e) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        if (deadline.aborted) {
+          throw new EtcdError("context deadline exceeded", GrpcCode.DeadlineExceeded);
+        }
+        if (!(e instanceof Retryable)) throw e;
+        if (e.executedMaybe && !idempotent) throw e.cause;
+        last = e.cause;
+      }
+    }
+    throw last ?? new EtcdError("no endpoint available", GrpcCode.Unavailable);
+  }
+
+  async #attempt(
+    ep: string,
+    path: string,
+    body: string | undefined,
+    signal: AbortSignal,
+    anyStatus: boolean,
+  ): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await this.#fetch(ep + path, {
+        method: body === undefined ? "GET" : "POST",
+        headers: body === undefined
+          ? this.#headers
+          : { "content-type": "application/json", ...this.#headers },
+        body,
+        signal,
+      });
+    } catch (e) {
+      const notExecuted = isConnectFailure(e);
+      const cause = new ConnectionError(
+        `${ep}: ${(e as Error)?.message ?? String(e)}`,
+        notExecuted,
+      );
+      throw new Retryable(cause, !notExecuted);
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      const cause = new ConnectionError(`${ep}: ${(e as Error).message}`, false);
+      throw new Retryable(cause, true);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (res.ok || (anyStatus && json !== undefined && typeof json === "object")) return json;
+    const err = errorFromBody(json, res.status, text);
+    if (res.status === 503 || err.code === GrpcCode.Unavailable) {
+      throw new Retryable(err, !NOT_EXECUTED.has(err.message));
+    }
+    throw err;
+  }
+}
+
+/** Rebuilds an EtcdError from a gateway error body `{error, message, code}`. */
+export function errorFromBody(json: unknown, status: number, text: string): EtcdError {
+  if (json !== null && typeof json === "object") {
+    const b = json as { error?: unknown; message?: unknown; code?: unknown };
+    const message = typeof b.message === "string"
+      ? b.message
+      : typeof b.error === "string"
+      ? b.error
+      : undefined;
+    if (message !== undefined) {
+      const code = typeof b.code === "number" ? b.code : codeFromHttp(status);
+      return new EtcdError(message, code as GrpcCode, status);
+    }
+  }
+  return new EtcdError(
+    `unexpected HTTP status ${status}: ${text.trim()}`,
+    codeFromHttp(status),
+    status,
+  );
+}
+
+function codeFromHttp(status: number): GrpcCode {
+  switch (status) {
+    case 400:
+      return GrpcCode.InvalidArgument;
+    case 401:
+      return GrpcCode.Unauthenticated;
+    case 403:
+      return GrpcCode.PermissionDenied;
+    case 404:
+      return GrpcCode.NotFound;
+    case 409:
+      return GrpcCode.Aborted;
+    case 412:
+      return GrpcCode.FailedPrecondition;
+    case 429:
+      return GrpcCode.ResourceExhausted;
+    case 501:
+      return GrpcCode.Unimplemented;
+    case 503:
+      return GrpcCode.Unavailable;
+    case 408:
+    case 504:
+      return GrpcCode.DeadlineExceeded;
+    default:
+      return GrpcCode.Unknown;
+  }
+}
+
+/** `host:port` → `http://host:port`; a trailing slash is dropped. */
+export function normalizeEndpoint(ep: string): string {
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(ep) ? ep : `http://${ep}`;
+  return url.replace(/\/+$/, "");
+}
