@@ -102,7 +102,11 @@ export function humanizeBytes(n: number): string {
   if (n < 10) return `${n} B`;
   const e = Math.floor(Math.log(n) / Math.log(1000));
   const val = Math.floor((n / Math.pow(1000, e)) * 10 + 0.5) / 10;
-  return val < 10 ? `${val.toFixed(1)} ${sizes[e]}` : `${val.toFixed(0)} ${sizes[e]}`;
+  if (val < 10) return `${val.toFixed(1)} ${sizes[e]}`;
+  // Go's %.0f rounds an exact tie (val is k/10, so x.5 is exact) to even.
+  const floor = Math.floor(val);
+  const whole = val - floor === 0.5 ? (floor % 2 === 0 ? floor : floor + 1) : Math.round(val);
+  return `${whole} ${sizes[e]}`;
 }
 
 /**

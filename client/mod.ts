@@ -208,10 +208,25 @@ class Retryable extends Error {
   }
 }
 
-/** Whether a fetch rejection happened before the request could reach the server. */
+/**
+ * Whether a fetch rejection happened before the request could reach the
+ * server. Deno reports `TypeError: fetch failed` with the transport error
+ * as `cause` (e.g. `client error (Connect): tcp connect error: Connection
+ * refused`), so the whole cause chain is inspected.
+ */
 function isConnectFailure(e: unknown): boolean {
-  const msg = String((e as Error)?.message ?? e);
-  return /\(Connect\)|tcp connect error|connection refused|dns error|failed to lookup/i.test(msg);
+  return /\(Connect\)|tcp connect error|connection refused|dns error|failed to lookup|are blocked/i
+    .test(errorChain(e));
+}
+
+/** An error's message followed by its causes' messages. */
+function errorChain(e: unknown): string {
+  const parts: string[] = [];
+  for (let cur = e, depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
+    parts.push(String((cur as Error).message ?? cur));
+    cur = (cur as Error).cause;
+  }
+  return parts.join(": ");
 }
 
 /** Fills the proto zero value into every absent scalar and repeated field. */
@@ -497,10 +512,7 @@ export class Client {
       });
     } catch (e) {
       const notExecuted = isConnectFailure(e);
-      const cause = new ConnectionError(
-        `${ep}: ${(e as Error)?.message ?? String(e)}`,
-        notExecuted,
-      );
+      const cause = new ConnectionError(`${ep}: ${errorChain(e)}`, notExecuted);
       throw new Retryable(cause, !notExecuted);
     }
     let text: string;

@@ -1,0 +1,216 @@
+import { deepStrictEqual as assertEquals, rejects as assertRejects } from "node:assert/strict";
+import { Client, ConnectionError, EtcdError } from "../../client/mod.ts";
+
+const enc = new TextEncoder();
+
+interface Call {
+  url: string;
+  method: string;
+  body: unknown;
+}
+
+type Reply = Response | Error | "hang";
+
+/** A fetch that records calls and answers from a per-URL-prefix script. */
+function fakeFetch(script: (url: string, n: number) => Reply) {
+  const calls: Call[] = [];
+  const f = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = String(input);
+    calls.push({
+      url,
+      method: init?.method ?? "GET",
+      body: init?.body ? JSON.parse(String(init.body)) : undefined,
+    });
+    const r = script(url, calls.length);
+    if (r === "hang") {
+      return new Promise((_, reject) => {
+        init?.signal?.addEventListener("abort", () => reject(init.signal!.reason));
+      });
+    }
+    return r instanceof Error ? Promise.reject(r) : Promise.resolve(r);
+  };
+  return { fetch: f as typeof fetch, calls };
+}
+
+const HEADER = { cluster_id: "1", member_id: "2", revision: "7", raft_term: "3" };
+const json = (body: unknown, status = 200) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+const refused = () =>
+  new TypeError(
+    "error sending request for url (http://a/): client error (Connect): tcp connect error: Connection refused (os error 111)",
+  );
+const reset = () => new TypeError("error sending request: connection reset by peer");
+const unavailable = (message: string) => json({ error: message, message, code: 14 }, 503);
+
+Deno.test("put encodes the request as gateway JSON and decodes the response with defaults", async () => {
+  const { fetch, calls } = fakeFetch(() =>
+    json({
+      header: HEADER,
+      prev_kv: {
+        key: "aw==",
+        create_revision: "5",
+        mod_revision: "6",
+        version: "2",
+        value: "dg==",
+      },
+    })
+  );
+  const client = new Client({ endpoints: ["a:2379"], fetch });
+  const res = await client.put("k", "v2", { prev_kv: true, lease: 255n });
+  assertEquals(calls, [{
+    url: "http://a:2379/v3/kv/put",
+    method: "POST",
+    body: { key: "aw==", value: "djI=", lease: "255", prev_kv: true },
+  }]);
+  assertEquals(res.header, { cluster_id: 1n, member_id: 2n, revision: 7, raft_term: 3 });
+  assertEquals(res.prev_kv, {
+    key: enc.encode("k"),
+    create_revision: 5,
+    mod_revision: 6,
+    version: 2,
+    value: enc.encode("v"),
+    lease: 0n,
+  });
+});
+
+Deno.test("get with prefix sends range_end; an empty answer has zero values", async () => {
+  const { fetch, calls } = fakeFetch(() => json({ header: HEADER }));
+  const client = new Client({ endpoints: ["http://a"], fetch });
+  const res = await client.get("ab", { prefix: true, limit: 3 });
+  assertEquals(calls[0].body, { key: "YWI=", range_end: "YWM=", limit: "3" });
+  assertEquals([res.kvs, res.count, res.more], [[], 0, false]);
+  await client.delete(enc.encode("x"), { fromKey: true, prev_kv: true });
+  assertEquals(calls[1], {
+    url: "http://a/v3/kv/deleterange",
+    method: "POST",
+    body: { key: "eA==", range_end: "AA==", prev_kv: true },
+  });
+});
+
+Deno.test("gateway errors reject as EtcdError with etcd's message, code and status", async () => {
+  const msg = "etcdserver: mvcc: required revision has been compacted";
+  const { fetch } = fakeFetch(() => json({ error: msg, message: msg, code: 11 }, 400));
+  const client = new Client({ endpoints: ["http://a"], fetch });
+  const err = await client.range({ key: enc.encode("k"), revision: 1 }).catch((e) => e);
+  assertEquals(err instanceof EtcdError, true);
+  assertEquals([err.message, err.code, err.httpStatus], [msg, 11, 400]);
+});
+
+Deno.test("a refused connection fails over, and the client then prefers the endpoint that worked", async () => {
+  const { fetch, calls } = fakeFetch((url) =>
+    url.startsWith("http://a") ? refused() : json({ header: HEADER })
+  );
+  const client = new Client({ endpoints: ["http://a", "http://b"], fetch });
+  await client.put("k", "v");
+  await client.put("k", "v");
+  assertEquals(calls.map((c) => c.url), [
+    "http://a/v3/kv/put",
+    "http://b/v3/kv/put",
+    "http://b/v3/kv/put",
+  ]);
+});
+
+Deno.test("a write is not retried after an ambiguous failure; a read is", async () => {
+  const { fetch, calls } = fakeFetch((url) =>
+    url.startsWith("http://a") ? reset() : json({ header: HEADER })
+  );
+  const client = new Client({ endpoints: ["http://a", "http://b"], fetch });
+  const err = await client.put("k", "v").catch((e) => e);
+  assertEquals(err instanceof ConnectionError && !err.notExecuted, true);
+  assertEquals(calls.length, 1);
+  await client.get("k");
+  assertEquals(calls.map((c) => c.url).slice(1), ["http://a/v3/kv/range", "http://b/v3/kv/range"]);
+  // A txn of reads only is retried too.
+  await client.txn({
+    compare: [],
+    success: [{ request_range: { key: enc.encode("k") } }],
+    failure: [],
+  });
+  assertEquals(calls.length, 4);
+});
+
+Deno.test("503 no leader moves a write on; 503 request timed out does not", async () => {
+  let { fetch, calls } = fakeFetch((url) =>
+    url.startsWith("http://a") ? unavailable("etcdserver: no leader") : json({ header: HEADER })
+  );
+  await new Client({ endpoints: ["http://a", "http://b"], fetch }).deleteRange({
+    key: enc.encode("k"),
+  });
+  assertEquals(calls.length, 2);
+
+  ({ fetch, calls } = fakeFetch((url) =>
+    url.startsWith("http://a")
+      ? unavailable("etcdserver: request timed out")
+      : json({ header: HEADER })
+  ));
+  const client = new Client({ endpoints: ["http://a", "http://b"], fetch });
+  const err = await client.put("k", "v").catch((e) => e);
+  assertEquals([err.message, err.code, err.httpStatus], ["etcdserver: request timed out", 14, 503]);
+  assertEquals(calls.length, 1);
+  await client.status();
+  assertEquals(calls.map((c) => c.url).slice(1), [
+    "http://a/v3/maintenance/status",
+    "http://b/v3/maintenance/status",
+  ]);
+});
+
+Deno.test("a call that outlives its timeout rejects with context deadline exceeded", async () => {
+  const { fetch } = fakeFetch(() => "hang");
+  const client = new Client({ endpoints: ["http://a"], fetch, timeout: 50 });
+  await assertRejects(client.get("k"), { message: "context deadline exceeded", code: 4 });
+});
+
+Deno.test("health and version use GET; a 503 health answer resolves unhealthy", async () => {
+  const { fetch, calls } = fakeFetch((url) =>
+    url.endsWith("/health")
+      ? json({ health: "false", reason: "ALARM NOSPACE" }, 503)
+      : json({ etcdserver: "3.4.0", etcdcluster: "3.4.0", cairn: "0.1.0" })
+  );
+  const client = new Client({ endpoints: ["http://a"], fetch });
+  assertEquals(await client.health(), { health: false, reason: "ALARM NOSPACE" });
+  assertEquals(await client.version(), {
+    etcdserver: "3.4.0",
+    etcdcluster: "3.4.0",
+    cairn: "0.1.0",
+  });
+  assertEquals(calls.map((c) => [c.method, c.url]), [
+    ["GET", "http://a/health"],
+    ["GET", "http://a/version"],
+  ]);
+});
+
+/** A loopback port nothing listens on (bound, then released), so connections are refused. */
+function closedPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test("with real sockets, a refused endpoint fails over to a live one", async () => {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    async (req) => {
+      const body = await req.json();
+      return json({
+        header: HEADER,
+        kvs: [{ key: body.key, value: "dg==", version: "1" }],
+        count: "1",
+      });
+    },
+  );
+  try {
+    const client = new Client({
+      endpoints: [`http://127.0.0.1:${closedPort()}`, `http://127.0.0.1:${server.addr.port}`],
+      timeout: 2000,
+    });
+    const res = await client.put("k", "v"); // a write: retried only because refusal is certain
+    assertEquals(res.header.revision, 7);
+    const got = await client.get("k");
+    assertEquals([got.count, got.kvs[0].value], [1, enc.encode("v")]);
+  } finally {
+    ac.abort();
+    await server.finished;
+  }
+});

@@ -1,0 +1,230 @@
+import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import {
+  formatGoDuration,
+  goJsonString,
+  goQuote,
+  humanizeBytes,
+  parseGoDuration,
+  parseGoInt64,
+} from "../../cli/go_format.ts";
+import {
+  jsonDel,
+  jsonRange,
+  jsonStatus,
+  jsonTxn,
+  newPrinter,
+  type Out,
+  renderTable,
+} from "../../cli/printer.ts";
+import type {
+  KeyValue,
+  RangeResponse,
+  ResponseHeader,
+  StatusResponse,
+  TxnResponse,
+} from "../../core/mvcc/types.ts";
+import { CtlError } from "../../cli/exit.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+const H: ResponseHeader = {
+  cluster_id: 15118495548433857066n,
+  member_id: 13668033151171901709n,
+  revision: 3,
+  raft_term: 2,
+};
+
+function kv(key: string, value: string, rev: number, version = 1): KeyValue {
+  return {
+    key: enc.encode(key),
+    value: enc.encode(value),
+    create_revision: rev,
+    mod_revision: rev,
+    version,
+    lease: 0n,
+  };
+}
+
+class Buf implements Out {
+  chunks: Uint8Array[] = [];
+  write(d: Uint8Array | string) {
+    this.chunks.push(typeof d === "string" ? enc.encode(d) : d);
+  }
+  text() {
+    return this.chunks.map((c) => dec.decode(c)).join("");
+  }
+}
+
+Deno.test("formatGoDuration matches time.Duration.String", () => {
+  assertEquals(formatGoDuration(0n), "0s");
+  assertEquals(formatGoDuration(850n), "850ns");
+  assertEquals(formatGoDuration(1_500n), "1.5µs");
+  assertEquals(formatGoDuration(1_674_697n), "1.674697ms");
+  assertEquals(formatGoDuration(2_000_000n), "2ms");
+  assertEquals(formatGoDuration(2_500_000_000n), "2.5s");
+  assertEquals(formatGoDuration(90_000_000_000n), "1m30s");
+  assertEquals(formatGoDuration(3_600_000_000_000n), "1h0m0s");
+});
+
+Deno.test("parseGoDuration reads Go durations into milliseconds", () => {
+  assertEquals(parseGoDuration("5s"), 5000);
+  assertEquals(parseGoDuration("1m30s"), 90000);
+  assertEquals(parseGoDuration("250ms"), 250);
+  assertEquals(parseGoDuration("0"), 0);
+  assertThrows(() => parseGoDuration("abc"), /time: invalid duration "abc"/);
+  assertThrows(() => parseGoDuration("5"), /missing unit/);
+});
+
+Deno.test("parseGoInt64 has strconv's errors", () => {
+  assertEquals(parseGoInt64("42"), 42n);
+  assertEquals(parseGoInt64("ff", 16), 255n);
+  assertThrows(() => parseGoInt64("abc"), {
+    message: 'strconv.ParseInt: parsing "abc": invalid syntax',
+  });
+  assertThrows(() => parseGoInt64("9223372036854775808"), /value out of range/);
+});
+
+Deno.test("humanizeBytes matches go-humanize (SI)", () => {
+  assertEquals(humanizeBytes(0), "0 B");
+  assertEquals(humanizeBytes(9), "9 B");
+  assertEquals(humanizeBytes(20480), "20 kB");
+  assertEquals(humanizeBytes(1500), "1.5 kB");
+  assertEquals(humanizeBytes(2_662_410), "2.7 MB");
+  assertEquals(humanizeBytes(21500), "22 kB");
+  assertEquals(humanizeBytes(32768), "33 kB");
+});
+
+Deno.test("goQuote and goJsonString escape as Go", () => {
+  assertEquals(goQuote(enc.encode('a"b\n\té')), '"a\\"b\\n\\té"');
+  assertEquals(goQuote(new Uint8Array([0xff, 0x00])), '"\\xff\\x00"');
+  assertEquals(goJsonString("<a&b>"), '"\\u003ca\\u0026b\\u003e"');
+});
+
+Deno.test("json printer writes etcdctl's field order, numbers and base64", () => {
+  const r: RangeResponse = { header: H, kvs: [kv("foo", "bar", 2)], more: true, count: 5 };
+  assertEquals(
+    jsonRange(r),
+    '{"header":{"cluster_id":15118495548433857066,"member_id":13668033151171901709,' +
+      '"revision":3,"raft_term":2},"kvs":[{"key":"Zm9v","create_revision":2,' +
+      '"mod_revision":2,"version":1,"value":"YmFy"}],"more":true,"count":5}',
+  );
+  // zero values are omitted
+  assertEquals(
+    jsonRange({ header: { ...H, raft_term: 0 }, kvs: [], more: false, count: 0 }),
+    '{"header":{"cluster_id":15118495548433857066,"member_id":13668033151171901709,"revision":3}}',
+  );
+  assertEquals(
+    jsonDel({ header: { revision: 4 } as ResponseHeader, deleted: 1, prev_kvs: [] }),
+    '{"header":{"revision":4},"deleted":1}',
+  );
+});
+
+Deno.test("json printer wraps txn responses as Go's oneof", () => {
+  const t: TxnResponse = {
+    header: H,
+    succeeded: true,
+    responses: [
+      { response_put: { header: { revision: 3 } as ResponseHeader } },
+      {
+        response_range: {
+          header: { revision: 3 } as ResponseHeader,
+          kvs: [{ ...kv("k", "", 3), lease: 7n }],
+          more: false,
+          count: 1,
+        },
+      },
+    ],
+  };
+  assertEquals(
+    jsonTxn(t).slice(jsonTxn(t).indexOf('"succeeded"')),
+    '"succeeded":true,"responses":[{"Response":{"ResponsePut":{"header":{"revision":3}}}},' +
+      '{"Response":{"ResponseRange":{"header":{"revision":3},"kvs":[{"key":"aw==",' +
+      '"create_revision":3,"mod_revision":3,"version":1,"lease":7}],"count":1}}}]}',
+  );
+});
+
+const STATUS: StatusResponse = {
+  header: H,
+  version: "3.4.23",
+  dbSize: 20480,
+  leader: 13668033151171901709n,
+  raftIndex: 28,
+  raftTerm: 2,
+  raftAppliedIndex: 28,
+  errors: [],
+  dbSizeInUse: 16384,
+  isLearner: false,
+};
+
+Deno.test("endpoint status in simple, json and table form", () => {
+  assertEquals(
+    jsonStatus(STATUS).slice(jsonStatus(STATUS).indexOf('"version"')),
+    '"version":"3.4.23","dbSize":20480,"leader":13668033151171901709,"raftIndex":28,' +
+      '"raftTerm":2,"raftAppliedIndex":28,"dbSizeInUse":16384}',
+  );
+  const out = new Buf();
+  newPrinter("simple", out, new Buf()).endpointStatus([{
+    endpoint: "127.0.0.1:2379",
+    status: STATUS,
+  }]);
+  assertEquals(
+    out.text(),
+    "127.0.0.1:2379, bdae9bbc11dd390d, 3.4.23, 20 kB, true, false, 2, 28, 28, \n",
+  );
+});
+
+Deno.test("renderTable draws tablewriter's boxes", () => {
+  assertEquals(
+    renderTable(["endpoint", "health", "took", "error"], [[
+      "127.0.0.1:23791",
+      "true",
+      "1.796969ms",
+      "",
+    ]]),
+    [
+      "+-----------------+--------+------------+-------+",
+      "|    ENDPOINT     | HEALTH |    TOOK    | ERROR |",
+      "+-----------------+--------+------------+-------+",
+      "| 127.0.0.1:23791 |   true | 1.796969ms |       |",
+      "+-----------------+--------+------------+-------+",
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("simple printer prints raw bytes, txn sections, health on stderr", () => {
+  const out = new Buf();
+  const err = new Buf();
+  const p = newPrinter("simple", out, err);
+  p.txn({
+    header: H,
+    succeeded: false,
+    responses: [
+      { response_put: { header: H, prev_kv: kv("a", "1", 2) } },
+      { response_delete_range: { header: H, deleted: 2, prev_kvs: [] } },
+    ],
+  });
+  assertEquals(out.text(), "FAILURE\n\nOK\na\n1\n\n2\n");
+  p.endpointHealth([{ endpoint: "e:1", health: false, took: "1s", error: "boom" }]);
+  assertEquals(err.text(), "e:1 is unhealthy: failed to commit proposal: boom\n");
+  const hex = new Buf();
+  newPrinter("simple", hex, err, { hex: true }).get({
+    header: H,
+    kvs: [kv("a", "\x01", 2)],
+    more: false,
+    count: 1,
+  });
+  assertEquals(hex.text(), "\\x61\n\\x01\n");
+});
+
+Deno.test("unsupported output formats fail as etcdctl", () => {
+  assertThrows(() => newPrinter("protobuf", new Buf(), new Buf()), {
+    message: "unsupported output format",
+  });
+  const table = newPrinter("table", new Buf(), new Buf());
+  assertThrows(
+    () => table.get({ header: H, kvs: [], more: false, count: 0 }),
+    (e: unknown) => e instanceof CtlError && e.exitCode === 4,
+  );
+});
