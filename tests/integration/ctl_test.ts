@@ -1,0 +1,291 @@
+/**
+ * Differential test of `ctl` against etcdctl 3.4: the same command sequence
+ * runs as `etcdctl` against a real etcd, as `main.ts ctl` against a second
+ * real etcd (output must match byte for byte, except cluster/member IDs,
+ * timings and database sizes), and as `main.ts ctl` against a cairn server
+ * (additionally masking raft term/index and the server version string).
+ * Skipped when the etcd or etcdctl binary is absent.
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+async function has(bin: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(bin, { args, stdout: "null", stderr: "null" })
+      .output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+const HAVE_ETCD = (await has("etcd", ["--version"])) && (await has("etcdctl", ["version"]));
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+interface Server {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+async function waitHealthy(url: string, proc: Deno.ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  let exited = false;
+  proc.status.then(() => exited = true);
+  while (Date.now() < deadline && !exited) {
+    try {
+      const res = await fetch(`${url}/health`);
+      const body = await res.text();
+      if (res.ok && body.includes("true")) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not become healthy at ${url}`);
+}
+
+async function spawnServer(
+  what: string,
+  cmd: string,
+  args: (client: string, peer: string, dir: string) => string[],
+): Promise<Server> {
+  const dir = await Deno.makeTempDir({ prefix: "cairn-ctl-test-" });
+  const client = `127.0.0.1:${freePort()}`;
+  const peer = `127.0.0.1:${freePort()}`;
+  const proc = new Deno.Command(cmd, {
+    args: args(`http://${client}`, `http://${peer}`, dir),
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      proc.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await proc.status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await waitHealthy(`http://${client}`, proc, what);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { endpoint: client, stop };
+}
+
+function startEtcd(): Promise<Server> {
+  return spawnServer("etcd", "etcd", (client, peer, dir) => [
+    "--data-dir",
+    `${dir}/etcd`,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+    "--listen-peer-urls",
+    peer,
+    "--initial-advertise-peer-urls",
+    peer,
+    "--initial-cluster",
+    `default=${peer}`,
+  ]);
+}
+
+function startCairn(): Promise<Server> {
+  return spawnServer("cairn", Deno.execPath(), (client, _peer, dir) => [
+    "run",
+    "--allow-all",
+    "main.ts",
+    "--data-dir",
+    `${dir}/default.cairn`,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+  ]);
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(cmd: string, args: string[], stdin: string, env = {}): Promise<Result> {
+  const proc = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = proc.stdin.getWriter();
+  await w.write(new TextEncoder().encode(stdin));
+  await w.close();
+  const out = await proc.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function etcdctl(endpoint: string, args: string[], stdin: string): Promise<Result> {
+  return run("etcdctl", ["--endpoints", endpoint, ...args], stdin, { ETCDCTL_API: "3" });
+}
+
+/** `deno task ctl …` as the task runs it: main.ts with the task's permissions. */
+function ctl(endpoint: string, args: string[], stdin: string): Promise<Result> {
+  return run(Deno.execPath(), [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "main.ts",
+    "ctl",
+    "--endpoints",
+    endpoint,
+    ...args,
+  ], stdin);
+}
+
+interface Step {
+  args: string[];
+  stdin?: string;
+}
+
+const TXN_OK = 'mod("foo") > "0"\nvalue("foo") = "baz"\n\nput foo "new v" --prev-kv\nget foo2\n' +
+  "del k3 --prev-kv\n\nget foo\n\n";
+const TXN_FAIL = 'version("foo") = "50"\n\nput foo x\n\nget foo\nget foo --prefix --keys-only\n' +
+  'put k9 "a b"\n\n';
+
+/** The command sequence; each step sees the state the previous ones left. */
+const STEPS: Step[] = [
+  { args: ["put", "foo", "bar"] },
+  { args: ["put", "foo", "baz", "--prev-kv"] },
+  { args: ["put", "foo2", "hello world", "-w", "json"] },
+  { args: ["get", "foo"] },
+  { args: ["get", "foo", "-w", "json"] },
+  { args: ["get", "foo", "--prefix", "-w", "json"] },
+  { args: ["get", "", "--prefix", "--keys-only"] },
+  { args: ["get", "foo", "--from-key", "--limit", "1", "-w", "json"] },
+  { args: ["get", "", "--from-key", "--sort-by", "value", "--order", "descend"] },
+  { args: ["get", "foo", "--prefix", "--print-value-only"] },
+  { args: ["get", "foo", "-w", "fields"] },
+  { args: ["get", "foo", "--consistency", "s", "--hex"] },
+  { args: ["get", "missing", "-w", "json"] },
+  { args: ["get", "foo", "--rev", "2"] },
+  { args: ["get", "foo", "--rev", "1000"] },
+  { args: ["put", "", "x"] },
+  { args: ["put", "k3"], stdin: "from stdin" },
+  { args: ["put", "k3", "--ignore-value", "--prev-kv", "-w", "json"] },
+  { args: ["put", "missing", "--ignore-value"] },
+  { args: ["put", "k3", "v", "--lease", "1234"] },
+  { args: ["put", "k3", "v", "--lease", "zz"] },
+  { args: ["txn"], stdin: TXN_OK },
+  { args: ["txn", "-w", "json"], stdin: TXN_FAIL },
+  { args: ["txn", "-i"], stdin: 'create("foo") > "0"\n\nput k5 y --prev-kv\n\n\n' },
+  { args: ["txn"], stdin: 'mod("foo") = 0\n\n\n\n' },
+  { args: ["txn"], stdin: "\nget a --bogus\n\n\n" },
+  { args: ["txn"], stdin: "\nput a b\nput a c\n\n\n" },
+  { args: ["txn"], stdin: 'value("foo") = "x"\n\nput a b\n' },
+  { args: ["-w", "table", "get", "foo"] },
+  { args: ["get", "foo", "-w", "json", "--print-value-only"] },
+  { args: ["get", "foo", "--sort-by", "bogus"] },
+  { args: ["del", "foo", "--prev-kv"] },
+  { args: ["del", "foo", "--prefix", "-w", "json"] },
+  { args: ["del", "nothing"] },
+  { args: ["del"] },
+  { args: ["compaction", "3"] },
+  { args: ["compaction", "3"] },
+  { args: ["compaction", "100000"] },
+  { args: ["compaction", "abc"] },
+  { args: ["get", "k3", "--rev", "2"] },
+  { args: ["endpoint", "health"] },
+  { args: ["endpoint", "health", "-w", "json"] },
+  { args: ["endpoint", "status"] },
+  { args: ["endpoint", "status", "-w", "json"] },
+  { args: ["foo"] },
+];
+
+/** Masks what legitimately differs between two servers. */
+function mask(text: string, endpoint: string, strict: boolean): string {
+  let t = text.replaceAll(endpoint, "EP");
+  t = t.replace(/^\{"level":"warn".*\n/gm, ""); // clientv3's retry log lines
+  t = t.replace(/"(cluster_id|member_id|leader)":\d+/g, '"$1":ID');
+  t = t.replace(/"(ClusterID|MemberID|Leader)" : \d+/g, '"$1" : ID');
+  t = t.replace(/"took":"[^"]*"/g, '"took":"T"').replace(/took = \S+/g, "took = T");
+  t = t.replace(/"(dbSize|dbSizeInUse)":\d+/g, '"$1":N');
+  t = t.replace(/^EP, [0-9a-f]+, ([^,]+), [^,]+, /gm, "EP, ID, $1, SIZE, ");
+  if (!strict) {
+    t = t.replace(/"(raft_term|raftTerm|raftIndex|raftAppliedIndex)":\d+/g, '"$1":N');
+    t = t.replace(/"RaftTerm" : \d+/g, '"RaftTerm" : N');
+    t = t.replace(/"version":"[^"]*"/g, '"version":"V"');
+    t = t.replace(
+      /^EP, ID, [^,]+, SIZE, (true|false), (true|false), \d+, \d+, \d+, /gm,
+      "EP, ID, V, SIZE, $1, $2, T, I, A, ",
+    );
+  }
+  return t;
+}
+
+async function compareSequence(
+  reference: Server,
+  subject: Server,
+  strict: boolean,
+): Promise<void> {
+  for (const step of STEPS) {
+    const stdin = step.stdin ?? "";
+    const want = await etcdctl(reference.endpoint, step.args, stdin);
+    const got = await ctl(subject.endpoint, step.args, stdin);
+    const label = step.args.join(" ");
+    assertEquals(
+      {
+        code: got.code,
+        stdout: mask(got.stdout, subject.endpoint, strict),
+        stderr: mask(got.stderr, subject.endpoint, strict),
+      },
+      {
+        code: want.code,
+        stdout: mask(want.stdout, reference.endpoint, strict),
+        stderr: mask(want.stderr, reference.endpoint, strict),
+      },
+      `ctl ${label}`,
+    );
+  }
+}
+
+Deno.test({
+  name: "ctl on etcd prints what etcdctl prints, byte for byte",
+  ignore: !HAVE_ETCD,
+  sanitizeResources: true,
+  async fn() {
+    const [a, b] = await Promise.all([startEtcd(), startEtcd()]);
+    try {
+      await compareSequence(a, b, true);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "ctl on cairn prints what etcdctl prints on etcd (ids, raft term/index masked)",
+  ignore: !HAVE_ETCD,
+  async fn() {
+    const [a, c] = await Promise.all([startEtcd(), startCairn()]);
+    try {
+      await compareSequence(a, c, false);
+    } finally {
+      await Promise.all([a.stop(), c.stop()]);
+    }
+  },
+});
