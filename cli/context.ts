@@ -10,9 +10,13 @@ import { type Client, ConnectionError, EtcdError, GrpcCode } from "../client/mod
 import type { FlagValue } from "./flags.ts";
 import type { Out, Printer } from "./printer.ts";
 
+export type { Out };
+
 /** The process surface a ctl run uses; tests pass in-memory ones. */
 export interface CtlIO {
+  /** Command output. */
   stdout: Out;
+  /** Errors, and `endpoint health` in simple format (as etcdctl). */
   stderr: Out;
   /** Standard input, opened on first use. */
   stdin(): ReadableStream<Uint8Array>;

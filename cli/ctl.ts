@@ -37,11 +37,18 @@ import * as txn from "./commands/txn.ts";
 import * as version from "./commands/version.ts";
 import type { CtlContext, CtlIO } from "./context.ts";
 import { CtlError, ExitCode } from "./exit.ts";
-import { convertFlagValue, FlagError, type FlagSpec, parseFlags } from "./flags.ts";
+import {
+  convertFlagValue,
+  FlagError,
+  type FlagKind,
+  type FlagSpec,
+  type FlagValue,
+  parseFlags,
+} from "./flags.ts";
 import { newPrinter, type Out } from "./printer.ts";
 import { matchCommand } from "./txn_grammar.ts";
 
-export type { CtlIO };
+export type { CtlIO, FlagKind, FlagSpec, FlagValue, Out };
 
 /** etcdctl's global flags with its defaults (durations in milliseconds). */
 export const GLOBAL_FLAGS: readonly FlagSpec[] = [

@@ -18,9 +18,13 @@ export type FlagValue = boolean | string | bigint | number | string[];
 
 /** One flag: its long name, optional one-letter shorthand, kind and default. */
 export interface FlagSpec {
+  /** Long name, given as `--name`. */
   name: string;
+  /** One-letter shorthand, given as `-x`. */
   short?: string;
+  /** How the value parses. */
   kind: FlagKind;
+  /** Value when the flag is not given. */
   default: FlagValue;
 }
 

@@ -27,6 +27,7 @@ import type {
 
 /** Where a printer writes: raw bytes or text (UTF-8). */
 export interface Out {
+  /** Writes bytes as they are, or a string as UTF-8. */
   write(data: Uint8Array | string): void;
 }
 

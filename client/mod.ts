@@ -38,13 +38,17 @@ import { EtcdError, GrpcCode } from "../core/errors.ts";
 import type {
   CompactionRequest,
   CompactionResponse,
+  Compare,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  KeyValue,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
   RequestOp,
+  ResponseHeader,
+  ResponseOp,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -59,6 +63,24 @@ import {
 } from "../server/gateway/codec.ts";
 
 export { EtcdError, GrpcCode };
+export type {
+  CompactionRequest,
+  CompactionResponse,
+  Compare,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  KeyValue,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  ResponseHeader,
+  ResponseOp,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+};
 
 /** The default endpoint, etcd's default client URL. */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";
@@ -103,8 +125,11 @@ export type Bytes = string | Uint8Array;
  * with `key`) and `fromKey` (every key ≥ `key`), as etcdctl's flags.
  */
 export interface GetOptions extends Omit<RangeRequest, "key" | "range_end">, CallOptions {
+  /** Exclusive end of the range; `"\0"` means every key ≥ key. */
   range_end?: Bytes;
+  /** Every key that starts with `key` (an empty key: all keys). */
   prefix?: boolean;
+  /** Every key ≥ `key` (range_end `"\0"`). */
   fromKey?: boolean;
 }
 
@@ -113,21 +138,29 @@ export interface PutOptions extends Omit<PutRequest, "key" | "value">, CallOptio
 
 /** Options of {@linkcode Client.delete}: `range_end`, `prefix`, `fromKey`, `prev_kv`. */
 export interface DeleteOptions extends CallOptions {
+  /** Exclusive end of the range to delete. */
   range_end?: Bytes;
+  /** Delete every key that starts with `key`. */
   prefix?: boolean;
+  /** Delete every key ≥ `key`. */
   fromKey?: boolean;
+  /** Return the deleted pairs in `prev_kvs`. */
   prev_kv?: boolean;
 }
 
 /** `GET /health`: `{"health":"true"}` parsed; `reason` when the server gives one. */
 export interface HealthResponse {
+  /** True when the member answered `"health":"true"`. */
   health: boolean;
+  /** Why the member is unhealthy, when it says (etcd 3.5+ and cairn). */
   reason?: string;
 }
 
 /** `GET /version`: the etcd API versions the server speaks, plus cairn's own. */
 export interface VersionResponse {
+  /** The member's etcd server version, e.g. `3.4.0`. */
   etcdserver: string;
+  /** The cluster's etcd version, e.g. `3.4.0`. */
   etcdcluster: string;
   /** cairn's release, when the server is cairn. */
   cairn?: string;
@@ -193,7 +226,9 @@ const NOT_EXECUTED = new Set([
  * write may be sent again.
  */
 export class ConnectionError extends EtcdError {
+  /** The request provably did not reach a server. */
   readonly notExecuted: boolean;
+  /** `message` names the endpoint and the transport error. */
   constructor(message: string, notExecuted: boolean) {
     super(message, GrpcCode.Unavailable);
     this.name = "ConnectionError";
@@ -284,6 +319,13 @@ export class Client {
   readonly #fetch: typeof fetch;
   #preferred = 0;
 
+  /**
+   * Creates a client; no connection is made until the first call.
+   *
+   * @param options endpoints (default `http://127.0.0.1:2379`), timeout in
+   * milliseconds (default 5000), extra headers, fetch implementation.
+   * @throws {TypeError} when `endpoints` is empty.
+   */
   constructor(options: ClientOptions = {}) {
     const eps = options.endpoints ?? [DEFAULT_ENDPOINT];
     if (eps.length === 0) throw new TypeError("Client needs at least one endpoint");
@@ -327,6 +369,7 @@ export class Client {
    * ambiguous failure.
    */
   put(req: PutRequest, opts?: CallOptions): Promise<PutResponse>;
+  /** Writes `key` = `value` (strings as UTF-8); options are the other PutRequest fields. */
   put(key: Bytes, value: Bytes, options?: PutOptions): Promise<PutResponse>;
   put(
     a: PutRequest | Bytes,
