@@ -47,6 +47,7 @@ import {
 } from "./flags.ts";
 import { newPrinter, type Out } from "./printer.ts";
 import { matchCommand } from "./txn_grammar.ts";
+import { HELP } from "./usage.ts";
 
 export type { CtlIO, FlagKind, FlagSpec, FlagValue, Out };
 
@@ -71,6 +72,9 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: "discovery-srv", short: "d", kind: "string", default: "" },
   { name: "discovery-srv-name", kind: "string", default: "" },
 ];
+
+/** cobra's `-h/--help` on every command. */
+const HELP_FLAG: FlagSpec = { name: "help", short: "h", kind: "bool", default: false };
 
 /** Global flags cairn's ctl parses but cannot honour yet (TLS, auth, DNS discovery). */
 const UNSUPPORTED_GLOBALS = ["cert", "key", "cacert", "user", "password", "discovery-srv"];
@@ -105,17 +109,6 @@ COMMANDS:
 \tendpoint health\t\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
 \tendpoint status\t\tPrints out the status of endpoints specified in \`--endpoints\` flag
 \tversion\t\t\tPrints the version of etcdctl
-`;
-
-const ENDPOINT_USAGE = `NAME:
-\tendpoint - Endpoint related commands
-
-USAGE:
-\tetcdctl endpoint <subcommand> [flags]
-
-COMMANDS:
-\thealth\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
-\tstatus\tPrints out the status of endpoints specified in \`--endpoints\` flag
 `;
 
 /** Finds the command words (`get`, or `endpoint status`) among the arguments. */
@@ -197,20 +190,27 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
       ? undefined
       : matchCommand(words[1], endpoint.SUBCOMMANDS as unknown as string[]);
     if (s === undefined) {
-      io.stdout.write(ENDPOINT_USAGE);
+      io.stdout.write(HELP["endpoint"]);
       return ExitCode.Success;
     }
     sub = s;
   }
   const rest = args.filter((_, i) => !at.includes(i));
   const cmd = COMMANDS[name];
+  const help = HELP[sub === "" ? name : `${name} ${sub}`];
   let parsed;
   try {
-    parsed = parseFlags(rest, [...GLOBAL_FLAGS, ...cmd.flags]);
+    parsed = parseFlags(rest, [...GLOBAL_FLAGS, HELP_FLAG, ...cmd.flags]);
   } catch (e) {
     if (!(e instanceof FlagError)) throw e;
+    // cobra: the error, the usage on stdout, then the error again from etcdctl's main.
+    io.stdout.write(help);
     io.stderr.write(`Error: ${e.message}\n\nError: ${e.message}\n`);
     return ExitCode.Error;
+  }
+  if (parsed.values.get("help") === true) {
+    io.stdout.write(help);
+    return ExitCode.Success;
   }
   const values = parsed.values;
   for (const f of GLOBAL_FLAGS) {

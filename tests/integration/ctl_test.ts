@@ -214,6 +214,10 @@ const STEPS: Step[] = [
   { args: ["endpoint", "status"] },
   { args: ["endpoint", "status", "-w", "json"] },
   { args: ["foo"] },
+  { args: ["get", "--bogus"] },
+  { args: ["get", "--limit", "x", "a"] },
+  { args: ["put", "-h"] },
+  { args: ["endpoint", "status", "--help"] },
 ];
 
 /** Masks what legitimately differs between two servers. */

@@ -1,0 +1,46 @@
+/**
+ * etcdctl 3.4's help text for the commands ctl implements, as `etcdctl
+ * <command> --help` prints it (and as it prints it on stdout after a flag
+ * error). Captured from etcdctl 3.4.23.
+ *
+ * @module
+ */
+
+/** The GLOBAL OPTIONS block of every command. */
+const GLOBALS =
+  'GLOBAL OPTIONS:\n      --cacert=""\t\t\t\tverify certificates of TLS-enabled secure servers using this CA bundle\n      --cert=""\t\t\t\t\tidentify secure client using this TLS certificate file\n      --command-timeout=5s\t\t\ttimeout for short running command (excluding dial timeout)\n      --debug[=false]\t\t\t\tenable client-side debug logging\n      --dial-timeout=2s\t\t\t\tdial timeout for client connections\n  -d, --discovery-srv=""\t\t\tdomain name to query for SRV records describing cluster endpoints\n      --discovery-srv-name=""\t\t\tservice name to query when using DNS discovery\n      --endpoints=[127.0.0.1:2379]\t\tgRPC endpoints\n      --hex[=false]\t\t\t\tprint byte strings as hex encoded strings\n      --insecure-discovery[=true]\t\taccept insecure SRV records describing cluster endpoints\n      --insecure-skip-tls-verify[=false]\tskip server certificate verification (CAUTION: this option should be enabled only for testing purposes)\n      --insecure-transport[=true]\t\tdisable transport security for client connections\n      --keepalive-time=2s\t\t\tkeepalive time for client connections\n      --keepalive-timeout=6s\t\t\tkeepalive timeout for client connections\n      --key=""\t\t\t\t\tidentify secure client using this TLS key file\n      --password=""\t\t\t\tpassword for authentication (if this option is used, --user option shouldn\'t include password)\n      --user=""\t\t\t\t\tusername[:password] for authentication (prompt if password is not supplied)\n  -w, --write-out="simple"\t\t\tset the output format (fields, json, protobuf, simple, table)\n\n';
+
+/** The GLOBAL OPTIONS block under `endpoint`, which adds `--cluster`. */
+const ENDPOINT_GLOBALS =
+  'GLOBAL OPTIONS:\n      --cacert=""\t\t\t\tverify certificates of TLS-enabled secure servers using this CA bundle\n      --cert=""\t\t\t\t\tidentify secure client using this TLS certificate file\n      --cluster[=false]\t\t\t\tuse all endpoints from the cluster member list\n      --command-timeout=5s\t\t\ttimeout for short running command (excluding dial timeout)\n      --debug[=false]\t\t\t\tenable client-side debug logging\n      --dial-timeout=2s\t\t\t\tdial timeout for client connections\n  -d, --discovery-srv=""\t\t\tdomain name to query for SRV records describing cluster endpoints\n      --discovery-srv-name=""\t\t\tservice name to query when using DNS discovery\n      --endpoints=[127.0.0.1:2379]\t\tgRPC endpoints\n      --hex[=false]\t\t\t\tprint byte strings as hex encoded strings\n      --insecure-discovery[=true]\t\taccept insecure SRV records describing cluster endpoints\n      --insecure-skip-tls-verify[=false]\tskip server certificate verification (CAUTION: this option should be enabled only for testing purposes)\n      --insecure-transport[=true]\t\tdisable transport security for client connections\n      --keepalive-time=2s\t\t\tkeepalive time for client connections\n      --keepalive-timeout=6s\t\t\tkeepalive timeout for client connections\n      --key=""\t\t\t\t\tidentify secure client using this TLS key file\n      --password=""\t\t\t\tpassword for authentication (if this option is used, --user option shouldn\'t include password)\n      --user=""\t\t\t\t\tusername[:password] for authentication (prompt if password is not supplied)\n  -w, --write-out="simple"\t\t\tset the output format (fields, json, protobuf, simple, table)\n\n';
+
+/** Help text by command path (`get`, `endpoint status`). */
+export const HELP: Record<string, string> = {
+  "get":
+    'NAME:\n\tget - Gets the key or a range of keys\n\nUSAGE:\n\tetcdctl get [options] <key> [range_end] [flags]\n\nOPTIONS:\n      --consistency="l"\t\t\tLinearizable(l) or Serializable(s)\n      --from-key[=false]\t\tGet keys that are greater than or equal to the given key using byte compare\n  -h, --help[=false]\t\t\thelp for get\n      --keys-only[=false]\t\tGet only the keys\n      --limit=0\t\t\t\tMaximum number of results\n      --order=""\t\t\tOrder of results; ASCEND or DESCEND (ASCEND by default)\n      --prefix[=false]\t\t\tGet keys with matching prefix\n      --print-value-only[=false]\tOnly write values when using the "simple" output format\n      --rev=0\t\t\t\tSpecify the kv revision\n      --sort-by=""\t\t\tSort target; CREATE, KEY, MODIFY, VALUE, or VERSION\n\n' +
+    GLOBALS,
+  "put":
+    "NAME:\n\tput - Puts the given key into the store\n\nUSAGE:\n\tetcdctl put [options] <key> <value> (<value> can also be given from stdin) [flags]\n\nDESCRIPTION:\n\tPuts the given key into the store.\n\t\n\tWhen <value> begins with '-', <value> is interpreted as a flag.\n\tInsert '--' for workaround:\n\t\n\t$ put <key> -- <value>\n\t$ put -- <key> <value>\n\t\n\tIf <value> isn't given as a command line argument and '--ignore-value' is not specified,\n\tthis command tries to read the value from standard input.\n\t\n\tIf <lease> isn't given as a command line argument and '--ignore-lease' is not specified,\n\tthis command tries to read the value from standard input.\n\t\n\tFor example,\n\t$ cat file | put <key>\n\twill store the content of the file to <key>.\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for put\n      --ignore-lease[=false]\tupdates the key using its current lease\n      --ignore-value[=false]\tupdates the key using its current value\n      --lease=\"0\"\t\tlease ID (in hexadecimal) to attach to the key\n      --prev-kv[=false]\t\treturn the previous key-value pair before modification\n\n" +
+    GLOBALS,
+  "del":
+    "NAME:\n\tdel - Removes the specified key or range of keys [key, range_end)\n\nUSAGE:\n\tetcdctl del [options] <key> [range_end] [flags]\n\nOPTIONS:\n      --from-key[=false]\tdelete keys that are greater than or equal to the given key using byte compare\n  -h, --help[=false]\t\thelp for del\n      --prefix[=false]\t\tdelete keys with matching prefix\n      --prev-kv[=false]\t\treturn deleted key-value pairs\n\n" +
+    GLOBALS,
+  "txn":
+    "NAME:\n\ttxn - Txn processes all the requests in one transaction\n\nUSAGE:\n\tetcdctl txn [options] [flags]\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for txn\n  -i, --interactive[=false]\tInput transaction in interactive mode\n\n" +
+    GLOBALS,
+  "compaction":
+    "NAME:\n\tcompaction - Compacts the event history in etcd\n\nUSAGE:\n\tetcdctl compaction [options] <revision> [flags]\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for compaction\n      --physical[=false]\t'true' to wait for compaction to physically remove all old revisions\n\n" +
+    GLOBALS,
+  "version":
+    "NAME:\n\tversion - Prints the version of etcdctl\n\nUSAGE:\n\tetcdctl version [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for version\n\n" +
+    GLOBALS,
+  "endpoint":
+    "NAME:\n\tendpoint - Endpoint related commands\n\nUSAGE:\n\tetcdctl endpoint <subcommand> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\thashkv\tPrints the KV history hash for each endpoint in --endpoints\n\thealth\tChecks the healthiness of endpoints specified in `--endpoints` flag\n\tstatus\tPrints out the status of endpoints specified in `--endpoints` flag\n\nOPTIONS:\n      --cluster[=false]\tuse all endpoints from the cluster member list\n  -h, --help[=false]\thelp for endpoint\n\n" +
+    GLOBALS,
+  "endpoint health":
+    "NAME:\n\tendpoint health - Checks the healthiness of endpoints specified in `--endpoints` flag\n\nUSAGE:\n\tetcdctl endpoint health [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for health\n\n" +
+    ENDPOINT_GLOBALS,
+  "endpoint status":
+    "NAME:\n\tendpoint status - Prints out the status of endpoints specified in `--endpoints` flag\n\nUSAGE:\n\tetcdctl endpoint status [flags]\n\nDESCRIPTION:\n\tWhen --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\n\tThe items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.\n\nOPTIONS:\n  -h, --help[=false]\thelp for status\n\n" +
+    ENDPOINT_GLOBALS,
+};
