@@ -7,6 +7,7 @@
  * Skipped when the etcd or etcdctl binary is absent.
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { Client, EtcdError } from "../../client/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -290,6 +291,55 @@ Deno.test({
       await compareSequence(a, c, false);
     } finally {
       await Promise.all([a.stop(), c.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "Client against etcd's gateway: failover past a dead endpoint, etcd's errors",
+  ignore: !HAVE_ETCD,
+  async fn() {
+    const etcd = await startEtcd();
+    try {
+      const client = new Client({
+        endpoints: [`127.0.0.1:${freePort()}`, `http://${etcd.endpoint}`],
+        timeout: 3000,
+      });
+      const put = await client.put("a", "1");
+      const rev = put.header.revision;
+      await client.put("ab", "2", { prev_kv: true });
+      const got = await client.get("a", { prefix: true });
+      assertEquals(got.kvs.map((kv) => new TextDecoder().decode(kv.value)), ["1", "2"]);
+      assertEquals(got.count, 2);
+      const txn = await client.txn({
+        compare: [{
+          result: "EQUAL",
+          target: "VALUE",
+          key: new TextEncoder().encode("a"),
+          value: new TextEncoder().encode("1"),
+        }],
+        success: [{ request_delete_range: { key: new TextEncoder().encode("ab"), prev_kv: true } }],
+        failure: [],
+      });
+      assertEquals(txn.succeeded, true);
+      const del = "response_delete_range" in txn.responses[0]
+        ? txn.responses[0].response_delete_range
+        : undefined;
+      assertEquals(del?.deleted, 1);
+      await client.compact(rev + 1);
+      const err = await client.get("a", { revision: rev }).catch((e) => e);
+      assertEquals(err instanceof EtcdError, true);
+      assertEquals([err.message, err.code, err.httpStatus], [
+        "etcdserver: mvcc: required revision has been compacted",
+        11,
+        400,
+      ]);
+      const status = await client.status();
+      assertEquals(status.leader, status.header.member_id);
+      assertEquals(await client.health(), { health: true });
+      assertEquals((await client.version()).etcdcluster, "3.4.0");
+    } finally {
+      await etcd.stop();
     }
   },
 });
