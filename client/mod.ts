@@ -42,6 +42,7 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   KeyValue,
+  KVService,
   PutRequest,
   PutResponse,
   RangeRequest,
@@ -70,6 +71,7 @@ export type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   KeyValue,
+  KVService,
   PutRequest,
   PutResponse,
   RangeRequest,
@@ -312,7 +314,7 @@ function fill(type: MessageName, m: Record<string, unknown>): void {
  * Unavailable (14) when no endpoint could be reached, or code
  * DeadlineExceeded (4, `context deadline exceeded`) on timeout.
  */
-export class Client {
+export class Client implements KVService {
   readonly #endpoints: string[];
   readonly #timeout: number;
   readonly #headers: Record<string, string>;
