@@ -204,12 +204,12 @@ class Simulation {
     this.preVote = r.next() < 0.6;
     this.checkQuorum = r.next() < 0.6;
     this.electionTick = 8 + r.intn(8);
-    this.maxSizePerMsg = r.next() < 0.5 ? 1 : 64 + r.intn(512);
+    this.maxSizePerMsg = r.next() < 0.75 ? 1 : 64 + r.intn(512);
     this.maxInflight = 1 + r.intn(8);
     this.snapshotEvery = 5 + r.intn(40);
     this.compactKeep = r.intn(6);
     this.readyProb = 0.5 + r.next() * 0.5;
-    const n = 3 + r.intn(3); // 3..5 initial voters
+    const n = r.next() < 0.5 ? 3 : 3 + r.intn(3); // 3..5 initial voters, often 3
     const voters = Array.from({ length: n }, (_, i) => i + 1);
     for (const id of voters) this.#bootstrap(id, voters);
     const nClients = 2 + r.intn(3);
@@ -273,7 +273,7 @@ class Simulation {
   }
 
   run(): SimResult {
-    const cycles = this.opts.cycles ?? 4;
+    const cycles = this.opts.cycles ?? 6;
     const chaosTicks = this.opts.chaosTicks ?? 1000;
     try {
       for (let c = 0; c < cycles; c++) {
@@ -691,7 +691,7 @@ class Simulation {
     this.#maybeSnapshot(node);
     if (
       this.chaos && rd.hardState && rd.committedEntries.length > 0 && raw.isLeader() &&
-      this.rng.next() < this.leaderKillRate / 4
+      this.rng.next() < this.leaderKillRate / 2
     ) {
       // Crash point: a leader fails right after advancing its commit index,
       // before its followers learn of it.
