@@ -127,7 +127,8 @@ export interface ServerConfig {
   maxRequestBytes: number;
   maxTxnOps: number;
   autoCompactionMode: "periodic" | "revision";
-  autoCompactionRetention: string;
+  /** ms in periodic mode, revisions in revision mode; 0 = off. */
+  autoCompactionRetention: number;
   logLevel: string;
 }
 
@@ -185,6 +186,42 @@ function numberFlag(flag: string, raw: string): number {
     throw new ConfigError(`invalid value "${raw}" for flag -${flag}: parse error`);
   }
   return n;
+}
+
+const HOUR = 3_600_000;
+
+/**
+ * Parse a retention: in `periodic` mode a Go duration (`1h30m`, `10m`, `45s`)
+ * or a plain number of hours, returned in ms; in `revision` mode a revision
+ * count.
+ *
+ * @throws {ConfigError} for a malformed or negative retention.
+ */
+export function parseRetention(mode: "periodic" | "revision", retention: string): number {
+  const text = retention.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) {
+    const n = Number(text);
+    if (mode === "revision") {
+      if (!Number.isInteger(n)) {
+        throw new ConfigError(`invalid auto-compaction-retention "${retention}"`);
+      }
+      return n;
+    }
+    return n * HOUR;
+  }
+  if (mode === "revision") {
+    throw new ConfigError(`invalid auto-compaction-retention "${retention}"`);
+  }
+  const units: Record<string, number> = { h: HOUR, m: 60_000, s: 1000, ms: 1 };
+  let total = 0;
+  let rest = text;
+  while (rest.length > 0) {
+    const m = /^(\d+(?:\.\d+)?)(ms|h|m|s)/.exec(rest);
+    if (!m) throw new ConfigError(`invalid auto-compaction-retention "${retention}"`);
+    total += Number(m[1]) * units[m[2]];
+    rest = rest.slice(m[0].length);
+  }
+  return total;
 }
 
 /** Help text listing every flag with its default and environment variable. */
@@ -285,7 +322,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxRequestBytes: numberFlag("max-request-bytes", raw("max-request-bytes")),
     maxTxnOps: numberFlag("max-txn-ops", raw("max-txn-ops")),
     autoCompactionMode: mode,
-    autoCompactionRetention: raw("auto-compaction-retention"),
+    autoCompactionRetention: parseRetention(mode, raw("auto-compaction-retention")),
     logLevel: raw("log-level"),
   };
 }

@@ -64,6 +64,11 @@ export class EtcdServer implements KVService {
     return this.#memberId;
   }
 
+  /** The current (newest committed) revision. */
+  currentRevision(): number {
+    return new ReadView(this.#backend).rev();
+  }
+
   #header(revision: number): ResponseHeader {
     return {
       cluster_id: this.#clusterId,

@@ -10,6 +10,7 @@ import type { ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { clusterId, memberId } from "./ids.ts";
 import { openMember } from "./member.ts";
+import { Compactor } from "./compactor.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
 /** A running member. */
@@ -45,6 +46,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     { memberId: id, clusterId: clusterId([id]) },
     config.maxTxnOps,
   );
+  const compactor = startCompactor(config, service);
   const app = createGateway(service, {
     maxRequestBytes: config.maxRequestBytes,
     maxTxnOps: config.maxTxnOps,
@@ -64,6 +66,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clientUrls.push(`http://${url.hostname}:${server.addr.port}`);
     }
   } catch (err) {
+    clearInterval(compactor);
     await Promise.all(servers.map((s) => s.shutdown()));
     await node.close();
     await backend.close();
@@ -73,9 +76,21 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     service,
     clientUrls,
     async close() {
+      clearInterval(compactor);
       await Promise.all(servers.map((s) => s.shutdown()));
       await node.close();
       await backend.close();
     },
   };
+}
+
+/** Start the auto-compactor the flags ask for; returns its timer (or undefined). */
+function startCompactor(config: ServerConfig, service: EtcdServer): number | undefined {
+  const retention = config.autoCompactionRetention;
+  if (retention <= 0) return undefined;
+  const compactor = new Compactor(config.autoCompactionMode, retention, {
+    currentRevision: () => service.currentRevision(),
+    compact: async (revision) => void await service.compact({ revision }),
+  });
+  return setInterval(() => void compactor.tick(Date.now()), compactor.intervalMs);
 }

@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { ConfigError, envName, parseConfig } from "../../server/config.ts";
+
+Deno.test("config: etcd's defaults, data dir default.cairn", () => {
+  const c = parseConfig([], {});
+  assert.equal(c.name, "default");
+  assert.equal(c.dataDir, "default.cairn");
+  assert.deepEqual(c.listenClientUrls.map((u) => u.href), ["http://localhost:2379/"]);
+  assert.deepEqual(c.initialAdvertisePeerUrls.map((u) => u.origin), ["http://localhost:2380"]);
+  assert.deepEqual([...c.initialCluster.keys()], ["default"]);
+  assert.equal(c.initialClusterToken, "etcd-cluster");
+  assert.deepEqual([c.heartbeatIntervalMs, c.electionTimeoutMs], [100, 1000]);
+  assert.deepEqual([c.maxRequestBytes, c.maxTxnOps, c.snapshotCount], [1572864, 128, 100000]);
+  assert.equal(c.autoCompactionRetention, 0);
+});
+
+Deno.test("config: flags in both spellings, ETCD_* variables, flags win", () => {
+  const c = parseConfig(
+    [
+      "--name=n1",
+      "-data-dir",
+      "/tmp/x",
+      "--max-txn-ops",
+      "7",
+      "--initial-cluster",
+      "n1=http://localhost:2380",
+    ],
+    { ETCD_NAME: "ignored", ETCD_MAX_REQUEST_BYTES: "1024", ETCD_AUTO_COMPACTION_RETENTION: "2" },
+  );
+  assert.equal(c.name, "n1");
+  assert.equal(c.dataDir, "/tmp/x");
+  assert.equal(c.maxTxnOps, 7);
+  assert.equal(c.maxRequestBytes, 1024);
+  assert.equal(c.autoCompactionRetention, 2 * 3_600_000);
+  assert.equal(envName("listen-client-urls"), "ETCD_LISTEN_CLIENT_URLS");
+  assert.equal(parseConfig([], { ETCD_NAME: "n2" }).dataDir, "n2.cairn");
+});
+
+Deno.test("config: bad values are refused with etcd-like messages", () => {
+  const bad: [string[], RegExp][] = [
+    [["--bogus", "1"], /bogus/],
+    [["--listen-client-urls", "not a url"], /listen-client-urls/],
+    [["--initial-cluster", "other=http://localhost:2380"], /couldn't find local name "default"/],
+    [
+      ["--initial-cluster", "default=http://10.0.0.1:2380"],
+      /missing from --initial-advertise-peer-urls/,
+    ],
+    [["--initial-cluster-state", "maybe"], /initial-cluster-state/],
+    [["--election-timeout", "300"], /at least as 5 times/],
+    [["--max-txn-ops", "many"], /max-txn-ops/],
+    [["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1h"], /retention/],
+  ];
+  for (const [args, message] of bad) {
+    assert.throws(() => parseConfig(args, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(err.message, message);
+      return true;
+    }, args.join(" "));
+  }
+});
