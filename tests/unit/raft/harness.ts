@@ -85,6 +85,8 @@ export class Network {
   /** Every message that was delivered, in order. */
   delivered: Message[] = [];
   down: Set<number> = new Set();
+  /** Take a snapshot right after applying each conf change (so it lists new members). */
+  snapshotAfterConfChange = false;
 
   /**
    * Starts `ids` as voters (plus `learners`) from a shared snapshot at index 1.
@@ -162,7 +164,10 @@ export class Network {
     if (rd.hardState) n.storage.setHardState(rd.hardState);
     for (const e of rd.committedEntries) {
       n.applied.push(e);
-      if (e.type === "confChange") n.node.applyConfChange(decodeConfChange(e.data));
+      if (e.type === "confChange") {
+        const cs = n.node.applyConfChange(decodeConfChange(e.data));
+        if (this.snapshotAfterConfChange) n.storage.createSnapshot(e.index, cs, enc("state"));
+      }
     }
     n.readStates.push(...rd.readStates);
     n.node.advance();
@@ -196,6 +201,8 @@ export class Network {
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
     }
+    // Like etcd's transport, report a delivered snapshot to its sender.
+    if (m.type === "MsgSnap") this.nodes.get(m.from)?.node.reportSnapshot(m.to, false);
   }
 
   /** Node `id` campaigns, then the network settles. */
