@@ -144,7 +144,12 @@ export function denoIO(): CtlIO {
   const writer = (f: { writeSync(p: Uint8Array): number }): Out => ({
     write(data) {
       let b = typeof data === "string" ? enc.encode(data) : data;
-      while (b.length > 0) b = b.subarray(f.writeSync(b));
+      try {
+        while (b.length > 0) b = b.subarray(f.writeSync(b));
+      } catch (e) {
+        // A closed pipe (`ctl get … | head`): drop the rest, as a Go program dies quietly.
+        if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+      }
     },
   });
   return {

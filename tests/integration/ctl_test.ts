@@ -143,19 +143,17 @@ function etcdctl(endpoint: string, args: string[], stdin: string): Promise<Resul
   return run("etcdctl", ["--endpoints", endpoint, ...args], stdin, { ETCDCTL_API: "3" });
 }
 
-/** `deno task ctl …` as the task runs it: main.ts with the task's permissions. */
+/** The `ctl` task's command line from deno.json (`deno run … main.ts ctl`), deno resolved. */
+const CTL_TASK: string[] = (() => {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const words = String(config.tasks.ctl).trim().split(/\s+/);
+  return words[0] === "deno" ? [Deno.execPath(), ...words.slice(1)] : words;
+})();
+
+/** `deno task ctl …`, run as the task defines it (same permissions). */
 function ctl(endpoint: string, args: string[], stdin: string): Promise<Result> {
-  return run(Deno.execPath(), [
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-env",
-    "main.ts",
-    "ctl",
-    "--endpoints",
-    endpoint,
-    ...args,
-  ], stdin);
+  const [cmd, ...taskArgs] = CTL_TASK;
+  return run(cmd, [...taskArgs, "--endpoints", endpoint, ...args], stdin);
 }
 
 interface Step {
