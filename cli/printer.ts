@@ -14,6 +14,7 @@
 import { encodeBase64 } from "./base64.ts";
 import { CtlError, ExitCode } from "./exit.ts";
 import { goJsonString, goQuote, hexU64, humanizeBytes } from "./go_format.ts";
+import { pbDel, pbPut, pbRange, pbTxn } from "./protobuf.ts";
 import type {
   DeleteRangeResponse,
   KeyValue,
@@ -56,8 +57,8 @@ export interface Printer {
   endpointStatus(list: EpStatus[]): void;
 }
 
-/** The `-w` names etcdctl knows; ctl implements all but protobuf. */
-export type OutputFormat = "simple" | "json" | "fields" | "table";
+/** The `-w` names etcdctl knows. */
+export type OutputFormat = "simple" | "json" | "fields" | "table" | "protobuf";
 
 /**
  * The printer for `-w <format>`.
@@ -79,6 +80,8 @@ export function newPrinter(
       return new FieldsPrinter(stdout);
     case "table":
       return new TablePrinter(stdout);
+    case "protobuf":
+      return new ProtobufPrinter(stdout);
   }
   throw new CtlError(ExitCode.BadFeature, "unsupported output format");
 }
@@ -440,5 +443,28 @@ export class TablePrinter implements Printer {
       ],
       statusRows(list),
     ));
+  }
+}
+
+/** `-w protobuf`: the response's protobuf encoding, raw; endpoint commands unsupported. */
+export class ProtobufPrinter implements Printer {
+  constructor(private out: Out) {}
+  put(r: PutResponse): void {
+    this.out.write(pbPut(r));
+  }
+  get(r: RangeResponse): void {
+    this.out.write(pbRange(r));
+  }
+  del(r: DeleteRangeResponse): void {
+    this.out.write(pbDel(r));
+  }
+  txn(r: TxnResponse): void {
+    this.out.write(pbTxn(r));
+  }
+  endpointHealth(): void {
+    unsupported("protobuf");
+  }
+  endpointStatus(): void {
+    unsupported("protobuf");
   }
 }

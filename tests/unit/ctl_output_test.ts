@@ -24,6 +24,7 @@ import type {
   TxnResponse,
 } from "../../core/mvcc/types.ts";
 import { CtlError } from "../../cli/exit.ts";
+import { pbDel, pbRange, pbTxn } from "../../cli/protobuf.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -219,12 +220,43 @@ Deno.test("simple printer prints raw bytes, txn sections, health on stderr", () 
 });
 
 Deno.test("unsupported output formats fail as etcdctl", () => {
-  assertThrows(() => newPrinter("protobuf", new Buf(), new Buf()), {
+  assertThrows(() => newPrinter("bogus", new Buf(), new Buf()), {
     message: "unsupported output format",
   });
+  assertThrows(
+    () => newPrinter("protobuf", new Buf(), new Buf()).endpointStatus([]),
+    { message: "protobuf not supported as output format" },
+  );
   const table = newPrinter("table", new Buf(), new Buf());
   assertThrows(
     () => table.get({ header: H, kvs: [], more: false, count: 0 }),
     (e: unknown) => e instanceof CtlError && e.exitCode === 4,
+  );
+});
+
+Deno.test("protobuf output is the gogoproto wire encoding", () => {
+  const h: ResponseHeader = { cluster_id: 1n, member_id: 2n, revision: 3, raft_term: 4 };
+  const hdr = [0x0a, 0x08, 0x08, 0x01, 0x10, 0x02, 0x18, 0x03, 0x20, 0x04];
+  const kvBytes = [0x0a, 0x01, 0x61, 0x10, 0x02, 0x18, 0x02, 0x20, 0x01, 0x2a, 0x01, 0x62];
+  assertEquals(
+    pbRange({ header: h, kvs: [kv("a", "b", 2)], more: false, count: 1 }),
+    new Uint8Array([...hdr, 0x12, 0x0c, ...kvBytes, 0x20, 0x01]),
+  );
+  // a negative int64 is a ten-byte varint; an empty (but present) header is written
+  assertEquals(
+    pbDel({
+      header: {} as ResponseHeader,
+      deleted: 1,
+      prev_kvs: [{ ...kv("", "", 0, 0), lease: -1n }],
+    }),
+    new Uint8Array([0x0a, 0x00, 0x10, 0x01, 0x1a, 0x0b, 0x30, ...Array(9).fill(0xff), 0x01]),
+  );
+  assertEquals(
+    pbTxn({
+      header: h,
+      succeeded: true,
+      responses: [{ response_put: { header: { revision: 3 } as ResponseHeader } }],
+    }),
+    new Uint8Array([...hdr, 0x10, 0x01, 0x1a, 0x06, 0x12, 0x04, 0x0a, 0x02, 0x18, 0x03]),
   );
 });

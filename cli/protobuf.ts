@@ -1,0 +1,107 @@
+/**
+ * `-w protobuf`: etcdctl prints the response's protobuf wire encoding
+ * (gogoproto `Marshal`: fields in number order, zero scalars and nil
+ * messages left out, a present message written even when empty). Field
+ * numbers are etcd 3.4's `rpc.proto` and `kv.proto`.
+ *
+ * @module
+ */
+
+import type {
+  DeleteRangeResponse,
+  KeyValue,
+  PutResponse,
+  RangeResponse,
+  ResponseHeader,
+  ResponseOp,
+  TxnResponse,
+} from "../core/mvcc/types.ts";
+
+/** A protobuf message being written. */
+class Writer {
+  #bytes: number[] = [];
+
+  #varint(v: bigint): void {
+    let u = BigInt.asUintN(64, v);
+    while (u >= 0x80n) {
+      this.#bytes.push(Number(u & 0x7fn) | 0x80);
+      u >>= 7n;
+    }
+    this.#bytes.push(Number(u));
+  }
+
+  /** A varint field (int64, uint64, bool); zero is left out. */
+  int(field: number, v: number | bigint | boolean | undefined): this {
+    const n = typeof v === "boolean" ? (v ? 1n : 0n) : BigInt(v ?? 0);
+    if (n !== 0n) {
+      this.#varint(BigInt(field << 3));
+      this.#varint(n);
+    }
+    return this;
+  }
+
+  /** A length-delimited field; `always` writes it even when empty (a set message). */
+  bytes(field: number, b: Uint8Array | undefined, always = false): this {
+    if (b === undefined || (b.length === 0 && !always)) return this;
+    this.#varint(BigInt((field << 3) | 2));
+    this.#varint(BigInt(b.length));
+    for (const x of b) this.#bytes.push(x);
+    return this;
+  }
+
+  /** An embedded message field, written when present. */
+  message(field: number, m: Uint8Array | undefined): this {
+    return this.bytes(field, m, true);
+  }
+
+  done(): Uint8Array {
+    return new Uint8Array(this.#bytes);
+  }
+}
+
+function header(h: ResponseHeader | undefined): Uint8Array | undefined {
+  if (!h) return undefined;
+  return new Writer().int(1, h.cluster_id).int(2, h.member_id).int(3, h.revision)
+    .int(4, h.raft_term).done();
+}
+
+function keyValue(kv: KeyValue | undefined): Uint8Array | undefined {
+  if (!kv) return undefined;
+  return new Writer().bytes(1, kv.key).int(2, kv.create_revision).int(3, kv.mod_revision)
+    .int(4, kv.version).bytes(5, kv.value).int(6, kv.lease).done();
+}
+
+/** RangeResponse in protobuf wire format. */
+export function pbRange(r: RangeResponse): Uint8Array {
+  const w = new Writer().message(1, header(r.header));
+  for (const kv of r.kvs) w.message(2, keyValue(kv));
+  return w.int(3, r.more).int(4, r.count).done();
+}
+
+/** PutResponse in protobuf wire format. */
+export function pbPut(r: PutResponse): Uint8Array {
+  return new Writer().message(1, header(r.header)).message(2, keyValue(r.prev_kv)).done();
+}
+
+/** DeleteRangeResponse in protobuf wire format. */
+export function pbDel(r: DeleteRangeResponse): Uint8Array {
+  const w = new Writer().message(1, header(r.header)).int(2, r.deleted);
+  for (const kv of r.prev_kvs) w.message(3, keyValue(kv));
+  return w.done();
+}
+
+function responseOp(op: ResponseOp): Uint8Array {
+  const w = new Writer();
+  if ("response_range" in op) w.message(1, pbRange(op.response_range));
+  else if ("response_put" in op) w.message(2, pbPut(op.response_put));
+  else if ("response_delete_range" in op) w.message(3, pbDel(op.response_delete_range));
+  else w.message(4, pbTxn(op.response_txn));
+  return w.done();
+}
+
+/** TxnResponse in protobuf wire format. */
+export function pbTxn(r: TxnResponse): Uint8Array {
+  const w = new Writer().message(1, header(r.header)).int(2, r.succeeded);
+  for (const op of r.responses) w.message(3, responseOp(op));
+  return w.done();
+}
