@@ -117,6 +117,8 @@ export interface EnumSpec {
 export interface FieldSpec {
   /** Proto field name; also the internal property name and the output name. */
   name: string;
+  /** Proto field number (used for the protobuf size of a request). */
+  no: number;
   /** Exactly one of scalar, enum, message. */
   scalar?: ScalarKind;
   enum?: EnumSpec;
@@ -156,142 +158,142 @@ const CompareTarget: EnumSpec = {
 export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
   KeyValue: {
     fields: [
-      { name: "key", scalar: "bytes" },
-      { name: "create_revision", scalar: "int64" },
-      { name: "mod_revision", scalar: "int64" },
-      { name: "version", scalar: "int64" },
-      { name: "value", scalar: "bytes" },
-      { name: "lease", scalar: "int64n" },
+      { name: "key", no: 1, scalar: "bytes" },
+      { name: "create_revision", no: 2, scalar: "int64" },
+      { name: "mod_revision", no: 3, scalar: "int64" },
+      { name: "version", no: 4, scalar: "int64" },
+      { name: "value", no: 5, scalar: "bytes" },
+      { name: "lease", no: 6, scalar: "int64n" },
     ],
   },
   ResponseHeader: {
     fields: [
-      { name: "cluster_id", scalar: "uint64n" },
-      { name: "member_id", scalar: "uint64n" },
-      { name: "revision", scalar: "int64" },
-      { name: "raft_term", scalar: "uint64" },
+      { name: "cluster_id", no: 1, scalar: "uint64n" },
+      { name: "member_id", no: 2, scalar: "uint64n" },
+      { name: "revision", no: 3, scalar: "int64" },
+      { name: "raft_term", no: 4, scalar: "uint64" },
     ],
   },
   RangeRequest: {
     fields: [
-      { name: "key", scalar: "bytes" },
-      { name: "range_end", scalar: "bytes" },
-      { name: "limit", scalar: "int64" },
-      { name: "revision", scalar: "int64" },
-      { name: "sort_order", enum: SortOrder },
-      { name: "sort_target", enum: SortTarget },
-      { name: "serializable", scalar: "bool" },
-      { name: "keys_only", scalar: "bool" },
-      { name: "count_only", scalar: "bool" },
-      { name: "min_mod_revision", scalar: "int64" },
-      { name: "max_mod_revision", scalar: "int64" },
-      { name: "min_create_revision", scalar: "int64" },
-      { name: "max_create_revision", scalar: "int64" },
+      { name: "key", no: 1, scalar: "bytes" },
+      { name: "range_end", no: 2, scalar: "bytes" },
+      { name: "limit", no: 3, scalar: "int64" },
+      { name: "revision", no: 4, scalar: "int64" },
+      { name: "sort_order", no: 5, enum: SortOrder },
+      { name: "sort_target", no: 6, enum: SortTarget },
+      { name: "serializable", no: 7, scalar: "bool" },
+      { name: "keys_only", no: 8, scalar: "bool" },
+      { name: "count_only", no: 9, scalar: "bool" },
+      { name: "min_mod_revision", no: 10, scalar: "int64" },
+      { name: "max_mod_revision", no: 11, scalar: "int64" },
+      { name: "min_create_revision", no: 12, scalar: "int64" },
+      { name: "max_create_revision", no: 13, scalar: "int64" },
     ],
   },
   RangeResponse: {
     fields: [
-      { name: "header", message: "ResponseHeader" },
-      { name: "kvs", message: "KeyValue", repeated: true },
-      { name: "more", scalar: "bool" },
-      { name: "count", scalar: "int64" },
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "kvs", no: 2, message: "KeyValue", repeated: true },
+      { name: "more", no: 3, scalar: "bool" },
+      { name: "count", no: 4, scalar: "int64" },
     ],
   },
   PutRequest: {
     fields: [
-      { name: "key", scalar: "bytes" },
-      { name: "value", scalar: "bytes" },
-      { name: "lease", scalar: "int64n" },
-      { name: "prev_kv", scalar: "bool" },
-      { name: "ignore_value", scalar: "bool" },
-      { name: "ignore_lease", scalar: "bool" },
+      { name: "key", no: 1, scalar: "bytes" },
+      { name: "value", no: 2, scalar: "bytes" },
+      { name: "lease", no: 3, scalar: "int64n" },
+      { name: "prev_kv", no: 4, scalar: "bool" },
+      { name: "ignore_value", no: 5, scalar: "bool" },
+      { name: "ignore_lease", no: 6, scalar: "bool" },
     ],
   },
   PutResponse: {
     fields: [
-      { name: "header", message: "ResponseHeader" },
-      { name: "prev_kv", message: "KeyValue" },
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "prev_kv", no: 2, message: "KeyValue" },
     ],
   },
   DeleteRangeRequest: {
     fields: [
-      { name: "key", scalar: "bytes" },
-      { name: "range_end", scalar: "bytes" },
-      { name: "prev_kv", scalar: "bool" },
+      { name: "key", no: 1, scalar: "bytes" },
+      { name: "range_end", no: 2, scalar: "bytes" },
+      { name: "prev_kv", no: 3, scalar: "bool" },
     ],
   },
   DeleteRangeResponse: {
     fields: [
-      { name: "header", message: "ResponseHeader" },
-      { name: "deleted", scalar: "int64" },
-      { name: "prev_kvs", message: "KeyValue", repeated: true },
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "deleted", no: 2, scalar: "int64" },
+      { name: "prev_kvs", no: 3, message: "KeyValue", repeated: true },
     ],
   },
   Compare: {
     fields: [
-      { name: "result", enum: CompareResult },
-      { name: "target", enum: CompareTarget },
-      { name: "key", scalar: "bytes" },
-      { name: "version", scalar: "int64", oneof: "target_union" },
-      { name: "create_revision", scalar: "int64", oneof: "target_union" },
-      { name: "mod_revision", scalar: "int64", oneof: "target_union" },
-      { name: "value", scalar: "bytes", oneof: "target_union" },
-      { name: "lease", scalar: "int64n", oneof: "target_union" },
-      { name: "range_end", scalar: "bytes" },
+      { name: "result", no: 1, enum: CompareResult },
+      { name: "target", no: 2, enum: CompareTarget },
+      { name: "key", no: 3, scalar: "bytes" },
+      { name: "version", no: 4, scalar: "int64", oneof: "target_union" },
+      { name: "create_revision", no: 5, scalar: "int64", oneof: "target_union" },
+      { name: "mod_revision", no: 6, scalar: "int64", oneof: "target_union" },
+      { name: "value", no: 7, scalar: "bytes", oneof: "target_union" },
+      { name: "lease", no: 8, scalar: "int64n", oneof: "target_union" },
+      { name: "range_end", no: 64, scalar: "bytes" },
     ],
   },
   RequestOp: {
     fields: [
-      { name: "request_range", message: "RangeRequest", oneof: "request" },
-      { name: "request_put", message: "PutRequest", oneof: "request" },
-      { name: "request_delete_range", message: "DeleteRangeRequest", oneof: "request" },
-      { name: "request_txn", message: "TxnRequest", oneof: "request" },
+      { name: "request_range", no: 1, message: "RangeRequest", oneof: "request" },
+      { name: "request_put", no: 2, message: "PutRequest", oneof: "request" },
+      { name: "request_delete_range", no: 3, message: "DeleteRangeRequest", oneof: "request" },
+      { name: "request_txn", no: 4, message: "TxnRequest", oneof: "request" },
     ],
   },
   ResponseOp: {
     fields: [
-      { name: "response_range", message: "RangeResponse", oneof: "response" },
-      { name: "response_put", message: "PutResponse", oneof: "response" },
-      { name: "response_delete_range", message: "DeleteRangeResponse", oneof: "response" },
-      { name: "response_txn", message: "TxnResponse", oneof: "response" },
+      { name: "response_range", no: 1, message: "RangeResponse", oneof: "response" },
+      { name: "response_put", no: 2, message: "PutResponse", oneof: "response" },
+      { name: "response_delete_range", no: 3, message: "DeleteRangeResponse", oneof: "response" },
+      { name: "response_txn", no: 4, message: "TxnResponse", oneof: "response" },
     ],
   },
   TxnRequest: {
     fields: [
-      { name: "compare", message: "Compare", repeated: true },
-      { name: "success", message: "RequestOp", repeated: true },
-      { name: "failure", message: "RequestOp", repeated: true },
+      { name: "compare", no: 1, message: "Compare", repeated: true },
+      { name: "success", no: 2, message: "RequestOp", repeated: true },
+      { name: "failure", no: 3, message: "RequestOp", repeated: true },
     ],
   },
   TxnResponse: {
     fields: [
-      { name: "header", message: "ResponseHeader" },
-      { name: "succeeded", scalar: "bool" },
-      { name: "responses", message: "ResponseOp", repeated: true },
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "succeeded", no: 2, scalar: "bool" },
+      { name: "responses", no: 3, message: "ResponseOp", repeated: true },
     ],
   },
   CompactionRequest: {
     fields: [
-      { name: "revision", scalar: "int64" },
-      { name: "physical", scalar: "bool" },
+      { name: "revision", no: 1, scalar: "int64" },
+      { name: "physical", no: 2, scalar: "bool" },
     ],
   },
   CompactionResponse: {
-    fields: [{ name: "header", message: "ResponseHeader" }],
+    fields: [{ name: "header", no: 1, message: "ResponseHeader" }],
   },
   StatusRequest: { fields: [] },
   StatusResponse: {
     fields: [
-      { name: "header", message: "ResponseHeader" },
-      { name: "version", scalar: "string" },
-      { name: "dbSize", scalar: "int64" },
-      { name: "leader", scalar: "uint64n" },
-      { name: "raftIndex", scalar: "uint64" },
-      { name: "raftTerm", scalar: "uint64" },
-      { name: "raftAppliedIndex", scalar: "uint64" },
-      { name: "errors", scalar: "string", repeated: true },
-      { name: "dbSizeInUse", scalar: "int64" },
-      { name: "isLearner", scalar: "bool" },
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "version", no: 2, scalar: "string" },
+      { name: "dbSize", no: 3, scalar: "int64" },
+      { name: "leader", no: 4, scalar: "uint64n" },
+      { name: "raftIndex", no: 5, scalar: "uint64" },
+      { name: "raftTerm", no: 6, scalar: "uint64" },
+      { name: "raftAppliedIndex", no: 7, scalar: "uint64" },
+      { name: "errors", no: 8, scalar: "string", repeated: true },
+      { name: "dbSizeInUse", no: 9, scalar: "int64" },
+      { name: "isLearner", no: 10, scalar: "bool" },
     ],
   },
 };
@@ -405,6 +407,89 @@ export function stringifyGo(value: unknown): string {
 }
 
 // ---------------------------------------------------------------------------
+// Protobuf size
+// ---------------------------------------------------------------------------
+
+const utf8 = new TextEncoder();
+
+/** Bytes of the protobuf varint encoding of `n` (negative int64s take 10). */
+export function varintSize(n: number | bigint): number {
+  let v = BigInt(n);
+  if (v < 0n) return 10;
+  let size = 1;
+  while (v >= 0x80n) {
+    v >>= 7n;
+    size++;
+  }
+  return size;
+}
+
+function smallVarintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/**
+ * Size in bytes of the protobuf (proto3 wire format) encoding of an internal
+ * message. etcd's limits are stated in these bytes: gRPC rejects a request
+ * message over `--max-request-bytes` + 512 KiB, and etcdserver rejects a
+ * proposal over `--max-request-bytes`, so cairn measures requests the same
+ * way.
+ */
+export function protoSize<K extends MessageName>(type: K, value: MessageTypes[K]): number {
+  return messageSize(type, value as unknown as Record<string, unknown>);
+}
+
+function messageSize(type: MessageName, value: Record<string, unknown>): number {
+  let size = 0;
+  let oneofDone: Set<string> | undefined;
+  for (const f of SCHEMA[type].fields) {
+    const v = value[f.name];
+    if (v === undefined || v === null) continue;
+    const tag = smallVarintSize(f.no * 8);
+    if (f.oneof !== undefined) {
+      if (oneofDone?.has(f.oneof)) continue;
+      (oneofDone ??= new Set()).add(f.oneof);
+      size += tag + valueSize(f, v, true);
+    } else if (f.repeated) {
+      for (const e of v as unknown[]) size += tag + valueSize(f, e, true);
+    } else {
+      const s = valueSize(f, v, false);
+      if (s > 0) size += tag + s;
+    }
+  }
+  return size;
+}
+
+/** Size of one value without its tag; 0 means "zero value, not written" unless `force`. */
+function valueSize(f: FieldSpec, v: unknown, force: boolean): number {
+  if (f.message !== undefined) {
+    const inner = messageSize(f.message, v as Record<string, unknown>);
+    return smallVarintSize(inner) + inner;
+  }
+  if (f.enum !== undefined) {
+    const idx = typeof v === "number" ? v : f.enum.values.indexOf(v as string);
+    return idx === 0 && !force ? 0 : varintSize(idx);
+  }
+  switch (f.scalar) {
+    case "bytes":
+    case "string": {
+      const len = typeof v === "string" ? utf8.encode(v).length : (v as Uint8Array).length;
+      return len === 0 && !force ? 0 : smallVarintSize(len) + len;
+    }
+    case "bool":
+      return !v && !force ? 0 : 1;
+    default:
+      // deno-lint-ignore eqeqeq
+      return v == 0 && !force ? 0 : varintSize(v as number | bigint);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Decoding: JSON → internal
 // ---------------------------------------------------------------------------
 
@@ -414,8 +499,10 @@ export function stringifyGo(value: unknown): string {
  * internal message, with jsonpb's rules: fields are read in declaration
  * order (oneof members last) and the first bad one throws; `null` leaves a
  * field at its zero value; unknown fields are ignored; a top-level `null`
- * is the empty message. Absent scalar fields are left `undefined` (the
- * proto zero value); repeated fields are always arrays.
+ * is the empty message. Absent scalar and enum fields get their proto zero
+ * value (empty bytes, 0, 0n, false, "", the enum's first name) and absent
+ * repeated fields `[]`; absent singular messages and unset oneof members
+ * stay `undefined`.
  *
  * Numeric enum values are accepted as jsonpb accepts them; a number with no
  * name in the enum decodes as the enum's zero value (cairn's internal types
@@ -450,7 +537,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function decodeMessage(type: MessageName, json: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (json === null || json === undefined) return fillRepeated(type, out);
+  if (json === null || json === undefined) return fillZeros(type, out);
   if (!isObject(json)) typeError(json, "map[string]json.RawMessage");
   const spec = SCHEMA[type];
   // Regular fields first, then oneof members (jsonpb's order).
@@ -472,12 +559,19 @@ function decodeMessage(type: MessageName, json: unknown): Record<string, unknown
       if (v !== undefined) out[f.name] = v;
     }
   }
-  return fillRepeated(type, out);
+  return fillZeros(type, out);
 }
 
-function fillRepeated(type: MessageName, out: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Gives every absent scalar, enum and repeated field its proto zero value
+ * (so `key` is an empty Uint8Array, `result` is "EQUAL", `revision` is 0).
+ * Singular message fields and oneof members stay absent.
+ */
+function fillZeros(type: MessageName, out: Record<string, unknown>): Record<string, unknown> {
   for (const f of SCHEMA[type].fields) {
-    if (f.repeated && out[f.name] === undefined) out[f.name] = [];
+    if (out[f.name] !== undefined || f.oneof !== undefined) continue;
+    if (f.repeated) out[f.name] = [];
+    else if (f.message === undefined) out[f.name] = zeroOf(f);
   }
   return out;
 }

@@ -1,0 +1,370 @@
+/**
+ * etcd v3 JSON gateway on hono: the HTTP surface of etcd 3.4's grpc-gateway
+ * for the KV service and Maintenance.Status, plus etcd's `/health` and
+ * `/version` endpoints. Request and response bodies follow etcd 3.4 byte
+ * for byte (see `codec.ts`); errors are `{"error":M,"message":M,"code":N}`
+ * with etcd's message, gRPC code and HTTP status.
+ *
+ * ```ts
+ * import { createGateway } from "./server/gateway/mod.ts";
+ * const app = createGateway(service, { cairnVersion: "0.1.0" });
+ * Deno.serve({ port: 2379 }, app.fetch);
+ * ```
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { EtcdError, GrpcCode } from "../../core/errors.ts";
+import type { KVService, RangeResponse } from "../../core/mvcc/types.ts";
+import {
+  fromJson,
+  type MessageName,
+  type MessageTypes,
+  protoSize,
+  stringifyGo,
+  toJson,
+} from "./codec.ts";
+import { parseGoJson } from "./json.ts";
+import {
+  checkDeleteRequest,
+  checkPutRequest,
+  checkRangeRequest,
+  checkTxnRequest,
+} from "../../core/mvcc/validate.ts";
+import { isTxnReadOnly } from "../../core/mvcc/apply.ts";
+import {
+  checkGrpcSize,
+  checkProposalSize,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_MAX_TXN_OPS,
+  GRPC_OVERHEAD_BYTES,
+} from "./validate.ts";
+
+export { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./validate.ts";
+
+/** Options of {@linkcode createGateway}. */
+export interface GatewayOptions {
+  /**
+   * etcd's `--max-request-bytes` (default 1572864 = 1.5 MiB): a write whose
+   * Raft proposal is larger gets `etcdserver: request is too large`; any
+   * request whose protobuf encoding is over this + 512 KiB gets 429
+   * `grpc: received message larger than max (N vs. M)`.
+   */
+  maxRequestBytes?: number;
+  /** etcd's `--max-txn-ops` (default 128). */
+  maxTxnOps?: number;
+  /** cairn's own version, reported as `"cairn"` by `GET /version`. */
+  cairnVersion: string;
+  /**
+   * This member's ID, when known: it sets the size of the request ID etcd
+   * puts in each proposal and so the exact `request is too large` boundary.
+   */
+  memberId?: bigint;
+  /**
+   * Timeout of the `/health` probe read, in milliseconds (default 1000, as
+   * etcd's health check).
+   */
+  healthTimeoutMs?: number;
+}
+
+/** The etcd API version cairn speaks, as `GET /version` reports it. */
+export const ETCD_API_VERSION = "3.4.0";
+
+/** The URL prefixes etcd 3.4 serves the gateway under. */
+export const GATEWAY_PREFIXES = ["/v3", "/v3beta"] as const;
+
+const CORS_HEADERS: Record<string, string> = {
+  "Access-Control-Allow-Headers": "accept, content-type, authorization",
+  "Access-Control-Allow-Methods": "POST, GET, OPTIONS, PUT, DELETE",
+  "Access-Control-Allow-Origin": "*",
+};
+
+const JSON_OK_HEADERS = {
+  "Content-Type": "application/json",
+  "Grpc-Metadata-Content-Type": "application/grpc",
+};
+
+/** Plain-text bodies Go's net/http writes (`http.Error`, `http.NotFound`). */
+function plainText(status: number, body: string, extra: Record<string, string> = {}): Response {
+  return new Response(body, {
+    status,
+    headers: {
+      "Content-Type": "text/plain; charset=utf-8",
+      "X-Content-Type-Options": "nosniff",
+      ...extra,
+    },
+  });
+}
+
+/**
+ * The gateway's error response for an error: an `EtcdError` keeps its
+ * message, code and HTTP status; anything else is gRPC Unknown (500, code 2)
+ * with the error's text, as etcd answers unexpected server errors.
+ */
+export function errorResponse(err: unknown): Response {
+  let e: EtcdError;
+  if (err instanceof EtcdError) e = err;
+  else {
+    console.error("gateway: unexpected error:", err);
+    e = new EtcdError(err instanceof Error ? err.message : String(err), GrpcCode.Unknown);
+  }
+  const body = stringifyGo({ error: e.message, message: e.message, code: e.code });
+  return new Response(body, {
+    status: e.httpStatus,
+    headers: { "Content-Type": "application/json" },
+  });
+}
+
+/**
+ * Reads a request body as text, giving up past `cap` bytes. Past the cap
+ * the request is answered as gRPC would answer an oversized message, with
+ * the body length standing in for the (unknown) protobuf size.
+ */
+async function readBody(req: Request, cap: number, grpcMax: number): Promise<string> {
+  if (req.body === null) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > cap) {
+        await reader.cancel();
+        throw new EtcdError(
+          `grpc: received message larger than max (${total} vs. ${grpcMax})`,
+          GrpcCode.ResourceExhausted,
+        );
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (chunks.length === 1) return decoder.decode(chunks[0]);
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return decoder.decode(all);
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Ranges with more kvs than this are streamed in chunks. */
+const STREAM_KVS_THRESHOLD = 512;
+/** Approximate bytes per streamed chunk. */
+const STREAM_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The JSON of a RangeResponse. Small responses are one string; large ones
+ * are a stream of chunks (same bytes), so a big range is never held as one
+ * giant string.
+ */
+export function rangeResponseBody(res: RangeResponse): string | ReadableStream<Uint8Array> {
+  if (res.kvs.length <= STREAM_KVS_THRESHOLD) return JSON.stringify(toJson("RangeResponse", res));
+  // Everything but kvs, in schema order: header first, then more/count.
+  const { header, ...rest } = toJson("RangeResponse", { ...res, kvs: [] });
+  const head = JSON.stringify({ header }).slice(0, -1) + ',"kvs":[';
+  const restJson = JSON.stringify(rest);
+  const tail = "]" + (restJson === "{}" ? "}" : "," + restJson.slice(1));
+  const kvs = res.kvs;
+  let i = 0;
+  let started = false;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      let chunk = started ? "" : head;
+      started = true;
+      while (i < kvs.length && chunk.length < STREAM_CHUNK_BYTES) {
+        if (i > 0) chunk += ",";
+        chunk += JSON.stringify(toJson("KeyValue", kvs[i++]));
+      }
+      if (i >= kvs.length) {
+        controller.enqueue(encoder.encode(chunk + tail));
+        controller.close();
+        return;
+      }
+      controller.enqueue(encoder.encode(chunk));
+    },
+  });
+}
+
+/** A unary endpoint: decode, validate, execute, encode. */
+interface Unary<Q extends MessageName, R extends MessageName> {
+  request: Q;
+  response: R;
+  /** API-layer checks run after decoding and the gRPC size check. */
+  check?: (req: MessageTypes[Q]) => void;
+  exec: (req: MessageTypes[Q]) => Promise<MessageTypes[R]>;
+  /** Custom body encoding (the default is the codec + JSON.stringify). */
+  encode?: (res: MessageTypes[R]) => string | ReadableStream<Uint8Array>;
+}
+
+/**
+ * Registers a unary POST endpoint under every gateway prefix (`/v3` and
+ * `/v3beta`), with etcd's 405 for other methods. `path` is relative, e.g.
+ * `"/kv/range"`. Exported so later services (lease, cluster, auth) register
+ * the same way.
+ */
+export function registerUnary<Q extends MessageName, R extends MessageName>(
+  app: Hono,
+  path: string,
+  endpoint: Unary<Q, R>,
+  limits: { maxRequestBytes: number },
+): void {
+  const grpcMax = limits.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  // A JSON body can be larger than its protobuf form (base64 is 4/3 of
+  // the bytes, plus names and quotes): read up to 4× the gRPC limit.
+  const bodyCap = 4 * grpcMax;
+  const handler = async (c: Context): Promise<Response> => {
+    try {
+      const text = await readBody(c.req.raw, bodyCap, grpcMax);
+      const req = fromJson(endpoint.request, parseGoJson(text, "decoder"));
+      checkGrpcSize(protoSize(endpoint.request, req), limits.maxRequestBytes);
+      endpoint.check?.(req);
+      const res = await endpoint.exec(req);
+      const body = endpoint.encode
+        ? endpoint.encode(res)
+        : stringifyGo(toJson(endpoint.response, res));
+      return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
+    } catch (err) {
+      return errorResponse(err);
+    }
+  };
+  for (const prefix of GATEWAY_PREFIXES) {
+    app.post(prefix + path, handler);
+    app.all(prefix + path, () => plainText(405, "Method Not Allowed\n"));
+  }
+}
+
+/**
+ * Builds the gateway: a hono app to hand to `Deno.serve`.
+ *
+ * Routes (each also under `/v3beta/`): POST `/v3/kv/range`, `/v3/kv/put`,
+ * `/v3/kv/deleterange`, `/v3/kv/txn`, `/v3/kv/compaction`,
+ * `/v3/maintenance/status`; other methods on them → 405
+ * `Method Not Allowed`; unknown paths under the prefixes → 404 `Not Found`,
+ * elsewhere → 404 `404 page not found` (etcd's texts). `GET /health` reads
+ * key `health` through the service: `{"health":"true"}`, or 503
+ * `{"health":"false"}` if the read fails or takes longer than
+ * `healthTimeoutMs`. `GET /version` →
+ * `{"etcdserver":"3.4.0","etcdcluster":"3.4.0","cairn":"<cairnVersion>"}`.
+ * Every response carries etcd's CORS headers and `OPTIONS` is answered 200.
+ *
+ * Before calling the service, requests get etcd's checks in etcd's order:
+ * JSON decoding, the gRPC message-size limit, the API-layer checks
+ * (core/mvcc/validate.ts: key present, ignore_value/ignore_lease, txn op
+ * count and duplicate keys) and the Raft proposal-size limit for writes.
+ */
+export function createGateway(service: KVService, options: GatewayOptions): Hono {
+  const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  const maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
+  // The member ID sizes the request ID inside each proposal; EtcdServer
+  // exposes it as `memberId`.
+  const serviceMemberId = (service as { memberId?: unknown }).memberId;
+  const memberId = options.memberId ??
+    (typeof serviceMemberId === "bigint" ? serviceMemberId : undefined);
+  const healthTimeoutMs = options.healthTimeoutMs ?? 1000;
+  const limits = { maxRequestBytes };
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    await next();
+    for (const [k, v] of Object.entries(CORS_HEADERS)) c.res.headers.set(k, v);
+  });
+  app.options("*", () => new Response(null, { status: 200 }));
+
+  registerUnary(app, "/kv/range", {
+    request: "RangeRequest",
+    response: "RangeResponse",
+    check: checkRangeRequest,
+    exec: (req) => service.range(req),
+    encode: rangeResponseBody,
+  }, limits);
+  registerUnary(app, "/kv/put", {
+    request: "PutRequest",
+    response: "PutResponse",
+    check: (req) => {
+      checkPutRequest(req);
+      checkProposalSize({ put: req }, maxRequestBytes, memberId);
+    },
+    exec: (req) => service.put(req),
+  }, limits);
+  registerUnary(app, "/kv/deleterange", {
+    request: "DeleteRangeRequest",
+    response: "DeleteRangeResponse",
+    check: (req) => {
+      checkDeleteRequest(req);
+      checkProposalSize({ delete_range: req }, maxRequestBytes, memberId);
+    },
+    exec: (req) => service.deleteRange(req),
+  }, limits);
+  registerUnary(app, "/kv/txn", {
+    request: "TxnRequest",
+    response: "TxnResponse",
+    check: (req) => {
+      checkTxnRequest(req, maxTxnOps);
+      // Read-only txns are served without a Raft proposal (no size check).
+      if (!isTxnReadOnly(req)) checkProposalSize({ txn: req }, maxRequestBytes, memberId);
+    },
+    exec: (req) => service.txn(req),
+  }, limits);
+  registerUnary(app, "/kv/compaction", {
+    request: "CompactionRequest",
+    response: "CompactionResponse",
+    check: (req) => checkProposalSize({ compaction: req }, maxRequestBytes, memberId),
+    exec: (req) => service.compact(req),
+  }, limits);
+  registerUnary(app, "/maintenance/status", {
+    request: "StatusRequest",
+    response: "StatusResponse",
+    exec: () => service.status(),
+  }, limits);
+
+  app.get("/health", async () => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let healthy: boolean;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("health check timed out")), healthTimeoutMs);
+      });
+      await Promise.race([service.range({ key: encoder.encode("health") }), timeout]);
+      healthy = true;
+    } catch {
+      healthy = false;
+    } finally {
+      clearTimeout(timer);
+    }
+    return new Response(`{"health":"${healthy}"}`, {
+      status: healthy ? 200 : 503,
+      headers: { "Content-Type": "text/plain; charset=utf-8" },
+    });
+  });
+  app.get("/version", () =>
+    new Response(
+      stringifyGo({
+        etcdserver: ETCD_API_VERSION,
+        etcdcluster: ETCD_API_VERSION,
+        cairn: options.cairnVersion,
+      }),
+      { status: 200, headers: { "Content-Type": "application/json" } },
+    ));
+  for (const path of ["/health", "/version"]) {
+    app.all(path, () => plainText(405, "Method Not Allowed\n", { Allow: "GET" }));
+  }
+
+  app.notFound((c) => {
+    const p = c.req.path;
+    if (GATEWAY_PREFIXES.some((prefix) => p.startsWith(prefix + "/"))) {
+      return plainText(404, "Not Found\n");
+    }
+    return plainText(404, "404 page not found\n");
+  });
+  return app;
+}

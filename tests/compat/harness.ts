@@ -1,0 +1,226 @@
+/**
+ * Differential-test harness: starts a real etcd 3.4 and a cairn server
+ * (`main.ts` with etcd's flags), each from an empty data dir on loopback
+ * ports, sends both the same HTTP requests and records every difference in
+ * status, content type or body. Bodies are compared as raw text after
+ * masking the values of `cluster_id`, `member_id` and `raft_term` (which
+ * legitimately differ), so field order, omitted zero values and number
+ * formatting must match byte for byte.
+ *
+ * @module
+ */
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+async function runs(bin: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(bin, { args, stdout: "null", stderr: "null" })
+      .output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+/** True when an `etcd` binary is on PATH (the differential tests need it). */
+export const HAVE_ETCD: boolean = await runs("etcd", ["--version"]);
+
+/**
+ * The test name to register: the plain name, or the name with a note that
+ * it is skipped because there is no etcd binary (use with `ignore`).
+ */
+export function compatName(name: string): string {
+  return HAVE_ETCD ? name : `${name} (skipped: no etcd binary on PATH)`;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A server under test. */
+export interface Server {
+  /** e.g. `http://127.0.0.1:23790`. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function spawn(what: string, cmd: string, args: string[], url: string): Promise<Server> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const stop = async () => {
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await status;
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/health`);
+      const body = await res.text();
+      if (res.ok && body.includes("true")) break;
+    } catch {
+      // not listening yet
+    }
+    if (exited || Date.now() > deadline) {
+      await stop();
+      throw new Error(`${what} did not become healthy at ${url}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url, stop };
+}
+
+/** Start etcd 3.4 as a one-member cluster in `dir`. */
+export function startEtcd(dir: string): Promise<Server> {
+  const client = `http://127.0.0.1:${freePort()}`;
+  const peer = `http://127.0.0.1:${freePort()}`;
+  return spawn("etcd", "etcd", [
+    "--name",
+    "default",
+    "--data-dir",
+    dir,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+    "--listen-peer-urls",
+    peer,
+    "--initial-advertise-peer-urls",
+    peer,
+    "--initial-cluster",
+    `default=${peer}`,
+  ], client);
+}
+
+/** Start cairn (`main.ts`) in `dir` with etcd's flags. */
+export function startCairn(dir: string): Promise<Server> {
+  const client = `http://127.0.0.1:${freePort()}`;
+  return spawn("cairn", Deno.execPath(), [
+    "run",
+    "--allow-all",
+    `${ROOT}main.ts`,
+    "--data-dir",
+    dir,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+  ], client);
+}
+
+/** One HTTP exchange as compared. */
+export interface Exchange {
+  status: number;
+  contentType: string | null;
+  /** Body with cluster_id/member_id/raft_term values masked. */
+  body: string;
+}
+
+/** Masks the values that legitimately differ between two clusters. */
+export function mask(body: string): string {
+  return body.replace(/"(cluster_id|member_id|raft_term)":"\d+"/g, '"$1":"*"');
+}
+
+async function exchange(url: string, method: string, path: string, body?: string) {
+  const res = await fetch(url + path, { method, body });
+  return {
+    status: res.status,
+    contentType: res.headers.get("content-type"),
+    body: mask(await res.text()),
+  };
+}
+
+/** The two servers and the differences found so far. */
+export class Pair {
+  readonly etcd: Server;
+  readonly cairn: Server;
+  /** Every difference, with the request that showed it. */
+  readonly diffs: string[] = [];
+  /** Number of exchanges compared. */
+  compared = 0;
+
+  constructor(etcd: Server, cairn: Server) {
+    this.etcd = etcd;
+    this.cairn = cairn;
+  }
+
+  /**
+   * POST `body` (an object is JSON-encoded; a string is sent as is) to
+   * `path` on both servers; records a difference if status, content type
+   * or masked body differ. Returns etcd's exchange.
+   */
+  async post(path: string, body: unknown): Promise<Exchange> {
+    const text = typeof body === "string" ? body : JSON.stringify(body);
+    return await this.send("POST", path, text);
+  }
+
+  /** Send any method to both servers and compare, as {@linkcode post}. */
+  async send(method: string, path: string, text?: string): Promise<Exchange> {
+    const [e, c] = await Promise.all([
+      exchange(this.etcd.url, method, path, text),
+      exchange(this.cairn.url, method, path, text),
+    ]);
+    this.compared++;
+    const shown = text === undefined ? "" : text.length > 200 ? text.slice(0, 200) + "…" : text;
+    if (e.status !== c.status || e.contentType !== c.contentType || e.body !== c.body) {
+      this.diffs.push(
+        `${method} ${path} ${shown}\n  etcd:  ${e.status} ${e.contentType} ${
+          e.body.slice(0, 600)
+        }\n  cairn: ${c.status} ${c.contentType} ${c.body.slice(0, 600)}`,
+      );
+    }
+    return e;
+  }
+
+  /** Returns and clears the differences recorded so far. */
+  takeDiffs(): string[] {
+    return this.diffs.splice(0);
+  }
+}
+
+/**
+ * Runs `fn` with a fresh etcd and a fresh cairn (both from empty data dirs,
+ * so revisions match as sequences), and stops both afterwards.
+ */
+export async function withPair(fn: (pair: Pair) => Promise<void>): Promise<void> {
+  const etcdDir = await Deno.makeTempDir({ prefix: "cairn-compat-etcd-" });
+  const cairnDir = await Deno.makeTempDir({ prefix: "cairn-compat-cairn-" });
+  let etcd: Server | undefined;
+  let cairn: Server | undefined;
+  try {
+    const [e, c] = await Promise.allSettled([startEtcd(etcdDir), startCairn(cairnDir)]);
+    if (e.status === "fulfilled") etcd = e.value;
+    if (c.status === "fulfilled") cairn = c.value;
+    if (e.status === "rejected") throw e.reason;
+    if (c.status === "rejected") throw c.reason;
+    await fn(new Pair(etcd!, cairn!));
+  } finally {
+    await Promise.allSettled([etcd?.stop(), cairn?.stop()]);
+    await Deno.remove(etcdDir, { recursive: true }).catch(() => {});
+    await Deno.remove(cairnDir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Standard base64 of a string (UTF-8) or of raw bytes. */
+export function b64(s: string | number[]): string {
+  const bytes = typeof s === "string" ? new TextEncoder().encode(s) : new Uint8Array(s);
+  return btoa(String.fromCharCode(...bytes));
+}
