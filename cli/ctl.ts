@@ -15,7 +15,7 @@
  * ctl version
  *
  * global flags: --endpoints a,b (ETCDCTL_ENDPOINTS; default 127.0.0.1:2379),
- *   -w/--write-out simple|json|fields|table, --hex, --dial-timeout 2s,
+ *   -w/--write-out simple|json|fields|table|protobuf, --hex, --dial-timeout 2s,
  *   --command-timeout 5s (every global flag also reads ETCDCTL_<NAME>)
  * ```
  *

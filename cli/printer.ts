@@ -1,12 +1,13 @@
 /**
- * etcdctl's output formats (`-w simple|json|fields|table`) for the commands
+ * etcdctl's output formats (`-w simple|json|fields|table|protobuf`) for the commands
  * ctl implements, written to match etcdctl 3.4 byte for byte:
  * - simple: keys and values as raw bytes, one per line (`printer_simple.go`);
  * - json: Go's `encoding/json` of the protobuf structs, so int64 and uint64
  *   are numbers, bytes base64, zero values omitted, oneofs wrapped as
  *   `{"Response":{"ResponsePut":…}}` (`printer_json.go`);
  * - fields: `"Key" : value` lines (`printer_fields.go`);
- * - table: tablewriter boxes, for endpoint health and status only.
+ * - table: tablewriter boxes, for endpoint health and status only;
+ * - protobuf: the wire encoding (see protobuf.ts), for put/get/del/txn only.
  *
  * @module
  */
