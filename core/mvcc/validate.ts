@@ -61,7 +61,8 @@ function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
   if ("request_range" in op) checkRangeRequest(op.request_range);
   else if ("request_put" in op) checkPutRequest(op.request_put);
   else if ("request_delete_range" in op) checkDeleteRequest(op.request_delete_range);
-  else checkTxnOps(op.request_txn, maxTxnOps);
+  else if ("request_txn" in op) checkTxnOps(op.request_txn, maxTxnOps);
+  else throw Errors.KeyNotFound(); // an empty RequestOp, as etcd
 }
 
 /** A deleted interval [begin, end); a point when end is undefined. */
