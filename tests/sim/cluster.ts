@@ -39,8 +39,12 @@ export interface SimOptions {
   cycles?: number;
   /** Chaos ticks per cycle. Default 500. */
   chaosTicks?: number;
-  /** Stop at the first violation. Default true. */
-  stopOnViolation?: boolean;
+  /**
+   * Serve gets from the contacted node's state machine without ReadIndex (a
+   * deliberately broken client path, like etcd 0.4's non-quorum reads), to
+   * show that the linearizability checker catches stale reads.
+   */
+  localReads?: boolean;
 }
 
 /** Outcome of a run. */
@@ -837,6 +841,18 @@ class Simulation {
     const roll = this.rng.next();
     c.req++;
     this.stats.clientOps++;
+    if (roll < 0.45 && this.opts.localReads) {
+      this.history.push({
+        client: c.id,
+        key,
+        kind: "get",
+        output: node.sm.kv.get(key) ?? null,
+        call: this.now,
+        ret: this.now,
+      });
+      c.nextAt = this.now + this.rng.intn(5 * TICK_MS);
+      return;
+    }
     if (roll < 0.45) {
       const ctx = `r${c.id}-${c.req}`;
       const op: Operation = { client: c.id, key, kind: "get", call: this.now, ret: Infinity };

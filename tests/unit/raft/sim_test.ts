@@ -39,3 +39,12 @@ Deno.test("sim: a run is a pure function of its seed", () => {
   const c = runSimulation({ seed: 8 });
   assert.notDeepEqual(a.stats, c.stats);
 });
+
+Deno.test("sim: stale local reads (no ReadIndex) are caught by the linearizability checker", () => {
+  let caughtAt = 0;
+  for (let seed = 1; seed <= 100 && caughtAt === 0; seed++) {
+    const r = runSimulation({ seed, localReads: true });
+    if (r.violations.some((v) => v.startsWith("linearizability"))) caughtAt = seed;
+  }
+  assert.ok(caughtAt > 0, "stale reads went unnoticed for 100 seeds");
+});
