@@ -621,19 +621,24 @@ function decodeSingle(f: FieldSpec, raw: unknown): unknown {
       if (typeof raw !== "boolean") typeError(raw, "bool");
       return raw;
     case "int32":
-      return Number(decodeInteger(raw, "int32", -(2n ** 31n), 2n ** 31n - 1n));
+      return toNumber(decodeInteger(raw, "int32", -(2n ** 31n), 2n ** 31n - 1n));
     case "uint32":
-      return Number(decodeInteger(raw, "uint32", 0n, 2n ** 32n - 1n));
+      return toNumber(decodeInteger(raw, "uint32", 0n, 2n ** 32n - 1n));
     case "int64":
-      return Number(decodeInteger(raw, "int64", -(2n ** 63n), 2n ** 63n - 1n));
+      return toNumber(decodeInteger(raw, "int64", -(2n ** 63n), 2n ** 63n - 1n));
     case "uint64":
-      return Number(decodeInteger(raw, "uint64", 0n, 2n ** 64n - 1n));
+      return toNumber(decodeInteger(raw, "uint64", 0n, 2n ** 64n - 1n));
     case "int64n":
       return decodeInteger(raw, "int64", -(2n ** 63n), 2n ** 63n - 1n);
     case "uint64n":
       return decodeInteger(raw, "uint64", 0n, 2n ** 64n - 1n);
   }
   throw new TypeError(`${f.name}: field has no type`);
+}
+
+/** A decoded integer as a JS number; `undefined` (a quoted `"null"`) stays unset. */
+function toNumber(n: bigint | undefined): number | undefined {
+  return n === undefined ? undefined : Number(n);
 }
 
 function decodeEnum(spec: EnumSpec, raw: unknown): string {
