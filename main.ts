@@ -5,10 +5,10 @@
  *
  * @module
  */
+// The server (and with it lmdb's native binding) is imported only when a
+// server runs, so `ctl` needs no FFI permission.
 import { ConfigError, parseConfig, usage } from "./server/config.ts";
-import { startServer } from "./server/mod.ts";
-import { CAIRN_VERSION } from "./version.ts";
-import { ETCD_API_VERSION } from "./server/etcd_server.ts";
+import { CAIRN_VERSION, ETCD_API_VERSION } from "./version.ts";
 
 async function runServer(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -29,6 +29,7 @@ async function runServer(args: string[]): Promise<number> {
     }
     throw err;
   }
+  const { startServer } = await import("./server/mod.ts");
   const server = await startServer(config);
   console.error(
     `cairn ${CAIRN_VERSION}: member ${config.name} (data dir ${config.dataDir}) serving client requests on ${

@@ -31,9 +31,7 @@ import {
 import { ReadView } from "../core/mvcc/view.ts";
 import type { InternalRequest } from "./entry.ts";
 import type { Node } from "./node.ts";
-
-/** The etcd API version cairn speaks (what /version and status report). */
-export const ETCD_API_VERSION = "3.4.0";
+import { ETCD_API_VERSION } from "../version.ts";
 
 /** Options of {@linkcode EtcdServer}. */
 export interface EtcdServerOptions {

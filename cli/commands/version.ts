@@ -7,11 +7,12 @@
 
 import type { CtlContext } from "../context.ts";
 import type { FlagSpec } from "../flags.ts";
+import { ETCD_API_VERSION } from "../../version.ts";
 
 /** The etcd release cairn's API and ctl output follow (as the server's /version says). */
-export const CTL_VERSION = "3.4.0";
+export const CTL_VERSION = ETCD_API_VERSION;
 /** The etcd API version (major.minor). */
-export const API_VERSION = "3.4";
+export const API_VERSION = ETCD_API_VERSION.split(".").slice(0, 2).join(".");
 
 /** Flags of `version`: none. */
 export const flags: readonly FlagSpec[] = [];
