@@ -85,7 +85,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 }
 
 /** Start the auto-compactor the flags ask for; returns its timer (or undefined). */
-function startCompactor(config: ServerConfig, service: EtcdServer): number | undefined {
+function startCompactor(
+  config: ServerConfig,
+  service: EtcdServer,
+): ReturnType<typeof setInterval> | undefined {
   const retention = config.autoCompactionRetention;
   if (retention <= 0) return undefined;
   const compactor = new Compactor(config.autoCompactionMode, retention, {
