@@ -187,7 +187,12 @@ export function prefixRangeEnd(key: Uint8Array): Uint8Array {
   return new Uint8Array([0]);
 }
 
-function applyRangeOptions(
+/**
+ * The key and range_end a request covers, from etcdctl-style options:
+ * `prefix` (every key starting with `key`; all keys for an empty key),
+ * `fromKey` (every key ≥ `key`, range_end `\0`) or an explicit `range_end`.
+ */
+export function applyRangeOptions(
   key: Uint8Array,
   o: { range_end?: Bytes; prefix?: boolean; fromKey?: boolean },
 ): { key: Uint8Array; range_end?: Uint8Array } {

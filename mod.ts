@@ -1,0 +1,171 @@
+/**
+ * cairn: a strongly consistent, etcd v3-compatible key-value store for Deno.
+ *
+ * - {@linkcode openStore}: the store embedded in a Deno app, no server (the
+ *   same MVCC store, log and apply path a cairn server runs).
+ * - {@linkcode Client}: a client of cairn's (or etcd's) v3 JSON gateway,
+ *   with the same method shapes.
+ * - Request/response types (etcd's KV messages) and {@linkcode EtcdError}.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "./mod.ts";
+ * const store = await openStore("./my.cairn");
+ * await store.put("config/mode", "fast");
+ * const { kvs } = await store.get("config/", { prefix: true });
+ * await store.close();
+ * ```
+ *
+ * @module
+ */
+import type { KVService } from "./core/mvcc/types.ts";
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+} from "./core/mvcc/types.ts";
+import { openMember } from "./server/member.ts";
+import { memberId } from "./server/ids.ts";
+import {
+  applyRangeOptions,
+  type Bytes,
+  type DeleteOptions,
+  type GetOptions,
+  type PutOptions,
+  toBytes,
+} from "./client/mod.ts";
+
+export * from "./core/mvcc/types.ts";
+export { Errors, EtcdError, GrpcCode } from "./core/errors.ts";
+export {
+  type Bytes,
+  Client,
+  type ClientOptions,
+  type DeleteOptions,
+  type GetOptions,
+  type PutOptions,
+} from "./client/mod.ts";
+
+/** Options of {@linkcode openStore}. */
+export interface StoreOptions {
+  /** Ops or compares per txn level, at most (etcd's --max-txn-ops). Default 128. */
+  maxTxnOps?: number;
+}
+
+/**
+ * An embedded cairn store: etcd's KV API in-process. Every write is durable
+ * (fsync'd) when its promise resolves; concurrent writes share one commit.
+ * Reads see every write that has resolved. Errors are {@linkcode EtcdError}s
+ * with etcd's messages.
+ */
+export class Store {
+  #service: KVService;
+  #close: () => Promise<void>;
+
+  /** Use {@linkcode openStore}. */
+  constructor(service: KVService, close: () => Promise<void>) {
+    this.#service = service;
+    this.#close = close;
+  }
+
+  /**
+   * etcd Range with a full request.
+   * @throws {EtcdError} key is not provided; required revision has been compacted / is a future revision.
+   */
+  range(req: RangeRequest): Promise<RangeResponse> {
+    return this.#service.range(req);
+  }
+
+  /**
+   * Read a key, or a range with `range_end`, `prefix` or `fromKey`, and the
+   * other RangeRequest fields (`limit`, `revision`, sorting, filters).
+   */
+  get(key: Bytes, options: GetOptions = {}): Promise<RangeResponse> {
+    const { prefix, fromKey, range_end, endpoint: _e, timeout: _t, signal: _s, ...fields } =
+      options;
+    return this.#service.range({
+      ...fields,
+      ...applyRangeOptions(toBytes(key), { prefix, fromKey, range_end }),
+    });
+  }
+
+  /**
+   * etcd Put: a full PutRequest, or `put(key, value, options)`.
+   * Resolves with the revision of the write once it is durable.
+   * @throws {EtcdError} key is not provided; requested lease not found; key not found (ignore_value/ignore_lease).
+   */
+  put(req: PutRequest): Promise<PutResponse>;
+  put(key: Bytes, value: Bytes, options?: PutOptions): Promise<PutResponse>;
+  put(a: PutRequest | Bytes, value?: Bytes, options: PutOptions = {}): Promise<PutResponse> {
+    if (typeof a === "string" || a instanceof Uint8Array) {
+      const { endpoint: _e, timeout: _t, signal: _s, ...fields } = options;
+      return this.#service.put({ ...fields, key: toBytes(a), value: toBytes(value ?? "") });
+    }
+    return this.#service.put(a);
+  }
+
+  /** etcd DeleteRange with a full request. */
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    return this.#service.deleteRange(req);
+  }
+
+  /** Delete a key, or a range with `range_end`, `prefix` or `fromKey`; `prev_kv` returns them. */
+  delete(key: Bytes, options: DeleteOptions = {}): Promise<DeleteRangeResponse> {
+    const { key: k, range_end } = applyRangeOptions(toBytes(key), options);
+    const req: DeleteRangeRequest = { key: k };
+    if (range_end !== undefined) req.range_end = range_end;
+    if (options.prev_kv) req.prev_kv = true;
+    return this.#service.deleteRange(req);
+  }
+
+  /**
+   * etcd Txn: compares, then the success or failure ops, in one revision.
+   * @throws {EtcdError} too many operations in txn request; duplicate key given in txn request; and the ops' errors.
+   */
+  txn(req: TxnRequest): Promise<TxnResponse> {
+    return this.#service.txn(req);
+  }
+
+  /**
+   * etcd Compact: history below `revision` becomes unreadable (the revision
+   * itself stays readable); `physical` waits until it is removed from disk.
+   * @throws {EtcdError} required revision has been compacted / is a future revision.
+   */
+  compact(req: CompactionRequest | number): Promise<CompactionResponse> {
+    return this.#service.compact(typeof req === "number" ? { revision: req } : req);
+  }
+
+  /** etcd Maintenance.Status: revision, db size in bytes, raft index and term. */
+  status(): Promise<StatusResponse> {
+    return this.#service.status();
+  }
+
+  /** Finish in-flight writes and close the store. */
+  close(): Promise<void> {
+    return this.#close();
+  }
+}
+
+/**
+ * Open (creating if needed) an embedded store whose data lives in the
+ * directory `path` (the same layout as a server's --data-dir, so a server can
+ * later be started on it).
+ *
+ * @throws {Error} when the directory cannot be created or opened.
+ */
+export async function openStore(path: string, options: StoreOptions = {}): Promise<Store> {
+  const id = memberId(["http://localhost:2380"], "etcd-cluster");
+  const m = await openMember(path, { memberId: id, clusterId: id }, options.maxTxnOps ?? 128);
+  return new Store(m.service, async () => {
+    await m.node.close();
+    await m.backend.close();
+  });
+}
