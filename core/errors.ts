@@ -121,6 +121,11 @@ export const Errors = {
   TooManyOps: def("etcdserver: too many operations in txn request", GrpcCode.InvalidArgument),
   /** A request larger than --max-request-bytes. */
   RequestTooLarge: def("etcdserver: request is too large", GrpcCode.InvalidArgument),
+  /**
+   * A key longer than storage takes (cairn only: about 1.9 KiB, see
+   * native/README.md; etcd takes keys up to the request size).
+   */
+  KeyTooLarge: def("etcdserver: key is too large", GrpcCode.InvalidArgument),
   /** ignore_value on a key that does not exist. */
   KeyNotFound: def("etcdserver: key not found", GrpcCode.InvalidArgument),
   /** ignore_value together with a value. */
@@ -144,7 +149,10 @@ export const Errors = {
   /** An unknown member ID. */
   MemberNotFound: def("etcdserver: member not found", GrpcCode.NotFound),
   /** Promotion of a member that is not a learner. */
-  MemberNotLearner: def("etcdserver: can only promote a learner member", GrpcCode.FailedPrecondition),
+  MemberNotLearner: def(
+    "etcdserver: can only promote a learner member",
+    GrpcCode.FailedPrecondition,
+  ),
   /** Leader transfer to a member that cannot take it. */
   BadLeaderTransferee: def("etcdserver: bad leader transferee", GrpcCode.FailedPrecondition),
   /**

@@ -57,6 +57,21 @@ export function encodeRevlogKey(main: number, sub: number): Uint8Array {
   return out;
 }
 
+/**
+ * Longest key storage takes, in bytes (lmdb-js's limit for 4 KiB pages).
+ * A user key is stored raw in `current` and escaped (+ 8 revision bytes) in
+ * `history`, so both forms must fit.
+ */
+export const MAX_STORED_KEY_BYTES = 1978;
+
+/** Whether `key` can be stored: raw and escaped-plus-revision forms both fit. */
+export function isStorableKey(key: Uint8Array): boolean {
+  if (key.length > MAX_STORED_KEY_BYTES) return false;
+  let zeros = 0;
+  for (let i = 0; i < key.length; i++) if (key[i] === 0) zeros++;
+  return key.length + zeros + 2 + 8 <= MAX_STORED_KEY_BYTES;
+}
+
 /** Order-preserving escape of a user key, terminated by 00 01. */
 export function escapeKey(key: Uint8Array): Uint8Array {
   let zeros = 0;

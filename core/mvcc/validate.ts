@@ -6,7 +6,7 @@
  * @module
  */
 import { Errors } from "../errors.ts";
-import { compareBytes } from "./encoding.ts";
+import { compareBytes, isStorableKey } from "./encoding.ts";
 import type {
   DeleteRangeRequest,
   PutRequest,
@@ -20,9 +20,10 @@ export function checkRangeRequest(r: RangeRequest): void {
   if (r.key.length === 0) throw Errors.EmptyKey();
 }
 
-/** @throws {EtcdError} EmptyKey, ValueProvided, LeaseProvided. */
+/** @throws {EtcdError} EmptyKey, KeyTooLarge, ValueProvided, LeaseProvided. */
 export function checkPutRequest(r: PutRequest): void {
   if (r.key.length === 0) throw Errors.EmptyKey();
+  if (!isStorableKey(r.key)) throw Errors.KeyTooLarge();
   if (r.ignore_value && r.value !== undefined && r.value.length !== 0) {
     throw Errors.ValueProvided();
   }

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Backend } from "../backend.ts";
+import type { Backend, Entry, Table } from "../backend.ts";
 import { Errors } from "../errors.ts";
 import {
   compareBytes,
@@ -22,6 +22,8 @@ import {
   escapeKey,
   historyKey,
   historyKeyRevision,
+  isStorableKey,
+  MAX_STORED_KEY_BYTES,
 } from "./encoding.ts";
 import type { KeyValue } from "./types.ts";
 
@@ -77,6 +79,30 @@ export function rangeBound(rangeEnd: Uint8Array | undefined): Uint8Array | undef
   return rangeEnd;
 }
 
+/**
+ * Records with start ≤ key < end (end undefined: no upper bound), for bounds
+ * of any length. Stored keys are at most MAX_STORED_KEY_BYTES long, and
+ * storage cannot take a longer bound, so a longer bound is cut to that
+ * length: a stored key k is ≥ a long start s exactly when k > s's prefix,
+ * and < a long end e exactly when k ≤ e's prefix.
+ */
+function* scanBounded(
+  backend: Backend,
+  table: Table,
+  start: Uint8Array,
+  end: Uint8Array | undefined,
+): Iterable<Entry> {
+  const cutStart = start.length > MAX_STORED_KEY_BYTES;
+  const from = cutStart ? start.subarray(0, MAX_STORED_KEY_BYTES) : start;
+  const cutEnd = end !== undefined && end.length > MAX_STORED_KEY_BYTES;
+  const to = cutEnd ? end.subarray(0, MAX_STORED_KEY_BYTES) : end;
+  for (const entry of backend.scan(table, { start: from, end: cutEnd ? undefined : to })) {
+    if (cutStart && compareBytes(entry.key, from) === 0) continue;
+    if (cutEnd && compareBytes(entry.key, to!) > 0) return;
+    yield entry;
+  }
+}
+
 /** A consistent view of the keyspace at one revision. */
 export class ReadView {
   protected readonly backend: Backend;
@@ -128,18 +154,23 @@ export class ReadView {
   ) {
     const kvs: KeyValue[] = [];
     if (end === undefined) {
-      const bytes = this.backend.get("current", key);
+      const bytes = isStorableKey(key) ? this.backend.get("current", key) : undefined;
       if (bytes === undefined) return { kvs, count: 0 };
       if (!options.countOnly) kvs.push(decodeRecord(bytes, options.keysOnly).kv);
       return { kvs, count: 1 };
     }
     if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count: 0 };
-    const bounds = { start: key, end: end.length > 0 ? end : undefined };
-    const count = this.backend.count("current", bounds);
-    if (!options.countOnly) {
-      const scan = limit === Infinity ? bounds : { ...bounds, limit };
-      for (const { value } of this.backend.scan("current", scan)) {
-        kvs.push(decodeRecord(value, options.keysOnly).kv);
+    const upper = end.length > 0 ? end : undefined;
+    const simple = key.length <= MAX_STORED_KEY_BYTES &&
+      (upper === undefined || upper.length <= MAX_STORED_KEY_BYTES);
+    let count = 0;
+    if (simple) count = this.backend.count("current", { start: key, end: upper });
+    if (!options.countOnly || !simple) {
+      for (const { value } of scanBounded(this.backend, "current", key, upper)) {
+        if (!simple) count++;
+        if (!options.countOnly && kvs.length < limit) {
+          kvs.push(decodeRecord(value, options.keysOnly).kv);
+        } else if (simple) break;
       }
     }
     return { kvs, count };
@@ -161,10 +192,7 @@ export class ReadView {
       return { kvs, count: 1 };
     }
     if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count };
-    const scan = {
-      start: escapeKey(key),
-      end: end.length > 0 ? escapeKey(end) : undefined,
-    };
+    const upper = end.length > 0 ? escapeKey(end) : undefined;
     let group: Uint8Array | undefined;
     let chosen: Uint8Array | undefined;
     const finish = () => {
@@ -176,7 +204,7 @@ export class ReadView {
       }
       chosen = undefined;
     };
-    for (const entry of this.backend.scan("history", scan)) {
+    for (const entry of scanBounded(this.backend, "history", escapeKey(key), upper)) {
       const prefix = entry.key.subarray(0, entry.key.length - 8);
       if (group === undefined || compareBytes(prefix, group) !== 0) {
         finish();
@@ -191,6 +219,7 @@ export class ReadView {
 
   /** Encoded record of `key`'s newest version at or below `rev`, if live. */
   #versionAt(key: Uint8Array, rev: number): Uint8Array | undefined {
+    if (!isStorableKey(key)) return undefined;
     const lowest = escapeKey(key);
     const scan = { start: lowest, end: historyKey(key, rev + 1), reverse: true, limit: 1 };
     for (const { value } of this.backend.scan("history", scan)) {

@@ -389,3 +389,36 @@ Deno.test("store: data and revisions survive closing and reopening", async () =>
     assert.equal(p.header.revision, 7);
   }, dir);
 });
+
+Deno.test("long keys: the storable limit, and ranges whose bounds are longer than any stored key", async () => {
+  await withStore(async (kv) => {
+    const k1 = b("m".repeat(1968)); // the longest storable key without zero bytes
+    const k2 = b("m".repeat(1967) + "n");
+    await kv.put({ key: k1, value: b("1") });
+    await kv.put({ key: k2, value: b("2") });
+    await rejects(
+      kv.put({ key: b("m".repeat(1969)), value: b("x") }),
+      "etcdserver: key is too large",
+    );
+    const long = b("m".repeat(3000));
+    assert.equal((await kv.range({ key: long })).count, 0);
+    for (const revision of [0, 3]) {
+      const from = await kv.range({ key: long, range_end: ZERO, revision });
+      assert.deepEqual(
+        from.kvs.map((x) => s(x.value)),
+        ["2"],
+        `from a long key at rev ${revision}`,
+      );
+      assert.equal(from.count, 1);
+      const upTo = await kv.range({ key: b("a"), range_end: long, revision });
+      assert.deepEqual(
+        upTo.kvs.map((x) => s(x.value)),
+        ["1"],
+        `up to a long key at rev ${revision}`,
+      );
+      const end = b("m".repeat(1967) + "o" + "m".repeat(1000));
+      const both = await kv.range({ key: long, range_end: end, revision });
+      assert.deepEqual(both.kvs.map((x) => s(x.value)), ["2"]);
+    }
+  });
+});
