@@ -304,11 +304,18 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
  * each one upper-cased.
  */
 export function jsonName(protoName: string): string {
-  return protoName.replace(
-    /_([a-z0-9])?/g,
-    (_m, c: string | undefined) => c ? c.toUpperCase() : "",
-  );
+  let name = jsonNames.get(protoName);
+  if (name === undefined) {
+    name = protoName.replace(
+      /_([a-z0-9])?/g,
+      (_m, c: string | undefined) => c ? c.toUpperCase() : "",
+    );
+    jsonNames.set(protoName, name);
+  }
+  return name;
 }
+
+const jsonNames = new Map<string, string>();
 
 // ---------------------------------------------------------------------------
 // Encoding: internal → JSON
@@ -414,6 +421,7 @@ const utf8 = new TextEncoder();
 
 /** Bytes of the protobuf varint encoding of `n` (negative int64s take 10). */
 export function varintSize(n: number | bigint): number {
+  if (typeof n === "number" && n >= 0 && n <= Number.MAX_SAFE_INTEGER) return smallVarintSize(n);
   let v = BigInt(n);
   if (v < 0n) return 10;
   let size = 1;

@@ -82,15 +82,19 @@ const CORS_HEADERS: Record<string, string> = {
 };
 
 const JSON_OK_HEADERS = {
+  ...CORS_HEADERS,
   "Content-Type": "application/json",
   "Grpc-Metadata-Content-Type": "application/grpc",
 };
+
+const JSON_ERROR_HEADERS = { ...CORS_HEADERS, "Content-Type": "application/json" };
 
 /** Plain-text bodies Go's net/http writes (`http.Error`, `http.NotFound`). */
 function plainText(status: number, body: string, extra: Record<string, string> = {}): Response {
   return new Response(body, {
     status,
     headers: {
+      ...CORS_HEADERS,
       "Content-Type": "text/plain; charset=utf-8",
       "X-Content-Type-Options": "nosniff",
       ...extra,
@@ -111,10 +115,7 @@ export function errorResponse(err: unknown): Response {
     e = new EtcdError(err instanceof Error ? err.message : String(err), GrpcCode.Unknown);
   }
   const body = stringifyGo({ error: e.message, message: e.message, code: e.code });
-  return new Response(body, {
-    status: e.httpStatus,
-    headers: { "Content-Type": "application/json" },
-  });
+  return new Response(body, { status: e.httpStatus, headers: JSON_ERROR_HEADERS });
 }
 
 /**
@@ -124,6 +125,21 @@ export function errorResponse(err: unknown): Response {
  */
 async function readBody(req: Request, cap: number, grpcMax: number): Promise<string> {
   if (req.body === null) return "";
+  const tooLarge = (n: number) =>
+    new EtcdError(
+      `grpc: received message larger than max (${n} vs. ${grpcMax})`,
+      GrpcCode.ResourceExhausted,
+    );
+  const declared = req.headers.get("content-length");
+  if (declared !== null && /^[0-9]+$/.test(declared)) {
+    // Fast path: a declared length (Deno enforces it) is read in one go.
+    const n = Number(declared);
+    if (n > cap) {
+      await req.body.cancel();
+      throw tooLarge(n);
+    }
+    return await req.text();
+  }
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -134,10 +150,7 @@ async function readBody(req: Request, cap: number, grpcMax: number): Promise<str
       total += value.length;
       if (total > cap) {
         await reader.cancel();
-        throw new EtcdError(
-          `grpc: received message larger than max (${total} vs. ${grpcMax})`,
-          GrpcCode.ResourceExhausted,
-        );
+        throw tooLarge(total);
       }
       chunks.push(value);
     }
@@ -274,11 +287,7 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
   const limits = { maxRequestBytes };
   const app = new Hono();
 
-  app.use("*", async (c, next) => {
-    await next();
-    for (const [k, v] of Object.entries(CORS_HEADERS)) c.res.headers.set(k, v);
-  });
-  app.options("*", () => new Response(null, { status: 200 }));
+  app.options("*", () => new Response(null, { status: 200, headers: CORS_HEADERS }));
 
   registerUnary(app, "/kv/range", {
     request: "RangeRequest",
@@ -343,7 +352,7 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
     }
     return new Response(`{"health":"${healthy}"}`, {
       status: healthy ? 200 : 503,
-      headers: { "Content-Type": "text/plain; charset=utf-8" },
+      headers: { ...CORS_HEADERS, "Content-Type": "text/plain; charset=utf-8" },
     });
   });
   app.get("/version", () =>
@@ -353,7 +362,7 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
         etcdcluster: ETCD_API_VERSION,
         cairn: options.cairnVersion,
       }),
-      { status: 200, headers: { "Content-Type": "application/json" } },
+      { status: 200, headers: JSON_ERROR_HEADERS },
     ));
   for (const path of ["/health", "/version"]) {
     app.all(path, () => plainText(405, "Method Not Allowed\n", { Allow: "GET" }));
