@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { goSort } from "../go_sort.ts";
 import { Errors } from "../errors.ts";
 import { compareBytes } from "./encoding.ts";
 import { rangeBound, type ReadView, type WriteView } from "./view.ts";
@@ -54,11 +55,15 @@ export function applyRange(view: ReadView, r: RangeRequest): RangeResponse {
     limit = 0; // fetch everything; filter, sort and truncate afterwards
   }
   if (limit > 0) limit++; // one extra tells whether there is more
+  let order = sortOrder;
+  if (sortTarget !== "KEY" && order === "NONE") order = "ASCEND";
+  // etcd sorts before it drops values for keys_only: a value sort needs them.
+  const sortByValue = order !== "NONE" && sortTarget === "VALUE";
   const rr = view.rangeKeys(r.key, rangeBound(r.range_end), {
     rev: r.revision,
     limit,
     countOnly: r.count_only,
-    keysOnly: r.keys_only,
+    keysOnly: r.keys_only && !sortByValue,
   });
   let kvs = rr.kvs;
   const { max_mod_revision: maxMod, min_mod_revision: minMod } = r;
@@ -68,14 +73,12 @@ export function applyRange(view: ReadView, r: RangeRequest): RangeResponse {
   if (maxCreate) kvs = kvs.filter((kv) => kv.create_revision <= maxCreate);
   if (minCreate) kvs = kvs.filter((kv) => kv.create_revision >= minCreate);
 
-  let order = sortOrder;
-  if (sortTarget !== "KEY" && order === "NONE") order = "ASCEND";
   if (order !== "NONE") {
+    // Go's sort.Sort (not stable), so ties come out in etcd's order.
     const cmp = sorter(sortTarget);
-    kvs = order === "ASCEND"
-      ? kvs.sort(cmp) // Array.prototype.sort is stable: ties keep key order
-      : kvs.sort((a, b) => cmp(b, a));
+    goSort(kvs, order === "ASCEND" ? (a, b) => cmp(a, b) < 0 : (a, b) => cmp(b, a) < 0);
   }
+  if (r.keys_only && sortByValue) kvs = kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) }));
   let more = false;
   if (requestLimit > 0 && kvs.length > requestLimit) {
     kvs = kvs.slice(0, requestLimit);
