@@ -56,9 +56,9 @@ import type {
   TxnResponse,
 } from "../../core/mvcc/types.ts";
 import { decodeGoBase64, encodeBase64 } from "./base64.ts";
-import { JsonNumber, parseGoJson } from "./json.ts";
+import { JsonNumber, JsonString, parseGoJson } from "./json.ts";
 
-export { JsonNumber };
+export { JsonNumber, JsonString };
 
 /** etcdserverpb.StatusRequest: an empty message. */
 // deno-lint-ignore ban-types
@@ -529,7 +529,7 @@ function fail(message: string): never {
 /** The JSON kind word Go's `UnmarshalTypeError` uses for a value. */
 function goKind(v: unknown): string {
   if (v instanceof JsonNumber || typeof v === "number" || typeof v === "bigint") return "number";
-  if (typeof v === "string") return "string";
+  if (typeof v === "string" || v instanceof JsonString) return "string";
   if (typeof v === "boolean") return "bool";
   if (Array.isArray(v)) return "array";
   return "object";
@@ -540,7 +540,8 @@ function typeError(v: unknown, goType: string): never {
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof JsonNumber);
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof JsonNumber) &&
+    !(v instanceof JsonString);
 }
 
 function decodeMessage(type: MessageName, json: unknown): Record<string, unknown> {
@@ -560,7 +561,10 @@ function decodeMessage(type: MessageName, json: unknown): Record<string, unknown
       if (f.oneof !== undefined) {
         for (const g of spec.fields) if (g.oneof === f.oneof) delete out[g.name];
         const v = decodeField(f, raw);
-        out[f.name] = v !== undefined ? v : zeroOf(f);
+        // A null scalar member is set to its zero value; a null message
+        // member is lost on etcd's way to the server (unset).
+        if (v !== undefined) out[f.name] = v;
+        else if (f.message === undefined) out[f.name] = zeroOf(f);
         continue;
       }
       const v = decodeField(f, raw);
@@ -623,6 +627,7 @@ function decodeSingle(f: FieldSpec, raw: unknown): unknown {
     case "bytes":
       return decodeBytes(raw);
     case "string":
+      if (raw instanceof JsonString) return raw.value;
       if (typeof raw !== "string") typeError(raw, "string");
       return raw;
     case "bool":
@@ -650,9 +655,11 @@ function toNumber(n: bigint | undefined): number | undefined {
 }
 
 function decodeEnum(spec: EnumSpec, raw: unknown): string {
-  if (typeof raw === "string") {
-    const i = spec.values.indexOf(raw);
-    if (i < 0) fail(`unknown value ${goQuote(raw)} for enum ${spec.goName}`);
+  if (typeof raw === "string" || raw instanceof JsonString) {
+    // jsonpb looks the name up by the raw text between the quotes.
+    const text = typeof raw === "string" ? raw : raw.raw;
+    const i = spec.values.indexOf(text);
+    if (i < 0) fail(`unknown value ${goQuote(text)} for enum ${spec.goName}`);
     return spec.values[i];
   }
   const n = decodeNumberLiteral(raw, spec.goName, -(2n ** 31n), 2n ** 31n - 1n);
@@ -666,10 +673,11 @@ const INTEGER = /^-?(0|[1-9][0-9]*)$/;
  * re-reads as a JSON value (so `" 12"` is 12 and `"x"` is a syntax error).
  */
 function decodeInteger(raw: unknown, goType: string, min: bigint, max: bigint): bigint | undefined {
-  if (typeof raw === "string") {
-    const inner = parseGoJson(raw, "unmarshal");
+  if (typeof raw === "string" || raw instanceof JsonString) {
+    // jsonpb drops the quotes and parses the raw text as JSON.
+    const inner = parseGoJson(typeof raw === "string" ? raw : raw.raw, "unmarshal");
     if (inner === null) return undefined;
-    if (typeof inner === "string") typeError(inner, goType);
+    if (typeof inner === "string" || inner instanceof JsonString) typeError(inner, goType);
     raw = inner;
   }
   return decodeNumberLiteral(raw, goType, min, max);
@@ -692,6 +700,7 @@ function decodeNumberLiteral(raw: unknown, goType: string, min: bigint, max: big
 }
 
 function decodeBytes(raw: unknown): Uint8Array {
+  if (raw instanceof JsonString) raw = raw.value;
   if (typeof raw === "string") {
     const r = decodeGoBase64(raw);
     if (typeof r === "number") fail(`illegal base64 data at input byte ${r}`);

@@ -6,7 +6,8 @@
  *
  * Numbers are returned as {@linkcode JsonNumber}s holding the literal text,
  * so int64 values keep their precision and the codec can reject literals Go
- * rejects for integer fields (`1e2`, `1.5`).
+ * rejects for integer fields (`1e2`, `1.5`); strings written with escapes
+ * are {@linkcode JsonString}s that keep their raw text.
  *
  * @module
  */
@@ -40,9 +41,33 @@ export class JsonNumber {
  */
 export type GoJsonMode = "decoder" | "unmarshal";
 
+/**
+ * A JSON string written with escapes (`"\u0041"`), keeping its text as
+ * written: jsonpb reads enum names and quoted int64s from the raw bytes
+ * between the quotes, so `"\u0041SCEND"` is not `ASCEND` to etcd. Strings
+ * without a backslash are plain JS strings (their raw text is their value).
+ */
+export class JsonString {
+  /** The decoded string. */
+  readonly value: string;
+  /** The text between the quotes, escapes not decoded. */
+  readonly raw: string;
+  constructor(value: string, raw: string) {
+    this.value = value;
+    this.raw = raw;
+  }
+  /** The decoded string. */
+  toString(): string {
+    return this.value;
+  }
+}
+
 function reviver(this: unknown, _key: string, value: unknown, context?: { source?: string }) {
   if (typeof value === "number") {
     return new JsonNumber(context?.source ?? String(value));
+  }
+  if (typeof value === "string" && context?.source !== undefined && context.source.includes("\\")) {
+    return new JsonString(value, context.source.slice(1, -1));
   }
   return value;
 }
@@ -56,12 +81,22 @@ export function parseGoJson(text: string, mode: GoJsonMode): unknown {
   try {
     return JSON.parse(text, reviver as (k: string, v: unknown) => unknown);
   } catch {
-    // Either a syntax error, trailing text, or an empty body: let the Go
-    // scanner decide which, with Go's words.
+    // Either a syntax error, trailing text, an empty body, or nesting too
+    // deep for the (recursive) reviver: let the Go scanner decide, with
+    // Go's words.
   }
   const end = scanGo(text, mode);
   if (end < 0) return undefined;
-  return JSON.parse(text.slice(0, end), reviver as (k: string, v: unknown) => unknown);
+  const value = text.slice(0, end);
+  try {
+    return JSON.parse(value, reviver as (k: string, v: unknown) => unknown);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    // Valid but deeply nested (the scanner accepted ≤ 10000 levels): parse
+    // without the reviver; numbers and strings lose their raw text, which
+    // only matters for fields that nesting this deep cannot be.
+    return JSON.parse(value);
+  }
 }
 
 const MAX_DEPTH = 10000;
@@ -146,7 +181,7 @@ function scanGo(text: string, mode: GoJsonMode): number {
     let c = text.charCodeAt(i);
     let openedEmpty = false;
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (stack.length >= MAX_DEPTH) throw Errors.InvalidArgument("exceeded max depth");
+      if (stack.length >= MAX_DEPTH) syntaxError(text, i, "exceeded max depth");
       i++;
       skipSpace();
       if (i === n) eof();

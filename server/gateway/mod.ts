@@ -138,7 +138,7 @@ async function readBody(req: Request, cap: number, grpcMax: number): Promise<str
       await req.body.cancel();
       throw tooLarge(n);
     }
-    return await req.text();
+    return decoder.decode(await req.arrayBuffer());
   }
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -167,7 +167,8 @@ async function readBody(req: Request, cap: number, grpcMax: number): Promise<str
   return decoder.decode(all);
 }
 
-const decoder = new TextDecoder();
+/** UTF-8 decoding that keeps a leading BOM (Go rejects it as a character). */
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /** Ranges with more kvs than this are streamed in chunks. */

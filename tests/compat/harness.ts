@@ -139,13 +139,24 @@ export function mask(body: string): string {
   return body.replace(/"(cluster_id|member_id|raft_term)":"\d+"/g, '"$1":"*"');
 }
 
-async function exchange(url: string, method: string, path: string, body?: string) {
-  const res = await fetch(url + path, { method, body });
-  return {
-    status: res.status,
-    contentType: res.headers.get("content-type"),
-    body: mask(await res.text()),
-  };
+async function exchange(
+  url: string,
+  method: string,
+  path: string,
+  body?: string,
+): Promise<Exchange> {
+  try {
+    const res = await fetch(url + path, { method, body });
+    return {
+      status: res.status,
+      contentType: res.headers.get("content-type"),
+      body: mask(await res.text()),
+    };
+  } catch (err) {
+    // A dropped connection (a crashed server) is recorded, not thrown, so
+    // it shows up as a difference.
+    return { status: 0, contentType: null, body: `connection failed: ${err}` };
+  }
 }
 
 /** The two servers and the differences found so far. */

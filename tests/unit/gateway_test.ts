@@ -309,6 +309,33 @@ Deno.test("codec: bad input gets etcd 3.4's error text", () => {
       '{"compare":[{"target":"NOPE"}]}',
       'unknown value "NOPE" for enum etcdserverpb.Compare_CompareTarget',
     ],
+    // jsonpb reads enum names and quoted int64s from the raw (escaped) text.
+    [
+      "RangeRequest",
+      '{"key":"YQ==","sort_order":"\\u0041SCEND"}',
+      'unknown value "\\\\u0041SCEND" for enum etcdserverpb.RangeRequest_SortOrder',
+    ],
+    [
+      "RangeRequest",
+      '{"key":"YQ==","sort_order":"A\\"B"}',
+      'unknown value "A\\\\\\"B" for enum etcdserverpb.RangeRequest_SortOrder',
+    ],
+    [
+      "RangeRequest",
+      '{"key":"YQ==","limit":"\\u0031"}',
+      "invalid character '\\\\' looking for beginning of value",
+    ],
+    ["RangeRequest", "\ufeff{}", "invalid character 'ï' looking for beginning of value"],
+    [
+      "RangeRequest",
+      "[".repeat(10001) + "]".repeat(10001),
+      "invalid character '[' exceeded max depth",
+    ],
+    [
+      "RangeRequest",
+      "[".repeat(10000) + "]".repeat(10000),
+      "json: cannot unmarshal array into Go value of type map[string]json.RawMessage",
+    ],
     // Accepted: trailing text after the first value, blank body, null.
     ["RangeRequest", '{"key":"YQ=="} xx', "ok"],
     ["RangeRequest", "", "ok"],
