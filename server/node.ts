@@ -23,7 +23,7 @@ import type {
   ResponseHeader,
   TxnResponse,
 } from "../core/mvcc/types.ts";
-import { type Event, Meta, WriteView } from "../core/mvcc/view.ts";
+import { type Event, Meta, type ViewState, WriteView } from "../core/mvcc/view.ts";
 import { appendEntry, compactLog, lastIndex } from "../wal/log.ts";
 import { decodeRequest, encodeRequest, type InternalRequest } from "./entry.ts";
 
@@ -66,6 +66,8 @@ export class Node {
   #onApplied?: (events: Event[], revision: number) => void;
   #lastIndex: number;
   #compaction: Promise<void> = Promise.resolve();
+  /** Revision state as of the last committed batch. */
+  #state: ViewState;
   /** Current Raft term. */
   readonly term: number;
 
@@ -84,6 +86,10 @@ export class Node {
       );
     }
     this.term = Number(backend.getMeta("term") ?? 1) + 1;
+    this.#state = {
+      revision: Number(backend.getMeta(Meta.revision) ?? 1),
+      compactRevision: Number(backend.getMeta(Meta.compactRevision) ?? 0),
+    };
   }
 
   /** Persist the term of this run; call once before proposing. */
@@ -129,13 +135,17 @@ export class Node {
       let results: ApplyResult[];
       const events: Event[] = [];
       const first = this.#lastIndex + 1;
+      const state = { ...this.#state };
       try {
-        results = await this.#backend.write(() => this.#appendAndApply(batch, first, events));
+        results = await this.#backend.write(() =>
+          this.#appendAndApply(batch, first, events, state)
+        );
       } catch (err) {
         for (const p of batch) p.reject(err);
         continue;
       }
       this.#lastIndex = first + batch.length - 1;
+      this.#state = state;
       if (events.length > 0) this.#onApplied?.(events, events[events.length - 1].kv.mod_revision);
       for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
       for (let i = 0; i < batch.length; i++) {
@@ -148,24 +158,36 @@ export class Node {
     this.#running = false;
   }
 
-  #appendAndApply(batch: Pending[], first: number, events: Event[]): ApplyResult[] {
+  /**
+   * Append a batch to the log and apply it, in the open write transaction.
+   * `state` is advanced entry by entry; `meta` gets the revision and the
+   * applied index once, at the end.
+   */
+  #appendAndApply(
+    batch: Pending[],
+    first: number,
+    events: Event[],
+    state: ViewState,
+  ): ApplyResult[] {
     const results: ApplyResult[] = [];
+    const startRevision = state.revision;
     let index = first;
     for (const p of batch) {
       const data = encodeRequest(p.request);
       appendEntry(this.#backend, { index, term: this.term, type: 0, data });
-      results.push(this.#apply(decodeRequest(data), events));
+      results.push(this.#apply(decodeRequest(data), events, state));
       index++;
     }
     const applied = index - 1;
+    if (state.revision !== startRevision) this.#backend.putMeta(Meta.revision, state.revision);
     this.#backend.putMeta(Meta.appliedIndex, applied);
     if (applied > this.#retained) compactLog(this.#backend, applied - this.#retained);
     return results;
   }
 
   /** Apply one committed entry in the open write transaction. */
-  #apply(request: InternalRequest, events: Event[]): ApplyResult {
-    const view = new WriteView(this.#backend);
+  #apply(request: InternalRequest, events: Event[], state: ViewState): ApplyResult {
+    const view = new WriteView(this.#backend, state);
     let ok: PutResponse | DeleteRangeResponse | TxnResponse | { header: ResponseHeader };
     try {
       if ("put" in request) ok = applyPut(view, request.put, this.#leaseExists);
@@ -179,7 +201,7 @@ export class Node {
       if (err instanceof EtcdError && view.events.length === 0) return { error: err };
       throw err;
     }
-    view.end();
+    Object.assign(state, view.end(true));
     events.push(...view.events);
     return { ok };
   }

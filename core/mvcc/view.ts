@@ -103,6 +103,14 @@ function* scanBounded(
   }
 }
 
+/** The revision state a view starts from. */
+export interface ViewState {
+  /** The current revision. */
+  revision: number;
+  /** Reads below this revision fail. */
+  compactRevision: number;
+}
+
 /** A consistent view of the keyspace at one revision. */
 export class ReadView {
   protected readonly backend: Backend;
@@ -111,10 +119,15 @@ export class ReadView {
   /** Reads below this revision fail with "required revision has been compacted". */
   readonly compactRev: number;
 
-  constructor(backend: Backend) {
+  /**
+   * @param state the revision and compacted revision, when the caller
+   *   already knows them (the apply loop does); read from `meta` otherwise.
+   */
+  constructor(backend: Backend, state?: ViewState) {
     this.backend = backend;
-    this.beginRev = Number(backend.getMeta(Meta.revision) ?? 1);
-    this.compactRev = Number(backend.getMeta(Meta.compactRevision) ?? 0);
+    this.beginRev = state?.revision ?? Number(backend.getMeta(Meta.revision) ?? 1);
+    this.compactRev = state?.compactRevision ??
+      Number(backend.getMeta(Meta.compactRevision) ?? 0);
   }
 
   /** The revision this view reads at by default. */
@@ -297,10 +310,20 @@ export class WriteView extends ReadView {
   /** Record a compaction request at `rev` (reads below it fail from now on). */
   setCompactRevision(rev: number): void {
     this.backend.putMeta(Meta.compactRevision, rev);
+    this.compactRequested = rev;
   }
 
-  /** Record the new revision, if anything changed. Call once, last. */
-  end(): void {
-    if (this.events.length > 0) this.backend.putMeta(Meta.revision, this.beginRev + 1);
+  /** The compaction this transaction recorded, if any. */
+  compactRequested?: number;
+
+  /**
+   * The state after this transaction. Unless `deferMeta`, also records the
+   * new revision in `meta` (a caller applying a batch may write it once for
+   * the whole batch instead). Call once, last.
+   */
+  end(deferMeta = false): ViewState {
+    const revision = this.rev();
+    if (!deferMeta && revision !== this.beginRev) this.backend.putMeta(Meta.revision, revision);
+    return { revision, compactRevision: this.compactRequested ?? this.compactRev };
   }
 }
