@@ -2,7 +2,7 @@
  * Differential-test harness: starts a real etcd 3.4 and a cairn server
  * (`main.ts` with etcd's flags), each from an empty data dir on loopback
  * ports, sends both the same HTTP requests and records every difference in
- * status, content type or body. Bodies are compared as raw text after
+ * status, the headers clients look at ({@linkcode COMPARED_HEADERS}) or body. Bodies are compared as raw text after
  * masking the values of `cluster_id`, `member_id` and `raft_term` (which
  * legitimately differ), so field order, omitted zero values and number
  * formatting must match byte for byte.
@@ -126,9 +126,25 @@ export function startCairn(dir: string): Promise<Server> {
   ], client);
 }
 
+/**
+ * Response headers compared between etcd and cairn (others, such as Date,
+ * Content-Length or Transfer-Encoding, may legitimately differ).
+ */
+export const COMPARED_HEADERS = [
+  "content-type",
+  "access-control-allow-headers",
+  "access-control-allow-methods",
+  "access-control-allow-origin",
+  "allow",
+  "grpc-metadata-content-type",
+  "x-content-type-options",
+] as const;
+
 /** One HTTP exchange as compared. */
 export interface Exchange {
   status: number;
+  /** The {@linkcode COMPARED_HEADERS} present, as `name: value` lines. */
+  headers: string;
   contentType: string | null;
   /** Body with cluster_id/member_id/raft_term values masked. */
   body: string;
@@ -147,15 +163,18 @@ async function exchange(
 ): Promise<Exchange> {
   try {
     const res = await fetch(url + path, { method, body });
+    const headers = COMPARED_HEADERS.filter((h) => res.headers.has(h))
+      .map((h) => `${h}: ${res.headers.get(h)}`).join("\n");
     return {
       status: res.status,
+      headers,
       contentType: res.headers.get("content-type"),
       body: mask(await res.text()),
     };
   } catch (err) {
     // A dropped connection (a crashed server) is recorded, not thrown, so
     // it shows up as a difference.
-    return { status: 0, contentType: null, body: `connection failed: ${err}` };
+    return { status: 0, headers: "", contentType: null, body: `connection failed: ${err}` };
   }
 }
 
@@ -175,7 +194,7 @@ export class Pair {
 
   /**
    * POST `body` (an object is JSON-encoded; a string is sent as is) to
-   * `path` on both servers; records a difference if status, content type
+   * `path` on both servers; records a difference if status, compared headers
    * or masked body differ. Returns etcd's exchange.
    */
   async post(path: string, body: unknown): Promise<Exchange> {
@@ -191,11 +210,15 @@ export class Pair {
     ]);
     this.compared++;
     const shown = text === undefined ? "" : text.length > 200 ? text.slice(0, 200) + "…" : text;
-    if (e.status !== c.status || e.contentType !== c.contentType || e.body !== c.body) {
+    if (e.status !== c.status || e.headers !== c.headers || e.body !== c.body) {
+      const headers = e.headers === c.headers
+        ? ""
+        : `\n  etcd headers:  ${e.headers.replaceAll("\n", "; ")}` +
+          `\n  cairn headers: ${c.headers.replaceAll("\n", "; ")}`;
       this.diffs.push(
         `${method} ${path} ${shown}\n  etcd:  ${e.status} ${e.contentType} ${
           e.body.slice(0, 600)
-        }\n  cairn: ${c.status} ${c.contentType} ${c.body.slice(0, 600)}`,
+        }\n  cairn: ${c.status} ${c.contentType} ${c.body.slice(0, 600)}${headers}`,
       );
     }
     return e;
