@@ -217,7 +217,7 @@ class Simulation {
     this.snapshotEvery = 5 + r.intn(40);
     this.compactKeep = r.intn(6);
     this.readyProb = 0.5 + r.next() * 0.5;
-    const n = r.next() < 0.5 ? 3 : 3 + r.intn(3); // 3..5 initial voters, often 3
+    const n = r.next() < 0.5 ? 3 : 3 + r.intn(5); // 3..7 initial voters, often 3
     const voters = Array.from({ length: n }, (_, i) => i + 1);
     for (const id of voters) this.#bootstrap(id, voters);
     const nClients = 2 + r.intn(3);
@@ -281,7 +281,7 @@ class Simulation {
   }
 
   run(): SimResult {
-    const cycles = this.opts.cycles ?? 6;
+    const cycles = this.opts.cycles ?? 8;
     const chaosTicks = this.opts.chaosTicks ?? 1000;
     try {
       for (let c = 0; c < cycles; c++) {
@@ -341,7 +341,7 @@ class Simulation {
     this.dupRate = r.next() * 0.08;
     this.maxDelay = 1 + r.intn(40);
     this.longDelayRate = r.next() < 0.5 ? 0 : r.next() * 0.05;
-    this.leaderKillRate = r.next() * 0.4;
+    this.leaderKillRate = r.next() * 0.8;
     this.loadRate = r.next();
     this.#log(
       `chaos: drop=${this.dropRate.toFixed(2)} dup=${
@@ -662,10 +662,26 @@ class Simulation {
     if (rd.snapshot) node.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) {
       this.#checkLogMatching(node, rd.entries);
-      if (rd.entries[0].index <= node.storage.lastIndex()) this.stats.truncations++;
+      if (rd.entries[0].index <= node.storage.lastIndex()) {
+        this.stats.truncations++;
+        // Committed entries are never lost: nothing at or below the durable
+        // commit index is ever overwritten.
+        const durableCommit = node.storage.hardState().commit;
+        if (rd.entries[0].index <= durableCommit) {
+          const first = rd.entries[0];
+          if (node.storage.term(first.index) !== first.term) {
+            this.#violate(
+              `committed entry lost: n${node.id} overwrites ${first.index} (commit ${durableCommit})`,
+            );
+          }
+        }
+      }
       node.storage.append(rd.entries);
     }
-    if (rd.hardState) node.storage.setHardState(rd.hardState);
+    if (rd.hardState) {
+      this.#checkCommitted(node, node.storage.hardState().commit, rd.hardState.commit);
+      node.storage.setHardState(rd.hardState);
+    }
     if (rd.softState) {
       this.#log(
         `n${node.id} is ${rd.softState.raftState} (lead n${rd.softState.lead}, term ${raw.status().hardState.term})`,
@@ -729,6 +745,25 @@ class Simulation {
         );
       }
       prevTerm = e.term;
+    }
+  }
+
+  /** A node's newly committed entries match what other nodes applied there. */
+  #checkCommitted(node: SimNode, from: number, to: number): void {
+    if (to > node.storage.lastIndex()) {
+      this.#violate(
+        `n${node.id} persists commit ${to} beyond its last index ${node.storage.lastIndex()}`,
+      );
+    }
+    for (let i = Math.max(from + 1, node.storage.firstIndex()); i <= to; i++) {
+      const ct = this.committedTerm[i];
+      if (ct !== undefined && node.storage.term(i) !== ct) {
+        this.#violate(
+          `committed entry lost: n${node.id} commits ${i}:${
+            node.storage.term(i)
+          } but ${i}:${ct} was committed`,
+        );
+      }
     }
   }
 
