@@ -17,10 +17,14 @@ import { type Entry, invariant, limitSize, type Snapshot } from "./types.ts";
  * at the time it was set.
  */
 export class Unstable {
+  /** Snapshot received from the leader, not yet persisted. */
   snapshot: Snapshot | undefined = undefined;
+  /** Entries not yet persisted; `entries[0]` has index `offset`. */
   entries: Entry[] = [];
+  /** Log index of `entries[0]`. */
   offset: number;
 
+  /** Starts empty, with the next entry at index `offset`. */
   constructor(offset: number) {
     this.offset = offset;
   }
@@ -102,7 +106,9 @@ export class Unstable {
  * `firstIndex() - 1 <= committed`.
  */
 export class RaftLog {
+  /** The durable part of the log. */
   readonly storage: Storage;
+  /** The not-yet-durable tail of the log. */
   unstable: Unstable;
   /** Highest index known to be stored on a quorum. */
   committed: number;
@@ -113,6 +119,7 @@ export class RaftLog {
   /** Bound in bytes on committed entries returned per Ready. */
   readonly maxApplyingSize: number;
 
+  /** Starts with everything in `storage` considered committed and applied up to its snapshot; `loadState` then restores the persisted commit index. */
   constructor(storage: Storage, maxApplyingSize: number) {
     this.storage = storage;
     const first = storage.firstIndex();
@@ -124,14 +131,17 @@ export class RaftLog {
     this.maxApplyingSize = maxApplyingSize;
   }
 
+  /** Index of the first entry still available (snapshot index + 1). */
   firstIndex(): number {
     return this.unstable.maybeFirstIndex() ?? this.storage.firstIndex();
   }
 
+  /** Index of the last entry, durable or not. */
   lastIndex(): number {
     return this.unstable.maybeLastIndex() ?? this.storage.lastIndex();
   }
 
+  /** Term of the last entry. */
   lastTerm(): number {
     const t = this.term(this.lastIndex());
     invariant(t !== undefined, "the last entry has a known term");

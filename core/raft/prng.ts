@@ -26,6 +26,7 @@ export interface Prng {
 export class Mulberry32 implements Prng {
   #state: number;
 
+  /** Seeds the generator; equal seeds give equal sequences. */
   constructor(seed: number) {
     this.#state = seed >>> 0;
   }

@@ -80,15 +80,25 @@ type CampaignType = "preElection" | "election" | "transfer";
  * tests that need to drive a node message by message.
  */
 export class Raft {
+  /** This node's ID. */
   readonly id: NodeId;
+  /** Current term (persisted). */
   term = 0;
+  /** Vote in the current term, or NONE (persisted). */
   vote: NodeId = NONE;
+  /** Confirmed ReadIndex results for the next Ready. */
   readStates: ReadState[] = [];
+  /** The log: durable entries plus the unstable tail. */
   readonly log: RaftLog;
+  /** Membership and per-peer progress. */
   trk: ProgressTracker;
+  /** Current role. */
   state: StateType = "follower";
+  /** Whether this node is a learner in its own configuration. */
   isLearner = false;
+  /** Outgoing messages for the next Ready. */
   msgs: Message[] = [];
+  /** The leader this node knows for the current term, or NONE. */
   lead: NodeId = NONE;
   /** Target of an in-progress leader transfer, or NONE. */
   leadTransferee: NodeId = NONE;
@@ -96,25 +106,38 @@ export class Raft {
   pendingConfIndex = 0;
   /** Payload bytes of uncommitted entries in this leader's log. */
   uncommittedSize = 0;
+  /** Pending ReadIndex requests (leader). */
   readOnly: ReadOnly = new ReadOnly();
   /** ReadIndex requests waiting for a current-term commit. */
   pendingReadIndexMessages: Message[] = [];
+  /** Ticks since the last election timer reset (or, on a leader, since the last CheckQuorum). */
   electionElapsed = 0;
+  /** Ticks since the last heartbeat (leader). */
   heartbeatElapsed = 0;
+  /** This term's election timeout in ticks, in [electionTimeout, 2*electionTimeout). */
   randomizedElectionTimeout = 0;
+  /** See `RaftConfig.checkQuorum`. */
   readonly checkQuorum: boolean;
+  /** See `RaftConfig.preVote`. */
   readonly preVote: boolean;
+  /** Heartbeat interval in ticks. */
   readonly heartbeatTimeout: number;
+  /** Base election timeout in ticks. */
   readonly electionTimeout: number;
+  /** Max bytes of entries per MsgApp. */
   readonly maxMsgSize: number;
+  /** Max payload bytes of uncommitted entries on a leader. */
   readonly maxUncommittedSize: number;
+  /** See `RaftConfig.disableProposalForwarding`. */
   readonly disableProposalForwarding: boolean;
+  /** The deliberate bug switched on, if any (simulator only). */
   readonly mutant: Mutant | undefined;
   readonly #prng: Prng;
 
   /**
    * @throws {RaftInvariantError} on an invalid config or inconsistent storage.
    */
+  /** Creates a follower from the state persisted in `c.storage`. */
   constructor(c: RaftConfig) {
     invariant(c.id !== NONE, "node id is not NONE");
     invariant(c.heartbeatTick > 0, "heartbeatTick > 0");

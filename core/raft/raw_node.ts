@@ -41,19 +41,29 @@ import {
 
 /** Per-follower replication status as seen by a leader. */
 export interface ProgressStatus {
+  /** Highest index known replicated on the member. */
   match: number;
+  /** Next index to send. */
   next: number;
+  /** Flow-control state. */
   state: ProgressState;
+  /** Whether the member is a learner. */
   isLearner: boolean;
+  /** Heard from since the last CheckQuorum round. */
   recentActive: boolean;
 }
 
 /** A snapshot of a node's Raft status (etcd-raft `Status`). */
 export interface Status {
+  /** The node's ID. */
   id: NodeId;
+  /** Term, vote and commit index. */
   hardState: HardState;
+  /** Known leader and role. */
   softState: SoftState;
+  /** Applied index acknowledged through `advance()`. */
   applied: number;
+  /** Target of an in-progress leader transfer, or NONE. */
   leadTransferee: NodeId;
   /** Only on the leader: progress of every member, keyed by ID. */
   progress: Map<NodeId, ProgressStatus>;
@@ -61,11 +71,15 @@ export interface Status {
 
 /** Read-only view of the in-memory log, for tests and invariant checks. */
 export interface LogView {
+  /** Index of the first available entry. */
   firstIndex(): number;
+  /** Index of the last entry (durable or not). */
   lastIndex(): number;
   /** Term of entry `i`, or undefined when compacted or beyond the last index. */
   term(i: number): number | undefined;
+  /** Commit index. */
   committed: number;
+  /** Applied index. */
   applied: number;
 }
 

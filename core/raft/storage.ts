@@ -19,6 +19,11 @@ import {
 
 /** The requested index is older than the last snapshot (etcd `ErrCompacted`). */
 export class CompactedError extends Error {
+  /**
+   * Builds the error.
+   * @param index the requested index
+   * @param firstIndex the first available one.
+   */
   constructor(index: number, firstIndex: number) {
     super(`Raft log compacted: index ${index} is below first index ${firstIndex}`);
     this.name = "CompactedError";
@@ -27,6 +32,11 @@ export class CompactedError extends Error {
 
 /** The requested index is beyond the last index (etcd `ErrUnavailable`). */
 export class UnavailableError extends Error {
+  /**
+   * Builds the error.
+   * @param index the requested index
+   * @param lastIndex the last available one.
+   */
   constructor(index: number, lastIndex: number) {
     super(`Raft log unavailable: index ${index} is above last index ${lastIndex}`);
     this.name = "UnavailableError";
@@ -35,6 +45,11 @@ export class UnavailableError extends Error {
 
 /** The snapshot to apply is older than the current one (etcd `ErrSnapOutOfDate`). */
 export class SnapshotOutOfDateError extends Error {
+  /**
+   * Builds the error.
+   * @param index the snapshot's index
+   * @param current the current snapshot index.
+   */
   constructor(index: number, current: number) {
     super(`Raft snapshot out of date: index ${index} is not above ${current}`);
     this.name = "SnapshotOutOfDateError";
@@ -51,7 +66,9 @@ export class SnapshotTemporarilyUnavailableError extends Error {
 
 /** Initial persisted state returned by `Storage.initialState`. */
 export interface InitialState {
+  /** Persisted term, vote and commit index. */
   hardState: HardState;
+  /** Membership from the last snapshot. */
   confState: ConfState;
 }
 

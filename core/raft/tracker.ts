@@ -15,13 +15,19 @@ import { type ConfState, invariant, type NodeId } from "./types.ts";
  * Full when `maxCount` messages or `maxBytes` bytes are outstanding.
  */
 export class Inflights {
+  /** Max messages in flight. */
   readonly maxCount: number;
+  /** Max payload bytes in flight; 0 = unlimited. */
   readonly maxBytes: number;
   #indexes: number[] = [];
   #sizes: number[] = [];
   #head = 0;
   #bytes = 0;
 
+  /**
+   * An empty window.
+   * @throws {RaftInvariantError} if `maxCount` < 1.
+   */
   constructor(maxCount: number, maxBytes: number) {
     invariant(maxCount > 0, "inflight window holds at least one message");
     this.maxCount = maxCount;
@@ -90,8 +96,11 @@ export type ProgressState = "probe" | "replicate" | "snapshot";
  * - snapshot: a snapshot at `pendingSnapshot` is in flight; MsgApp paused.
  */
 export class Progress {
+  /** Highest index known to be replicated on the follower. */
   match = 0;
+  /** Index of the next entry to send. */
   next: number;
+  /** Flow-control state. */
   state: ProgressState = "probe";
   /** Index of the snapshot in flight (snapshot state), else 0. */
   pendingSnapshot = 0;
@@ -99,9 +108,12 @@ export class Progress {
   recentActive = false;
   /** Probe: a MsgApp was sent since the last heartbeat response; replicate: window full. */
   msgAppFlowPaused = false;
+  /** Window of in-flight MsgApp (replicate state). */
   readonly inflights: Inflights;
+  /** Whether the peer is a learner (non-voting). */
   isLearner: boolean;
 
+  /** New progress in probe state, probing from `next`. */
   constructor(next: number, inflights: Inflights, isLearner: boolean) {
     this.next = next;
     this.inflights = inflights;
@@ -202,13 +214,20 @@ export type VoteResult = "pending" | "lost" | "won";
  * configuration is always one majority set (no joint configurations).
  */
 export class ProgressTracker {
+  /** IDs that vote (the majority configuration). */
   voters: Set<NodeId> = new Set();
+  /** Non-voting members. */
   learners: Set<NodeId> = new Set();
+  /** Progress of every member (voters and learners), keyed by ID. */
   progress: Map<NodeId, Progress> = new Map();
+  /** Votes received in the current election. */
   votes: Map<NodeId, boolean> = new Map();
+  /** Inflight window size for new progress. */
   readonly maxInflight: number;
+  /** Inflight byte bound for new progress; 0 = unlimited. */
   readonly maxInflightBytes: number;
 
+  /** An empty tracker; add members with `voters`/`learners` and `initProgress`. */
   constructor(maxInflight: number, maxInflightBytes: number) {
     this.maxInflight = maxInflight;
     this.maxInflightBytes = maxInflightBytes;

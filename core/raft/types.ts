@@ -30,7 +30,9 @@ export interface Entry {
   term: number;
   /** Position in the log, starting at 1. */
   index: number;
+  /** Normal or conf change. */
   type: EntryType;
+  /** Payload, opaque to Raft for normal entries. */
   data: Uint8Array;
 }
 
@@ -44,14 +46,19 @@ export interface ConfState {
 
 /** Metadata of a snapshot: the last index/term it covers, and membership then. */
 export interface SnapshotMetadata {
+  /** Index of the last entry the snapshot covers. */
   index: number;
+  /** Term of that entry. */
   term: number;
+  /** Membership as of that entry. */
   confState: ConfState;
 }
 
 /** A state machine snapshot (raftpb.Snapshot). `data` is opaque to Raft. */
 export interface Snapshot {
+  /** Index, term and membership covered. */
   metadata: SnapshotMetadata;
+  /** The state machine image (opaque to Raft). */
   data: Uint8Array;
 }
 
@@ -75,6 +82,7 @@ export type StateType = "follower" | "candidate" | "leader" | "preCandidate";
 export interface SoftState {
   /** Current leader as this node believes, or `NONE`. */
   lead: NodeId;
+  /** This node's role. */
   raftState: StateType;
 }
 
@@ -84,7 +92,9 @@ export interface SoftState {
  * least `index`.
  */
 export interface ReadState {
+  /** The commit index the read must wait for (applied >= index). */
   index: number;
+  /** The context passed to `readIndex`. */
   requestCtx: Uint8Array;
 }
 
@@ -116,19 +126,25 @@ export type MessageType =
  * leader carries term 0, as in etcd-raft).
  */
 export interface Message {
+  /** Message type. */
   type: MessageType;
+  /** Recipient. */
   to: NodeId;
+  /** Sender. */
   from: NodeId;
+  /** Sender's term (0 for local messages). */
   term: number;
   /** MsgApp: term of entry `index`; votes: candidate's last log term; rejections: hint term. */
   logTerm: number;
   /** MsgApp: index preceding `entries`; votes: candidate's last index; responses: see handlers. */
   index: number;
+  /** MsgApp/MsgProp: entries to append. */
   entries: Entry[];
   /** Leader's commit index (MsgApp, MsgHeartbeat). */
   commit: number;
   /** MsgSnap only. */
   snapshot?: Snapshot;
+  /** Responses: whether the request was refused. */
   reject: boolean;
   /** MsgAppResp rejection: follower's hint for the probe index. */
   rejectHint: number;
@@ -147,8 +163,11 @@ export type ConfChangeType = "addNode" | "removeNode" | "addLearnerNode";
  * opaque (the server stores member metadata there).
  */
 export interface ConfChange {
+  /** Kind of change. */
   type: ConfChangeType;
+  /** The member added, removed, promoted or demoted. */
   nodeId: NodeId;
+  /** Opaque metadata (the server stores the member there). */
   context?: Uint8Array;
 }
 
@@ -266,6 +285,10 @@ export function limitSize(ents: Entry[], maxSize: number): Entry[] {
 
 /** Thrown when an internal invariant of the Raft core does not hold. */
 export class RaftInvariantError extends Error {
+  /**
+   * Builds the error.
+   * @param message names the violated invariant.
+   */
   constructor(message: string) {
     super(message);
     this.name = "RaftInvariantError";
@@ -282,6 +305,10 @@ export function invariant(cond: unknown, message: string): asserts cond {
 
 /** Thrown by `propose`/`step` when a proposal cannot be accepted (etcd `ErrProposalDropped`). */
 export class ProposalDroppedError extends Error {
+  /**
+   * Builds the error.
+   * @param reason why the proposal was dropped.
+   */
   constructor(reason: string) {
     super(`Raft proposal dropped: ${reason}`);
     this.name = "ProposalDroppedError";
@@ -290,6 +317,10 @@ export class ProposalDroppedError extends Error {
 
 /** Thrown by `RawNode.step` for a local message type coming from outside (etcd `ErrStepLocalMsg`). */
 export class StepLocalMsgError extends Error {
+  /**
+   * Builds the error.
+   * @param t the offending message type.
+   */
   constructor(t: MessageType) {
     super(`Cannot step local message from the network: ${t}`);
     this.name = "StepLocalMsgError";
