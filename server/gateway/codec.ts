@@ -59,6 +59,24 @@ import { decodeGoBase64, encodeBase64 } from "./base64.ts";
 import { JsonNumber, JsonString, parseGoJson } from "./json.ts";
 
 export { JsonNumber, JsonString };
+export type {
+  CompactionRequest,
+  CompactionResponse,
+  Compare,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  KeyValue,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  ResponseHeader,
+  ResponseOp,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+};
 
 /** etcdserverpb.StatusRequest: an empty message. */
 // deno-lint-ignore ban-types
@@ -66,22 +84,39 @@ export type StatusRequest = {};
 
 /** The internal (TypeScript) type of each message the codec knows. */
 export interface MessageTypes {
+  /** etcd's `KeyValue`. */
   KeyValue: KeyValue;
+  /** etcd's `ResponseHeader`. */
   ResponseHeader: ResponseHeader;
+  /** etcd's `RangeRequest`. */
   RangeRequest: RangeRequest;
+  /** etcd's `RangeResponse`. */
   RangeResponse: RangeResponse;
+  /** etcd's `PutRequest`. */
   PutRequest: PutRequest;
+  /** etcd's `PutResponse`. */
   PutResponse: PutResponse;
+  /** etcd's `DeleteRangeRequest`. */
   DeleteRangeRequest: DeleteRangeRequest;
+  /** etcd's `DeleteRangeResponse`. */
   DeleteRangeResponse: DeleteRangeResponse;
+  /** etcd's `Compare`. */
   Compare: Compare;
+  /** etcd's `RequestOp`. */
   RequestOp: RequestOp;
+  /** etcd's `ResponseOp`. */
   ResponseOp: ResponseOp;
+  /** etcd's `TxnRequest`. */
   TxnRequest: TxnRequest;
+  /** etcd's `TxnResponse`. */
   TxnResponse: TxnResponse;
+  /** etcd's `CompactionRequest`. */
   CompactionRequest: CompactionRequest;
+  /** etcd's `CompactionResponse`. */
   CompactionResponse: CompactionResponse;
+  /** etcd's `StatusRequest`. */
   StatusRequest: StatusRequest;
+  /** etcd's `StatusResponse`. */
   StatusResponse: StatusResponse;
 }
 
@@ -119,10 +154,13 @@ export interface FieldSpec {
   name: string;
   /** Proto field number (used for the protobuf size of a request). */
   no: number;
-  /** Exactly one of scalar, enum, message. */
+  /** A scalar field's kind (exactly one of scalar, enum, message is set). */
   scalar?: ScalarKind;
+  /** An enum field's enum. */
   enum?: EnumSpec;
+  /** A message field's message. */
   message?: MessageName;
+  /** A repeated field (a JSON array; an array internally). */
   repeated?: boolean;
   /** Name of the oneof this field belongs to. */
   oneof?: string;
@@ -130,6 +168,7 @@ export interface FieldSpec {
 
 /** A message: its fields in declaration order. */
 export interface MessageSpec {
+  /** The fields in declaration order. */
   fields: readonly FieldSpec[];
 }
 

@@ -18,6 +18,7 @@ import { Errors } from "../../core/errors.ts";
 export class JsonNumber {
   /** The literal text of the number. */
   readonly literal: string;
+  /** Wraps the literal text of a JSON number. */
   constructor(literal: string) {
     this.literal = literal;
   }
@@ -52,6 +53,7 @@ export class JsonString {
   readonly value: string;
   /** The text between the quotes, escapes not decoded. */
   readonly raw: string;
+  /** Wraps a decoded string and its text as written. */
   constructor(value: string, raw: string) {
     this.value = value;
     this.raw = raw;

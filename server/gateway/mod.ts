@@ -43,6 +43,7 @@ import {
 } from "./validate.ts";
 
 export { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./validate.ts";
+export type { Hono, KVService, MessageName, MessageTypes, RangeResponse };
 
 /** Options of {@linkcode createGateway}. */
 export interface GatewayOptions {
@@ -209,12 +210,18 @@ export function rangeResponseBody(res: RangeResponse): string | ReadableStream<U
   });
 }
 
-/** A unary endpoint: decode, validate, execute, encode. */
-interface Unary<Q extends MessageName, R extends MessageName> {
+/**
+ * A unary endpoint for {@linkcode registerUnary}: decode the request
+ * message, check it, execute it, encode the response message.
+ */
+export interface UnaryEndpoint<Q extends MessageName, R extends MessageName> {
+  /** The request message type. */
   request: Q;
+  /** The response message type. */
   response: R;
   /** API-layer checks run after decoding and the gRPC size check. */
   check?: (req: MessageTypes[Q]) => void;
+  /** Runs the request (e.g. against the KVService). */
   exec: (req: MessageTypes[Q]) => Promise<MessageTypes[R]>;
   /** Custom body encoding (the default is the codec + JSON.stringify). */
   encode?: (res: MessageTypes[R]) => string | ReadableStream<Uint8Array>;
@@ -229,7 +236,7 @@ interface Unary<Q extends MessageName, R extends MessageName> {
 export function registerUnary<Q extends MessageName, R extends MessageName>(
   app: Hono,
   path: string,
-  endpoint: Unary<Q, R>,
+  endpoint: UnaryEndpoint<Q, R>,
   limits: { maxRequestBytes: number },
 ): void {
   const grpcMax = limits.maxRequestBytes + GRPC_OVERHEAD_BYTES;

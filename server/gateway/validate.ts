@@ -16,6 +16,8 @@ import type {
 } from "../../core/mvcc/types.ts";
 import { protoSize, varintSize } from "./codec.ts";
 
+export type { CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest };
+
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
 export const DEFAULT_MAX_REQUEST_BYTES = 1572864;
 /** etcd's default `--max-txn-ops`. */
