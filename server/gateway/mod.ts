@@ -16,7 +16,7 @@
 
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { EtcdError, GrpcCode } from "../../core/errors.ts";
+import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import type { KVService, RangeResponse } from "../../core/mvcc/types.ts";
 import {
   fromJson,
@@ -221,6 +221,11 @@ export interface UnaryEndpoint<Q extends MessageName, R extends MessageName> {
   response: R;
   /** API-layer checks run after decoding and the gRPC size check. */
   check?: (req: MessageTypes[Q]) => void;
+  /**
+   * The error for a request nested too deeply to decode or check on the JS
+   * stack (a RangeError). Without it such a request is a 500.
+   */
+  tooDeep?: () => EtcdError;
   /** Runs the request (e.g. against the KVService). */
   exec: (req: MessageTypes[Q]) => Promise<MessageTypes[R]>;
   /** Custom body encoding (the default is the codec + JSON.stringify). */
@@ -255,6 +260,7 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
         : stringifyGo(toJson(endpoint.response, res));
       return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
     } catch (err) {
+      if (err instanceof RangeError && endpoint.tooDeep) return errorResponse(endpoint.tooDeep());
       return errorResponse(err);
     }
   };
@@ -330,6 +336,10 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
       // Read-only txns are served without a Raft proposal (no size check).
       if (!isTxnReadOnly(req)) checkProposalSize({ txn: req }, maxRequestBytes, memberId);
     },
+    // Each nesting level takes at least one op from the level's budget, so
+    // etcd rejects any nesting deeper than --max-txn-ops as too many ops;
+    // nesting deep enough to exhaust the JS stack (~1000 levels) is that.
+    tooDeep: () => Errors.TooManyOps(),
     exec: (req) => service.txn(req),
   }, limits);
   registerUnary(app, "/kv/compaction", {

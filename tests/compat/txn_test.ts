@@ -174,6 +174,12 @@ Deno.test({
           { success: [{ request_txn: { success: [{}] } }] },
         ];
         for (const c of cases) await pair.post("/v3/kv/txn", c);
+        // Nested txns: each level takes one op from the budget of the next.
+        for (const depth of [127, 128, 129, 1200]) {
+          let op: unknown = { request_put: { key: b64("deep") } };
+          for (let i = 0; i < depth; i++) op = { request_txn: { success: [op] } };
+          await pair.post("/v3/kv/txn", { success: [op] });
+        }
         await pair.post("/v3/kv/range", { key: b64([0]), range_end: b64([0]), count_only: true });
         assertEquals(pair.takeDiffs(), []);
       });
