@@ -354,7 +354,12 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
     exec: () => service.status(),
   }, limits);
 
-  app.get("/health", async () => {
+  // etcd answers only GET on these (hono would also route HEAD here).
+  const notGet = (c: Context) =>
+    c.req.method === "GET" ? undefined : plainText(405, "Method Not Allowed\n", { Allow: "GET" });
+  app.get("/health", async (c) => {
+    const refused = notGet(c);
+    if (refused) return refused;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let healthy: boolean;
     try {
@@ -373,8 +378,8 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
       headers: { ...CORS_HEADERS, "Content-Type": "text/plain; charset=utf-8" },
     });
   });
-  app.get("/version", () =>
-    new Response(
+  app.get("/version", (c) =>
+    notGet(c) ?? new Response(
       stringifyGo({
         etcdserver: ETCD_API_VERSION,
         etcdcluster: ETCD_API_VERSION,

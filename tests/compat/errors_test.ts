@@ -226,6 +226,10 @@ Deno.test({
         await pair.send("POST", "/version", "{}");
         await pair.send("GET", "/health");
         await pair.send("OPTIONS", "/v3/kv/range");
+        for (const path of ["/health", "/version", "/v3/kv/range", "/v3/nope", "/nope"]) {
+          await pair.send("HEAD", path);
+        }
+        await pair.send("POST", "/v3/kv/range", "key=aw==");
         assertEquals(pair.takeDiffs(), []);
       });
 
