@@ -579,6 +579,45 @@ Deno.test("gateway: API checks and limits run before the service, in etcd's orde
   assertEquals(await msg("/v3/kv/txn", { success: [bigPut] }), "etcdserver: request is too large");
 });
 
+Deno.test("gateway: oversized bodies are refused while reading; deep nesting is too many ops", async () => {
+  const app = createGateway(fakeService(), { cairnVersion: "0", maxRequestBytes: 1000 });
+  const grpcMax = 1000 + 524288;
+  const huge = " ".repeat(4 * grpcMax + 1) + "{}";
+  // Declared length over the cap: refused before reading, with that length.
+  const declared = await call(app, "POST", "/v3/kv/range", huge);
+  assertEquals(declared.status, 429);
+  assertEquals(
+    JSON.parse(declared.body).message,
+    `grpc: received message larger than max (${huge.length} vs. ${grpcMax})`,
+  );
+  // Chunked (no length): refused once the running total passes the cap.
+  const chunk = enc.encode(" ".repeat(65536));
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (sent > 5 * grpcMax) return c.close();
+      sent += chunk.length;
+      c.enqueue(chunk);
+    },
+  });
+  const res = await app.fetch(
+    new Request(
+      "http://cairn/v3/kv/range",
+      { method: "POST", body, duplex: "half" } as RequestInit,
+    ),
+  );
+  assertEquals(res.status, 429);
+  assert((await res.text()).includes("grpc: received message larger than max"));
+  // Nesting too deep for the JS stack is etcd's too-many-operations error.
+  let op: unknown = { request_put: { key: "YQ==" } };
+  for (let i = 0; i < 1500; i++) op = { request_txn: { success: [op] } };
+  const deep = await call(app, "POST", "/v3/kv/txn", JSON.stringify({ success: [op] }));
+  assertEquals([deep.status, JSON.parse(deep.body).message], [
+    400,
+    "etcdserver: too many operations in txn request",
+  ]);
+});
+
 Deno.test("gateway: /health reads through the service; /version names the API", async () => {
   const ok = createGateway(fakeService(), { cairnVersion: "1.2.3" });
   assertEquals(await call(ok, "GET", "/health"), {
@@ -598,6 +637,7 @@ Deno.test("gateway: /health reads through the service; /version names the API", 
   const slow = createGateway(hung, { cairnVersion: "1.2.3", healthTimeoutMs: 10 });
   assertEquals((await call(slow, "GET", "/health")).status, 503);
   release();
+  assertEquals((await call(ok, "HEAD", "/health")).status, 405);
   assertEquals(await call(ok, "GET", "/version"), {
     status: 200,
     type: "application/json",
