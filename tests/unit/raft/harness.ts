@@ -18,6 +18,7 @@ import {
   type RaftConfig,
   RawNode,
   type ReadState,
+  type Ready,
 } from "../../../core/raft/mod.ts";
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -158,7 +159,11 @@ export class Network {
 
   /** Processes one node's Ready: persist, collect messages, apply. */
   handleReady(n: TestNode): Message[] {
-    const rd = n.node.ready();
+    return this.finishReady(n, n.node.ready());
+  }
+
+  /** Persists, applies and advances a Ready already taken from `n`; returns its messages. */
+  finishReady(n: TestNode, rd: Ready): Message[] {
     if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
     n.storage.append(rd.entries);
     if (rd.hardState) n.storage.setHardState(rd.hardState);
