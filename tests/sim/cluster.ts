@@ -374,6 +374,7 @@ class Simulation {
     for (const node of this.nodes.values()) {
       if (node.raw && node.pausedUntil <= this.now && (this.now + node.phase) % TICK_MS === 0) {
         node.raw.tick();
+        this.#observe(node);
       }
     }
     const evs = this.events.get(this.now);
@@ -648,6 +649,7 @@ class Simulation {
     if (this.opts.trace) this.#log(`recv ${fmtMsg(m)}`);
     try {
       to.raw!.step(m);
+      this.#observe(to);
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
     }
@@ -767,11 +769,17 @@ class Simulation {
     }
   }
 
+  /** Checks election safety and leader completeness as soon as a node leads (after every step). */
+  #observe(node: SimNode): void {
+    if (node.raw && node.raw.raft.state === "leader") this.#checkNewLeader(node);
+  }
+
   #checkNewLeader(node: SimNode): void {
-    this.stats.elections++;
     const raw = node.raw!;
-    const term = raw.status().hardState.term;
+    const term = raw.raft.term;
     const other = this.leaderOfTerm.get(term);
+    if (other === node.id) return; // already checked for this term
+    this.stats.elections++;
     if (other !== undefined && other !== node.id) {
       this.#violate(`election safety: n${node.id} and n${other} are both leaders of term ${term}`);
     }
