@@ -12,13 +12,18 @@ const DECODE = new Int16Array(256).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 const PAD = 0x3d; // '='
 const encoder = new TextEncoder();
+const nativeToBase64 = (Uint8Array.prototype as { toBase64?: (this: Uint8Array) => string })
+  .toBase64;
 
 /**
  * Encodes bytes as standard padded base64 (what Go's `encoding/json` writes
  * for a `[]byte`).
  */
 export function encodeBase64(bytes: Uint8Array): string {
-  // Chunked String.fromCharCode + btoa: fast in V8 for large values.
+  // Uint8Array.prototype.toBase64 (TC39, in Deno's V8) is several times
+  // faster than the btoa path; same output (standard alphabet, padded).
+  if (nativeToBase64 !== undefined) return nativeToBase64.call(bytes);
+  // Chunked String.fromCharCode + btoa.
   let bin = "";
   const CHUNK = 0x8000;
   for (let i = 0; i < bytes.length; i += CHUNK) {

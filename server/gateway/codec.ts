@@ -441,6 +441,61 @@ function encodeField(f: FieldSpec, v: unknown, force: boolean): unknown {
 }
 
 /**
+ * `JSON.stringify(toJson("KeyValue", kv))`, written directly: the hot path
+ * of range responses (no intermediate object, monomorphic field access).
+ */
+export function keyValueJson(kv: KeyValue): string {
+  let s = "{";
+  let sep = "";
+  if (kv.key.length !== 0) {
+    s += '"key":"' + encodeBase64(kv.key) + '"';
+    sep = ",";
+  }
+  if (kv.create_revision) {
+    s += sep + '"create_revision":"' + int64Text(kv.create_revision) + '"';
+    sep = ",";
+  }
+  if (kv.mod_revision) {
+    s += sep + '"mod_revision":"' + int64Text(kv.mod_revision) + '"';
+    sep = ",";
+  }
+  if (kv.version) {
+    s += sep + '"version":"' + int64Text(kv.version) + '"';
+    sep = ",";
+  }
+  if (kv.value !== undefined && kv.value.length !== 0) {
+    s += sep + '"value":"' + encodeBase64(kv.value) + '"';
+    sep = ",";
+  }
+  if (kv.lease) s += sep + '"lease":"' + kv.lease.toString() + '"';
+  return s + "}";
+}
+
+/** `JSON.stringify(toJson("ResponseHeader", h))`, written directly. */
+export function responseHeaderJson(h: ResponseHeader): string {
+  let s = "{";
+  let sep = "";
+  if (h.cluster_id) {
+    s += '"cluster_id":"' + h.cluster_id.toString() + '"';
+    sep = ",";
+  }
+  if (h.member_id) {
+    s += sep + '"member_id":"' + h.member_id.toString() + '"';
+    sep = ",";
+  }
+  if (h.revision) {
+    s += sep + '"revision":"' + int64Text(h.revision) + '"';
+    sep = ",";
+  }
+  if (h.raft_term) s += sep + '"raft_term":"' + int64Text(h.raft_term) + '"';
+  return s + "}";
+}
+
+function int64Text(n: number): string {
+  return Number.isSafeInteger(n) ? String(n) : n.toFixed(0);
+}
+
+/**
  * `JSON.stringify` with Go's `encoding/json` string escaping (`<`, `>`, `&`,
  * U+2028 and U+2029 as `\u003c`-style escapes), which is what etcd's gateway
  * emits. Use it for any JSON written to a client.

@@ -20,9 +20,11 @@ import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import type { KVService, RangeResponse } from "../../core/mvcc/types.ts";
 import {
   fromJson,
+  keyValueJson,
   type MessageName,
   type MessageTypes,
   protoSize,
+  responseHeaderJson,
   stringifyGo,
   toJson,
 } from "./codec.ts";
@@ -125,7 +127,6 @@ export function errorResponse(err: unknown): Response {
  * the body length standing in for the (unknown) protobuf size.
  */
 async function readBody(req: Request, cap: number, grpcMax: number): Promise<string> {
-  if (req.body === null) return "";
   const tooLarge = (n: number) =>
     new EtcdError(
       `grpc: received message larger than max (${n} vs. ${grpcMax})`,
@@ -133,14 +134,17 @@ async function readBody(req: Request, cap: number, grpcMax: number): Promise<str
     );
   const declared = req.headers.get("content-length");
   if (declared !== null && /^[0-9]+$/.test(declared)) {
-    // Fast path: a declared length (Deno enforces it) is read in one go.
+    // Fast path: a declared length (Deno enforces it) is read in one go,
+    // without touching `req.body` (creating the stream costs more than the
+    // whole read of a small body).
     const n = Number(declared);
     if (n > cap) {
-      await req.body.cancel();
+      await req.body?.cancel();
       throw tooLarge(n);
     }
     return decoder.decode(await req.arrayBuffer());
   }
+  if (req.body === null) return "";
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -183,25 +187,30 @@ const STREAM_CHUNK_BYTES = 64 * 1024;
  * giant string.
  */
 export function rangeResponseBody(res: RangeResponse): string | ReadableStream<Uint8Array> {
-  if (res.kvs.length <= STREAM_KVS_THRESHOLD) return JSON.stringify(toJson("RangeResponse", res));
-  // Everything but kvs, in schema order: header first, then more/count.
-  const { header, ...rest } = toJson("RangeResponse", { ...res, kvs: [] });
-  const head = JSON.stringify({ header }).slice(0, -1) + ',"kvs":[';
-  const restJson = JSON.stringify(rest);
-  const tail = "]" + (restJson === "{}" ? "}" : "," + restJson.slice(1));
+  if (res.header === undefined) return JSON.stringify(toJson("RangeResponse", res));
+  // Field order as etcd writes it: header, kvs, more, count.
+  const head = '{"header":' + responseHeaderJson(res.header);
+  const tail = (res.more ? ',"more":true' : "") +
+    (res.count ? ',"count":"' + String(res.count) + '"' : "") + "}";
   const kvs = res.kvs;
+  if (kvs.length === 0) return head + tail;
+  if (kvs.length <= STREAM_KVS_THRESHOLD) {
+    let s = head + ',"kvs":[' + keyValueJson(kvs[0]);
+    for (let i = 1; i < kvs.length; i++) s += "," + keyValueJson(kvs[i]);
+    return s + "]" + tail;
+  }
   let i = 0;
   let started = false;
   return new ReadableStream<Uint8Array>({
     pull(controller) {
-      let chunk = started ? "" : head;
+      let chunk = started ? "" : head + ',"kvs":[';
       started = true;
       while (i < kvs.length && chunk.length < STREAM_CHUNK_BYTES) {
         if (i > 0) chunk += ",";
-        chunk += JSON.stringify(toJson("KeyValue", kvs[i++]));
+        chunk += keyValueJson(kvs[i++]);
       }
       if (i >= kvs.length) {
-        controller.enqueue(encoder.encode(chunk + tail));
+        controller.enqueue(encoder.encode(chunk + "]" + tail));
         controller.close();
         return;
       }

@@ -19,9 +19,11 @@ import type {
 import {
   fromJson,
   jsonName,
+  keyValueJson,
   type MessageName,
   type MessageTypes,
   protoSize,
+  responseHeaderJson,
   SCHEMA,
   stringifyGo,
   toJson,
@@ -399,6 +401,9 @@ Deno.test("base64: Go's decoding and error offsets", () => {
     const data = Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff);
     assertEquals(decodeGoBase64(encodeBase64(data)), data);
   }
+  assertEquals(encodeBase64(bytes("abc")), "YWJj");
+  assertEquals(encodeBase64(bytes("ab")), "YWI=");
+  assertEquals(encodeBase64(Uint8Array.of(0xfb, 0xff)), "+/8=");
   assertEquals(decodeGoBase64("YW\nJj\r\n"), bytes("abc"));
   assertEquals(decodeGoBase64("YQ=\n="), bytes("a"));
   assertEquals(decodeGoBase64("YQ"), 0);
@@ -645,13 +650,36 @@ Deno.test("gateway: /health reads through the service; /version names the API", 
   });
 });
 
+Deno.test("codec: the direct KeyValue/header writers equal toJson + JSON.stringify", () => {
+  for (let i = 0; i < 64; i++) {
+    const kv: KeyValue = {
+      key: i & 1 ? bytes(`k${i}`) : new Uint8Array(0),
+      create_revision: i & 2 ? i * 1000 + 7 : 0,
+      mod_revision: i & 4 ? 2 ** 53 - i : 0,
+      version: i & 8 ? i : 0,
+      value: i & 16
+        ? Uint8Array.from({ length: i * 3 }, (_, j) => (j * 37 + i) & 0xff)
+        : new Uint8Array(0),
+      lease: i & 32 ? (i % 3 === 0 ? -(2n ** 63n) : 2n ** 62n + BigInt(i)) : 0n,
+    };
+    assertEquals(keyValueJson(kv), JSON.stringify(toJson("KeyValue", kv)), `kv ${i}`);
+    const h: ResponseHeader = {
+      cluster_id: i & 1 ? 2n ** 64n - 1n : 0n,
+      member_id: i & 2 ? BigInt(i) : 0n,
+      revision: i & 4 ? i * 99 : 0,
+      raft_term: i & 8 ? i : 0,
+    };
+    assertEquals(responseHeaderJson(h), JSON.stringify(toJson("ResponseHeader", h)), `header ${i}`);
+  }
+});
+
 Deno.test("gateway: large ranges stream the same bytes as one JSON.stringify", async () => {
-  for (const n of [0, 1, 600, 5000]) {
+  for (const n of [0, 1, 2, 600, 5000]) {
     const res: RangeResponse = {
       header: header(n + 1),
       kvs: Array.from({ length: n }, (_, i) => kv(`key/${i}`, i + 2, "x".repeat(i % 50))),
       more: n % 2 === 0,
-      count: n * 2,
+      count: n === 2 ? 0 : n * 2,
     };
     const want = JSON.stringify(toJson("RangeResponse", res));
     const body = rangeResponseBody(res);
