@@ -638,41 +638,74 @@ function isObject(v: unknown): v is Record<string, unknown> {
     !(v instanceof JsonString);
 }
 
+/** A field as the decoder visits it: its JSON names and oneof siblings. */
+interface DecodeStep {
+  f: FieldSpec;
+  /** The lowerCamel name, or undefined when it equals the proto name. */
+  camel: string | undefined;
+  /** Names of the other members of this field's oneof. */
+  siblings: string[];
+}
+
+const decodePlans = new Map<MessageName, DecodeStep[]>();
+
+/** Fields in jsonpb's visiting order: regular fields, then oneof members. */
+function decodePlan(type: MessageName): DecodeStep[] {
+  let plan = decodePlans.get(type);
+  if (plan === undefined) {
+    const fields = SCHEMA[type].fields;
+    const ordered = [
+      ...fields.filter((f) => f.oneof === undefined),
+      ...fields.filter((f) => f.oneof !== undefined),
+    ];
+    plan = ordered.map((f) => {
+      const camel = jsonName(f.name);
+      return {
+        f,
+        camel: camel === f.name ? undefined : camel,
+        siblings: f.oneof === undefined
+          ? []
+          : fields.filter((g) => g.oneof === f.oneof && g !== f).map((g) => g.name),
+      };
+    });
+    decodePlans.set(type, plan);
+  }
+  return plan;
+}
+
 function decodeMessage(type: MessageName, json: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (json === null || json === undefined) return fillZeros(type, out);
   if (!isObject(json)) typeError(json, "map[string]json.RawMessage");
-  const spec = SCHEMA[type];
-  // Regular fields first, then oneof members (jsonpb's order).
-  for (const pass of [false, true]) {
-    for (const f of spec.fields) {
-      if ((f.oneof !== undefined) !== pass) continue;
-      const camel = jsonName(f.name);
-      const hasCamel = camel !== f.name && Object.hasOwn(json, camel);
-      const hasOrig = Object.hasOwn(json, f.name);
-      if (!hasCamel && !hasOrig) continue;
-      const raw = hasCamel ? json[camel] : json[f.name];
-      if (f.oneof !== undefined) {
-        for (const g of spec.fields) if (g.oneof === f.oneof) delete out[g.name];
-        const v = decodeField(f, raw);
-        // A null scalar member is set to its zero value; a null message
-        // member is lost on etcd's way to the server (unset).
-        if (v !== undefined) out[f.name] = v;
-        else if (f.message === undefined) out[f.name] = zeroOf(f);
-        continue;
-      }
-      const v = decodeField(f, raw);
-      if (v !== undefined) out[f.name] = v;
+  for (const { f, camel, siblings } of decodePlan(type)) {
+    // The camel name wins when both are present (jsonpb). No field name
+    // collides with an Object.prototype member, and `undefined` (never
+    // produced by JSON) counts as absent.
+    let raw = camel === undefined ? undefined : json[camel];
+    if (raw === undefined) raw = json[f.name];
+    if (raw === undefined) {
+      // Absent: the proto zero value (messages and oneof members stay unset).
+      if (f.repeated) out[f.name] = [];
+      else if (f.oneof === undefined && f.message === undefined) out[f.name] = zeroOf(f);
+      continue;
     }
+    if (f.oneof !== undefined) {
+      for (const name of siblings) delete out[name];
+      const v = decodeField(f, raw);
+      // A null scalar member is set to its zero value; a null message
+      // member is lost on etcd's way to the server (unset).
+      if (v !== undefined) out[f.name] = v;
+      else if (f.message === undefined) out[f.name] = zeroOf(f);
+      continue;
+    }
+    const v = decodeField(f, raw);
+    if (v !== undefined) out[f.name] = v;
+    else if (f.repeated) out[f.name] = [];
+    else if (f.message === undefined) out[f.name] = zeroOf(f);
   }
-  return fillZeros(type, out);
+  return out;
 }
 
-/**
- * Gives every absent scalar, enum and repeated field its proto zero value
- * (so `key` is an empty Uint8Array, `result` is "EQUAL", `revision` is 0).
- * Singular message fields and oneof members stay absent.
- */
 function fillZeros(type: MessageName, out: Record<string, unknown>): Record<string, unknown> {
   for (const f of SCHEMA[type].fields) {
     if (out[f.name] !== undefined || f.oneof !== undefined) continue;
@@ -682,12 +715,15 @@ function fillZeros(type: MessageName, out: Record<string, unknown>): Record<stri
   return out;
 }
 
+/** The zero value of every absent bytes field (shared: it has nothing to mutate). */
+const EMPTY_BYTES: Uint8Array = Object.freeze(new Uint8Array(0)) as Uint8Array;
+
 function zeroOf(f: FieldSpec): unknown {
   if (f.message !== undefined) return decodeMessage(f.message, null);
   if (f.enum !== undefined) return f.enum.values[0];
   switch (f.scalar) {
     case "bytes":
-      return new Uint8Array(0);
+      return EMPTY_BYTES;
     case "string":
       return "";
     case "bool":

@@ -74,6 +74,20 @@ function reviver(this: unknown, _key: string, value: unknown, context?: { source
   return value;
 }
 
+const NUMBER_TOKEN = /(?:^|[:[,])[ \t\r\n]*-?[0-9]/;
+
+/** True when `text` has at most MAX_DEPTH brackets, so cannot nest deeper. */
+function shallow(text: string): boolean {
+  if (text.length <= MAX_DEPTH) return true;
+  let n = 0;
+  for (const open of ["[", "{"]) {
+    for (let i = text.indexOf(open); i >= 0; i = text.indexOf(open, i + 1)) {
+      if (++n > MAX_DEPTH) return false;
+    }
+  }
+  return true;
+}
+
 /**
  * Parses JSON text as Go would (see {@linkcode GoJsonMode}).
  *
@@ -81,6 +95,13 @@ function reviver(this: unknown, _key: string, value: unknown, context?: { source
  */
 export function parseGoJson(text: string, mode: GoJsonMode): unknown {
   try {
+    // Without escapes or number tokens the reviver has nothing to keep:
+    // skip it (the common request, keys and values in base64 strings).
+    // A number token follows `:`, `[` or `,` or starts the text.
+    // Go also refuses nesting over 10000 levels, which JSON.parse allows.
+    if (!text.includes("\\") && !NUMBER_TOKEN.test(text) && shallow(text)) {
+      return JSON.parse(text);
+    }
     return JSON.parse(text, reviver as (k: string, v: unknown) => unknown);
   } catch {
     // Either a syntax error, trailing text, an empty body, or nesting too
