@@ -1,11 +1,11 @@
 /**
  * The LMDB environment of one member, through the `lmdb` npm package's native
  * binding. The only module that imports `lmdb`. See native/README.md for the
- * tables and their encodings.
+ * tables, their encodings and how a write transaction reaches disk.
  *
  * @module
  */
-import { ABORT, open, type RootDatabase } from "lmdb";
+import { open, type RootDatabase } from "lmdb";
 import type { Backend, Entry, ScanOptions, Table } from "../core/backend.ts";
 
 /** Options of {@linkcode openBackend}. */
@@ -14,21 +14,62 @@ export interface BackendOptions {
    * Initial memory map size in bytes; LMDB grows it when full. Default 256 MiB.
    */
   mapSize?: number;
-  /**
-   * Let LMDB fsync after a commit becomes visible (lmdb-js `overlappingSync`).
-   * Default false: a commit is visible to readers only once it is durable, so
-   * no reader can observe a write that an OS crash could take back.
-   */
-  overlappingSync?: boolean;
 }
 
 const TABLES: Table[] = ["current", "history", "revlog", "raft_log"];
 
+type Db = ReturnType<RootDatabase["openDB"]>;
+
+/** Key of a binary key in the overlay maps (bytes as latin1 code units). */
+function mapKey(key: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < key.length; i++) s += String.fromCharCode(key[i]);
+  return s;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/**
+ * The writes of one transaction, held in memory until the transaction ends:
+ * reads inside it see them, reads outside do not. `null` marks a deletion.
+ */
+class Overlay {
+  readonly tables = new Map<Table, Map<string, { key: Uint8Array; value: Uint8Array | null }>>();
+  readonly meta = new Map<string, unknown>();
+
+  table(table: Table) {
+    let m = this.tables.get(table);
+    if (m === undefined) this.tables.set(table, m = new Map());
+    return m;
+  }
+
+  /** Overlay records of `table` within the bounds, in scan order. */
+  within(table: Table, o: ScanOptions): { key: Uint8Array; value: Uint8Array | null }[] {
+    const m = this.tables.get(table);
+    if (m === undefined || m.size === 0) return [];
+    const out = [...m.values()].filter((r) =>
+      (o.start === undefined || compareBytes(r.key, o.start) >= 0) &&
+      (o.end === undefined || compareBytes(r.key, o.end) < 0)
+    );
+    out.sort((a, b) => compareBytes(a.key, b.key));
+    if (o.reverse) out.reverse();
+    return out;
+  }
+}
+
 class LmdbBackend implements Backend {
   #env: RootDatabase;
-  #tables: Map<Table, ReturnType<RootDatabase["openDB"]>>;
-  #meta: ReturnType<RootDatabase["openDB"]>;
+  #tables: Map<Table, Db>;
+  #meta: Db;
   #path: string;
+  /** The open write transaction's writes, while its callback runs. */
+  #overlay: Overlay | null = null;
+  /** Settles when the previous write transaction is committed and durable. */
+  #last: Promise<unknown> = Promise.resolve();
 
   constructor(path: string, options: BackendOptions) {
     this.#path = path;
@@ -36,7 +77,9 @@ class LmdbBackend implements Backend {
       path,
       compression: false,
       mapSize: options.mapSize ?? 256 * 1024 * 1024,
-      overlappingSync: options.overlappingSync ?? false,
+      // A commit becomes visible only once it is durable: no reader can see
+      // a write that an OS crash could take back.
+      overlappingSync: false,
       maxDbs: 16,
     });
     this.#tables = new Map();
@@ -49,61 +92,111 @@ class LmdbBackend implements Backend {
     this.#meta = this.#env.openDB({ name: "meta", cache: false });
   }
 
-  #db(table: Table) {
+  #db(table: Table): Db {
     return this.#tables.get(table)!;
   }
 
   get(table: Table, key: Uint8Array): Uint8Array | undefined {
+    const pending = this.#overlay?.tables.get(table)?.get(mapKey(key));
+    if (pending !== undefined) return pending.value ?? undefined;
     return this.#db(table).get(key as Buffer) as Uint8Array | undefined;
   }
 
   scan(table: Table, options: ScanOptions): Iterable<Entry> {
+    const pending = this.#overlay?.within(table, options) ?? [];
+    const limit = options.limit ?? Infinity;
+    // Overlay records replace stored ones; read one more stored record per
+    // overlay record so that the limit still holds after replacements.
+    const stored = this.#storedScan(
+      table,
+      pending.length > 0 && options.limit !== undefined
+        ? { ...options, limit: options.limit + pending.length }
+        : options,
+    );
+    if (pending.length === 0) return stored;
+    return merge(stored, pending, options.reverse ?? false, limit);
+  }
+
+  #storedScan(table: Table, options: ScanOptions): Iterable<Entry> {
+    const db = this.#db(table);
     // A reverse lmdb-js range starts AT its start key; the bound here is exclusive.
     if (options.reverse && options.end !== undefined) {
       const limit = options.limit ?? Infinity;
       const wider = { ...options, limit: options.limit === undefined ? undefined : limit + 1 };
-      const range = this.#db(table).getRange(rangeOptions(wider)) as unknown as Iterable<Entry>;
-      return skipKey(range, options.end, limit);
+      return skipKey(
+        db.getRange(rangeOptions(wider)) as unknown as Iterable<Entry>,
+        options.end,
+        limit,
+      );
     }
-    return this.#db(table).getRange(rangeOptions(options)) as unknown as Iterable<Entry>;
+    return db.getRange(rangeOptions(options)) as unknown as Iterable<Entry>;
   }
 
   count(table: Table, options: ScanOptions): number {
+    if (this.#overlay?.tables.get(table)?.size) {
+      let n = 0;
+      for (const _ of this.scan(table, options)) n++;
+      return n;
+    }
     return this.#db(table).getKeysCount(rangeOptions(options));
   }
 
   put(table: Table, key: Uint8Array, value: Uint8Array): void {
-    this.#db(table).put(key as Buffer, value);
+    this.#writing().table(table).set(mapKey(key), { key, value });
   }
 
   del(table: Table, key: Uint8Array): void {
-    this.#db(table).remove(key as Buffer);
+    this.#writing().table(table).set(mapKey(key), { key, value: null });
   }
 
   getMeta(name: string): unknown {
+    if (this.#overlay?.meta.has(name)) return this.#overlay.meta.get(name);
     return this.#meta.get(name);
   }
 
   putMeta(name: string, value: unknown): void {
-    this.#meta.put(name, value);
+    this.#writing().meta.set(name, value);
   }
 
-  async write<T>(fn: () => T): Promise<T> {
-    let result!: T;
-    let failure: unknown;
-    let failed = false;
-    await this.#env.transaction(() => {
-      try {
-        result = fn();
-      } catch (err) {
-        failed = true;
-        failure = err;
-        // lmdb-js aborts an async transaction whose callback returns ABORT.
-        return ABORT;
+  #writing(): Overlay {
+    if (this.#overlay === null) throw new Error("Backend write outside a write transaction");
+    return this.#overlay;
+  }
+
+  /**
+   * Run `fn` on the main thread against the committed state plus its own
+   * writes (held in an overlay), then hand every write to lmdb-js in one
+   * event turn, which makes them one LMDB transaction, committed and fsync'd
+   * on lmdb-js's write thread. Write transactions run one after another: `fn`
+   * starts only once the previous transaction is durable, so it sees it.
+   */
+  write<T>(fn: () => T): Promise<T> {
+    const run = this.#last.then(() => this.#writeNow(fn));
+    this.#last = run.catch(() => {});
+    return run;
+  }
+
+  async #writeNow<T>(fn: () => T): Promise<T> {
+    const overlay = new Overlay();
+    this.#overlay = overlay;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.#overlay = null;
+    }
+    let committed: Promise<boolean> | undefined;
+    for (const [table, records] of overlay.tables) {
+      const db = this.#db(table);
+      for (const { key, value } of records.values()) {
+        committed = value === null ? db.remove(key as Buffer) : db.put(key as Buffer, value);
       }
-    });
-    if (failed) throw failure;
-    await this.#env.flushed;
+    }
+    for (const [name, value] of overlay.meta) committed = this.#meta.put(name, value);
+    if (committed !== undefined) {
+      await committed;
+      await this.#env.flushed;
+    }
     return result;
   }
 
@@ -119,25 +212,52 @@ class LmdbBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    await this.#last;
     await this.#env.flushed;
     await this.#env.close();
   }
+}
+
+/** Merge a stored scan with overlay records (which win on equal keys). */
+function* merge(
+  stored: Iterable<Entry>,
+  pending: { key: Uint8Array; value: Uint8Array | null }[],
+  reverse: boolean,
+  limit: number,
+): Iterable<Entry> {
+  const dir = reverse ? -1 : 1;
+  let i = 0;
+  let n = 0;
+  const emit = function* (r: { key: Uint8Array; value: Uint8Array | null }) {
+    if (r.value !== null && n < limit) {
+      n++;
+      yield { key: r.key, value: r.value };
+    }
+  };
+  for (const entry of stored) {
+    while (i < pending.length && dir * compareBytes(pending[i].key, entry.key) < 0) {
+      yield* emit(pending[i++]);
+    }
+    if (n >= limit) return;
+    if (i < pending.length && compareBytes(pending[i].key, entry.key) === 0) {
+      yield* emit(pending[i++]);
+    } else {
+      n++;
+      yield entry;
+    }
+    if (n >= limit) return;
+  }
+  while (i < pending.length && n < limit) yield* emit(pending[i++]);
 }
 
 function* skipKey(range: Iterable<Entry>, key: Uint8Array, limit: number): Iterable<Entry> {
   let n = 0;
   for (const entry of range) {
     if (n >= limit) return;
-    if (equalBytes(entry.key, key)) continue;
+    if (compareBytes(entry.key, key) === 0) continue;
     n++;
     yield entry;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function rangeOptions(options: ScanOptions) {
