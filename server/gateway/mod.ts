@@ -35,13 +35,13 @@ import {
   checkRangeRequest,
   checkTxnRequest,
 } from "../../core/mvcc/validate.ts";
-import { isTxnReadOnly } from "../../core/mvcc/apply.ts";
 import {
   checkGrpcSize,
   checkProposalSize,
   DEFAULT_MAX_REQUEST_BYTES,
   DEFAULT_MAX_TXN_OPS,
   GRPC_OVERHEAD_BYTES,
+  isTxnProposalFree,
 } from "./validate.ts";
 
 export { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./validate.ts";
@@ -343,7 +343,7 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
     check: (req) => {
       checkTxnRequest(req, maxTxnOps);
       // Read-only txns are served without a Raft proposal (no size check).
-      if (!isTxnReadOnly(req)) checkProposalSize({ txn: req }, maxRequestBytes, memberId);
+      if (!isTxnProposalFree(req)) checkProposalSize({ txn: req }, maxRequestBytes, memberId);
     },
     // Each nesting level takes at least one op from the level's budget, so
     // etcd rejects any nesting deeper than --max-txn-ops as too many ops;

@@ -26,6 +26,17 @@ export const DEFAULT_MAX_TXN_OPS = 128;
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 /**
+ * etcd 3.4's `isTxnReadonly`: every op of both branches is a range (a nested
+ * txn counts as a write, whatever it holds). Such a txn is served without a
+ * Raft proposal, so it has no proposal-size limit.
+ */
+export function isTxnProposalFree(r: TxnRequest): boolean {
+  for (const op of r.success) if (!("request_range" in op)) return false;
+  for (const op of r.failure) if (!("request_range" in op)) return false;
+  return true;
+}
+
+/**
  * gRPC's receive limit: a request whose protobuf encoding is over
  * `maxRequestBytes + 512 KiB` fails with 429 / ResourceExhausted
  * `grpc: received message larger than max (N vs. M)`.

@@ -203,6 +203,10 @@ Deno.test({
           success: [{ request_put: { key: b64("big"), value: value(1_600_000) } }],
         });
         await pair.post("/v3/kv/deleterange", { key: value(1_600_000) });
+        // A read-only txn is not proposed (no size limit); a nested txn is.
+        const bigRange = { request_range: { key: b64("a"), range_end: value(1_600_000) } };
+        await pair.post("/v3/kv/txn", { success: [bigRange] });
+        await pair.post("/v3/kv/txn", { success: [{ request_txn: { success: [bigRange] } }] });
         await pair.post("/v3/kv/put", { value: value(1_600_000) });
         await pair.post("/v3/kv/put", { key: b64("ok"), value: value(1_000_000) });
         await pair.post("/v3/kv/range", { key: b64("ok"), keys_only: true });
