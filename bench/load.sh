@@ -69,8 +69,8 @@ readme=bench/README.md
 start='<!-- load.sh:begin -->'
 end='<!-- load.sh:end -->'
 if grep -q "$start" "$readme" 2>/dev/null; then
-  awk -v s="$start" -v e="$end" -v t="$table" -v d="$(date -u +%Y-%m-%d)" '
-    $0 == s { print; print "Measured " d " by `bench/load.sh " ENVIRON["DURATION"] "` on this machine (2 cores):"; print ""; print t; skip = 1; next }
+  awk -v s="$start" -v e="$end" -v t="$table" -v d="$(date -u +%Y-%m-%d)" -v dur="$DURATION" '
+    $0 == s { print; print "Measured " d " by `bench/load.sh " dur "` on this machine (2 cores):"; print ""; print t; skip = 1; next }
     $0 == e { skip = 0 }
-    !skip { print }' DURATION="$DURATION" "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
+    !skip { print }' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
 fi
