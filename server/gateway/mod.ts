@@ -241,6 +241,11 @@ export interface UnaryEndpoint<Q extends MessageName, R extends MessageName> {
   encode?: (res: MessageTypes[R]) => string | ReadableStream<Uint8Array>;
 }
 
+/** V8's "Maximum call stack size exceeded". */
+function isStackOverflow(err: unknown): boolean {
+  return err instanceof RangeError && err.message.includes("call stack");
+}
+
 /**
  * Registers a unary POST endpoint under every gateway prefix (`/v3` and
  * `/v3beta`), with etcd's 405 for other methods. `path` is relative, e.g.
@@ -269,7 +274,7 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
         : stringifyGo(toJson(endpoint.response, res));
       return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
     } catch (err) {
-      if (err instanceof RangeError && endpoint.tooDeep) return errorResponse(endpoint.tooDeep());
+      if (endpoint.tooDeep && isStackOverflow(err)) return errorResponse(endpoint.tooDeep());
       return errorResponse(err);
     }
   };
