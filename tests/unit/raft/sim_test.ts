@@ -11,12 +11,29 @@ import { runSimulation } from "../../sim/cluster.ts";
 Deno.test("sim: 200 seeds of the real core have no violations", () => {
   const failures: string[] = [];
   let linearizable = 0;
+  const totals: Record<string, number> = {};
   for (let seed = 1; seed <= 200; seed++) {
     const r = runSimulation({ seed });
     if (r.violations.length > 0) failures.push(`seed ${seed}: ${r.violations[0]}`);
     if (r.linearizability === "ok") linearizable++;
+    for (const [k, v] of Object.entries(r.stats)) totals[k] = (totals[k] ?? 0) + v;
   }
   assert.deepEqual(failures, []);
+  // The runs must actually exercise the protocol: every fault and feature occurs.
+  for (
+    const k of [
+      "elections",
+      "crashes",
+      "partitions",
+      "confChanges",
+      "snapshotsSent",
+      "transfers",
+      "truncations",
+      "clientOps",
+    ]
+  ) {
+    assert.ok(totals[k] >= 200, `${k}: ${totals[k]} over 200 seeds`);
+  }
   // The linearizability checker must actually have decided most histories.
   assert.ok(linearizable >= 190, `linearizability decided for ${linearizable}/200 seeds`);
 });
