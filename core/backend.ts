@@ -28,9 +28,10 @@ export interface ScanOptions {
 /**
  * Ordered key-value storage with durable, serialized write transactions.
  *
- * Reads outside {@linkcode Backend.write} see the last committed state; a
- * synchronous sequence of reads sees one snapshot. Inside the callback of
- * `write`, reads see the transaction's own writes and `put`/`del` are legal.
+ * Reads outside {@linkcode Backend.write} see the last durable committed
+ * state; a synchronous sequence of reads sees one snapshot. Inside the
+ * callback of `write`, reads also see the writes of earlier transactions not
+ * yet durable and the transaction's own writes, and `put`/`del` are legal.
  */
 export interface Backend {
   /** The value at `key`, or undefined. */
@@ -48,8 +49,10 @@ export interface Backend {
   /** Write a metadata value; only inside a `write` callback. */
   putMeta(name: string, value: unknown): void;
   /**
-   * Run `fn` in one write transaction. Resolves with its result once the
-   * commit is durable on disk (fsync done); rejects, with nothing written, if
+   * Run `fn` in one write transaction: at once (before `write` returns),
+   * seeing every earlier transaction, durable or not. Resolves with its
+   * result once the commit is durable on disk (fsync done); transactions
+   * commit in the order `write` was called. Rejects, with nothing written, if
    * `fn` throws.
    */
   write<T>(fn: () => T): Promise<T>;

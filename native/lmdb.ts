@@ -68,7 +68,9 @@ class LmdbBackend implements Backend {
   #path: string;
   /** The open write transaction's writes, while its callback runs. */
   #overlay: Overlay | null = null;
-  /** Settles when the previous write transaction is committed and durable. */
+  /** Writes handed to lmdb-js and not yet durable, oldest first. */
+  #pending: Overlay[] = [];
+  /** Settles when every write handed over so far is durable. */
   #last: Promise<unknown> = Promise.resolve();
 
   constructor(path: string, options: BackendOptions) {
@@ -96,14 +98,27 @@ class LmdbBackend implements Backend {
     return this.#tables.get(table)!;
   }
 
+  /** Inside a write: its overlay, then the pending ones, newest first. */
+  #layers(): Overlay[] {
+    if (this.#overlay === null) return [];
+    const layers = [this.#overlay];
+    for (let i = this.#pending.length - 1; i >= 0; i--) layers.push(this.#pending[i]);
+    return layers;
+  }
+
   get(table: Table, key: Uint8Array): Uint8Array | undefined {
-    const pending = this.#overlay?.tables.get(table)?.get(mapKey(key));
-    if (pending !== undefined) return pending.value ?? undefined;
+    if (this.#overlay !== null) {
+      const k = mapKey(key);
+      for (const layer of this.#layers()) {
+        const pending = layer.tables.get(table)?.get(k);
+        if (pending !== undefined) return pending.value ?? undefined;
+      }
+    }
     return this.#db(table).get(key as Buffer) as Uint8Array | undefined;
   }
 
   scan(table: Table, options: ScanOptions): Iterable<Entry> {
-    const pending = this.#overlay?.within(table, options) ?? [];
+    const pending = this.#overlay === null ? [] : this.#combined().within(table, options);
     const limit = options.limit ?? Infinity;
     // Overlay records replace stored ones; read one more stored record per
     // overlay record so that the limit still holds after replacements.
@@ -132,8 +147,21 @@ class LmdbBackend implements Backend {
     return db.getRange(rangeOptions(options)) as unknown as Iterable<Entry>;
   }
 
+  /** The overlays of the open write and the pending ones as one. */
+  #combined(): Overlay {
+    if (this.#pending.length === 0) return this.#overlay!;
+    const all = new Overlay();
+    for (const layer of [...this.#pending, this.#overlay!]) {
+      for (const [table, records] of layer.tables) {
+        const into = all.table(table);
+        for (const [k, r] of records) into.set(k, r);
+      }
+    }
+    return all;
+  }
+
   count(table: Table, options: ScanOptions): number {
-    if (this.#overlay?.tables.get(table)?.size) {
+    if (this.#layers().some((layer) => layer.tables.get(table)?.size)) {
       let n = 0;
       for (const _ of this.scan(table, options)) n++;
       return n;
@@ -150,7 +178,9 @@ class LmdbBackend implements Backend {
   }
 
   getMeta(name: string): unknown {
-    if (this.#overlay?.meta.has(name)) return this.#overlay.meta.get(name);
+    for (const layer of this.#layers()) {
+      if (layer.meta.has(name)) return layer.meta.get(name);
+    }
     return this.#meta.get(name);
   }
 
@@ -164,27 +194,25 @@ class LmdbBackend implements Backend {
   }
 
   /**
-   * Run `fn` on the main thread against the committed state plus its own
-   * writes (held in an overlay), then hand every write to lmdb-js in one
-   * event turn, which makes them one LMDB transaction, committed and fsync'd
-   * on lmdb-js's write thread. Write transactions run one after another: `fn`
-   * starts only once the previous transaction is durable, so it sees it.
+   * Run `fn` at once, on the main thread, against the committed state plus
+   * the writes of earlier transactions not yet durable plus its own writes
+   * (held in an overlay), then hand its writes to lmdb-js in one event turn,
+   * which makes them one LMDB transaction, committed and fsync'd on lmdb-js's
+   * write thread in the order `write` was called. So a caller may prepare the
+   * next transaction while the previous one is being written.
    */
   write<T>(fn: () => T): Promise<T> {
-    const run = this.#last.then(() => this.#writeNow(fn));
-    this.#last = run.catch(() => {});
-    return run;
-  }
-
-  async #writeNow<T>(fn: () => T): Promise<T> {
     const overlay = new Overlay();
     this.#overlay = overlay;
     let result: T;
     try {
       result = fn();
+    } catch (err) {
+      return Promise.reject(err);
     } finally {
       this.#overlay = null;
     }
+    this.#pending.push(overlay);
     let committed: Promise<boolean> | undefined;
     for (const [table, records] of overlay.tables) {
       const db = this.#db(table);
@@ -193,11 +221,19 @@ class LmdbBackend implements Backend {
       }
     }
     for (const [name, value] of overlay.meta) committed = this.#meta.put(name, value);
-    if (committed !== undefined) {
-      await committed;
-      await this.#env.flushed;
-    }
-    return result;
+    const durable = (async () => {
+      try {
+        if (committed !== undefined) {
+          await committed;
+          await this.#env.flushed;
+        }
+      } finally {
+        this.#pending.splice(this.#pending.indexOf(overlay), 1);
+      }
+      return result;
+    })();
+    this.#last = durable.catch(() => {});
+    return durable;
   }
 
   size(): { dbSize: number; dbSizeInUse: number } {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import type { Backend } from "../core/backend.ts";
 import { Errors, EtcdError } from "../core/errors.ts";
 import {
@@ -40,6 +41,8 @@ export interface NodeOptions {
   maxPendingProposals?: number;
   /** Entries per batch (one write transaction), at most. Default 1,000. */
   maxBatch?: number;
+  /** Batches being written to disk at once, at most. Default 2. */
+  maxInflightBatches?: number;
   /** Log entries kept behind the applied index. Default 10,000. */
   retainedLogEntries?: number;
   /** Called after each batch commits with its changes, in revision order. */
@@ -64,7 +67,11 @@ export class Node {
   #maxBatch: number;
   #retained: number;
   #onApplied?: (events: Event[], revision: number) => void;
+  /** Index of the last entry appended (it may not be durable yet). */
   #lastIndex: number;
+  /** Index of the last entry durable and applied. */
+  #appliedIndex: number;
+  #maxInflight: number;
   #compaction: Promise<void> = Promise.resolve();
   /** Revision state as of the last committed batch. */
   #state: ViewState;
@@ -76,9 +83,11 @@ export class Node {
     this.#leaseExists = options.leaseExists ?? (() => false);
     this.#maxPending = options.maxPendingProposals ?? 10_000;
     this.#maxBatch = options.maxBatch ?? 1_000;
+    this.#maxInflight = options.maxInflightBatches ?? 2;
     this.#retained = options.retainedLogEntries ?? 10_000;
     this.#onApplied = options.onApplied;
     this.#lastIndex = lastIndex(backend);
+    this.#appliedIndex = this.#lastIndex;
     const applied = Number(backend.getMeta(Meta.appliedIndex) ?? 0);
     if (applied !== this.#lastIndex) {
       throw new Error(
@@ -100,9 +109,9 @@ export class Node {
     if (requested > done) this.#scheduleCompaction(requested);
   }
 
-  /** Index of the last entry appended (= committed = applied). */
+  /** Index of the last entry durable and applied (= committed). */
   get appliedIndex(): number {
-    return this.#lastIndex;
+    return this.#appliedIndex;
   }
 
   /**
@@ -126,36 +135,77 @@ export class Node {
     return this.#compaction;
   }
 
+  /**
+   * The batch loop. A batch is appended and applied at once (in memory, on
+   * top of the batches still being written) and handed to storage; while it
+   * is being committed and fsync'd, the next batch gathers the proposals that
+   * arrive, so the disk is never idle while there is work. At most
+   * `#maxInflight` batches are being written at a time.
+   */
   async #run(): Promise<void> {
     this.#running = true;
     // Let proposals made in this event-loop turn join the first batch.
     await Promise.resolve();
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#maxBatch);
-      let results: ApplyResult[];
-      const events: Event[] = [];
-      const first = this.#lastIndex + 1;
-      const state = { ...this.#state };
-      try {
-        results = await this.#backend.write(() =>
-          this.#appendAndApply(batch, first, events, state)
-        );
-      } catch (err) {
-        for (const p of batch) p.reject(err);
+    const inflight = new Set<Promise<void>>();
+    while (this.#queue.length > 0 || inflight.size > 0) {
+      if (this.#queue.length === 0 || inflight.size >= this.#maxInflight) {
+        await Promise.race(inflight);
         continue;
       }
-      this.#lastIndex = first + batch.length - 1;
-      this.#state = state;
+      if (inflight.size > 0) {
+        // Give requests one event-loop turn to arrive, unless the batch
+        // being written finishes first.
+        await Promise.race([...inflight, nextTurn()]);
+        if (this.#queue.length === 0 || inflight.size >= this.#maxInflight) continue;
+      }
+      const written = this.#submit(this.#queue.splice(0, this.#maxBatch));
+      inflight.add(written);
+      written.finally(() => inflight.delete(written));
+    }
+    this.#running = false;
+  }
+
+  /** Append and apply `batch`, hand it to storage; settles once answered. */
+  #submit(batch: Pending[]): Promise<void> {
+    const events: Event[] = [];
+    const first = this.#lastIndex + 1;
+    const state = { ...this.#state };
+    let results: ApplyResult[] | undefined;
+    const durable = this.#backend.write(() => {
+      results = this.#appendAndApply(batch, first, events, state);
+    });
+    if (results === undefined) {
+      // The apply itself threw: nothing was written, the state is unchanged.
+      return durable.catch((err) => {
+        for (const p of batch) p.reject(err);
+      });
+    }
+    const last = first + batch.length - 1;
+    this.#lastIndex = last;
+    this.#state = state;
+    const answers = results;
+    return durable.then(() => {
+      this.#appliedIndex = last;
       if (events.length > 0) this.#onApplied?.(events, events[events.length - 1].kv.mod_revision);
-      for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+      for (let i = 0; i < batch.length; i++) batch[i].resolve(answers[i]);
       for (let i = 0; i < batch.length; i++) {
         const req = batch[i].request;
-        if ("compaction" in req && "ok" in results[i]) {
+        if ("compaction" in req && "ok" in answers[i]) {
           this.#scheduleCompaction(req.compaction.revision);
         }
       }
-    }
-    this.#running = false;
+    }, (err) => this.#fail(err, batch));
+  }
+
+  /**
+   * A batch could not be made durable. Later batches were applied on top of
+   * it, so the member stops taking writes: every waiting proposal fails.
+   */
+  #fail(err: unknown, batch: Pending[]): void {
+    console.error("cairn: cannot persist the log; refusing further writes:", err);
+    this.#closed = true;
+    for (const p of batch) p.reject(err);
+    for (const p of this.#queue.splice(0)) p.reject(Errors.Stopped());
   }
 
   /**
@@ -218,4 +268,9 @@ export class Node {
     await this.#idle;
     await this.#compaction;
   }
+}
+
+/** Resolves after the current event-loop turn (setImmediate). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

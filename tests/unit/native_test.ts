@@ -49,3 +49,33 @@ Deno.test("native: a write sees its own puts and deletes merged into scans; othe
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("native: a write sees earlier writes that are not durable yet; commits keep call order", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-native-" });
+  const b = openBackend(dir);
+  try {
+    const first = b.write(() => {
+      b.put("current", k(1), k(1));
+      b.putMeta("rev", 1);
+    });
+    const second = b.write(() => {
+      assert.deepEqual([...b.get("current", k(1))!], [1], "sees the pending write");
+      assert.equal(b.getMeta("rev"), 1);
+      assert.deepEqual(keysOf(b.scan("current", {})), ["1"]);
+      b.del("current", k(1));
+      b.put("current", k(2), k(2));
+      b.putMeta("rev", 2);
+    });
+    const third = b.write(() => {
+      assert.deepEqual(keysOf(b.scan("current", {})), ["2"], "sees both pending writes");
+      assert.equal(b.count("current", {}), 1);
+      assert.equal(b.getMeta("rev"), 2);
+    });
+    await Promise.all([first, second, third]);
+    assert.deepEqual(keysOf(b.scan("current", {})), ["2"]);
+    assert.equal(b.getMeta("rev"), 2);
+  } finally {
+    await b.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
