@@ -23,16 +23,16 @@ wait_health() {
   echo "no health on $1"; exit 1
 }
 
-rate() { # url script -> requests/sec
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "bench/$2" "$1" | awk '/Requests\/sec/ {print $2}'
+rate() { # url put|get -> requests/sec
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/wrk.lua "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'
 }
 
 run_pair() { # name url
   local url=$2
-  wrk -t1 -c8 -d2s -s bench/wrk_put.lua "$url" >/dev/null # create the 1000 keys
+  wrk -t1 -c8 -d2s -s bench/wrk.lua "$url" -- put >/dev/null # create the 1000 keys
   local put get
-  put=$(rate "$url" wrk_put.lua)
-  get=$(rate "$url" wrk_get.lua)
+  put=$(rate "$url" put)
+  get=$(rate "$url" get)
   echo "$1 $put $get"
 }
 

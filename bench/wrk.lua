@@ -1,4 +1,6 @@
--- wrk script: POST /v3/kv/range of one key among 1000.
+-- wrk script for bench/load.sh: `wrk ... -s bench/wrk.lua URL -- put|get`.
+-- put: POST /v3/kv/put with 256-byte values over 1000 keys;
+-- get: POST /v3/kv/range of one of those keys.
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local function base64(data)
   return ((data:gsub(".", function(x)
@@ -14,14 +16,26 @@ local function base64(data)
 end
 
 local bodies = {}
-local value = base64(string.rep("x", 256))
-for i = 0, 999 do
-  bodies[i] = '{"key":"' .. base64("bench/key" .. i) .. '"}'
-end
+local path = "/v3/kv/put"
 local counter = 0
+
+function init(args)
+  local mode = args[1] or "put"
+  local value = base64(string.rep("x", 256))
+  for i = 0, 999 do
+    local key = base64("bench/key" .. i)
+    if mode == "get" then
+      bodies[i] = '{"key":"' .. key .. '"}'
+    else
+      bodies[i] = '{"key":"' .. key .. '","value":"' .. value .. '"}'
+    end
+  end
+  if mode == "get" then path = "/v3/kv/range" end
+end
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   counter = counter + 1
-  return wrk.format(nil, "/v3/kv/range", nil, bodies[counter % 1000])
+  return wrk.format(nil, path, nil, bodies[counter % 1000])
 end
