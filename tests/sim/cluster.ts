@@ -128,7 +128,7 @@ class SimNode {
 }
 
 interface Envelope {
-  kind: "msg" | "snapStatus";
+  kind: "msg" | "snapStatus" | "unreachable";
   m: Message;
   failed?: boolean;
 }
@@ -184,6 +184,7 @@ class Simulation {
   readonly electionTick: number;
   readonly maxSizePerMsg: number;
   readonly maxInflight: number;
+  readonly maxInflightBytes: number;
   readonly snapshotEvery: number;
   readonly compactKeep: number;
   readonly readyProb: number;
@@ -214,6 +215,7 @@ class Simulation {
     this.electionTick = 8 + r.intn(8);
     this.maxSizePerMsg = r.next() < 0.75 ? 1 : 64 + r.intn(512);
     this.maxInflight = 1 + r.intn(8);
+    this.maxInflightBytes = r.next() < 0.3 ? 100 + r.intn(1000) : 0;
     this.snapshotEvery = 5 + r.intn(40);
     this.compactKeep = r.intn(6);
     this.readyProb = 0.5 + r.next() * 0.5;
@@ -227,6 +229,7 @@ class Simulation {
     this.#log(
       `seed ${opts.seed}: voters ${voters} preVote=${this.preVote} checkQuorum=${this.checkQuorum} ` +
         `electionTick=${this.electionTick} maxSizePerMsg=${this.maxSizePerMsg} maxInflight=${this.maxInflight} ` +
+        `maxInflightBytes=${this.maxInflightBytes} ` +
         `snapshotEvery=${this.snapshotEvery} mutant=${opts.mutant ?? "none"}`,
     );
   }
@@ -252,6 +255,7 @@ class Simulation {
       checkQuorum: this.checkQuorum,
       maxSizePerMsg: this.maxSizePerMsg,
       maxInflightMsgs: this.maxInflight,
+      maxInflightBytes: this.maxInflightBytes,
       maxUncommittedEntriesSize: 4096,
       mutant: this.opts.mutant,
     };
@@ -610,6 +614,11 @@ class Simulation {
     if (this.opts.trace) this.#log(`send ${fmtMsg(m)}${lost ? " (lost)" : ""}`);
     if (m.type === "MsgSnap") this.stats.snapshotsSent++;
     if (lost) {
+      // A broken link is noticed by the sender's transport (etcd reports the
+      // peer unreachable when its stream fails).
+      if (this.blocked.has(`${m.from}>${m.to}`) && m.type === "MsgApp" && this.rng.next() < 0.3) {
+        this.#schedule(this.now + 1 + this.rng.intn(this.maxDelay), { kind: "unreachable", m });
+      }
       // A failed snapshot stream is reported back to the sender, as etcd's transport does.
       if (m.type === "MsgSnap") {
         this.#schedule(this.now + 1 + this.rng.intn(this.maxDelay), {
@@ -633,6 +642,10 @@ class Simulation {
     if (ev.kind === "snapStatus") {
       const sender = this.nodes.get(m.from);
       sender?.raw?.reportSnapshot(m.to, ev.failed ?? false);
+      return;
+    }
+    if (ev.kind === "unreachable") {
+      this.nodes.get(m.from)?.raw?.reportUnreachable(m.to);
       return;
     }
     const to = this.nodes.get(m.to);
