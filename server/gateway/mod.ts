@@ -43,6 +43,7 @@ import {
   GRPC_OVERHEAD_BYTES,
   isTxnProposalFree,
 } from "./validate.ts";
+import { ETCD_API_VERSION } from "../../version.ts";
 
 export { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./validate.ts";
 export type { Hono, KVService, MessageName, MessageTypes, RangeResponse };
@@ -73,7 +74,7 @@ export interface GatewayOptions {
 }
 
 /** The etcd API version cairn speaks, as `GET /version` reports it. */
-export const ETCD_API_VERSION = "3.4.0";
+export { ETCD_API_VERSION };
 
 /** The URL prefixes etcd 3.4 serves the gateway under. */
 export const GATEWAY_PREFIXES = ["/v3", "/v3beta"] as const;
