@@ -74,3 +74,4 @@ if grep -q "$start" "$readme" 2>/dev/null; then
     $0 == e { skip = 0 }
     !skip { print }' "$readme" >"$readme.tmp" && mv "$readme.tmp" "$readme"
 fi
+$DENO fmt "$readme" >/dev/null 2>&1 || true
