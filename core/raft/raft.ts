@@ -11,7 +11,7 @@
 import { RaftLog } from "./log.ts";
 import type { Mutant } from "./mutant.ts";
 import type { Prng } from "./prng.ts";
-import { contextKey, ReadOnly } from "./read_only.ts";
+import { ReadOnly } from "./read_only.ts";
 import { CompactedError, SnapshotTemporarilyUnavailableError, type Storage } from "./storage.ts";
 import { type Progress, ProgressTracker } from "./tracker.ts";
 import {
@@ -434,8 +434,7 @@ export class Raft {
       voteMsg = "MsgVote";
       term = this.term;
     }
-    const respType: MessageType = voteMsg === "MsgPreVote" ? "MsgPreVoteResp" : "MsgVoteResp";
-    if (this.#poll(this.id, respType, true) === "won") {
+    if (this.#poll(this.id, true) === "won") {
       // Single-voter configuration.
       if (t === "preElection") this.#campaign("election");
       else this.becomeLeader();
@@ -455,7 +454,7 @@ export class Raft {
     }
   }
 
-  #poll(id: NodeId, _t: MessageType, granted: boolean): "pending" | "lost" | "won" {
+  #poll(id: NodeId, granted: boolean): "pending" | "lost" | "won" {
     this.trk.recordVote(id, granted);
     return this.trk.tallyVotes().result;
   }
@@ -764,7 +763,7 @@ export class Raft {
         break;
     }
     if (m.type !== myVoteResp) return;
-    const result = this.#poll(m.from, m.type, !m.reject);
+    const result = this.#poll(m.from, !m.reject);
     if (result === "won") {
       if (this.state === "preCandidate") {
         this.#campaign("election");
@@ -967,11 +966,6 @@ export class Raft {
     if (this.leadTransferee !== NONE && !this.trk.voters.has(this.leadTransferee)) {
       this.leadTransferee = NONE;
     }
-  }
-
-  /** Context key helper re-exported for tests of ReadIndex. */
-  static contextKey(ctx: Uint8Array | undefined): string {
-    return contextKey(ctx);
   }
 }
 

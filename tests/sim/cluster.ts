@@ -70,10 +70,14 @@ export interface SimStats {
   transfers: number;
   /** Times a node's durable log was truncated by a new leader's entries. */
   truncations: number;
+  /** Longest time from heal to a committed proposal, in ticks. */
+  maxRecoveryTicks: number;
 }
 
 const TICK_MS = 10;
-const LIVENESS_TICKS = 250;
+// Elections without PreVote can duel for many rounds (each node redraws its
+// timeout on every term change), so the bound is generous: 100 election timeouts.
+const LIVENESS_TICKS = 1000;
 const TRACE_KEEP = 400;
 const CLIENT_TIMEOUT_MS = 1500;
 const KEYS = ["a", "b", "c"];
@@ -162,6 +166,7 @@ class Simulation {
     clientOps: 0,
     transfers: 0,
     truncations: 0,
+    maxRecoveryTicks: 0,
   };
   history: Operation[] = [];
   clients: Client[] = [];
@@ -302,9 +307,9 @@ class Simulation {
           }
           this.#stepMs();
         }
-        this.#log(
-          `liveness ok: probe committed ${(this.now - this.healAt) / TICK_MS} ticks after heal`,
-        );
+        const recovery = Math.ceil((this.now - this.healAt) / TICK_MS);
+        this.stats.maxRecoveryTicks = Math.max(this.stats.maxRecoveryTicks, recovery);
+        this.#log(`liveness ok: probe committed ${recovery} ticks after heal`);
         // Let in-flight client operations settle a little under calm conditions.
         const settle = this.now + 30 * TICK_MS;
         while (this.now < settle) this.#stepMs();
@@ -315,6 +320,7 @@ class Simulation {
         : `t=${this.now}: core threw ${e instanceof Error ? e.stack : e}`;
       this.violations.push(what);
       this.#log(`VIOLATION ${what}`);
+      this.#dumpNodes();
     }
     let lin: SimResult["linearizability"] = "skipped";
     if (this.violations.length === 0) {
@@ -332,6 +338,25 @@ class Simulation {
       stats: this.stats,
       linearizability: lin,
     };
+  }
+
+  #dumpNodes(): void {
+    for (const n of this.nodes.values()) {
+      if (!n.raw) {
+        this.#log(`  n${n.id}: ${n.removed ? "removed" : "down"}`);
+        continue;
+      }
+      const r = n.raw.raft;
+      const log = n.raw.logView();
+      this.#log(
+        `  n${n.id}: ${r.state} term=${r.term} vote=${r.vote} lead=${r.lead} commit=${log.committed} ` +
+          `applied=${log.applied} last=${log.lastIndex()}:${log.term(log.lastIndex())} ` +
+          `conf=${JSON.stringify(n.raw.confState())} promotable=${r.promotable()} ` +
+          `elapsed=${r.electionElapsed}/${r.randomizedElectionTimeout} paused=${
+            n.pausedUntil > this.now
+          }`,
+      );
+    }
   }
 
   // ---- phases ---------------------------------------------------------------
