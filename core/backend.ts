@@ -34,7 +34,10 @@ export interface ScanOptions {
  * yet durable and the transaction's own writes, and `put`/`del` are legal.
  */
 export interface Backend {
-  /** The value at `key`, or undefined. */
+  /**
+   * The value at `key`, or undefined. Returned arrays (here and in scans)
+   * belong to the caller: storage never changes them afterwards.
+   */
   get(table: Table, key: Uint8Array): Uint8Array | undefined;
   /** Records in key order between the bounds. */
   scan(table: Table, options: ScanOptions): Iterable<Entry>;

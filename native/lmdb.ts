@@ -20,6 +20,53 @@ const TABLES: Table[] = ["current", "history", "revlog", "raft_log"];
 
 type Db = ReturnType<RootDatabase["openDB"]>;
 
+/** Arena chunk size: small keys and values read from LMDB are copied into one. */
+const ARENA_BYTES = 64 * 1024;
+/** Keys and values longer than this get a buffer of their own. */
+const ARENA_MAX_COPY = 4096;
+let arena = new Uint8Array(ARENA_BYTES);
+let arenaUsed = 0;
+
+/**
+ * Copy bytes [start, end) of `src` (lmdb-js's shared read buffer) out as a
+ * fresh Uint8Array that nothing else writes to. Small copies share 64 KiB
+ * arena chunks: allocating a buffer per key or value (as lmdb-js's binary
+ * mode does, with a Buffer each) dominated the cost of a range scan.
+ */
+function copyOut(src: Uint8Array, start: number, end: number): Uint8Array {
+  const n = end - start;
+  const from = new Uint8Array(src.buffer, src.byteOffset + start, n);
+  if (n > ARENA_MAX_COPY) return from.slice();
+  if (arenaUsed + n > ARENA_BYTES) {
+    arena = new Uint8Array(ARENA_BYTES);
+    arenaUsed = 0;
+  }
+  const out = arena.subarray(arenaUsed, arenaUsed + n);
+  out.set(from);
+  arenaUsed += n;
+  return out;
+}
+
+/** Values are raw bytes, copied out of lmdb-js's read buffer by {@linkcode copyOut}. */
+const BYTES = {
+  encode: (value: Uint8Array): Uint8Array => value,
+  decode: (bytes: Uint8Array, size?: number): Uint8Array => copyOut(bytes, 0, size ?? bytes.length),
+};
+
+/**
+ * Keys stay lmdb-js "binary" keys (raw bytes, bytewise order, and the
+ * iteration bounds lmdb-js assumes for them), but are read out by
+ * {@linkcode copyOut} instead of as one Buffer each.
+ */
+function withKeyReader(db: Db): Db {
+  (db as unknown as { readKey: (s: Uint8Array, a: number, b: number) => Uint8Array }).readKey = (
+    source,
+    start,
+    end,
+  ) => copyOut(source, start, end);
+  return db;
+}
+
 /** Key of a binary key in the overlay maps (bytes as latin1 code units). */
 function mapKey(key: Uint8Array): string {
   let s = "";
@@ -88,7 +135,10 @@ class LmdbBackend implements Backend {
     for (const name of TABLES) {
       this.#tables.set(
         name,
-        this.#env.openDB({ name, keyEncoding: "binary", encoding: "binary", cache: false }),
+        withKeyReader(this.#env.openDB(
+          // A custom encoder is an lmdb-js option its types omit.
+          { name, keyEncoding: "binary", encoder: BYTES, cache: false } as { name: string },
+        )),
       );
     }
     this.#meta = this.#env.openDB({ name: "meta", cache: false });

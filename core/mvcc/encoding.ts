@@ -112,8 +112,9 @@ export function encodeRecord(kv: KeyValue, deleted: boolean): Uint8Array {
 }
 
 /**
- * Decode a stored version. `keysOnly` skips copying the value. The returned
- * arrays do not alias `bytes`.
+ * Decode a stored version. `keysOnly` leaves the value empty. The returned
+ * key and value are views into `bytes` (no copy): pass bytes the caller owns
+ * and will not change, as Backend reads return.
  */
 export function decodeRecord(bytes: Uint8Array, keysOnly = false): Record {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -122,11 +123,11 @@ export function decodeRecord(bytes: Uint8Array, keysOnly = false): Record {
   return {
     deleted: (bytes[0] & 1) === 1,
     kv: {
-      key: copyBytes(bytes.subarray(HEADER, HEADER + keyLength)),
+      key: plain(bytes).subarray(HEADER, HEADER + keyLength),
       create_revision: get53(view, 1),
       mod_revision: get53(view, 9),
       version: get53(view, 17),
-      value: keysOnly ? new Uint8Array(0) : copyBytes(bytes.subarray(HEADER + keyLength)),
+      value: keysOnly ? new Uint8Array(0) : plain(bytes).subarray(HEADER + keyLength),
       lease: lease === 0n ? 0n : BigInt.asIntN(64, lease),
     },
   };
@@ -137,7 +138,17 @@ export function decodeRecord(bytes: Uint8Array, keysOnly = false): Record {
  * be views into memory it reuses, and `Buffer#slice` does not copy.)
  */
 export function copyBytes(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(bytes);
+  return plain(bytes).slice();
+}
+
+/**
+ * A plain Uint8Array view of the same memory. (Slicing a Buffer makes a
+ * Buffer, which is slow to construct; slicing a plain view is a memcpy.)
+ */
+function plain(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Bytewise comparison of two keys: negative, zero or positive. */
