@@ -17,6 +17,7 @@ import type {
 import { CtlError, ExitCode } from "./exit.ts";
 import type { FlagSpec, FlagValue } from "./flags.ts";
 import { parseGoInt64 } from "./go_format.ts";
+import { prefixRangeEnd } from "../client/mod.ts";
 
 const enc = new TextEncoder();
 
@@ -50,22 +51,6 @@ export const DEL_FLAGS: readonly FlagSpec[] = [
 ];
 
 type Values = ReadonlyMap<string, FlagValue>;
-
-/**
- * The range end that selects every key with prefix `key` (clientv3
- * `getPrefix`): the key with its last byte below 0xff incremented and what
- * follows dropped; `[0]` (all keys from `key`) when every byte is 0xff.
- */
-export function prefixEnd(key: Uint8Array): Uint8Array {
-  for (let i = key.length - 1; i >= 0; i--) {
-    if (key[i] < 0xff) {
-      const end = key.slice(0, i + 1);
-      end[i]++;
-      return end;
-    }
-  }
-  return new Uint8Array([0]);
-}
 
 /**
  * `put <key> [value]`: a PutRequest. `stdinValue` is the value read from
@@ -224,7 +209,7 @@ function applyPrefix(r: { key: Uint8Array; range_end?: Uint8Array }): void {
     r.key = new Uint8Array([0]);
     r.range_end = new Uint8Array([0]);
   } else {
-    r.range_end = prefixEnd(r.key);
+    r.range_end = prefixRangeEnd(r.key);
   }
 }
 

@@ -1,16 +1,9 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { FlagError, parseFlags } from "../../cli/flags.ts";
-import {
-  buildDel,
-  buildGet,
-  buildPut,
-  DEL_FLAGS,
-  GET_FLAGS,
-  prefixEnd,
-  PUT_FLAGS,
-} from "../../cli/ops.ts";
+import { buildDel, buildGet, buildPut, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from "../../cli/ops.ts";
 import { GLOBAL_FLAGS, runCtl } from "../../cli/ctl.ts";
 import type { CtlIO } from "../../cli/context.ts";
+import { prefixRangeEnd } from "../../client/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -65,8 +58,8 @@ Deno.test("buildGet applies prefix, from-key, sort and consistency as etcdctl", 
     key: new Uint8Array([0]),
     range_end: new Uint8Array([0]),
   });
-  assertEquals(prefixEnd(new Uint8Array([0x61, 0xff])), new Uint8Array([0x62]));
-  assertEquals(prefixEnd(new Uint8Array([0xff, 0xff])), new Uint8Array([0]));
+  assertEquals(prefixRangeEnd(new Uint8Array([0x61, 0xff])), new Uint8Array([0x62]));
+  assertEquals(prefixRangeEnd(new Uint8Array([0xff, 0xff])), new Uint8Array([0]));
   p = flags(["a", "--sort-by", "modify", "--order", "descend", "--keys-only"]);
   assertEquals(buildGet(p.args, p.values).request, {
     key: b("a"),
