@@ -5,7 +5,7 @@
  * in-memory index) and RssFile (pages of mapped files, which the kernel can
  * reclaim). Usage: `deno run -A bench/memory.ts [keys, default 200000]`.
  */
-import { freePort } from "../tests/integration/cairn_process.ts";
+import { freePort } from "../tests/servers.ts";
 
 const KEYS = Number(Deno.args[0] ?? 200_000);
 const BATCH = 100;

@@ -10,20 +10,14 @@
  * @module
  */
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+import {
+  HAVE_ETCD,
+  type ServerProcess,
+  startCairn as startCairnProcess,
+  startEtcd as startEtcdProcess,
+} from "../servers.ts";
 
-async function runs(bin: string, args: string[]): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command(bin, { args, stdout: "null", stderr: "null" })
-      .output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
-/** True when an `etcd` binary is on PATH (the differential tests need it). */
-export const HAVE_ETCD: boolean = await runs("etcd", ["--version"]);
+export { HAVE_ETCD };
 
 /**
  * The test name to register: the plain name, or the name with a note that
@@ -33,97 +27,26 @@ export function compatName(name: string): string {
   return HAVE_ETCD ? name : `${name} (skipped: no etcd binary on PATH)`;
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 /** A server under test. */
 export interface Server {
   /** e.g. `http://127.0.0.1:23790`. */
   url: string;
+  /** Kill the process and wait for it. */
   stop(): Promise<void>;
 }
 
-async function spawn(what: string, cmd: string, args: string[], url: string): Promise<Server> {
-  const child = new Deno.Command(cmd, {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const stop = async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    await status;
-  };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const res = await fetch(`${url}/health`);
-      const body = await res.text();
-      if (res.ok && body.includes("true")) break;
-    } catch {
-      // not listening yet
-    }
-    if (exited || Date.now() > deadline) {
-      await stop();
-      throw new Error(`${what} did not become healthy at ${url}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { url, stop };
+function asServer(p: ServerProcess): Server {
+  return { url: p.url, stop: () => p.kill() };
 }
 
 /** Start etcd 3.4 as a one-member cluster in `dir`. */
-export function startEtcd(dir: string): Promise<Server> {
-  const client = `http://127.0.0.1:${freePort()}`;
-  const peer = `http://127.0.0.1:${freePort()}`;
-  return spawn("etcd", "etcd", [
-    "--name",
-    "default",
-    "--data-dir",
-    dir,
-    "--listen-client-urls",
-    client,
-    "--advertise-client-urls",
-    client,
-    "--listen-peer-urls",
-    peer,
-    "--initial-advertise-peer-urls",
-    peer,
-    "--initial-cluster",
-    `default=${peer}`,
-  ], client);
+export async function startEtcd(dir: string): Promise<Server> {
+  return asServer(await startEtcdProcess(dir));
 }
 
 /** Start cairn (`main.ts`) in `dir` with etcd's flags. */
-export function startCairn(dir: string): Promise<Server> {
-  const client = `http://127.0.0.1:${freePort()}`;
-  return spawn("cairn", Deno.execPath(), [
-    "run",
-    "--allow-all",
-    `${ROOT}main.ts`,
-    "--data-dir",
-    dir,
-    "--listen-client-urls",
-    client,
-    "--advertise-client-urls",
-    client,
-  ], client);
+export async function startCairn(dir: string): Promise<Server> {
+  return asServer(await startCairnProcess(dir));
 }
 
 /**

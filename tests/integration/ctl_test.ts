@@ -8,113 +8,44 @@
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { Client, EtcdError } from "../../client/mod.ts";
+import {
+  freePort,
+  HAVE_ETCD as HAVE_ETCD_BINARY,
+  ROOT,
+  runs,
+  type ServerProcess,
+  startCairn as startCairnProcess,
+  startEtcd as startEtcdProcess,
+} from "../servers.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-
-async function has(bin: string, args: string[]): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command(bin, { args, stdout: "null", stderr: "null" })
-      .output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
-const HAVE_ETCD = (await has("etcd", ["--version"])) && (await has("etcdctl", ["version"]));
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+const HAVE_ETCD = HAVE_ETCD_BINARY && (await runs("etcdctl", ["version"]));
 
 interface Server {
   endpoint: string;
   stop(): Promise<void>;
 }
 
-async function waitHealthy(url: string, proc: Deno.ChildProcess, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  let exited = false;
-  proc.status.then(() => exited = true);
-  while (Date.now() < deadline && !exited) {
-    try {
-      const res = await fetch(`${url}/health`);
-      const body = await res.text();
-      if (res.ok && body.includes("true")) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} did not become healthy at ${url}`);
-}
-
-async function spawnServer(
-  what: string,
-  cmd: string,
-  args: (client: string, peer: string, dir: string) => string[],
-): Promise<Server> {
+/** Start a server on a fresh temp dir; stopping it SIGTERMs it and removes the dir. */
+async function spawnServer(start: (dir: string) => Promise<ServerProcess>): Promise<Server> {
   const dir = await Deno.makeTempDir({ prefix: "cairn-ctl-test-" });
-  const client = `127.0.0.1:${freePort()}`;
-  const peer = `127.0.0.1:${freePort()}`;
-  const proc = new Deno.Command(cmd, {
-    args: args(`http://${client}`, `http://${peer}`, dir),
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const stop = async () => {
-    try {
-      proc.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await proc.status;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
+  let server: ServerProcess;
   try {
-    await waitHealthy(`http://${client}`, proc, what);
+    server = await start(`${dir}/data`);
   } catch (e) {
-    await stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw e;
   }
-  return { endpoint: client, stop };
+  return {
+    endpoint: server.endpoint,
+    stop: async () => {
+      await server.terminate();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
 }
 
-function startEtcd(): Promise<Server> {
-  return spawnServer("etcd", "etcd", (client, peer, dir) => [
-    "--data-dir",
-    `${dir}/etcd`,
-    "--listen-client-urls",
-    client,
-    "--advertise-client-urls",
-    client,
-    "--listen-peer-urls",
-    peer,
-    "--initial-advertise-peer-urls",
-    peer,
-    "--initial-cluster",
-    `default=${peer}`,
-  ]);
-}
-
-function startCairn(): Promise<Server> {
-  return spawnServer("cairn", Deno.execPath(), (client, _peer, dir) => [
-    "run",
-    "--allow-all",
-    "main.ts",
-    "--data-dir",
-    `${dir}/default.cairn`,
-    "--listen-client-urls",
-    client,
-    "--advertise-client-urls",
-    client,
-  ]);
-}
+const startEtcd = (): Promise<Server> => spawnServer(startEtcdProcess);
+const startCairn = (): Promise<Server> => spawnServer((dir) => startCairnProcess(dir));
 
 interface Result {
   code: number;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startCairn } from "./cairn_process.ts";
+import { startCairn } from "../servers.ts";
 
 const b64 = (s: string) => btoa(s);
 
@@ -29,7 +29,7 @@ Deno.test("durability: every acknowledged put survives kill -9 and restart", asy
     }
   });
   while (acked.size < 500) await new Promise((r) => setTimeout(r, 5));
-  await server.kill9();
+  await server.kill();
   stop = true;
   await Promise.all(writers);
   assert.ok(acked.size >= 500);
@@ -49,7 +49,7 @@ Deno.test("durability: every acknowledged put survives kill -9 and restart", asy
       .json();
     assert.equal(Number(put.header.revision), rev + 1);
   } finally {
-    assert.equal(await server.stop(), 0, "clean shutdown on SIGTERM");
+    assert.equal(await server.terminate(), 0, "clean shutdown on SIGTERM");
     Deno.removeSync(dataDir, { recursive: true });
   }
 });

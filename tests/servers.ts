@@ -1,0 +1,136 @@
+/**
+ * Test helper shared by the integration, differential and load tests: real
+ * etcd 3.4 and cairn (`main.ts` with etcd's flags) as child processes on free
+ * loopback ports, each on its own data dir.
+ *
+ * @module
+ */
+
+/** The repository root. */
+export const ROOT: string = new URL("../", import.meta.url).pathname;
+
+/** Whether `bin args` runs and exits 0. */
+export async function runs(bin: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(bin, { args, stdout: "null", stderr: "null" })
+      .output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+/** True when an `etcd` binary is on PATH (the differential tests need it). */
+export const HAVE_ETCD: boolean = await runs("etcd", ["--version"]);
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** A server child process. */
+export interface ServerProcess {
+  /** Base URL of the client listener, e.g. `http://127.0.0.1:23790`. */
+  url: string;
+  /** The same as `host:port` (etcdctl's --endpoints form). */
+  endpoint: string;
+  child: Deno.ChildProcess;
+  /** SIGKILL (kill -9) the process, if running, and wait for it. */
+  kill(): Promise<void>;
+  /** SIGTERM the process and wait; resolves with its exit code. */
+  terminate(): Promise<number>;
+}
+
+async function spawn(
+  what: string,
+  cmd: string,
+  args: string[],
+  url: string,
+): Promise<ServerProcess> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const signal = async (sig: Deno.Signal) => {
+    if (!exited) {
+      try {
+        child.kill(sig);
+      } catch {
+        // already gone
+      }
+    }
+    return (await status).code;
+  };
+  const server: ServerProcess = {
+    url,
+    endpoint: url.replace(/^http:\/\//, ""),
+    child,
+    kill: async () => void await signal("SIGKILL"),
+    terminate: () => signal("SIGTERM"),
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/health`);
+      const body = await res.text();
+      if (res.ok && body.includes("true")) return server;
+    } catch {
+      // not listening yet
+    }
+    if (exited || Date.now() > deadline) {
+      await server.kill();
+      throw new Error(`${what} did not become healthy at ${url}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Start etcd 3.4 as a one-member cluster with its data in `dataDir`. */
+export function startEtcd(dataDir: string): Promise<ServerProcess> {
+  const url = `http://127.0.0.1:${freePort()}`;
+  const peer = `http://127.0.0.1:${freePort()}`;
+  return spawn("etcd", "etcd", [
+    "--name",
+    "default",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+    "--listen-peer-urls",
+    peer,
+    "--initial-advertise-peer-urls",
+    peer,
+    "--initial-cluster",
+    `default=${peer}`,
+  ], url);
+}
+
+/** Start cairn (`main.ts`) with its data in `dataDir`, plus `extraArgs`. */
+export function startCairn(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  const url = `http://127.0.0.1:${freePort()}`;
+  return spawn("cairn", Deno.execPath(), [
+    "run",
+    "--allow-all",
+    `${ROOT}main.ts`,
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+    ...extraArgs,
+  ], url);
+}
