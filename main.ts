@@ -29,6 +29,12 @@ async function runServer(args: string[]): Promise<number> {
     }
     throw err;
   }
+  // Listen for signals before anything starts serving, so that a signal
+  // during start-up still ends in a clean shutdown.
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((sig) => [sig, () => stop(sig)] as const);
+  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   const { startServer } = await import("./server/mod.ts");
   const server = await startServer(config);
   console.error(
@@ -36,11 +42,6 @@ async function runServer(args: string[]): Promise<number> {
       server.clientUrls.join(", ")
     }`,
   );
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
-  const onSignal = (sig: Deno.Signal) => () => stop(sig);
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => [sig, onSignal(sig)] as const);
-  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   const sig = await stopped;
   console.error(`cairn: received ${sig}, shutting down`);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);

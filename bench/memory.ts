@@ -92,7 +92,14 @@ const etcd = await measure("etcd", (url, dir) => {
 });
 const cairn = await measure("cairn", (url, dir) =>
   new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, `--data-dir=${dir}`, `--listen-client-urls=${url}`],
+    args: [
+      "run",
+      "-A",
+      "--unstable-net",
+      `${ROOT}main.ts`,
+      `--data-dir=${dir}`,
+      `--listen-client-urls=${url}`,
+    ],
     cwd: ROOT,
     stdout: "null",
     stderr: "null",

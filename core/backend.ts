@@ -59,6 +59,12 @@ export interface Backend {
    * `fn` throws.
    */
   write<T>(fn: () => T): Promise<T>;
+  /**
+   * Make the next reads see every commit made so far, by any thread (a new
+   * read snapshot). Reads may otherwise keep an older snapshot for the rest
+   * of the current event-loop turn.
+   */
+  refresh(): void;
   /** Size of the database file in bytes, and of the pages in use. */
   size(): { dbSize: number; dbSizeInUse: number };
   /** Flush and close; pending writes finish first. */

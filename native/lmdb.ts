@@ -286,6 +286,12 @@ class LmdbBackend implements Backend {
     return durable;
   }
 
+  refresh(): void {
+    // lmdb-js keeps one read transaction per thread; resetting it makes the
+    // next read renew it at the newest commit.
+    if (this.#overlay === null) this.#meta.resetReadTxn();
+  }
+
   size(): { dbSize: number; dbSizeInUse: number } {
     const stats = this.#env.getStats() as { pageSize: number; lastPageNumber: number };
     let dbSize = 0;

@@ -98,6 +98,12 @@ export const FLAGS = {
     default: "0",
     help: "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.",
   },
+  "http-workers": {
+    type: "number",
+    default: 2,
+    help:
+      "cairn: HTTP worker threads per client URL (0 serves from the main thread). Needs Deno's --unstable-net (the start task passes it); without it the main thread serves.",
+  },
   "log-level": {
     type: "string",
     default: "info",
@@ -130,6 +136,8 @@ export interface ServerConfig {
   /** ms in periodic mode, revisions in revision mode; 0 = off. */
   autoCompactionRetention: number;
   logLevel: string;
+  /** HTTP worker threads per client URL; 0 = serve from the main thread. */
+  httpWorkers: number;
 }
 
 /** A flag or environment value that etcd would refuse; the message says which. */
@@ -324,5 +332,6 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     autoCompactionMode: mode,
     autoCompactionRetention: parseRetention(mode, raw("auto-compaction-retention")),
     logLevel: raw("log-level"),
+    httpWorkers: numberFlag("http-workers", raw("http-workers")),
   };
 }

@@ -30,8 +30,23 @@ import {
 } from "../core/mvcc/validate.ts";
 import { ReadView } from "../core/mvcc/view.ts";
 import type { InternalRequest } from "./entry.ts";
-import type { Node } from "./node.ts";
+import type { ApplyResult } from "./node.ts";
 import { ETCD_API_VERSION } from "../version.ts";
+
+/**
+ * Where writes go: the member's {@linkcode Node}, or (in an HTTP worker) a
+ * proxy that forwards proposals to the thread running it.
+ */
+export interface Proposer {
+  /** Current Raft term. */
+  readonly term: number;
+  /** Index of the last entry durable and applied. */
+  readonly appliedIndex: number;
+  /** Propose a write; resolves once it is durable and applied. */
+  propose(request: InternalRequest): Promise<ApplyResult>;
+  /** Wait for the physical compaction in progress, if any. */
+  compacted(): Promise<void>;
+}
 
 /** Options of {@linkcode EtcdServer}. */
 export interface EtcdServerOptions {
@@ -44,12 +59,12 @@ export interface EtcdServerOptions {
 /** A member's KVService. */
 export class EtcdServer implements KVService {
   #backend: Backend;
-  #node: Node;
+  #node: Proposer;
   #clusterId: bigint;
   #memberId: bigint;
   #maxTxnOps: number;
 
-  constructor(backend: Backend, node: Node, options: EtcdServerOptions) {
+  constructor(backend: Backend, node: Proposer, options: EtcdServerOptions) {
     this.#backend = backend;
     this.#node = node;
     this.#clusterId = options.clusterId;
@@ -62,9 +77,20 @@ export class EtcdServer implements KVService {
     return this.#memberId;
   }
 
+  /** The cluster's ID. */
+  get clusterId(): bigint {
+    return this.#clusterId;
+  }
+
   /** The current (newest committed) revision. */
   currentRevision(): number {
-    return new ReadView(this.#backend).rev();
+    return this.#view().rev();
+  }
+
+  /** A view of everything committed so far (a fresh storage snapshot). */
+  #view(): ReadView {
+    this.#backend.refresh();
+    return new ReadView(this.#backend);
   }
 
   #header(revision: number): ResponseHeader {
@@ -88,7 +114,7 @@ export class EtcdServer implements KVService {
   range(req: RangeRequest): Promise<RangeResponse> {
     try {
       checkRangeRequest(req);
-      const resp = applyRange(new ReadView(this.#backend), req);
+      const resp = applyRange(this.#view(), req);
       resp.header = this.#header(resp.header.revision);
       return Promise.resolve(resp);
     } catch (err) {
@@ -117,7 +143,7 @@ export class EtcdServer implements KVService {
   async txn(req: TxnRequest): Promise<TxnResponse> {
     checkTxnRequest(req, this.#maxTxnOps);
     if (isTxnReadOnly(req)) {
-      const resp = applyTxn(new ReadView(this.#backend), req, () => false);
+      const resp = applyTxn(this.#view(), req, () => false);
       resp.header = this.#header(resp.header.revision);
       return resp;
     }
@@ -137,7 +163,7 @@ export class EtcdServer implements KVService {
 
   /** etcd Maintenance.Status. */
   status(): Promise<StatusResponse> {
-    const view = new ReadView(this.#backend);
+    const view = this.#view();
     const { dbSize, dbSizeInUse } = this.#backend.size();
     return Promise.resolve({
       header: this.#header(view.rev()),

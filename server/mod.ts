@@ -9,7 +9,8 @@ import { createGateway } from "./gateway/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { clusterId, memberId } from "./ids.ts";
-import { openMember } from "./member.ts";
+import { memberDir, openMember } from "./member.ts";
+import { canReusePort, type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { Compactor } from "./compactor.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
@@ -47,6 +48,39 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config.maxTxnOps,
   );
   const compactor = startCompactor(config, service);
+  if (config.httpWorkers > 0 && canReusePort()) {
+    let workers: HttpWorkers;
+    try {
+      workers = await startHttpWorkers(
+        {
+          node,
+          kvPath: memberDir(config.dataDir),
+          clusterId: service.clusterId,
+          memberId: service.memberId,
+          maxTxnOps: config.maxTxnOps,
+          maxRequestBytes: config.maxRequestBytes,
+          cairnVersion: CAIRN_VERSION,
+        },
+        config.listenClientUrls,
+        config.httpWorkers,
+      );
+    } catch (err) {
+      clearInterval(compactor);
+      await node.close();
+      await backend.close();
+      throw err;
+    }
+    return {
+      service,
+      clientUrls: workers.clientUrls,
+      async close() {
+        clearInterval(compactor);
+        await workers.stop();
+        await node.close();
+        await backend.close();
+      },
+    };
+  }
   const app = createGateway(service, {
     maxRequestBytes: config.maxRequestBytes,
     maxTxnOps: config.maxTxnOps,

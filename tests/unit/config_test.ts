@@ -12,6 +12,7 @@ Deno.test("config: etcd's defaults, data dir default.cairn", () => {
   assert.deepEqual([c.heartbeatIntervalMs, c.electionTimeoutMs], [100, 1000]);
   assert.deepEqual([c.maxRequestBytes, c.maxTxnOps, c.snapshotCount], [1572864, 128, 100000]);
   assert.equal(c.autoCompactionRetention, 0);
+  assert.equal(c.httpWorkers, 2);
 });
 
 Deno.test("config: flags in both spellings, ETCD_* variables, flags win", () => {

@@ -1,0 +1,141 @@
+/**
+ * HTTP worker threads of a member (see server/http_worker.ts): each listens
+ * on the client URL with SO_REUSEPORT and serves the gateway; the main
+ * thread answers their forwarded proposals from the member's {@linkcode Node}.
+ * So HTTP parsing, JSON and reads use every core while one thread keeps the
+ * log and apply loop.
+ *
+ * @module
+ */
+import type { InternalRequest } from "./entry.ts";
+import type { Node } from "./node.ts";
+import { errorToWire, type InitMessage, pack, resultToWire, unpack } from "./wire.ts";
+
+/** What the workers need to know about the member. */
+export interface WorkerSetup {
+  node: Node;
+  kvPath: string;
+  clusterId: bigint;
+  memberId: bigint;
+  maxTxnOps: number;
+  maxRequestBytes: number;
+  cairnVersion: string;
+}
+
+/** Running HTTP workers. */
+export interface HttpWorkers {
+  /** The URLs listened on. */
+  clientUrls: string[];
+  /** Stop every listener (open requests finish), then end the threads. */
+  stop(): Promise<void>;
+}
+
+/** Whether this process may use SO_REUSEPORT listeners (Deno's `--unstable-net`). */
+export function canReusePort(): boolean {
+  try {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+    listener.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function freePort(hostname: string): number {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/**
+ * Start `count` workers on each URL.
+ *
+ * @throws {Error} when a worker cannot listen (the port is taken).
+ */
+export async function startHttpWorkers(
+  setup: WorkerSetup,
+  urls: URL[],
+  count: number,
+): Promise<HttpWorkers> {
+  const workers: Worker[] = [];
+  const clientUrls: string[] = [];
+  const stop = async () => {
+    await Promise.all(workers.map((w) =>
+      new Promise<void>((resolve) => {
+        w.addEventListener("message", (e) => {
+          if ((e as MessageEvent).data?.type === "stopped") resolve();
+        });
+        w.postMessage({ type: "stop" });
+      })
+    ));
+    for (const w of workers) w.terminate();
+  };
+  try {
+    for (const url of urls) {
+      const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+      // With port 0 every worker would get its own port: choose one for all.
+      let port = Number(url.port || 80);
+      if (port === 0) port = freePort(hostname);
+      for (let i = 0; i < count; i++) {
+        workers.push(await startWorker(setup, hostname, port));
+      }
+      clientUrls.push(`http://${url.hostname}:${port}`);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { clientUrls, stop };
+}
+
+async function startWorker(setup: WorkerSetup, hostname: string, port: number): Promise<Worker> {
+  const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
+  const node = setup.node;
+  const reply = (id: number, value: unknown) => {
+    const bytes = pack({ appliedIndex: node.appliedIndex, result: value });
+    worker.postMessage({ type: "reply", id, payload: bytes }, [bytes.buffer as ArrayBuffer]);
+  };
+  const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
+  worker.onmessage = (e: MessageEvent) => {
+    const msg = e.data;
+    if (msg.type === "propose") {
+      node.propose(unpack<InternalRequest>(msg.payload)).then(
+        (result) => reply(msg.id, resultToWire(result)),
+        (err) => reply(msg.id, { error: errorToWire(err) }),
+      );
+    } else if (msg.type === "compacted") {
+      node.compacted().then(() => reply(msg.id, { ok: null }));
+    } else if (msg.type === "listening") {
+      resolve();
+    } else if (msg.type === "failed") {
+      reject(new Error(`cairn: cannot listen on ${hostname}:${port}: ${msg.message}`));
+    }
+  };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    reject(new Error(`cairn: HTTP worker failed: ${e.message}`));
+  };
+  const init: InitMessage = {
+    type: "init",
+    kvPath: setup.kvPath,
+    hostname,
+    port,
+    clusterId: setup.clusterId,
+    memberId: setup.memberId,
+    term: node.term,
+    appliedIndex: node.appliedIndex,
+    maxTxnOps: setup.maxTxnOps,
+    maxRequestBytes: setup.maxRequestBytes,
+    cairnVersion: setup.cairnVersion,
+  };
+  const bytes = pack(init);
+  worker.postMessage({ type: "init", payload: bytes }, [bytes.buffer as ArrayBuffer]);
+  try {
+    await listening;
+  } catch (err) {
+    worker.terminate();
+    throw err;
+  }
+  return worker;
+}
