@@ -7,9 +7,10 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { Errors } from "../core/errors.ts";
 import { openBackend } from "../native/lmdb.ts";
-import type { InternalRequest } from "./entry.ts";
+import { encodeRequest, type InternalRequest } from "./entry.ts";
 import { EtcdServer, type Proposer } from "./etcd_server.ts";
 import { createGateway } from "./gateway/mod.ts";
 import type { ApplyResult } from "./node.ts";
@@ -34,26 +35,39 @@ class RemoteProposer implements Proposer {
     this.appliedIndex = appliedIndex;
   }
 
-  #call(type: string, payload: unknown): Promise<{ appliedIndex: number; result: WireResult }> {
+  /** Calls gathered in this event-loop turn, sent as one message. */
+  #outbox: { type: string; id: number; payload: Uint8Array }[] = [];
+
+  #call(type: string, bytes: Uint8Array): Promise<{ appliedIndex: number; result: WireResult }> {
     if (this.#waiting.size >= MAX_IN_FLIGHT) return Promise.reject(Errors.TooManyRequests());
     const id = this.#next++;
     const { promise, resolve } = Promise.withResolvers<
       { appliedIndex: number; result: WireResult }
     >();
     this.#waiting.set(id, resolve);
-    const bytes = pack(payload);
-    port.postMessage({ type, id, payload: bytes }, [bytes.buffer as ArrayBuffer]);
+    if (this.#outbox.length === 0) setImmediate(() => this.#flush());
+    this.#outbox.push({ type, id, payload: bytes });
     return promise;
   }
 
+  #flush(): void {
+    const items = this.#outbox;
+    this.#outbox = [];
+    port.postMessage(
+      { type: "batch", items },
+      items.map((i) => i.payload.buffer as ArrayBuffer),
+    );
+  }
+
   async propose(request: InternalRequest): Promise<ApplyResult> {
-    const reply = await this.#call("propose", request);
+    // The log encoding travels as is and becomes the log entry.
+    const reply = await this.#call("propose", new Uint8Array(encodeRequest(request)));
     this.appliedIndex = Math.max(this.appliedIndex, reply.appliedIndex);
     return resultFromWire(reply.result);
   }
 
   async compacted(): Promise<void> {
-    await this.#call("compacted", null);
+    await this.#call("compacted", pack(null));
   }
 
   /** A reply from the main thread. */
@@ -95,8 +109,8 @@ port.onmessage = async (e: MessageEvent) => {
     } catch (err) {
       port.postMessage({ type: "failed", message: String((err as Error)?.message ?? err) });
     }
-  } else if (msg.type === "reply") {
-    proposer?.answer(msg.id, msg.payload);
+  } else if (msg.type === "replies") {
+    for (const r of msg.items) proposer?.answer(r.id, r.payload);
   } else if (msg.type === "stop") {
     await server?.shutdown();
     port.postMessage({ type: "stopped" });

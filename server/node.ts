@@ -26,7 +26,7 @@ import type {
 } from "../core/mvcc/types.ts";
 import { type Event, Meta, type ViewState, WriteView } from "../core/mvcc/view.ts";
 import { appendEntry, compactLog, lastIndex } from "../wal/log.ts";
-import { decodeRequest, encodeRequest, type InternalRequest } from "./entry.ts";
+import { encodeRequest, type InternalRequest } from "./entry.ts";
 
 /** Result of applying one entry: the response, or the error it produced. */
 export type ApplyResult =
@@ -51,6 +51,8 @@ export interface NodeOptions {
 
 interface Pending {
   request: InternalRequest;
+  /** The request's log encoding, when the caller already has it. */
+  data?: Uint8Array;
   resolve: (r: ApplyResult) => void;
   reject: (e: unknown) => void;
 }
@@ -116,16 +118,17 @@ export class Node {
 
   /**
    * Propose a write; resolves once it is durable and applied, with its
-   * response or the etcd error it produced.
+   * response or the etcd error it produced. `data`, if given, must be
+   * `encodeRequest(request)` (server/entry.ts); it becomes the log entry.
    *
    * @throws {EtcdError} TooManyRequests when the proposal queue is full,
    *   Stopped after {@linkcode Node.close}.
    */
-  propose(request: InternalRequest): Promise<ApplyResult> {
+  propose(request: InternalRequest, data?: Uint8Array): Promise<ApplyResult> {
     if (this.#closed) return Promise.reject(Errors.Stopped());
     if (this.#queue.length >= this.#maxPending) return Promise.reject(Errors.TooManyRequests());
     const { promise, resolve, reject } = Promise.withResolvers<ApplyResult>();
-    this.#queue.push({ request, resolve, reject });
+    this.#queue.push({ request, data, resolve, reject });
     if (!this.#running) this.#idle = this.#run();
     return promise;
   }
@@ -223,9 +226,9 @@ export class Node {
     const startRevision = state.revision;
     let index = first;
     for (const p of batch) {
-      const data = encodeRequest(p.request);
+      const data = p.data ?? encodeRequest(p.request);
       appendEntry(this.#backend, { index, term: this.term, type: 0, data });
-      results.push(this.#apply(decodeRequest(data), events, state));
+      results.push(this.#apply(p.request, events, state));
       index++;
     }
     const applied = index - 1;

@@ -7,9 +7,10 @@
  *
  * @module
  */
-import type { InternalRequest } from "./entry.ts";
+import { setImmediate } from "node:timers";
+import { decodeRequest } from "./entry.ts";
 import type { Node } from "./node.ts";
-import { errorToWire, type InitMessage, pack, resultToWire, unpack } from "./wire.ts";
+import { errorToWire, type InitMessage, pack, resultToWire } from "./wire.ts";
 
 /** What the workers need to know about the member. */
 export interface WorkerSetup {
@@ -92,20 +93,35 @@ export async function startHttpWorkers(
 async function startWorker(setup: WorkerSetup, hostname: string, port: number): Promise<Worker> {
   const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
   const node = setup.node;
+  // Replies gathered in this event-loop turn go back as one message.
+  let outbox: { id: number; payload: Uint8Array }[] = [];
+  const flush = () => {
+    const items = outbox;
+    outbox = [];
+    worker.postMessage(
+      { type: "replies", items },
+      items.map((i) => i.payload.buffer as ArrayBuffer),
+    );
+  };
   const reply = (id: number, value: unknown) => {
-    const bytes = pack({ appliedIndex: node.appliedIndex, result: value });
-    worker.postMessage({ type: "reply", id, payload: bytes }, [bytes.buffer as ArrayBuffer]);
+    if (outbox.length === 0) setImmediate(flush);
+    outbox.push({ id, payload: pack({ appliedIndex: node.appliedIndex, result: value }) });
   };
   const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
+  const handle = (item: { type: string; id: number; payload: Uint8Array }) => {
+    if (item.type === "propose") {
+      node.propose(decodeRequest(item.payload), item.payload).then(
+        (result) => reply(item.id, resultToWire(result)),
+        (err) => reply(item.id, { error: errorToWire(err) }),
+      );
+    } else if (item.type === "compacted") {
+      node.compacted().then(() => reply(item.id, { ok: null }));
+    }
+  };
   worker.onmessage = (e: MessageEvent) => {
     const msg = e.data;
-    if (msg.type === "propose") {
-      node.propose(unpack<InternalRequest>(msg.payload)).then(
-        (result) => reply(msg.id, resultToWire(result)),
-        (err) => reply(msg.id, { error: errorToWire(err) }),
-      );
-    } else if (msg.type === "compacted") {
-      node.compacted().then(() => reply(msg.id, { ok: null }));
+    if (msg.type === "batch") {
+      for (const item of msg.items) handle(item);
     } else if (msg.type === "listening") {
       resolve();
     } else if (msg.type === "failed") {
