@@ -54,6 +54,12 @@ export interface EtcdServerOptions {
   memberId: bigint;
   /** Ops or compares per txn level, at most (--max-txn-ops). Default 128. */
   maxTxnOps?: number;
+  /**
+   * Take a fresh storage snapshot for every read. Needed where commits come
+   * from another thread (HTTP workers); a thread's own commits already
+   * renew its snapshot. Default false.
+   */
+  refreshReads?: boolean;
 }
 
 /** A member's KVService. */
@@ -63,6 +69,7 @@ export class EtcdServer implements KVService {
   #clusterId: bigint;
   #memberId: bigint;
   #maxTxnOps: number;
+  #refreshReads: boolean;
 
   constructor(backend: Backend, node: Proposer, options: EtcdServerOptions) {
     this.#backend = backend;
@@ -70,6 +77,7 @@ export class EtcdServer implements KVService {
     this.#clusterId = options.clusterId;
     this.#memberId = options.memberId;
     this.#maxTxnOps = options.maxTxnOps ?? 128;
+    this.#refreshReads = options.refreshReads ?? false;
   }
 
   /** The member's ID. */
@@ -87,9 +95,9 @@ export class EtcdServer implements KVService {
     return this.#view().rev();
   }
 
-  /** A view of everything committed so far (a fresh storage snapshot). */
+  /** A view of everything committed so far. */
   #view(): ReadView {
-    this.#backend.refresh();
+    if (this.#refreshReads) this.#backend.refresh();
     return new ReadView(this.#backend);
   }
 

@@ -92,6 +92,7 @@ port.onmessage = async (e: MessageEvent) => {
       clusterId: init.clusterId,
       memberId: init.memberId,
       maxTxnOps: init.maxTxnOps,
+      refreshReads: true,
     });
     const app = createGateway(service, {
       maxRequestBytes: init.maxRequestBytes,
