@@ -53,6 +53,7 @@ export {
   type GetOptions,
   type PutOptions,
 } from "./client/mod.ts";
+export type { CallOptions, HealthResponse, VersionResponse } from "./client/mod.ts";
 
 /** Options of {@linkcode openStore}. */
 export interface StoreOptions {
@@ -103,6 +104,7 @@ export class Store {
    * @throws {EtcdError} key is not provided; requested lease not found; key not found (ignore_value/ignore_lease).
    */
   put(req: PutRequest): Promise<PutResponse>;
+  /** Put `value` at `key`; `options` holds the other PutRequest fields (`lease`, `prev_kv`, …). */
   put(key: Bytes, value: Bytes, options?: PutOptions): Promise<PutResponse>;
   put(a: PutRequest | Bytes, value?: Bytes, options: PutOptions = {}): Promise<PutResponse> {
     if (typeof a === "string" || a instanceof Uint8Array) {

@@ -10,7 +10,9 @@ export type Table = "current" | "history" | "revlog" | "raft_log";
 
 /** One record of a table scan. */
 export interface Entry {
+  /** The record's key. */
   key: Uint8Array;
+  /** The record's value. */
   value: Uint8Array;
 }
 
@@ -20,6 +22,7 @@ export interface ScanOptions {
   start?: Uint8Array;
   /** Exclusive upper bound (lower bound when `reverse`); undefined = past the last key. */
   end?: Uint8Array;
+  /** Scan from the highest key down; default false (ascending). */
   reverse?: boolean;
   /** Maximum records returned; undefined = all. */
   limit?: number;

@@ -86,6 +86,7 @@ export class EtcdError extends Error {
   /** HTTP status the JSON gateway answers with. */
   readonly httpStatus: number;
 
+  /** An error with etcd's `message`; `httpStatus` defaults to the gateway's status for `code`. */
   constructor(message: string, code: GrpcCode, httpStatus: number = httpStatusFromCode(code)) {
     super(message);
     this.name = "EtcdError";

@@ -38,6 +38,8 @@ export class Compactor {
   #running = false;
 
   /**
+   * A compactor of `target` in `mode`, keeping `retention` of history.
+   *
    * @param retention ms in periodic mode, revisions in revision mode; > 0.
    */
   constructor(mode: "periodic" | "revision", retention: number, target: CompactTarget) {

@@ -116,25 +116,41 @@ export type FlagName = keyof typeof FLAGS;
 
 /** The resolved server configuration. Units: ms for times, bytes for sizes. */
 export interface ServerConfig {
+  /** Human-readable name of this member (--name). */
   name: string;
+  /** Path of the data directory (--data-dir), with `${name}` substituted. */
   dataDir: string;
+  /** URLs to listen on for client traffic (--listen-client-urls). */
   listenClientUrls: URL[];
+  /** This member's client URLs advertised to the public (--advertise-client-urls). */
   advertiseClientUrls: URL[];
+  /** URLs to listen on for peer traffic (--listen-peer-urls). */
   listenPeerUrls: URL[];
+  /** This member's peer URLs advertised to the cluster (--initial-advertise-peer-urls). */
   initialAdvertisePeerUrls: URL[];
   /** Member name → peer URLs, from --initial-cluster. */
   initialCluster: Map<string, URL[]>;
+  /** Initial cluster state (--initial-cluster-state). */
   initialClusterState: "new" | "existing";
+  /** Cluster token for bootstrap (--initial-cluster-token); it seeds the member ID. */
   initialClusterToken: string;
+  /** Raft heartbeat interval in ms (--heartbeat-interval). */
   heartbeatIntervalMs: number;
+  /** Raft election timeout in ms (--election-timeout); at least 5 heartbeat intervals. */
   electionTimeoutMs: number;
+  /** Committed transactions that trigger a snapshot to disk (--snapshot-count). */
   snapshotCount: number;
+  /** Backend size quota in bytes (--quota-backend-bytes); 0 = etcd's default (2 GiB). */
   quotaBackendBytes: number;
+  /** Largest client request accepted, in bytes (--max-request-bytes). */
   maxRequestBytes: number;
+  /** Ops or compares per txn level, at most (--max-txn-ops). */
   maxTxnOps: number;
+  /** How autoCompactionRetention is read (--auto-compaction-mode). */
   autoCompactionMode: "periodic" | "revision";
   /** ms in periodic mode, revisions in revision mode; 0 = off. */
   autoCompactionRetention: number;
+  /** Log level (--log-level): debug, info, warn, error, panic or fatal. */
   logLevel: string;
   /** HTTP worker threads per client URL; 0 = serve from the main thread. */
   httpWorkers: number;
@@ -142,6 +158,7 @@ export interface ServerConfig {
 
 /** A flag or environment value that etcd would refuse; the message says which. */
 export class ConfigError extends Error {
+  /** An error with etcd's message for the bad value. */
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";

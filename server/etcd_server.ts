@@ -50,7 +50,9 @@ export interface Proposer {
 
 /** Options of {@linkcode EtcdServer}. */
 export interface EtcdServerOptions {
+  /** The cluster's ID, reported in every response header. */
   clusterId: bigint;
+  /** This member's ID, reported in every response header. */
   memberId: bigint;
   /** Ops or compares per txn level, at most (--max-txn-ops). Default 128. */
   maxTxnOps?: number;
@@ -71,6 +73,7 @@ export class EtcdServer implements KVService {
   #maxTxnOps: number;
   #refreshReads: boolean;
 
+  /** Serve reads from `backend` and send writes through `node`. */
   constructor(backend: Backend, node: Proposer, options: EtcdServerOptions) {
     this.#backend = backend;
     this.#node = node;

@@ -80,6 +80,12 @@ export class Node {
   /** Current Raft term. */
   readonly term: number;
 
+  /**
+   * Open the log and apply loop over `backend`, in a new term; call
+   * {@linkcode Node.start} before proposing.
+   *
+   * @throws {Error} if the applied index differs from the last log index.
+   */
   constructor(backend: Backend, options: NodeOptions = {}) {
     this.#backend = backend;
     this.#leaseExists = options.leaseExists ?? (() => false);

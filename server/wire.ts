@@ -54,16 +54,26 @@ export function errorFromWire(e: { message: string; code: number; httpStatus: nu
 
 /** Main → worker: start serving. */
 export interface InitMessage {
+  /** Message tag. */
   type: "init";
   /** The state machine's LMDB directory. */
   kvPath: string;
+  /** Host name or address to listen on. */
   hostname: string;
+  /** TCP port to listen on (shared with SO_REUSEPORT). */
   port: number;
+  /** The cluster's ID, for response headers. */
   clusterId: bigint;
+  /** This member's ID, for response headers. */
   memberId: bigint;
+  /** The member's current Raft term. */
   term: number;
+  /** Index of the last log entry durable and applied when the worker starts. */
   appliedIndex: number;
+  /** Ops or compares per txn level, at most (--max-txn-ops). */
   maxTxnOps: number;
+  /** Largest request accepted, in bytes (--max-request-bytes). */
   maxRequestBytes: number;
+  /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
 }

@@ -14,12 +14,19 @@ import { errorToWire, type InitMessage, pack, resultToWire } from "./wire.ts";
 
 /** What the workers need to know about the member. */
 export interface WorkerSetup {
+  /** The member's log and apply loop, which answers the workers' proposals. */
   node: Node;
+  /** The state machine's LMDB directory, which the workers read. */
   kvPath: string;
+  /** The cluster's ID, for response headers. */
   clusterId: bigint;
+  /** This member's ID, for response headers. */
   memberId: bigint;
+  /** Ops or compares per txn level, at most (--max-txn-ops). */
   maxTxnOps: number;
+  /** Largest request accepted, in bytes (--max-request-bytes). */
   maxRequestBytes: number;
+  /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
 }
 

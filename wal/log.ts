@@ -10,10 +10,13 @@ import { copyBytes, decodeRevision, encodeRevision } from "../core/mvcc/encoding
 
 /** A log entry. `data` is the encoded request (server/entry.ts). */
 export interface LogEntry {
+  /** Position of the entry in the log (the key of its `raft_log` record). */
   index: number;
+  /** Raft term in which the entry was proposed. */
   term: number;
   /** 0 = normal entry, 1 = configuration change. */
   type: number;
+  /** The entry's payload. */
   data: Uint8Array;
 }
 

@@ -18,7 +18,9 @@ const HEADER = 1 + 8 * 4 + 4;
 
 /** A stored version of a key: a KeyValue, or a tombstone when `deleted`. */
 export interface Record {
+  /** The key-value; a tombstone has only its key and mod_revision (the deletion's). */
   kv: KeyValue;
+  /** True for a tombstone: the key was deleted at `kv.mod_revision`. */
   deleted: boolean;
 }
 

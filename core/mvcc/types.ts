@@ -11,6 +11,7 @@
 
 /** A key's state at one revision (mvccpb.KeyValue). */
 export interface KeyValue {
+  /** The key, in bytes. An empty key is not allowed. */
   key: Uint8Array;
   /** Revision of the last creation of this key. */
   create_revision: number;
@@ -18,6 +19,7 @@ export interface KeyValue {
   mod_revision: number;
   /** Number of modifications since creation; 0 means deleted. */
   version: number;
+  /** The value held by the key, in bytes. */
   value: Uint8Array;
   /** Lease ID attached to the key; 0n for none. */
   lease: bigint;
@@ -25,10 +27,13 @@ export interface KeyValue {
 
 /** etcdserverpb.ResponseHeader. Nested txn responses carry only `revision`. */
 export interface ResponseHeader {
+  /** ID of the cluster that sent the response. */
   cluster_id: bigint;
+  /** ID of the member that sent the response. */
   member_id: bigint;
   /** The store's revision when the request was served. */
   revision: number;
+  /** Raft term of the member when the request was served. */
   raft_term: number;
 }
 
@@ -39,6 +44,7 @@ export type SortTarget = "KEY" | "VERSION" | "CREATE" | "MOD" | "VALUE";
 
 /** etcdserverpb.RangeRequest. */
 export interface RangeRequest {
+  /** First key of the range; without a range_end, the only key looked up. */
   key: Uint8Array;
   /**
    * Exclusive end of the range. Empty: only `key`. `[0]` ("\0"): every key
@@ -49,21 +55,31 @@ export interface RangeRequest {
   limit?: number;
   /** Revision to read at; 0 (or ≤ 0) means the current revision. */
   revision?: number;
+  /** Sort order; "NONE" (default) is key order, or ascending if sort_target ≠ "KEY". */
   sort_order?: SortOrder;
+  /** Field of the key-value to sort by; default "KEY". */
   sort_target?: SortTarget;
   /** Serve from the local member without a ReadIndex round. */
   serializable?: boolean;
+  /** Return only the keys, with empty values. */
   keys_only?: boolean;
+  /** Return only the count of keys in the range, no kvs. */
   count_only?: boolean;
+  /** Lower bound on returned kvs' mod_revision; lower ones are filtered out. 0 = no bound. */
   min_mod_revision?: number;
+  /** Upper bound on returned kvs' mod_revision; higher ones are filtered out. 0 = no bound. */
   max_mod_revision?: number;
+  /** Lower bound on returned kvs' create_revision; lower ones are filtered out. 0 = no bound. */
   min_create_revision?: number;
+  /** Upper bound on returned kvs' create_revision; higher ones are filtered out. 0 = no bound. */
   max_create_revision?: number;
 }
 
 /** etcdserverpb.RangeResponse. */
 export interface RangeResponse {
+  /** Response header; `revision` is the store's current revision. */
   header: ResponseHeader;
+  /** The key-values matched by the range; empty when count_only is set. */
   kvs: KeyValue[];
   /** True when `limit` cut the result short. */
   more: boolean;
@@ -73,10 +89,13 @@ export interface RangeResponse {
 
 /** etcdserverpb.PutRequest. */
 export interface PutRequest {
+  /** The key to put, in bytes. */
   key: Uint8Array;
+  /** The value to associate with the key, in bytes. */
   value?: Uint8Array;
   /** Lease to attach; 0n for none. */
   lease?: bigint;
+  /** Return the key's previous key-value (if any) in the response. */
   prev_kv?: boolean;
   /** Keep the current value (the key must exist). */
   ignore_value?: boolean;
@@ -86,22 +105,29 @@ export interface PutRequest {
 
 /** etcdserverpb.PutResponse. */
 export interface PutResponse {
+  /** Response header; `revision` is the revision of this put. */
   header: ResponseHeader;
+  /** The key-value before the put, if prev_kv was requested and the key existed. */
   prev_kv?: KeyValue;
 }
 
 /** etcdserverpb.DeleteRangeRequest. `range_end` as in RangeRequest. */
 export interface DeleteRangeRequest {
+  /** First key of the range to delete; without a range_end, the only key. */
   key: Uint8Array;
+  /** Exclusive end of the range [key, range_end); as in RangeRequest. */
   range_end?: Uint8Array;
+  /** Return the deleted key-values in the response. */
   prev_kv?: boolean;
 }
 
 /** etcdserverpb.DeleteRangeResponse. */
 export interface DeleteRangeResponse {
+  /** Response header; `revision` is the store's revision after the delete. */
   header: ResponseHeader;
   /** Number of keys deleted. */
   deleted: number;
+  /** The deleted key-values, when prev_kv was requested; else empty. */
   prev_kvs: KeyValue[];
 }
 
@@ -112,15 +138,23 @@ export type CompareTarget = "VERSION" | "CREATE" | "MOD" | "VALUE" | "LEASE";
 
 /** etcdserverpb.Compare: the field matching `target` holds the operand. */
 export interface Compare {
+  /** The comparison: the key's target field against the operand. */
   result: CompareResult;
+  /** Which field of the key is compared (and which operand field is used). */
   target: CompareTarget;
+  /** The key compared. */
   key: Uint8Array;
   /** With a range_end, every key in [key, range_end) must satisfy the compare. */
   range_end?: Uint8Array;
+  /** Operand for target "VERSION": the key's version. */
   version?: number;
+  /** Operand for target "CREATE": the key's create revision. */
   create_revision?: number;
+  /** Operand for target "MOD": the key's last modified revision. */
   mod_revision?: number;
+  /** Operand for target "VALUE": the key's value, in bytes. */
   value?: Uint8Array;
+  /** Operand for target "LEASE": the key's lease ID. */
   lease?: bigint;
 }
 
@@ -140,20 +174,27 @@ export type ResponseOp =
 
 /** etcdserverpb.TxnRequest. */
 export interface TxnRequest {
+  /** Predicates that must all hold (a conjunction) for `success` to run. */
   compare: Compare[];
+  /** Requests applied in order when every compare holds. */
   success: RequestOp[];
+  /** Requests applied in order when any compare fails. */
   failure: RequestOp[];
 }
 
 /** etcdserverpb.TxnResponse. */
 export interface TxnResponse {
+  /** Response header; `revision` is the store's revision after the txn. */
   header: ResponseHeader;
+  /** True if the compares all held (success ran), false if failure ran. */
   succeeded: boolean;
+  /** Responses of the branch that ran, one per request, in order. */
   responses: ResponseOp[];
 }
 
 /** etcdserverpb.CompactionRequest. */
 export interface CompactionRequest {
+  /** Revision to compact at: key versions superseded by then are discarded; reads below it fail. */
   revision: number;
   /** Wait until the compaction is physically applied. */
   physical?: boolean;
@@ -161,11 +202,13 @@ export interface CompactionRequest {
 
 /** etcdserverpb.CompactionResponse. */
 export interface CompactionResponse {
+  /** Response header. */
   header: ResponseHeader;
 }
 
 /** etcdserverpb.StatusResponse (Maintenance.Status). */
 export interface StatusResponse {
+  /** Response header. */
   header: ResponseHeader;
   /** The etcd API version cairn speaks, e.g. "3.4.0". */
   version: string;
@@ -173,12 +216,17 @@ export interface StatusResponse {
   dbSize: number;
   /** Member ID of the leader; 0n if none. */
   leader: bigint;
+  /** Current Raft committed index of the member. */
   raftIndex: number;
+  /** Current Raft term of the member. */
   raftTerm: number;
+  /** Current Raft applied index of the member. */
   raftAppliedIndex: number;
+  /** Alarm and health errors of the member; empty when healthy. */
   errors: string[];
   /** Bytes of the database actually in use. */
   dbSizeInUse: number;
+  /** Whether the member is a Raft learner (non-voting). */
   isLearner: boolean;
 }
 
@@ -188,10 +236,16 @@ export interface StatusResponse {
  * rejects with an `EtcdError` from core/errors.ts on bad input.
  */
 export interface KVService {
+  /** etcd Range: the keys in [key, range_end) at a revision. */
   range(req: RangeRequest): Promise<RangeResponse>;
+  /** etcd Put: set a key's value, creating a new revision. */
   put(req: PutRequest): Promise<PutResponse>;
+  /** etcd DeleteRange: delete the keys in [key, range_end). */
   deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>;
+  /** etcd Txn: compares, then the success or failure requests, atomically. */
   txn(req: TxnRequest): Promise<TxnResponse>;
+  /** etcd Compact: discard the key-value history before a revision. */
   compact(req: CompactionRequest): Promise<CompactionResponse>;
+  /** etcd Maintenance.Status of this member. */
   status(): Promise<StatusResponse>;
 }

@@ -15,12 +15,21 @@ import type {
   TxnRequest,
 } from "./types.ts";
 
-/** @throws {EtcdError} EmptyKey. */
+/**
+ * Check a Range request: the key must not be empty.
+ *
+ * @throws {EtcdError} EmptyKey.
+ */
 export function checkRangeRequest(r: RangeRequest): void {
   if (r.key.length === 0) throw Errors.EmptyKey();
 }
 
-/** @throws {EtcdError} EmptyKey, KeyTooLarge, ValueProvided, LeaseProvided. */
+/**
+ * Check a Put request: a non-empty, storable key; no value with ignore_value
+ * and no lease with ignore_lease.
+ *
+ * @throws {EtcdError} EmptyKey, KeyTooLarge, ValueProvided, LeaseProvided.
+ */
 export function checkPutRequest(r: PutRequest): void {
   if (r.key.length === 0) throw Errors.EmptyKey();
   if (!isStorableKey(r.key)) throw Errors.KeyTooLarge();
@@ -30,7 +39,11 @@ export function checkPutRequest(r: PutRequest): void {
   if (r.ignore_lease && r.lease !== undefined && r.lease !== 0n) throw Errors.LeaseProvided();
 }
 
-/** @throws {EtcdError} EmptyKey. */
+/**
+ * Check a DeleteRange request: the key must not be empty.
+ *
+ * @throws {EtcdError} EmptyKey.
+ */
 export function checkDeleteRequest(r: DeleteRangeRequest): void {
   if (r.key.length === 0) throw Errors.EmptyKey();
 }

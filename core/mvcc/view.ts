@@ -41,7 +41,9 @@ export const Meta = {
 
 /** A change made by a write transaction, in order (a watch event). */
 export interface Event {
+  /** A put or a deletion of the key. */
   type: "PUT" | "DELETE";
+  /** The key-value after the change; for a DELETE, the key at the deletion's mod_revision. */
   kv: KeyValue;
   /** The key's previous version, if it existed. */
   prev_kv?: KeyValue;
@@ -61,6 +63,7 @@ export interface RangeKeysOptions {
 
 /** Result of {@linkcode ReadView.rangeKeys}. */
 export interface RangeKeysResult {
+  /** The key-values read, in key order; empty with `countOnly`. */
   kvs: KeyValue[];
   /** Live keys in the range at the revision read (before the limit). */
   count: number;
@@ -113,6 +116,7 @@ export interface ViewState {
 
 /** A consistent view of the keyspace at one revision. */
 export class ReadView {
+  /** The storage the view reads from. */
   protected readonly backend: Backend;
   /** The revision committed when the view began. */
   readonly beginRev: number;
@@ -120,6 +124,8 @@ export class ReadView {
   readonly compactRev: number;
 
   /**
+   * A view of `backend` at its current revision.
+   *
    * @param state the revision and compacted revision, when the caller
    *   already knows them (the apply loop does); read from `meta` otherwise.
    */
