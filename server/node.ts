@@ -260,7 +260,7 @@ export class Node {
       if (err instanceof EtcdError && view.events.length === 0) return { error: err };
       throw err;
     }
-    Object.assign(state, view.end(true));
+    Object.assign(state, view.end());
     events.push(...view.events);
     return { ok };
   }

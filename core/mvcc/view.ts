@@ -323,13 +323,10 @@ export class WriteView extends ReadView {
   compactRequested?: number;
 
   /**
-   * The state after this transaction. Unless `deferMeta`, also records the
-   * new revision in `meta` (a caller applying a batch may write it once for
-   * the whole batch instead). Call once, last.
+   * The state after this transaction. The caller records the revision in
+   * `meta` (once per batch: see server/node.ts). Call once, last.
    */
-  end(deferMeta = false): ViewState {
-    const revision = this.rev();
-    if (!deferMeta && revision !== this.beginRev) this.backend.putMeta(Meta.revision, revision);
-    return { revision, compactRevision: this.compactRequested ?? this.compactRev };
+  end(): ViewState {
+    return { revision: this.rev(), compactRevision: this.compactRequested ?? this.compactRev };
   }
 }
