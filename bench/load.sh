@@ -45,7 +45,7 @@ wait_health http://127.0.0.1:23791
 read -r _ etcd_put etcd_get < <(run_pair etcd http://127.0.0.1:23791)
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
-$DENO run --allow-all --unstable-net main.ts --data-dir "$work/cairn" \
+$DENO run --allow-all main.ts --data-dir "$work/cairn" \
   --listen-client-urls http://127.0.0.1:23792 --advertise-client-urls http://127.0.0.1:23792 \
   >"$work/cairn.log" 2>&1 &
 pids+=($!)

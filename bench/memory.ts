@@ -95,7 +95,6 @@ const cairn = await measure("cairn", (url, dir) =>
     args: [
       "run",
       "-A",
-      "--unstable-net",
       `${ROOT}main.ts`,
       `--data-dir=${dir}`,
       `--listen-client-urls=${url}`,

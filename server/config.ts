@@ -102,7 +102,7 @@ export const FLAGS = {
     type: "number",
     default: 2,
     help:
-      "cairn: HTTP worker threads per client URL (0 serves from the main thread). Needs Deno's --unstable-net (the start task passes it); without it the main thread serves.",
+      "cairn: HTTP worker threads per client URL, sharing the port with SO_REUSEPORT (0 serves from the main thread). Uses Deno's unstable net API, which deno.json enables.",
   },
   "log-level": {
     type: "string",

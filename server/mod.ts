@@ -10,7 +10,7 @@ import type { ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcd_server.ts";
 import { clusterId, memberId } from "./ids.ts";
 import { memberDir, openMember } from "./member.ts";
-import { canReusePort, type HttpWorkers, startHttpWorkers } from "./workers.ts";
+import { type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { Compactor } from "./compactor.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
@@ -48,7 +48,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config.maxTxnOps,
   );
   const compactor = startCompactor(config, service);
-  if (config.httpWorkers > 0 && canReusePort()) {
+  if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
     try {
       workers = await startHttpWorkers(

@@ -38,17 +38,6 @@ export interface HttpWorkers {
   stop(): Promise<void>;
 }
 
-/** Whether this process may use SO_REUSEPORT listeners (Deno's `--unstable-net`). */
-export function canReusePort(): boolean {
-  try {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
-    listener.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function freePort(hostname: string): number {
   const listener = Deno.listen({ hostname, port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;

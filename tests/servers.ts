@@ -124,7 +124,6 @@ export function startCairn(dataDir: string, extraArgs: string[] = []): Promise<S
   return spawn("cairn", Deno.execPath(), [
     "run",
     "--allow-all",
-    "--unstable-net",
     `${ROOT}main.ts`,
     "--data-dir",
     dataDir,
