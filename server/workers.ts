@@ -10,7 +10,7 @@
 import { setImmediate } from "node:timers";
 import { decodeRequest } from "./entry.ts";
 import type { Node } from "./node.ts";
-import { errorToWire, type InitMessage, pack, resultToWire } from "./wire.ts";
+import { errorToWire, type InitMessage, pack, resultToWire, unpack } from "./wire.ts";
 
 /** What the workers need to know about the member. */
 export interface WorkerSetup {
@@ -89,19 +89,16 @@ export async function startHttpWorkers(
 async function startWorker(setup: WorkerSetup, hostname: string, port: number): Promise<Worker> {
   const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
   const node = setup.node;
-  // Replies gathered in this event-loop turn go back as one message.
-  let outbox: { id: number; payload: Uint8Array }[] = [];
+  // Replies gathered in this event-loop turn go back as one msgpack buffer.
+  let outbox: { id: number; appliedIndex: number; result: unknown }[] = [];
   const flush = () => {
-    const items = outbox;
+    const bytes = pack(outbox);
     outbox = [];
-    worker.postMessage(
-      { type: "replies", items },
-      items.map((i) => i.payload.buffer as ArrayBuffer),
-    );
+    worker.postMessage({ type: "replies", bytes }, [bytes.buffer as ArrayBuffer]);
   };
-  const reply = (id: number, value: unknown) => {
+  const reply = (id: number, result: unknown) => {
     if (outbox.length === 0) setImmediate(flush);
-    outbox.push({ id, payload: pack({ appliedIndex: node.appliedIndex, result: value }) });
+    outbox.push({ id, appliedIndex: node.appliedIndex, result });
   };
   const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
   const handle = (item: { type: string; id: number; payload: Uint8Array }) => {
@@ -117,7 +114,9 @@ async function startWorker(setup: WorkerSetup, hostname: string, port: number): 
   worker.onmessage = (e: MessageEvent) => {
     const msg = e.data;
     if (msg.type === "batch") {
-      for (const item of msg.items) handle(item);
+      for (const item of unpack<{ type: string; id: number; payload: Uint8Array }[]>(msg.bytes)) {
+        handle(item);
+      }
     } else if (msg.type === "listening") {
       resolve();
     } else if (msg.type === "failed") {
