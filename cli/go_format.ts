@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { GO_SHORT_ESCAPES } from "../server/gateway/json.ts";
 
 const NS_PER_US = 1_000n;
 const NS_PER_MS = 1_000_000n;
@@ -124,7 +125,7 @@ export function goQuote(bytes: Uint8Array): string {
     } else if (cp === 0x22 || cp === 0x5c) {
       out += `\\${String.fromCodePoint(cp)}`;
     } else if (cp < 0x20 || cp === 0x7f) {
-      out += SHORT_ESCAPES[cp] ?? `\\x${hex2(cp)}`;
+      out += GO_SHORT_ESCAPES[cp] ?? `\\x${hex2(cp)}`;
     } else if (cp >= 0x80 && cp < 0xa0) {
       out += `\\u${cp.toString(16).padStart(4, "0")}`;
     } else {
@@ -134,16 +135,6 @@ export function goQuote(bytes: Uint8Array): string {
   }
   return out + '"';
 }
-
-const SHORT_ESCAPES: Record<number, string> = {
-  0x07: "\\a",
-  0x08: "\\b",
-  0x0c: "\\f",
-  0x0a: "\\n",
-  0x0d: "\\r",
-  0x09: "\\t",
-  0x0b: "\\v",
-};
 
 function hex2(b: number): string {
   return b.toString(16).padStart(2, "0");

@@ -147,15 +147,7 @@ export function buildGet(args: readonly string[], flags: Values): GetOp {
   else if (consistency !== "l") {
     throw new CtlError(ExitCode.BadFeature, `unknown consistency flag "${consistency}"`);
   }
-  if (args.length > 1) {
-    if (prefix || fromKey) {
-      throw new CtlError(
-        ExitCode.BadArgs,
-        "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-      );
-    }
-    request.range_end = enc.encode(args[1]);
-  }
+  if (args.length > 1) request.range_end = rangeEndArg(args[1], prefix, fromKey);
   const limit = Number(flags.get("limit") as bigint);
   if (limit !== 0) request.limit = limit;
   const rev = Number(flags.get("rev") as bigint);
@@ -240,17 +232,25 @@ export function buildDel(args: readonly string[], flags: Values): DeleteRangeReq
     );
   }
   const request: DeleteRangeRequest = { key: enc.encode(args[0]) };
-  if (args.length > 1) {
-    if (prefix || fromKey) {
-      throw new CtlError(
-        ExitCode.BadArgs,
-        "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
-      );
-    }
-    request.range_end = enc.encode(args[1]);
-  }
+  if (args.length > 1) request.range_end = rangeEndArg(args[1], prefix, fromKey);
   if (prefix) applyPrefix(request);
   if (flags.get("prev-kv") === true) request.prev_kv = true;
   if (fromKey) applyFromKey(request);
   return request;
+}
+
+/**
+ * The explicit range end of `get`/`del` (their second argument), which
+ * etcdctl refuses together with `--prefix` or `--from-key`.
+ *
+ * @throws {CtlError} exit 128 when combined with `--prefix` or `--from-key`.
+ */
+function rangeEndArg(arg: string, prefix: boolean, fromKey: boolean): Uint8Array {
+  if (prefix || fromKey) {
+    throw new CtlError(
+      ExitCode.BadArgs,
+      "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+    );
+  }
+  return enc.encode(arg);
 }

@@ -38,18 +38,14 @@ import { EtcdError, GrpcCode } from "../core/errors.ts";
 import type {
   CompactionRequest,
   CompactionResponse,
-  Compare,
   DeleteRangeRequest,
   DeleteRangeResponse,
-  KeyValue,
   KVService,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
   RequestOp,
-  ResponseHeader,
-  ResponseOp,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -64,25 +60,7 @@ import {
 } from "../server/gateway/codec.ts";
 
 export { EtcdError, GrpcCode };
-export type {
-  CompactionRequest,
-  CompactionResponse,
-  Compare,
-  DeleteRangeRequest,
-  DeleteRangeResponse,
-  KeyValue,
-  KVService,
-  PutRequest,
-  PutResponse,
-  RangeRequest,
-  RangeResponse,
-  RequestOp,
-  ResponseHeader,
-  ResponseOp,
-  StatusResponse,
-  TxnRequest,
-  TxnResponse,
-};
+export type * from "../core/mvcc/types.ts";
 
 /** The default endpoint, etcd's default client URL. */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";

@@ -142,6 +142,20 @@ function isHex(c: number): boolean {
   return isDigit(c) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
 }
 
+/**
+ * Go strconv's one-letter escapes for control characters (`\a \b \f \n
+ * \r \t \v`), by byte value.
+ */
+export const GO_SHORT_ESCAPES: Readonly<Record<number, string>> = {
+  0x07: "\\a",
+  0x08: "\\b",
+  0x0c: "\\f",
+  0x0a: "\\n",
+  0x0d: "\\r",
+  0x09: "\\t",
+  0x0b: "\\v",
+};
+
 /** Go's `quoteChar` for the byte at `text[i]` (the first UTF-8 byte for non-ASCII). */
 function quoteChar(text: string, i: number): string {
   const cp = text.codePointAt(i)!;
@@ -152,17 +166,8 @@ function quoteChar(text: string, i: number): string {
   else b = 0xf0 | (cp >> 18);
   if (b === 0x27) return "'\\''";
   if (b === 0x22) return "'\"'";
-  const esc: Record<number, string> = {
-    0x07: "\\a",
-    0x08: "\\b",
-    0x0c: "\\f",
-    0x0a: "\\n",
-    0x0d: "\\r",
-    0x09: "\\t",
-    0x0b: "\\v",
-    0x5c: "\\\\",
-  };
-  if (esc[b] !== undefined) return `'${esc[b]}'`;
+  if (b === 0x5c) return "'\\\\'";
+  if (GO_SHORT_ESCAPES[b] !== undefined) return `'${GO_SHORT_ESCAPES[b]}'`;
   if (b < 0x20 || b === 0x7f) return `'\\x${b.toString(16).padStart(2, "0")}'`;
   if (b >= 0x80 && (b < 0xa1 || b === 0xad)) return `'\\u00${b.toString(16)}'`;
   return `'${String.fromCharCode(b)}'`;
