@@ -89,15 +89,34 @@ async function spawn(
       // not listening yet
     }
     if (exited || Date.now() > deadline) {
-      await server.kill();
-      throw new Error(`${what} did not become healthy at ${url}`);
+      const code = await server.terminate();
+      throw new Error(`${what} did not become healthy at ${url} (exit code ${code})`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
+/**
+ * Start a server on freshly chosen ports; if it exits before it is healthy
+ * (a chosen port was taken between choosing and binding), try new ports, up
+ * to 3 times.
+ */
+async function withFreshPorts(start: () => Promise<ServerProcess>): Promise<ServerProcess> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
+
 /** Start etcd 3.4 as a one-member cluster with its data in `dataDir`. */
 export function startEtcd(dataDir: string): Promise<ServerProcess> {
+  return withFreshPorts(() => spawnEtcd(dataDir));
+}
+
+function spawnEtcd(dataDir: string): Promise<ServerProcess> {
   const url = `http://127.0.0.1:${freePort()}`;
   const peer = `http://127.0.0.1:${freePort()}`;
   return spawn("etcd", "etcd", [
@@ -120,6 +139,10 @@ export function startEtcd(dataDir: string): Promise<ServerProcess> {
 
 /** Start cairn (`main.ts`) with its data in `dataDir`, plus `extraArgs`. */
 export function startCairn(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  return withFreshPorts(() => spawnCairn(dataDir, extraArgs));
+}
+
+function spawnCairn(dataDir: string, extraArgs: string[]): Promise<ServerProcess> {
   const url = `http://127.0.0.1:${freePort()}`;
   return spawn("cairn", Deno.execPath(), [
     "run",
