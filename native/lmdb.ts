@@ -7,6 +7,7 @@
  */
 import { open, type RootDatabase } from "lmdb";
 import type { Backend, Entry, ScanOptions, Table } from "../core/backend.ts";
+import { INITIAL_MAP_BYTES, READ_ARENA_BYTES, READ_ARENA_MAX_COPY } from "../core/limits.ts";
 
 /** Options of {@linkcode openBackend}. */
 export interface BackendOptions {
@@ -20,10 +21,8 @@ const TABLES: Table[] = ["current", "history", "revlog", "raft_log"];
 
 type Db = ReturnType<RootDatabase["openDB"]>;
 
-/** Arena chunk size: small keys and values read from LMDB are copied into one. */
-const ARENA_BYTES = 64 * 1024;
-/** Keys and values longer than this get a buffer of their own. */
-const ARENA_MAX_COPY = 4096;
+const ARENA_BYTES = READ_ARENA_BYTES;
+const ARENA_MAX_COPY = READ_ARENA_MAX_COPY;
 let arena = new Uint8Array(ARENA_BYTES);
 let arenaUsed = 0;
 
@@ -125,7 +124,7 @@ class LmdbBackend implements Backend {
     this.#env = open({
       path,
       compression: false,
-      mapSize: options.mapSize ?? 256 * 1024 * 1024,
+      mapSize: options.mapSize ?? INITIAL_MAP_BYTES,
       // A commit becomes visible only once it is durable: no reader can see
       // a write that an OS crash could take back.
       overlappingSync: false,

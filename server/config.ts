@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { MAX_HTTP_WORKERS } from "../core/limits.ts";
 
 /** A server flag: its etcd name, type, default and help text. */
 interface FlagSpec {
@@ -323,6 +324,10 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   if (mode !== "periodic" && mode !== "revision") {
     throw new ConfigError(`unknown auto-compaction-mode "${mode}"`);
   }
+  const httpWorkers = numberFlag("http-workers", raw("http-workers"));
+  if (httpWorkers < 0 || httpWorkers > MAX_HTTP_WORKERS) {
+    throw new ConfigError(`--http-workers must be between 0 and ${MAX_HTTP_WORKERS}`);
+  }
   const heartbeat = numberFlag("heartbeat-interval", raw("heartbeat-interval"));
   const election = numberFlag("election-timeout", raw("election-timeout"));
   if (election < 5 * heartbeat) {
@@ -349,6 +354,6 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     autoCompactionMode: mode,
     autoCompactionRetention: parseRetention(mode, raw("auto-compaction-retention")),
     logLevel: raw("log-level"),
-    httpWorkers: numberFlag("http-workers", raw("http-workers")),
+    httpWorkers,
   };
 }

@@ -9,15 +9,13 @@
  */
 import { setImmediate } from "node:timers";
 import { Errors } from "../core/errors.ts";
+import { MAX_WORKER_INFLIGHT } from "../core/limits.ts";
 import { openBackend } from "../native/lmdb.ts";
 import { encodeRequest, type InternalRequest } from "./entry.ts";
 import { EtcdServer, type Proposer } from "./etcd_server.ts";
 import { createGateway } from "./gateway/mod.ts";
 import type { ApplyResult } from "./node.ts";
 import { type InitMessage, pack, resultFromWire, unpack, type WireResult } from "./wire.ts";
-
-/** Proposals waiting for the main thread's answer, at most. */
-const MAX_IN_FLIGHT = 20_000;
 
 const port = self as unknown as {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -39,7 +37,7 @@ class RemoteProposer implements Proposer {
   #outbox: { type: string; id: number; payload: Uint8Array }[] = [];
 
   #call(type: string, bytes: Uint8Array): Promise<{ appliedIndex: number; result: WireResult }> {
-    if (this.#waiting.size >= MAX_IN_FLIGHT) return Promise.reject(Errors.TooManyRequests());
+    if (this.#waiting.size >= MAX_WORKER_INFLIGHT) return Promise.reject(Errors.TooManyRequests());
     const id = this.#next++;
     const { promise, resolve } = Promise.withResolvers<
       { appliedIndex: number; result: WireResult }

@@ -18,6 +18,12 @@ import {
   type LeaseLookup,
 } from "../core/mvcc/apply.ts";
 import { compactHistory } from "../core/mvcc/compact.ts";
+import {
+  MAX_BATCH_ENTRIES,
+  MAX_INFLIGHT_BATCHES,
+  MAX_PENDING_PROPOSALS,
+  RETAINED_LOG_ENTRIES,
+} from "../core/limits.ts";
 import type {
   DeleteRangeResponse,
   PutResponse,
@@ -89,10 +95,10 @@ export class Node {
   constructor(backend: Backend, options: NodeOptions = {}) {
     this.#backend = backend;
     this.#leaseExists = options.leaseExists ?? (() => false);
-    this.#maxPending = options.maxPendingProposals ?? 10_000;
-    this.#maxBatch = options.maxBatch ?? 1_000;
-    this.#maxInflight = options.maxInflightBatches ?? 2;
-    this.#retained = options.retainedLogEntries ?? 10_000;
+    this.#maxPending = options.maxPendingProposals ?? MAX_PENDING_PROPOSALS;
+    this.#maxBatch = options.maxBatch ?? MAX_BATCH_ENTRIES;
+    this.#maxInflight = options.maxInflightBatches ?? MAX_INFLIGHT_BATCHES;
+    this.#retained = options.retainedLogEntries ?? RETAINED_LOG_ENTRIES;
     this.#onApplied = options.onApplied;
     this.#lastIndex = lastIndex(backend);
     this.#appliedIndex = this.#lastIndex;

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Backend } from "../core/backend.ts";
+import { LOG_COMPACTION_BATCH } from "../core/limits.ts";
 import { copyBytes, decodeRevision, encodeRevision } from "../core/mvcc/encoding.ts";
 
 /** A log entry. `data` is the encoded request (server/entry.ts). */
@@ -35,7 +36,11 @@ export function appendEntry(backend: Backend, entry: LogEntry): void {
 }
 
 /** Remove entries with index < `index`; only inside `Backend.write`. */
-export function compactLog(backend: Backend, index: number, maxRemoved = 1024): number {
+export function compactLog(
+  backend: Backend,
+  index: number,
+  maxRemoved = LOG_COMPACTION_BATCH,
+): number {
   const doomed: Uint8Array[] = [];
   for (const e of backend.scan("raft_log", { end: encodeRevision(index), limit: maxRemoved })) {
     doomed.push(copyBytes(e.key));

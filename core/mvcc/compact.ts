@@ -7,6 +7,7 @@
 import type { Backend, Entry } from "../backend.ts";
 import { compareBytes, copyBytes, encodeRevlogKey, historyKeyRevision } from "./encoding.ts";
 import { Meta } from "./view.ts";
+import { HISTORY_COMPACTION_BATCH } from "../limits.ts";
 
 /** Options of {@linkcode compactHistory}. */
 export interface CompactOptions {
@@ -25,7 +26,7 @@ export async function compactHistory(
   rev: number,
   options: CompactOptions = {},
 ): Promise<void> {
-  const batchSize = options.batchSize ?? 10_000;
+  const batchSize = options.batchSize ?? HISTORY_COMPACTION_BATCH;
   let start: Uint8Array | undefined = undefined;
   do {
     start = await backend.write(() => compactBatch(backend, rev, start, batchSize));

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { InvariantError } from "../invariant.ts";
 
 /** A Raft node ID. Positive safe integer; `NONE` (0) means no node. */
 export type NodeId = number;
@@ -284,7 +285,7 @@ export function limitSize(ents: Entry[], maxSize: number): Entry[] {
 }
 
 /** Thrown when an internal invariant of the Raft core does not hold. */
-export class RaftInvariantError extends Error {
+export class RaftInvariantError extends InvariantError {
   /**
    * Builds the error.
    * @param message names the violated invariant.

@@ -44,6 +44,7 @@ import {
   isTxnProposalFree,
 } from "./validate.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
+import { STREAM_CHUNK_BYTES, STREAM_KVS_THRESHOLD } from "../../core/limits.ts";
 
 export { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./validate.ts";
 export type { Hono, KVService, MessageName, MessageTypes, RangeResponse };
@@ -176,11 +177,6 @@ async function readBody(req: Request, cap: number, grpcMax: number): Promise<str
 /** UTF-8 decoding that keeps a leading BOM (Go rejects it as a character). */
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
-
-/** Ranges with more kvs than this are streamed in chunks. */
-const STREAM_KVS_THRESHOLD = 512;
-/** Approximate bytes per streamed chunk. */
-const STREAM_CHUNK_BYTES = 64 * 1024;
 
 /**
  * The JSON of a RangeResponse. Small responses are one string; large ones

@@ -1,0 +1,60 @@
+/**
+ * Every bound of a cairn member in one place: queues, in-flight windows,
+ * batch sizes, log retention, buffer sizes. Each is a count or a size in
+ * bytes as its name says. The assertions at the bottom tie related bounds
+ * together, so changing one bound cannot silently break another; they run
+ * when this module loads.
+ *
+ * etcd's own defaults that are user-visible flags (--max-request-bytes,
+ * --max-txn-ops, --snapshot-count…) live with the flag table in
+ * server/config.ts; this module holds the bounds cairn adds.
+ *
+ * @module
+ */
+import { invariant } from "./invariant.ts";
+
+/** Proposals waiting for the raft node's next Ready, at most (then `too many requests`). */
+export const MAX_PENDING_PROPOSALS = 10_000;
+/** Entries appended and applied in one Ready (one WAL write, one sync), at most. */
+export const MAX_BATCH_ENTRIES = 1_000;
+/** Batches being written to disk at once, at most. */
+export const MAX_INFLIGHT_BATCHES = 2;
+/** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
+export const MAX_WORKER_INFLIGHT = 4_000;
+/** HTTP worker threads per client URL, at most (--http-workers). */
+export const MAX_HTTP_WORKERS = 16;
+/** Raft log entries kept behind the applied index (for followers and restarts). */
+export const RETAINED_LOG_ENTRIES = 10_000;
+/** Raft log entries removed per write transaction when the log is compacted, at most. */
+export const LOG_COMPACTION_BATCH = 2_000;
+/** History records removed per write transaction by an MVCC compaction. */
+export const HISTORY_COMPACTION_BATCH = 10_000;
+/** Arena chunk in bytes that small keys and values read from LMDB are copied into. */
+export const READ_ARENA_BYTES = 64 * 1024;
+/** Keys and values longer than this (bytes) get a buffer of their own instead of arena space. */
+export const READ_ARENA_MAX_COPY = 4096;
+/** Initial LMDB map size in bytes; LMDB grows it when full. */
+export const INITIAL_MAP_BYTES = 256 * 1024 * 1024;
+/** Ranges with more kvs than this are streamed as JSON chunks. */
+export const STREAM_KVS_THRESHOLD = 512;
+/** Approximate bytes of one streamed JSON chunk. */
+export const STREAM_CHUNK_BYTES = 64 * 1024;
+
+// Every worker may fill its window at once; the node's queue must take them all,
+// or a full queue would turn a burst from well-behaved workers into errors.
+invariant(
+  MAX_WORKER_INFLIGHT * 2 <= MAX_PENDING_PROPOSALS,
+  "the default two workers' in-flight proposals fit in the node's proposal queue",
+);
+// Log compaction must keep pace with appends: one Ready appends at most
+// MAX_BATCH_ENTRIES, so each compaction step must be able to remove as many.
+invariant(
+  LOG_COMPACTION_BATCH >= MAX_BATCH_ENTRIES,
+  "log compaction removes at least one batch's worth of entries per step",
+);
+invariant(
+  RETAINED_LOG_ENTRIES >= MAX_BATCH_ENTRIES,
+  "the retained log holds at least one whole batch",
+);
+invariant(READ_ARENA_MAX_COPY < READ_ARENA_BYTES, "an arena copy fits in one arena chunk");
+invariant(MAX_INFLIGHT_BATCHES >= 1, "at least one batch can be written");
