@@ -27,6 +27,10 @@ export const MAX_HTTP_WORKERS = 16;
 export const RETAINED_LOG_ENTRIES = 10_000;
 /** Raft log entries removed per write transaction when the log is compacted, at most. */
 export const LOG_COMPACTION_BATCH = 2_000;
+/** Bytes each WAL segment file is preallocated to (zero-filled, so an fdatasync need not update the file size). */
+export const WAL_SEGMENT_BYTES = 16 * 1024 * 1024;
+/** Bytes written per call while zero-filling a WAL segment. */
+export const WAL_ZERO_CHUNK_BYTES = 1024 * 1024;
 /** History records removed per write transaction by an MVCC compaction. */
 export const HISTORY_COMPACTION_BATCH = 10_000;
 /** Arena chunk in bytes that small keys and values read from LMDB are copied into. */
@@ -57,4 +61,8 @@ invariant(
   "the retained log holds at least one whole batch",
 );
 invariant(READ_ARENA_MAX_COPY < READ_ARENA_BYTES, "an arena copy fits in one arena chunk");
+invariant(
+  WAL_SEGMENT_BYTES % WAL_ZERO_CHUNK_BYTES === 0,
+  "a WAL segment is a whole number of zero-fill chunks",
+);
 invariant(MAX_INFLIGHT_BATCHES >= 1, "at least one batch can be written");
