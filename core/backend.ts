@@ -56,12 +56,18 @@ export interface Backend {
   putMeta(name: string, value: unknown): void;
   /**
    * Run `fn` in one write transaction: at once (before `write` returns),
-   * seeing every earlier transaction, durable or not. Resolves with its
-   * result once the commit is durable on disk (fsync done); transactions
-   * commit in the order `write` was called. Rejects, with nothing written, if
-   * `fn` throws.
+   * seeing every earlier transaction, committed or not. Resolves with its
+   * result once the commit is visible to readers (not necessarily durable:
+   * see {@linkcode Backend.flushed}); transactions commit in the order
+   * `write` was called. Rejects, with nothing written, if `fn` throws.
    */
   write<T>(fn: () => T): Promise<T>;
+  /**
+   * Resolves once every transaction committed so far is durable on disk.
+   * An OS crash rolls the store back to its last durable transaction
+   * (never to a torn state); the WAL holds what that loses.
+   */
+  flushed(): Promise<void>;
   /**
    * Make the next reads see every commit made so far, by any thread (a new
    * read snapshot). Reads may otherwise keep an older snapshot for the rest

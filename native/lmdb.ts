@@ -125,9 +125,13 @@ class LmdbBackend implements Backend {
       path,
       compression: false,
       mapSize: options.mapSize ?? INITIAL_MAP_BYTES,
-      // A commit becomes visible only once it is durable: no reader can see
-      // a write that an OS crash could take back.
-      overlappingSync: false,
+      // A commit is visible at once and made durable in the background;
+      // LMDB keeps the last durable transaction intact until the next sync
+      // completes, so an OS crash rolls back to it, never to a torn state.
+      // The WAL is the durable copy of every acknowledged write: the raft
+      // node applies an entry only after its WAL record is synced, and a
+      // restart replays what LMDB lost (wal/README.md).
+      overlappingSync: true,
       maxDbs: 16,
     });
     this.#tables = new Map();
@@ -248,7 +252,9 @@ class LmdbBackend implements Backend {
    * (held in an overlay), then hand its writes to lmdb-js in one event turn,
    * which makes them one LMDB transaction, committed and fsync'd on lmdb-js's
    * write thread in the order `write` was called. So a caller may prepare the
-   * next transaction while the previous one is being written.
+   * next transaction while the previous one is being written. Resolves once
+   * the commit is visible to readers; {@linkcode LmdbBackend.flushed} tells
+   * when it is durable.
    */
   write<T>(fn: () => T): Promise<T> {
     const overlay = new Overlay();
@@ -272,10 +278,7 @@ class LmdbBackend implements Backend {
     for (const [name, value] of overlay.meta) committed = this.#meta.put(name, value);
     const durable = (async () => {
       try {
-        if (committed !== undefined) {
-          await committed;
-          await this.#env.flushed;
-        }
+        if (committed !== undefined) await committed;
       } finally {
         this.#pending.splice(this.#pending.indexOf(overlay), 1);
       }
@@ -283,6 +286,10 @@ class LmdbBackend implements Backend {
     })();
     this.#last = durable.catch(() => {});
     return durable;
+  }
+
+  flushed(): Promise<void> {
+    return Promise.resolve(this.#env.flushed).then(() => {});
   }
 
   refresh(): void {

@@ -29,8 +29,8 @@ import {
   checkTxnRequest,
 } from "../core/mvcc/validate.ts";
 import { ReadView } from "../core/mvcc/view.ts";
-import type { InternalRequest } from "./entry.ts";
-import type { ApplyResult } from "./node.ts";
+import type { InternalRequest } from "./raftnode/request.ts";
+import type { ApplyResult } from "./raftnode/applier.ts";
 import { ETCD_API_VERSION } from "../version.ts";
 
 /**
@@ -136,13 +136,13 @@ export class EtcdServer implements KVService {
   /** etcd KV.Put. @throws {EtcdError} EmptyKey, ValueProvided, LeaseProvided, KeyNotFound, LeaseNotFound. */
   async put(req: PutRequest): Promise<PutResponse> {
     checkPutRequest(req);
-    return await this.#propose<PutResponse>({ put: req });
+    return await this.#propose<PutResponse>({ type: "put", put: req });
   }
 
   /** etcd KV.DeleteRange. @throws {EtcdError} EmptyKey. */
   async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
     checkDeleteRequest(req);
-    return await this.#propose<DeleteRangeResponse>({ delete_range: req });
+    return await this.#propose<DeleteRangeResponse>({ type: "delete_range", delete_range: req });
   }
 
   /**
@@ -158,7 +158,7 @@ export class EtcdServer implements KVService {
       resp.header = this.#header(resp.header.revision);
       return resp;
     }
-    return await this.#propose<TxnResponse>({ txn: req });
+    return await this.#propose<TxnResponse>({ type: "txn", txn: req });
   }
 
   /**
@@ -167,7 +167,7 @@ export class EtcdServer implements KVService {
    * @throws {EtcdError} Compacted, FutureRev.
    */
   async compact(req: CompactionRequest): Promise<CompactionResponse> {
-    const resp = await this.#propose<CompactionResponse>({ compaction: req });
+    const resp = await this.#propose<CompactionResponse>({ type: "compaction", compaction: req });
     if (req.physical) await this.#node.compacted();
     return resp;
   }

@@ -11,10 +11,10 @@ import { setImmediate } from "node:timers";
 import { Errors } from "../core/errors.ts";
 import { MAX_WORKER_INFLIGHT } from "../core/limits.ts";
 import { openBackend } from "../native/lmdb.ts";
-import { encodeRequest, type InternalRequest } from "./entry.ts";
+import { encodeRequest, type InternalRequest } from "./raftnode/request.ts";
 import { EtcdServer, type Proposer } from "./etcd_server.ts";
 import { createGateway } from "./gateway/mod.ts";
-import type { ApplyResult } from "./node.ts";
+import type { ApplyResult } from "./raftnode/applier.ts";
 import { type InitMessage, pack, resultFromWire, unpack, type WireResult } from "./wire.ts";
 
 const port = self as unknown as {

@@ -46,6 +46,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config.dataDir,
     { memberId: id, clusterId: clusterId([id]) },
     config.maxTxnOps,
+    { heartbeatMs: config.heartbeatIntervalMs, electionMs: config.electionTimeoutMs },
   );
   const compactor = startCompactor(config, service);
   if (config.httpWorkers > 0) {

@@ -8,7 +8,7 @@
  */
 import { Packr } from "msgpackr";
 import { EtcdError, type GrpcCode } from "../core/errors.ts";
-import type { ApplyResult } from "./node.ts";
+import type { ApplyResult } from "./raftnode/applier.ts";
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
 

@@ -8,14 +8,14 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { decodeRequest } from "./entry.ts";
-import type { Node } from "./node.ts";
+import { decodeRequest } from "./raftnode/request.ts";
+import type { RaftNode } from "./raftnode/node.ts";
 import { errorToWire, type InitMessage, pack, resultToWire, unpack } from "./wire.ts";
 
 /** What the workers need to know about the member. */
 export interface WorkerSetup {
   /** The member's log and apply loop, which answers the workers' proposals. */
-  node: Node;
+  node: RaftNode;
   /** The state machine's LMDB directory, which the workers read. */
   kvPath: string;
   /** The cluster's ID, for response headers. */

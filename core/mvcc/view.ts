@@ -37,6 +37,12 @@ export const Meta = {
   compactDone: "compact_done",
   /** Raft log index of the last applied entry (written with the KV change). */
   appliedIndex: "applied_index",
+  /** Raft term of a store written before the WAL existed (its log's base term). */
+  term: "term",
+  /** This member's 64-bit ID, as a decimal string, fixed when the member is created. */
+  memberId: "member_id",
+  /** The cluster's 64-bit ID, as a decimal string, fixed when the member is created. */
+  clusterId: "cluster_id",
 } as const;
 
 /** A change made by a write transaction, in order (a watch event). */
@@ -324,7 +330,7 @@ export class WriteView extends ReadView {
 
   /**
    * The state after this transaction. The caller records the revision in
-   * `meta` (once per batch: see server/node.ts). Call once, last.
+   * `meta` (once per batch: see server/raftnode/applier.ts). Call once, last.
    */
   end(): ViewState {
     return { revision: this.rev(), compactRevision: this.compactRequested ?? this.compactRev };

@@ -141,6 +141,20 @@ export class RawNode {
   }
 
   /**
+   * Proposes several entries at once, in order, as one MsgProp (etcd batches
+   * proposals the same way): one append and one commit check for the batch.
+   * @throws {ProposalDroppedError} as `propose`; then none of them is appended.
+   */
+  proposeMany(data: readonly Uint8Array[]): void {
+    if (data.length === 0) return;
+    this.#raft.step(msg({
+      type: "MsgProp",
+      from: this.#raft.id,
+      entries: data.map((d) => ({ term: 0, index: 0, type: "normal" as const, data: d })),
+    }));
+  }
+
+  /**
    * Proposes a single-server membership change. Only one change may be
    * pending: the leader turns a second one (or an invalid one) into a no-op
    * entry. Apply it with `applyConfChange` when it is committed.

@@ -1,0 +1,351 @@
+/**
+ * The raft node of a member: core/raft's Ready loop over the WAL and the
+ * applier. Every write takes this path:
+ *
+ * propose → (batched) MsgProp → Ready → PERSIST entries and hard state to
+ * the WAL (one write, one fdatasync) → SEND messages (none with one voter)
+ * → APPLY committed entries through the applier (one LMDB transaction that
+ * records the applied index; committed without a sync of its own, the WAL
+ * being the durable copy) → ADVANCE → answer each waiting proposal once its
+ * transaction is visible.
+ *
+ * Group commit: proposals that arrive while a Ready is being persisted go
+ * into the next Ready, so one fdatasync covers every one of them; the LMDB
+ * commit of one batch overlaps the WAL write of the next.
+ *
+ * A one-voter cluster commits an entry as soon as its own append is durable,
+ * so a single member runs exactly the path a cluster will.
+ *
+ * @module
+ */
+import type { Backend } from "../../core/backend.ts";
+import { Errors } from "../../core/errors.ts";
+import { invariant } from "../../core/invariant.ts";
+import {
+  MAX_BATCH_ENTRIES,
+  MAX_INFLIGHT_BATCHES,
+  MAX_PENDING_PROPOSALS,
+  RETAINED_LOG_ENTRIES,
+} from "../../core/limits.ts";
+import { compactHistory } from "../../core/mvcc/compact.ts";
+import type { LeaseLookup } from "../../core/mvcc/apply.ts";
+import { type Event, Meta } from "../../core/mvcc/view.ts";
+import { Mulberry32 } from "../../core/raft/prng.ts";
+import { RawNode } from "../../core/raft/raw_node.ts";
+import { MemoryStorage } from "../../core/raft/storage.ts";
+import type { Ready, SnapshotMetadata } from "../../core/raft/types.ts";
+import { Wal } from "../../wal/wal.ts";
+import { type AppliedBatch, Applier, type ApplyResult } from "./applier.ts";
+import { encodeRequest, entryData, type InternalRequest } from "./request.ts";
+
+export type { ApplyResult };
+
+/** The Raft node ID of a single member (etcd's 64-bit member IDs map onto it). */
+const SINGLE_MEMBER_ID = 1;
+
+/** Options of {@linkcode RaftNode.open}. */
+export interface RaftNodeOptions {
+  /** Directory of the WAL segments. */
+  walDir: string;
+  /** Milliseconds between Raft ticks (etcd's --heartbeat-interval). Default 100. */
+  heartbeatMs?: number;
+  /** Election timeout in milliseconds (etcd's --election-timeout). Default 1000. */
+  electionMs?: number;
+  /** Lessor lookup for puts with a lease. Default: no lease exists. */
+  leaseExists?: LeaseLookup;
+  /** Called once per applied batch with its changes, in revision order. */
+  onApplied?: (events: Event[], revision: number) => void;
+  /** Called when the member stops taking writes (a failed WAL or LMDB write). */
+  onFailure?: (err: unknown) => void;
+}
+
+interface Waiter {
+  resolve: (r: ApplyResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The Ready loop of one member (a single voter for now). Create with
+ * {@linkcode RaftNode.open}.
+ */
+export class RaftNode {
+  readonly #backend: Backend;
+  readonly #raw: RawNode;
+  readonly #storage: MemoryStorage;
+  readonly #wal: Wal;
+  readonly #applier: Applier;
+  readonly #options: RaftNodeOptions;
+  /** Encoded proposals not yet handed to Raft (proposed as one batch per Ready). */
+  #queue: Uint8Array[] = [];
+  /** Proposals waiting for their entry to be applied, by request ID. */
+  readonly #waiters = new Map<number, Waiter>();
+  #nextId: number;
+  #term = 0;
+  /** Index of the last entry whose transaction is visible to readers. */
+  #visibleIndex: number;
+  /** Index of the last entry durable in LMDB itself (WAL segments up to it can go). */
+  #durableIndex: number;
+  #running = false;
+  #idle: Promise<void> = Promise.resolve();
+  #closed = false;
+  #failure: unknown = undefined;
+  #inflight = new Set<Promise<void>>();
+  #compaction: Promise<void> = Promise.resolve();
+  #ticker: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(
+    backend: Backend,
+    raw: RawNode,
+    storage: MemoryStorage,
+    wal: Wal,
+    applier: Applier,
+    options: RaftNodeOptions,
+  ) {
+    this.#backend = backend;
+    this.#raw = raw;
+    this.#storage = storage;
+    this.#wal = wal;
+    this.#applier = applier;
+    this.#options = options;
+    this.#visibleIndex = applier.appliedIndex;
+    this.#durableIndex = applier.appliedIndex;
+    // Request IDs only need to be unique among this process's proposals.
+    this.#nextId = Date.now() * 1000;
+  }
+
+  /**
+   * Open the node over `backend`: read the WAL (creating it on a new
+   * member), rebuild the Raft log, re-apply committed entries the state
+   * machine does not have yet (those after its applied index), and elect
+   * this member. Resolves once it is leader with everything committed
+   * applied.
+   *
+   * @throws {Error} when the WAL and the state machine disagree (the WAL
+   *   lacks entries the state machine needs), or the WAL is damaged.
+   */
+  static async open(backend: Backend, options: RaftNodeOptions): Promise<RaftNode> {
+    const applier = new Applier(backend, options.leaseExists);
+    const applied = applier.appliedIndex;
+    // A new member's log starts after index 1, term 1, with itself as voter.
+    // A store written before the WAL existed starts after its applied index.
+    const initial: SnapshotMetadata = {
+      index: Math.max(applied, 1),
+      term: Number(backend.getMeta(Meta.term) ?? 1),
+      confState: { voters: [SINGLE_MEMBER_ID], learners: [] },
+    };
+    const { wal, state } = await Wal.open(options.walDir, initial);
+    const last = state.entries.at(-1)?.index ?? state.base.index;
+    if (applied < state.base.index - (state.base.index === 1 ? 1 : 0) || applied > last) {
+      await wal.close();
+      throw new Error(
+        `Cannot open store: applied index ${applied} is outside the WAL (entries ${state.base.index}..${last})`,
+      );
+    }
+    const storage = new MemoryStorage();
+    storage.applySnapshot({ metadata: state.base, data: new Uint8Array() });
+    storage.append(state.entries);
+    storage.setHardState(
+      state.hardState.term > 0
+        ? state.hardState
+        : { term: state.base.term, vote: 0, commit: state.base.index },
+    );
+    const heartbeatMs = options.heartbeatMs ?? 100;
+    const electionTick = Math.max(2, Math.round((options.electionMs ?? 1000) / heartbeatMs));
+    const raw = new RawNode({
+      id: SINGLE_MEMBER_ID,
+      electionTick,
+      heartbeatTick: 1,
+      storage,
+      prng: new Mulberry32(Date.now() >>> 0),
+      applied: Math.max(applied, state.base.index),
+      maxSizePerMsg: Number.MAX_SAFE_INTEGER,
+      checkQuorum: true,
+      preVote: true,
+    });
+    const node = new RaftNode(backend, raw, storage, wal, applier, options);
+    node.#term = storage.hardState().term;
+    // One voter: win the election now rather than after a timeout.
+    raw.campaign();
+    node.#kick();
+    await node.#idle;
+    await Promise.allSettled([...node.#inflight]);
+    if (node.#failure !== undefined) {
+      await node.close();
+      throw node.#failure;
+    }
+    invariant(raw.isLeader(), "a single voter is leader after campaigning");
+    const requested = Number(backend.getMeta(Meta.compactRevision) ?? 0);
+    const done = Number(backend.getMeta(Meta.compactDone) ?? 0);
+    if (requested > done) node.#scheduleCompaction(requested);
+    const ticker = setInterval(() => {
+      node.#raw.tick();
+      if (node.#raw.hasReady()) node.#kick();
+    }, heartbeatMs);
+    Deno.unrefTimer(ticker);
+    node.#ticker = ticker;
+    return node;
+  }
+
+  /** The current Raft term. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** Index of the last entry applied and visible to readers. */
+  get appliedIndex(): number {
+    return this.#visibleIndex;
+  }
+
+  /**
+   * Propose a write; resolves once its entry is durable in the WAL and
+   * applied, with its response or the etcd error it produced. `encoded`, if
+   * given, must be `encodeRequest(request)` (a worker thread sends it so).
+   *
+   * @throws {EtcdError} TooManyRequests when MAX_PENDING_PROPOSALS are
+   *   waiting; Stopped after {@linkcode RaftNode.close} or a storage failure.
+   */
+  propose(request: InternalRequest, encoded?: Uint8Array): Promise<ApplyResult> {
+    if (this.#closed || this.#failure !== undefined) return Promise.reject(Errors.Stopped());
+    if (this.#waiters.size >= MAX_PENDING_PROPOSALS) {
+      return Promise.reject(Errors.TooManyRequests());
+    }
+    const id = this.#nextId++;
+    const { promise, resolve, reject } = Promise.withResolvers<ApplyResult>();
+    this.#waiters.set(id, { resolve, reject });
+    this.#queue.push(entryData(id, encoded ?? encodeRequest(request)));
+    this.#kick();
+    return promise;
+  }
+
+  /** Wait for the physical compaction in progress, if any. */
+  compacted(): Promise<void> {
+    return this.#compaction;
+  }
+
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#idle = this.#run();
+  }
+
+  /** The Ready loop; runs while there is work. */
+  async #run(): Promise<void> {
+    // Let proposals made in this event-loop turn join the first Ready.
+    await Promise.resolve();
+    try {
+      for (;;) {
+        this.#proposeQueued();
+        if (!this.#raw.hasReady()) break;
+        await this.#handle(this.#raw.ready());
+      }
+    } catch (err) {
+      this.#fail(err);
+    } finally {
+      this.#running = false;
+    }
+    // A proposal that arrived after the last hasReady() check.
+    if (this.#queue.length > 0 && this.#failure === undefined) this.#kick();
+  }
+
+  /** Hand queued proposals to Raft, at most MAX_BATCH_ENTRIES per Ready. */
+  #proposeQueued(): void {
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue.length <= MAX_BATCH_ENTRIES
+      ? this.#queue
+      : this.#queue.slice(0, MAX_BATCH_ENTRIES);
+    this.#queue = batch === this.#queue ? [] : this.#queue.slice(MAX_BATCH_ENTRIES);
+    this.#raw.proposeMany(batch);
+  }
+
+  /** Persist, send, apply and advance one Ready. */
+  async #handle(rd: Ready): Promise<void> {
+    invariant(rd.snapshot === undefined, "a single voter never receives a snapshot");
+    // 1. PERSIST: entries and hard state in one WAL write, one fdatasync.
+    await this.#wal.save(rd.hardState, rd.entries, rd.mustSync);
+    if (rd.hardState !== undefined) {
+      this.#storage.setHardState(rd.hardState);
+      this.#term = rd.hardState.term;
+    }
+    this.#storage.append(rd.entries);
+    // 2. SEND: a single voter has no one to send to.
+    invariant(
+      rd.messages.every((m) => m.to === SINGLE_MEMBER_ID),
+      "a single voter sends no messages to peers",
+    );
+    // 3. APPLY (its LMDB commit overlaps the next Ready's WAL write).
+    if (rd.committedEntries.length > 0) {
+      while (this.#inflight.size >= MAX_INFLIGHT_BATCHES) await Promise.race(this.#inflight);
+      this.#track(this.#applier.apply(rd.committedEntries));
+    }
+    // 4. ADVANCE
+    this.#raw.advance();
+    this.#compactLog();
+  }
+
+  /** Answer a batch's proposals once its transaction is visible. */
+  #track(batch: AppliedBatch): void {
+    const done = batch.committed.then(() => {
+      this.#visibleIndex = Math.max(this.#visibleIndex, batch.appliedIndex);
+      if (batch.events.length > 0) this.#options.onApplied?.(batch.events, batch.revision);
+      for (const [id, result] of batch.results) {
+        const waiter = this.#waiters.get(id);
+        if (waiter === undefined) continue; // replayed, or proposed by an earlier run
+        this.#waiters.delete(id);
+        waiter.resolve(result);
+      }
+      for (const revision of batch.compactions) this.#scheduleCompaction(revision);
+      // LMDB makes the commit durable in the background; once it is, the
+      // WAL no longer needs the entries.
+      this.#backend.flushed().then(() => {
+        this.#durableIndex = Math.max(this.#durableIndex, batch.appliedIndex);
+      }, () => {});
+    }, (err) => {
+      for (const id of batch.results.keys()) {
+        this.#waiters.get(id)?.reject(err);
+        this.#waiters.delete(id);
+      }
+      this.#fail(err);
+    });
+    this.#inflight.add(done);
+    done.finally(() => this.#inflight.delete(done));
+  }
+
+  /** Drop log entries that are durable in LMDB and older than the retained window. */
+  #compactLog(): void {
+    const target = Math.min(this.#durableIndex, this.#visibleIndex - RETAINED_LOG_ENTRIES);
+    if (target < this.#storage.firstIndex() + RETAINED_LOG_ENTRIES / 2) return;
+    this.#storage.compact(target);
+    this.#wal.release(target);
+  }
+
+  /**
+   * A WAL write or an LMDB commit failed. Later entries may have been
+   * applied in memory on top of it, so the member refuses further writes
+   * (reads go on); the WAL keeps every acknowledged write, and a restart
+   * replays what the state machine lacks.
+   */
+  #fail(err: unknown): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = err;
+    this.#options.onFailure?.(err);
+    for (const w of this.#waiters.values()) w.reject(Errors.Stopped());
+    this.#waiters.clear();
+    this.#queue = [];
+  }
+
+  #scheduleCompaction(revision: number): void {
+    this.#compaction = this.#compaction
+      .then(() => compactHistory(this.#backend, revision))
+      .catch((err) => this.#options.onFailure?.(err));
+  }
+
+  /** Stop taking proposals; finish the Ready in progress and the compaction; close the WAL. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#ticker);
+    await this.#idle;
+    await Promise.allSettled([...this.#inflight]);
+    await this.#compaction;
+    await this.#wal.close();
+  }
+}
