@@ -18,7 +18,7 @@ export const MAX_PENDING_PROPOSALS = 10_000;
 /** Entries appended and applied in one Ready (one WAL write, one sync), at most. */
 export const MAX_BATCH_ENTRIES = 1_000;
 /** Batches being written to disk at once, at most. */
-export const MAX_INFLIGHT_BATCHES = 2;
+export const MAX_INFLIGHT_BATCHES = 4;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */

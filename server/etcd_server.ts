@@ -28,7 +28,7 @@ import {
   checkRangeRequest,
   checkTxnRequest,
 } from "../core/mvcc/validate.ts";
-import { ReadView } from "../core/mvcc/view.ts";
+import { Meta, ReadView } from "../core/mvcc/view.ts";
 import type { InternalRequest } from "./raftnode/request.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import { ETCD_API_VERSION } from "../version.ts";
@@ -46,6 +46,12 @@ export interface Proposer {
   propose(request: InternalRequest): Promise<ApplyResult>;
   /** Wait for the physical compaction in progress, if any. */
   compacted(): Promise<void>;
+  /**
+   * Wait until every write acknowledged so far is visible to reads on this
+   * thread (undefined when nothing is pending): called before each
+   * linearizable read.
+   */
+  linearize(): Promise<void> | undefined;
 }
 
 /** Options of {@linkcode EtcdServer}. */
@@ -121,16 +127,28 @@ export class EtcdServer implements KVService {
     return resp;
   }
 
-  /** etcd KV.Range. @throws {EtcdError} EmptyKey, FutureRev, Compacted. */
+  /**
+   * etcd KV.Range. Every read, `serializable` too, first waits for the
+   * writes this member has answered to be visible (a serializable read in
+   * etcd reads the member's applied state, which includes them).
+   *
+   * @throws {EtcdError} EmptyKey, FutureRev, Compacted.
+   */
   range(req: RangeRequest): Promise<RangeResponse> {
     try {
       checkRangeRequest(req);
-      const resp = applyRange(this.#view(), req);
-      resp.header = this.#header(resp.header.revision);
-      return Promise.resolve(resp);
+      const pending = this.#node.linearize();
+      if (pending !== undefined) return pending.then(() => this.#range(req));
+      return Promise.resolve(this.#range(req));
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  #range(req: RangeRequest): RangeResponse {
+    const resp = applyRange(this.#view(), req);
+    resp.header = this.#header(resp.header.revision);
+    return resp;
   }
 
   /** etcd KV.Put. @throws {EtcdError} EmptyKey, ValueProvided, LeaseProvided, KeyNotFound, LeaseNotFound. */
@@ -154,6 +172,7 @@ export class EtcdServer implements KVService {
   async txn(req: TxnRequest): Promise<TxnResponse> {
     checkTxnRequest(req, this.#maxTxnOps);
     if (isTxnReadOnly(req)) {
+      await this.#node.linearize();
       const resp = applyTxn(this.#view(), req, () => false);
       resp.header = this.#header(resp.header.revision);
       return resp;
@@ -172,21 +191,26 @@ export class EtcdServer implements KVService {
     return resp;
   }
 
-  /** etcd Maintenance.Status. */
-  status(): Promise<StatusResponse> {
+  /**
+   * etcd Maintenance.Status. The revision and the applied index come from
+   * one read snapshot, so they always describe the same state.
+   */
+  async status(): Promise<StatusResponse> {
+    await this.#node.linearize();
     const view = this.#view();
+    const applied = Number(this.#backend.getMeta(Meta.appliedIndex) ?? 0);
     const { dbSize, dbSizeInUse } = this.#backend.size();
-    return Promise.resolve({
+    return {
       header: this.#header(view.rev()),
       version: ETCD_API_VERSION,
       dbSize,
       leader: this.#memberId,
-      raftIndex: this.#node.appliedIndex,
+      raftIndex: Math.max(applied, this.#node.appliedIndex),
       raftTerm: this.#node.term,
-      raftAppliedIndex: this.#node.appliedIndex,
+      raftAppliedIndex: applied,
       errors: [],
       dbSizeInUse,
       isLearner: false,
-    });
+    };
   }
 }

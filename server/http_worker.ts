@@ -15,6 +15,7 @@ import { encodeRequest, type InternalRequest } from "./raftnode/request.ts";
 import { EtcdServer, type Proposer } from "./etcd_server.ts";
 import { createGateway } from "./gateway/mod.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
+import { ReadFence } from "./raftnode/read_fence.ts";
 import { type InitMessage, pack, resultFromWire, unpack, type WireResult } from "./wire.ts";
 
 const port = self as unknown as {
@@ -24,23 +25,36 @@ const port = self as unknown as {
 
 class RemoteProposer implements Proposer {
   term: number;
-  appliedIndex: number;
+  #fence: ReadFence;
   #next = 1;
-  #waiting = new Map<number, (reply: { appliedIndex: number; result: WireResult }) => void>();
+  #waiting = new Map<number, (reply: { result: WireResult }) => void>();
 
-  constructor(term: number, appliedIndex: number) {
+  constructor(term: number, fence: ReadFence) {
     this.term = term;
-    this.appliedIndex = appliedIndex;
+    this.#fence = fence;
+  }
+
+  get appliedIndex(): number {
+    return this.#fence.visibleIndex;
+  }
+
+  linearize(): Promise<void> | undefined {
+    return this.#fence.wait();
+  }
+
+  /** The main thread made more entries visible. */
+  applied(): void {
+    this.#fence.wake();
   }
 
   /** Calls gathered in this event-loop turn, sent as one message. */
   #outbox: { type: string; id: number; payload: Uint8Array }[] = [];
 
-  #call(type: string, bytes: Uint8Array): Promise<{ appliedIndex: number; result: WireResult }> {
+  #call(type: string, bytes: Uint8Array): Promise<{ result: WireResult }> {
     if (this.#waiting.size >= MAX_WORKER_INFLIGHT) return Promise.reject(Errors.TooManyRequests());
     const id = this.#next++;
     const { promise, resolve } = Promise.withResolvers<
-      { appliedIndex: number; result: WireResult }
+      { result: WireResult }
     >();
     this.#waiting.set(id, resolve);
     if (this.#outbox.length === 0) setImmediate(() => this.#flush());
@@ -61,7 +75,6 @@ class RemoteProposer implements Proposer {
   async propose(request: InternalRequest): Promise<ApplyResult> {
     // The log encoding travels as is and becomes the log entry.
     const reply = await this.#call("propose", new Uint8Array(encodeRequest(request)));
-    this.appliedIndex = Math.max(this.appliedIndex, reply.appliedIndex);
     return resultFromWire(reply.result);
   }
 
@@ -71,7 +84,7 @@ class RemoteProposer implements Proposer {
 
   /** Replies from the main thread, one msgpack buffer for many calls. */
   answer(bytes: Uint8Array): void {
-    const replies = unpack<{ id: number; appliedIndex: number; result: WireResult }[]>(bytes);
+    const replies = unpack<{ id: number; result: WireResult }[]>(bytes);
     for (const reply of replies) {
       const resolve = this.#waiting.get(reply.id);
       if (resolve === undefined) continue;
@@ -89,7 +102,7 @@ port.onmessage = async (e: MessageEvent) => {
   if (msg.type === "init") {
     const init = unpack<InitMessage>(msg.payload);
     const backend = openBackend(init.kvPath);
-    proposer = new RemoteProposer(init.term, init.appliedIndex);
+    proposer = new RemoteProposer(init.term, new ReadFence(msg.fence));
     const service = new EtcdServer(backend, proposer, {
       clusterId: init.clusterId,
       memberId: init.memberId,
@@ -112,6 +125,8 @@ port.onmessage = async (e: MessageEvent) => {
     } catch (err) {
       port.postMessage({ type: "failed", message: String((err as Error)?.message ?? err) });
     }
+  } else if (msg.type === "applied") {
+    proposer?.applied();
   } else if (msg.type === "replies") {
     proposer?.answer(msg.bytes);
   } else if (msg.type === "stop") {

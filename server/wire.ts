@@ -68,8 +68,6 @@ export interface InitMessage {
   memberId: bigint;
   /** The member's current Raft term. */
   term: number;
-  /** Index of the last log entry durable and applied when the worker starts. */
-  appliedIndex: number;
   /** Ops or compares per txn level, at most (--max-txn-ops). */
   maxTxnOps: number;
   /** Largest request accepted, in bytes (--max-request-bytes). */

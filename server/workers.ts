@@ -90,7 +90,7 @@ async function startWorker(setup: WorkerSetup, hostname: string, port: number): 
   const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
   const node = setup.node;
   // Replies gathered in this event-loop turn go back as one msgpack buffer.
-  let outbox: { id: number; appliedIndex: number; result: unknown }[] = [];
+  let outbox: { id: number; result: unknown }[] = [];
   const flush = () => {
     const bytes = pack(outbox);
     outbox = [];
@@ -98,8 +98,19 @@ async function startWorker(setup: WorkerSetup, hostname: string, port: number): 
   };
   const reply = (id: number, result: unknown) => {
     if (outbox.length === 0) setImmediate(flush);
-    outbox.push({ id, appliedIndex: node.appliedIndex, result });
+    outbox.push({ id, result });
   };
+  // Wake the worker's waiting linearizable reads once per event-loop turn
+  // in which batches became visible.
+  let wakeScheduled = false;
+  const unsubscribe = node.onVisible(() => {
+    if (wakeScheduled) return;
+    wakeScheduled = true;
+    setImmediate(() => {
+      wakeScheduled = false;
+      worker.postMessage({ type: "applied" });
+    });
+  });
   const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
   const handle = (item: { type: string; id: number; payload: Uint8Array }) => {
     if (item.type === "propose") {
@@ -135,18 +146,24 @@ async function startWorker(setup: WorkerSetup, hostname: string, port: number): 
     clusterId: setup.clusterId,
     memberId: setup.memberId,
     term: node.term,
-    appliedIndex: node.appliedIndex,
     maxTxnOps: setup.maxTxnOps,
     maxRequestBytes: setup.maxRequestBytes,
     cairnVersion: setup.cairnVersion,
   };
   const bytes = pack(init);
-  worker.postMessage({ type: "init", payload: bytes }, [bytes.buffer as ArrayBuffer]);
+  // The fence's shared memory travels beside the msgpack payload.
+  worker.postMessage({ type: "init", payload: bytes, fence: node.fenceBuffer }, [
+    bytes.buffer as ArrayBuffer,
+  ]);
   try {
     await listening;
   } catch (err) {
+    unsubscribe();
     worker.terminate();
     throw err;
   }
+  worker.addEventListener("message", (e) => {
+    if ((e as MessageEvent).data?.type === "stopped") unsubscribe();
+  });
   return worker;
 }

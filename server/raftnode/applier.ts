@@ -84,6 +84,8 @@ export class Applier {
    * revision. Empty entries (a new leader's no-op) only advance the index.
    * Returns at once; `committed` settles when the transaction does.
    *
+   * @throws {Error} whatever an entry threw beyond an etcd error (nothing
+   *   is written then, and the applied index stays).
    * @throws {InvariantError} when the entries do not follow the applied index.
    */
   apply(entries: readonly Entry[]): AppliedBatch {
@@ -97,31 +99,54 @@ export class Applier {
     const compactions: number[] = [];
     const state = { ...this.#state };
     const last = entries[entries.length - 1].index;
-    let ran = false;
+    let failure: { err: unknown } | undefined;
     const committed = this.#backend.write(() => {
-      const startRevision = state.revision;
-      for (const e of entries) {
-        if (e.type !== "normal" || e.data.length === 0) continue;
-        const { id, request } = decodeEntryData(e.data);
-        const result = this.#applyOne(request, events, state);
-        if ("ok" in result && request.type === "compaction") {
-          compactions.push(request.compaction.revision);
-        }
-        results.set(id, result);
+      try {
+        this.#applyAll(entries, results, events, compactions, state);
+      } catch (err) {
+        failure = { err };
+        throw err;
       }
-      if (state.revision !== startRevision) this.#backend.putMeta(Meta.revision, state.revision);
-      this.#backend.putMeta(Meta.appliedIndex, last);
-      ran = true;
     });
-    const batch = { results, events, compactions, committed: committed.then(() => {}) };
-    // An entry that failed beyond an etcd error left nothing written: the
-    // applied index stays, and `committed` rejects with the failure.
-    if (!ran) return { ...batch, appliedIndex: this.#applied, revision: this.#state.revision };
+    // An entry that failed beyond an etcd error left nothing written.
+    if (failure !== undefined) {
+      committed.catch(() => {});
+      throw failure.err;
+    }
     // The transaction ran synchronously inside write(): the state it produced
     // is the base of the next batch, committed or not yet.
     this.#applied = last;
     this.#state = state;
-    return { ...batch, appliedIndex: last, revision: state.revision };
+    return {
+      results,
+      events,
+      compactions,
+      appliedIndex: last,
+      revision: state.revision,
+      committed: committed.then(() => {}),
+    };
+  }
+
+  /** Apply `entries` in the open write transaction; record the applied index and revision. */
+  #applyAll(
+    entries: readonly Entry[],
+    results: Map<number, ApplyResult>,
+    events: Event[],
+    compactions: number[],
+    state: ViewState,
+  ): void {
+    const startRevision = state.revision;
+    for (const e of entries) {
+      if (e.type !== "normal" || e.data.length === 0) continue;
+      const { id, request } = decodeEntryData(e.data);
+      const result = this.#applyOne(request, events, state);
+      if ("ok" in result && request.type === "compaction") {
+        compactions.push(request.compaction.revision);
+      }
+      results.set(id, result);
+    }
+    if (state.revision !== startRevision) this.#backend.putMeta(Meta.revision, state.revision);
+    this.#backend.putMeta(Meta.appliedIndex, entries[entries.length - 1].index);
   }
 
   /** Apply one request in the open write transaction. */

@@ -37,6 +37,7 @@ import type { Ready, SnapshotMetadata } from "../../core/raft/types.ts";
 import { Wal } from "../../wal/wal.ts";
 import { type AppliedBatch, Applier, type ApplyResult } from "./applier.ts";
 import { encodeRequest, entryData, type InternalRequest } from "./request.ts";
+import { createFenceBuffer, type FenceBuffer, ReadFence } from "./read_fence.ts";
 
 export type { ApplyResult };
 
@@ -81,8 +82,9 @@ export class RaftNode {
   readonly #waiters = new Map<number, Waiter>();
   #nextId: number;
   #term = 0;
-  /** Index of the last entry whose transaction is visible to readers. */
-  #visibleIndex: number;
+  /** Acknowledged and visible indexes, shared with every thread that reads. */
+  readonly #fenceBuffer: FenceBuffer;
+  readonly #fence: ReadFence;
   /** Index of the last entry durable in LMDB itself (WAL segments up to it can go). */
   #durableIndex: number;
   #running = false;
@@ -92,6 +94,8 @@ export class RaftNode {
   #inflight = new Set<Promise<void>>();
   #compaction: Promise<void> = Promise.resolve();
   #ticker: ReturnType<typeof setInterval> | undefined;
+  /** Called after each batch becomes visible (worker threads are told this way). */
+  readonly #visibleListeners = new Set<(appliedIndex: number) => void>();
 
   private constructor(
     backend: Backend,
@@ -107,7 +111,8 @@ export class RaftNode {
     this.#wal = wal;
     this.#applier = applier;
     this.#options = options;
-    this.#visibleIndex = applier.appliedIndex;
+    this.#fenceBuffer = createFenceBuffer(applier.appliedIndex);
+    this.#fence = new ReadFence(this.#fenceBuffer);
     this.#durableIndex = applier.appliedIndex;
     // Request IDs only need to be unique among this process's proposals.
     this.#nextId = Date.now() * 1000;
@@ -193,7 +198,31 @@ export class RaftNode {
 
   /** Index of the last entry applied and visible to readers. */
   get appliedIndex(): number {
-    return this.#visibleIndex;
+    return this.#fence.visibleIndex;
+  }
+
+  /** The shared memory of the read fence, for worker threads ({@linkcode ReadFence}). */
+  get fenceBuffer(): FenceBuffer {
+    return this.#fenceBuffer;
+  }
+
+  /**
+   * Call `listener` with the applied index each time a batch becomes
+   * visible to readers; returns the function that unsubscribes it.
+   */
+  onVisible(listener: (appliedIndex: number) => void): () => void {
+    this.#visibleListeners.add(listener);
+    return () => this.#visibleListeners.delete(listener);
+  }
+
+  /**
+   * Wait until every write acknowledged so far is visible to readers (call
+   * before a linearizable read); undefined when nothing is pending.
+   *
+   * @throws {EtcdError} Stopped (as a rejection) after a failed commit.
+   */
+  linearize(): Promise<void> | undefined {
+    return this.#fence.wait();
   }
 
   /**
@@ -282,17 +311,24 @@ export class RaftNode {
     this.#compactLog();
   }
 
-  /** Answer a batch's proposals once its transaction is visible. */
+  /**
+   * Answer a batch's proposals: their entries are durable in the WAL and
+   * applied in memory. The fence makes every linearizable read wait until
+   * the batch's transaction is visible.
+   */
   #track(batch: AppliedBatch): void {
+    const answered = batch.results.size > 0;
+    if (answered) this.#fence.acknowledge(batch.appliedIndex);
+    for (const [id, result] of batch.results) {
+      const waiter = this.#waiters.get(id);
+      if (waiter === undefined) continue; // replayed, or proposed by an earlier run
+      this.#waiters.delete(id);
+      waiter.resolve(result);
+    }
     const done = batch.committed.then(() => {
-      this.#visibleIndex = Math.max(this.#visibleIndex, batch.appliedIndex);
+      this.#fence.publish(batch.appliedIndex);
+      for (const listener of this.#visibleListeners) listener(batch.appliedIndex);
       if (batch.events.length > 0) this.#options.onApplied?.(batch.events, batch.revision);
-      for (const [id, result] of batch.results) {
-        const waiter = this.#waiters.get(id);
-        if (waiter === undefined) continue; // replayed, or proposed by an earlier run
-        this.#waiters.delete(id);
-        waiter.resolve(result);
-      }
       for (const revision of batch.compactions) this.#scheduleCompaction(revision);
       // LMDB makes the commit durable in the background; once it is, the
       // WAL no longer needs the entries.
@@ -300,10 +336,8 @@ export class RaftNode {
         this.#durableIndex = Math.max(this.#durableIndex, batch.appliedIndex);
       }, () => {});
     }, (err) => {
-      for (const id of batch.results.keys()) {
-        this.#waiters.get(id)?.reject(err);
-        this.#waiters.delete(id);
-      }
+      this.#fence.fail();
+      for (const listener of this.#visibleListeners) listener(this.appliedIndex);
       this.#fail(err);
     });
     this.#inflight.add(done);
@@ -312,7 +346,7 @@ export class RaftNode {
 
   /** Drop log entries that are durable in LMDB and older than the retained window. */
   #compactLog(): void {
-    const target = Math.min(this.#durableIndex, this.#visibleIndex - RETAINED_LOG_ENTRIES);
+    const target = Math.min(this.#durableIndex, this.appliedIndex - RETAINED_LOG_ENTRIES);
     if (target < this.#storage.firstIndex() + RETAINED_LOG_ENTRIES / 2) return;
     this.#storage.compact(target);
     this.#wal.release(target);

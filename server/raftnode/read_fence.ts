@@ -1,0 +1,114 @@
+/**
+ * The read fence: how a linearizable read on any thread of a member waits
+ * for every write acknowledged before it started.
+ *
+ * The raft node answers a write once its WAL record is durable and it has
+ * been applied in memory; the LMDB transaction that makes it visible to
+ * readers commits a moment later, in the background. So before reading, a
+ * reader loads the *acknowledged* index and, if the *visible* index is
+ * still below it, waits until it is not (a local ReadIndex: the read index
+ * is the highest index answered to any client). Both indexes live in a
+ * SharedArrayBuffer that the main thread writes and every thread reads with
+ * `Atomics`, so a read that starts after a client saw its answer (on any
+ * thread) always sees the write. A read that has to wait is woken by
+ * {@linkcode ReadFence.wake}, which the main thread calls when it publishes
+ * and a worker calls when the main thread's applied-change message arrives
+ * (`Atomics.waitAsync` would not keep Deno's event loop alive).
+ *
+ * @module
+ */
+import { Errors } from "../../core/errors.ts";
+import { invariant } from "../../core/invariant.ts";
+
+const ACKNOWLEDGED = 0;
+const VISIBLE = 1;
+const FAILED = 2;
+
+/** Shared state of a fence: three 64-bit slots (acknowledged, visible, failed). */
+export type FenceBuffer = SharedArrayBuffer;
+
+/** Create the shared memory of a fence, starting with everything visible up to `index`. */
+export function createFenceBuffer(index: number): FenceBuffer {
+  const sab = new SharedArrayBuffer(3 * 8);
+  const slots = new BigInt64Array(sab);
+  slots[ACKNOWLEDGED] = BigInt(index);
+  slots[VISIBLE] = BigInt(index);
+  return sab;
+}
+
+/** One thread's handle on a fence (the main thread writes, every thread waits). */
+export class ReadFence {
+  readonly #slots: BigInt64Array;
+  /** Reads of this thread waiting for an index to become visible. */
+  #waiting: Waiting[] = [];
+
+  /** A handle on the fence in `buffer` (from {@linkcode createFenceBuffer}). */
+  constructor(buffer: FenceBuffer) {
+    this.#slots = new BigInt64Array(buffer);
+  }
+
+  /** Record that entries up to `index` are about to be answered (call before answering). */
+  acknowledge(index: number): void {
+    invariant(
+      BigInt(index) >= Atomics.load(this.#slots, ACKNOWLEDGED),
+      "the acknowledged index only grows",
+    );
+    Atomics.store(this.#slots, ACKNOWLEDGED, BigInt(index));
+  }
+
+  /** Record that entries up to `index` are visible to readers, and wake this thread's reads. */
+  publish(index: number): void {
+    if (BigInt(index) > Atomics.load(this.#slots, VISIBLE)) {
+      Atomics.store(this.#slots, VISIBLE, BigInt(index));
+    }
+    this.wake();
+  }
+
+  /** Acknowledged writes can no longer become visible (a failed commit): reads fail. */
+  fail(): void {
+    Atomics.store(this.#slots, FAILED, 1n);
+    this.wake();
+  }
+
+  /** Index of the last entry visible to readers. */
+  get visibleIndex(): number {
+    return Number(Atomics.load(this.#slots, VISIBLE));
+  }
+
+  /**
+   * Wait until every write acknowledged so far is visible: undefined when it
+   * already is (the common case: no promise, no wait).
+   *
+   * @throws {EtcdError} Stopped (as a rejection) when the member can no
+   *   longer make acknowledged writes visible.
+   */
+  wait(): Promise<void> | undefined {
+    const target = Atomics.load(this.#slots, ACKNOWLEDGED);
+    if (Atomics.load(this.#slots, VISIBLE) >= target) return undefined;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#waiting.push({ target, resolve, reject });
+    return promise;
+  }
+
+  /** Settle the reads of this thread that the shared state lets go on. */
+  wake(): void {
+    if (this.#waiting.length === 0) return;
+    if (Atomics.load(this.#slots, FAILED) !== 0n) {
+      for (const w of this.#waiting.splice(0)) w.reject(Errors.Stopped());
+      return;
+    }
+    const visible = Atomics.load(this.#slots, VISIBLE);
+    const still: Waiting[] = [];
+    for (const w of this.#waiting) {
+      if (w.target <= visible) w.resolve();
+      else still.push(w);
+    }
+    this.#waiting = still;
+  }
+}
+
+interface Waiting {
+  target: bigint;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
