@@ -6,7 +6,7 @@
  */
 
 /** The ordered binary tables of one member's store (see native/README.md). */
-export type Table = "current" | "history" | "revlog" | "raft_log";
+export type Table = "current" | "history" | "revlog";
 
 /** One record of a table scan. */
 export interface Entry {

@@ -17,7 +17,7 @@ export interface BackendOptions {
   mapSize?: number;
 }
 
-const TABLES: Table[] = ["current", "history", "revlog", "raft_log"];
+const TABLES: Table[] = ["current", "history", "revlog"];
 
 type Db = ReturnType<RootDatabase["openDB"]>;
 
