@@ -378,6 +378,42 @@ Deno.test("compaction: the revision stays readable, below it fails, history is r
   });
 });
 
+Deno.test("compaction: revision 0 is accepted once on a store never compacted, as in etcd", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-compact0-" });
+  await withStore(
+    async (kv) => {
+      const c = await kv.compact({ revision: 0 });
+      assert.equal(c.header.revision, 1);
+      await rejects(
+        kv.compact({ revision: 0 }),
+        "etcdserver: mvcc: required revision has been compacted",
+      );
+      await rejects(
+        kv.compact({ revision: -1 }),
+        "etcdserver: mvcc: required revision has been compacted",
+      );
+    },
+    dir,
+    true,
+  );
+  // The compaction at 0 is recorded: after a restart 0 is still compacted.
+  await withStore(async (kv) => {
+    await rejects(
+      kv.compact({ revision: 0 }),
+      "etcdserver: mvcc: required revision has been compacted",
+    );
+    await kv.put({ key: b("a"), value: b("1") });
+    await kv.compact({ revision: 2, physical: true });
+  }, dir);
+  // A negative revision is below etcd's initial compacted revision (-1).
+  await withStore(async (kv) => {
+    await rejects(
+      kv.compact({ revision: -1 }),
+      "etcdserver: mvcc: required revision has been compacted",
+    );
+  });
+});
+
 Deno.test("store: data and revisions survive closing and reopening", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "cairn-reopen-" });
   await withStore(fill, dir, true);
