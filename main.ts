@@ -36,7 +36,17 @@ async function runServer(args: string[]): Promise<number> {
   const handlers = signals.map((sig) => [sig, () => stop(sig)] as const);
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   const { startServer } = await import("./server/mod.ts");
-  const server = await startServer(config);
+  const { DataDirLockedError } = await import("./server/data_dir_lock.ts");
+  let server;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    if (err instanceof DataDirLockedError) {
+      console.error(err.message);
+      return 1;
+    }
+    throw err;
+  }
   console.error(
     `cairn ${CAIRN_VERSION}: member ${config.name} (data dir ${config.dataDir}) serving client requests on ${
       server.clientUrls.join(", ")

@@ -25,9 +25,11 @@ export interface RunningServer {
 }
 
 /**
- * Start a member from its configuration: open the store in --data-dir and
- * serve the etcd v3 JSON gateway on each --listen-client-urls URL.
+ * Start a member from its configuration: open the store in --data-dir
+ * (holding its lock until close) and serve the etcd v3 JSON gateway on each
+ * --listen-client-urls URL.
  *
+ * @throws {DataDirLockedError} when another process holds --data-dir.
  * @throws {Error} when the data directory cannot be opened or a port cannot
  *   be bound.
  */
@@ -42,12 +44,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   }
   const peers = config.initialAdvertisePeerUrls.map((u) => u.origin);
   const id = memberId(peers, config.initialClusterToken);
-  const { backend, node, service } = await openMember(
+  const member = await openMember(
     config.dataDir,
     { memberId: id, clusterId: clusterId([id]) },
     config.maxTxnOps,
     { heartbeatMs: config.heartbeatIntervalMs, electionMs: config.electionTimeoutMs },
   );
+  const { node, service } = member;
   const compactor = startCompactor(config, service);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
@@ -67,8 +70,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       );
     } catch (err) {
       clearInterval(compactor);
-      await node.close();
-      await backend.close();
+      await member.close();
       throw err;
     }
     return {
@@ -77,8 +79,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       async close() {
         clearInterval(compactor);
         await workers.stop();
-        await node.close();
-        await backend.close();
+        await member.close();
       },
     };
   }
@@ -103,8 +104,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (err) {
     clearInterval(compactor);
     await Promise.all(servers.map((s) => s.shutdown()));
-    await node.close();
-    await backend.close();
+    await member.close();
     throw err;
   }
   return {
@@ -113,8 +113,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     async close() {
       clearInterval(compactor);
       await Promise.all(servers.map((s) => s.shutdown()));
-      await node.close();
-      await backend.close();
+      await member.close();
     },
   };
 }

@@ -19,8 +19,7 @@ async function withStore(
   try {
     await fn(m.service);
   } finally {
-    await m.node.close();
-    await m.backend.close();
+    await m.close();
     if (!keep) Deno.removeSync(dir, { recursive: true });
   }
 }
