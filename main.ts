@@ -37,11 +37,12 @@ async function runServer(args: string[]): Promise<number> {
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   const { startServer } = await import("./server/mod.ts");
   const { DataDirLockedError } = await import("./server/data_dir_lock.ts");
+  const { AddressInUseError } = await import("./server/listen.ts");
   let server;
   try {
     server = await startServer(config);
   } catch (err) {
-    if (err instanceof DataDirLockedError) {
+    if (err instanceof DataDirLockedError || err instanceof AddressInUseError) {
       console.error(err.message);
       return 1;
     }

@@ -110,7 +110,11 @@ port.onmessage = async (e: MessageEvent) => {
       }, app.fetch);
       port.postMessage({ type: "listening", port: server.addr.port });
     } catch (err) {
-      port.postMessage({ type: "failed", message: String((err as Error)?.message ?? err) });
+      port.postMessage({
+        type: "failed",
+        message: String((err as Error)?.message ?? err),
+        addrInUse: err instanceof Deno.errors.AddrInUse,
+      });
     }
   } else if (msg.type === "replies") {
     proposer?.answer(msg.bytes);

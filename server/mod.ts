@@ -12,6 +12,7 @@ import { clusterId, memberId } from "./ids.ts";
 import { memberDir, openMember } from "./member.ts";
 import { type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { Compactor } from "./compactor.ts";
+import { listenError, socketHostname } from "./listen.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
 /** A running member. */
@@ -30,6 +31,8 @@ export interface RunningServer {
  * --listen-client-urls URL.
  *
  * @throws {DataDirLockedError} when another process holds --data-dir.
+ * @throws {AddressInUseError} when a client address is taken (by anything,
+ *   another cairn included: see server/workers.ts).
  * @throws {Error} when the data directory cannot be opened or a port cannot
  *   be bound.
  */
@@ -52,6 +55,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   );
   const { node, service } = member;
   const compactor = startCompactor(config, service);
+  const app = createGateway(service, {
+    maxRequestBytes: config.maxRequestBytes,
+    maxTxnOps: config.maxTxnOps,
+    cairnVersion: CAIRN_VERSION,
+  });
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
     try {
@@ -64,6 +72,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           maxTxnOps: config.maxTxnOps,
           maxRequestBytes: config.maxRequestBytes,
           cairnVersion: CAIRN_VERSION,
+          guardHandler: app.fetch,
         },
         config.listenClientUrls,
         config.httpWorkers,
@@ -83,21 +92,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       },
     };
   }
-  const app = createGateway(service, {
-    maxRequestBytes: config.maxRequestBytes,
-    maxTxnOps: config.maxTxnOps,
-    cairnVersion: CAIRN_VERSION,
-  });
   const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
   const clientUrls: string[] = [];
   try {
     for (const url of config.listenClientUrls) {
-      const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-      const server = Deno.serve({
-        hostname,
-        port: Number(url.port || 80),
-        onListen: () => {},
-      }, app.fetch);
+      const port = Number(url.port || 80);
+      let server: Deno.HttpServer<Deno.NetAddr>;
+      try {
+        server = Deno.serve({ hostname: socketHostname(url), port, onListen: () => {} }, app.fetch);
+      } catch (err) {
+        throw listenError(err, url.hostname, port);
+      }
       servers.push(server);
       clientUrls.push(`http://${url.hostname}:${server.addr.port}`);
     }
