@@ -14,6 +14,7 @@ import { openBackend } from "../native/lmdb.ts";
 import { encodeRequest, type InternalRequest } from "./raftnode/request.ts";
 import { EtcdServer, type Proposer } from "./etcd_server.ts";
 import { createGateway } from "./gateway/mod.ts";
+import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import { type InitMessage, pack, resultFromWire, unpack, type WireResult } from "./wire.ts";
 
@@ -88,6 +89,7 @@ port.onmessage = async (e: MessageEvent) => {
   const msg = e.data;
   if (msg.type === "init") {
     const init = unpack<InitMessage>(msg.payload);
+    log.level = init.logLevel;
     const backend = openBackend(init.kvPath);
     proposer = new RemoteProposer(init.term, init.appliedIndex);
     const service = new EtcdServer(backend, proposer, {

@@ -10,6 +10,7 @@ import { openBackend } from "../native/lmdb.ts";
 import { EtcdServer } from "./etcd_server.ts";
 import { RaftNode } from "./raftnode/node.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
+import { log } from "./log.ts";
 
 /** The member directory under --data-dir that holds the LMDB environment. */
 export function memberDir(dataDir: string): string {
@@ -69,7 +70,7 @@ export async function openMember(
     const node = await RaftNode.open(b, {
       walDir: walDir(dataDir),
       ...raft,
-      onFailure: (err) => console.error("cairn: storage failure; refusing further writes:", err),
+      onFailure: (err) => log.error("storage failure; refusing further writes", { error: err }),
     });
     const service = new EtcdServer(b, node, {
       memberId: BigInt(b.getMeta(Meta.memberId) as string),

@@ -13,6 +13,7 @@ import { memberDir, openMember } from "./member.ts";
 import { type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { Compactor } from "./compactor.ts";
 import { listenError, socketHostname } from "./listen.ts";
+import { log } from "./log.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
 /** A running member. */
@@ -38,11 +39,11 @@ export interface RunningServer {
  */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   if (config.initialCluster.size > 1) {
-    throw new Error("cairn: clusters of more than one member are not supported yet");
+    throw new Error("Clusters of more than one member are not supported yet");
   }
   for (const url of config.listenClientUrls) {
     if (url.protocol !== "http:") {
-      throw new Error(`cairn: ${url.protocol} listeners are not supported yet`);
+      throw new Error(`Client URLs with ${url.protocol} are not supported yet: ${url.href}`);
     }
   }
   const peers = config.initialAdvertisePeerUrls.map((u) => u.origin);
@@ -130,9 +131,19 @@ function startCompactor(
 ): ReturnType<typeof setInterval> | undefined {
   const retention = config.autoCompactionRetention;
   if (retention <= 0) return undefined;
-  const compactor = new Compactor(config.autoCompactionMode, retention, {
+  const mode = config.autoCompactionMode;
+  const compactor = new Compactor(mode, retention, {
     currentRevision: () => service.currentRevision(),
-    compact: async (revision) => void await service.compact({ revision }),
+    compact: async (revision) => {
+      log.info("starting auto compaction", { mode, revision });
+      try {
+        await service.compact({ revision });
+      } catch (err) {
+        log.warn("failed auto compaction", { mode, revision, error: err });
+        throw err;
+      }
+      log.info("completed auto compaction", { mode, revision });
+    },
   });
   return setInterval(() => void compactor.tick(Date.now()), compactor.intervalMs);
 }

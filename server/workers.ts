@@ -22,6 +22,7 @@
 import { setImmediate } from "node:timers";
 import { decodeRequest } from "./raftnode/request.ts";
 import type { RaftNode } from "./raftnode/node.ts";
+import { log } from "./log.ts";
 import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
 import { errorToWire, type InitMessage, pack, resultToWire, unpack } from "./wire.ts";
 
@@ -151,7 +152,9 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
   };
   worker.onerror = (e) => {
     e.preventDefault();
-    reject(new Error(`cairn: HTTP worker failed: ${e.message}`));
+    // Before it listens this fails the start; afterwards only the log shows it.
+    log.error("HTTP worker failed", { error: e.message, address: `${host}:${port}` });
+    reject(new Error(`HTTP worker failed: ${e.message}`));
   };
   const init: InitMessage = {
     type: "init",
@@ -165,6 +168,7 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
     maxTxnOps: setup.maxTxnOps,
     maxRequestBytes: setup.maxRequestBytes,
     cairnVersion: setup.cairnVersion,
+    logLevel: log.level,
   };
   const bytes = pack(init);
   worker.postMessage({ type: "init", payload: bytes }, [bytes.buffer as ArrayBuffer]);
