@@ -7,10 +7,22 @@
  */
 // The server (and with it lmdb's native binding) is imported only when a
 // server runs, so `ctl` needs no FFI permission.
-import { ConfigError, parseConfig, usage } from "./server/config.ts";
+import {
+  ConfigError,
+  type FlagName,
+  FLAGS,
+  flagValues,
+  parseConfig,
+  usage,
+} from "./server/config.ts";
+import { DataDirLockedError } from "./server/data_dir_lock.ts";
+import { AddressInUseError } from "./server/listen.ts";
+import { log } from "./server/log.ts";
 import { CAIRN_VERSION, ETCD_API_VERSION } from "./version.ts";
 
 async function runServer(args: string[]): Promise<number> {
+  // --help and --version are the command's output (on stdout, as etcd prints
+  // them), not log entries.
   if (args.includes("--help") || args.includes("-h")) {
     console.log(usage());
     return 0;
@@ -24,11 +36,13 @@ async function runServer(args: string[]): Promise<number> {
     config = parseConfig(args, Deno.env.toObject());
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`cairn: ${err.message}`);
+      log.fatal("failed to verify flags", { error: err.message });
       return 2;
     }
     throw err;
   }
+  log.level = config.logLevel;
+  logStart(config);
   // Listen for signals before anything starts serving, so that a signal
   // during start-up still ends in a clean shutdown.
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
@@ -36,17 +50,56 @@ async function runServer(args: string[]): Promise<number> {
   const handlers = signals.map((sig) => [sig, () => stop(sig)] as const);
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   const { startServer } = await import("./server/mod.ts");
-  const server = await startServer(config);
-  console.error(
-    `cairn ${CAIRN_VERSION}: member ${config.name} (data dir ${config.dataDir}) serving client requests on ${
-      server.clientUrls.join(", ")
-    }`,
-  );
+  let server;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    // An operator's error (data dir in use, address taken) needs no stack.
+    const expected = err instanceof DataDirLockedError || err instanceof AddressInUseError;
+    log.fatal("failed to start cairn", {
+      error: err instanceof Error ? err.message : String(err),
+      stack: expected || !(err instanceof Error) ? undefined : err.stack,
+    });
+    return 1;
+  }
+  log.info("ready to serve client requests", {
+    name: config.name,
+    "data-dir": config.dataDir,
+    "client-urls": server.clientUrls,
+  });
   const sig = await stopped;
-  console.error(`cairn: received ${sig}, shutting down`);
+  log.info("received signal; shutting down", { signal: sig });
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   await server.close();
+  log.info("stopped cairn", { name: config.name, "data-dir": config.dataDir });
   return 0;
+}
+
+/**
+ * Log the start: versions, then every flag, in effect or accepted only for
+ * compatibility; a compatibility-only flag that was set is also a warning.
+ */
+function logStart(config: ReturnType<typeof parseConfig>): void {
+  log.info("starting cairn", {
+    "cairn-version": CAIRN_VERSION,
+    "etcd-api-version": ETCD_API_VERSION,
+    "deno-version": Deno.version.deno,
+    pid: Deno.pid,
+  });
+  const values = flagValues(config);
+  const inEffect: Record<string, unknown> = {};
+  const compat: Record<string, unknown> = {};
+  for (const flag of Object.keys(FLAGS) as FlagName[]) {
+    if ("compatOnly" in FLAGS[flag]) compat[flag] = values[flag];
+    else inEffect[flag] = values[flag];
+  }
+  log.info("flags in effect", inEffect);
+  log.info("flags accepted for compatibility, not in effect", compat);
+  for (const flag of config.givenFlags) {
+    if ("compatOnly" in FLAGS[flag]) {
+      log.warn("flag accepted for compatibility, not in effect", { flag, value: values[flag] });
+    }
+  }
 }
 
 if (import.meta.main) {

@@ -159,15 +159,15 @@ export class Store {
 /**
  * Open (creating if needed) an embedded store whose data lives in the
  * directory `path` (the same layout as a server's --data-dir, so a server can
- * later be started on it).
+ * later be started on it). The store holds the directory's exclusive lock
+ * until {@linkcode Store.close}: a server or another store on the same
+ * directory, in this process or another, fails to open meanwhile.
  *
- * @throws {Error} when the directory cannot be created or opened.
+ * @throws {Error} `Cannot open data dir …: it is locked by process …` when
+ *   the directory is in use; other errors when it cannot be created or opened.
  */
 export async function openStore(path: string, options: StoreOptions = {}): Promise<Store> {
   const id = memberId(["http://localhost:2380"], "etcd-cluster");
   const m = await openMember(path, { memberId: id, clusterId: id }, options.maxTxnOps ?? 128);
-  return new Store(m.service, async () => {
-    await m.node.close();
-    await m.backend.close();
-  });
+  return new Store(m.service, () => m.close());
 }

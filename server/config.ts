@@ -7,12 +7,15 @@
  */
 import { parseArgs } from "node:util";
 import { MAX_HTTP_WORKERS } from "../core/limits.ts";
+import { isLogLevel, type LogLevel } from "./log.ts";
 
 /** A server flag: its etcd name, type, default and help text. */
 interface FlagSpec {
   type: "string" | "number" | "boolean";
   default: string | number | boolean;
   help: string;
+  /** Parsed and validated as etcd does, but not acted on yet (logged as such at start-up). */
+  compatOnly?: true;
 }
 
 /** Every server flag cairn takes, by etcd's name. */
@@ -32,11 +35,13 @@ export const FLAGS = {
     type: "string",
     default: "http://localhost:2379",
     help: "List of this member's client URLs to advertise to the public.",
+    compatOnly: true,
   },
   "listen-peer-urls": {
     type: "string",
     default: "http://localhost:2380",
     help: "List of URLs to listen on for peer traffic.",
+    compatOnly: true,
   },
   "initial-advertise-peer-urls": {
     type: "string",
@@ -53,6 +58,7 @@ export const FLAGS = {
     type: "string",
     default: "new",
     help: "Initial cluster state ('new' or 'existing').",
+    compatOnly: true,
   },
   "initial-cluster-token": {
     type: "string",
@@ -73,11 +79,13 @@ export const FLAGS = {
     type: "number",
     default: 100000,
     help: "Number of committed transactions to trigger a snapshot to disk.",
+    compatOnly: true,
   },
   "quota-backend-bytes": {
     type: "number",
     default: 0,
     help: "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).",
+    compatOnly: true,
   },
   "max-request-bytes": {
     type: "number",
@@ -152,9 +160,11 @@ export interface ServerConfig {
   /** ms in periodic mode, revisions in revision mode; 0 = off. */
   autoCompactionRetention: number;
   /** Log level (--log-level): debug, info, warn, error, panic or fatal. */
-  logLevel: string;
+  logLevel: LogLevel;
   /** HTTP worker threads per client URL; 0 = serve from the main thread. */
   httpWorkers: number;
+  /** The flags given on the command line or as `ETCD_*` variables; the others took their defaults. */
+  givenFlags: FlagName[];
 }
 
 /** A flag or environment value that etcd would refuse; the message says which. */
@@ -256,7 +266,9 @@ export function usage(): string {
   for (const [name, spec] of Object.entries(FLAGS)) {
     lines.push(
       `  --${name}`,
-      `      ${spec.help} (default ${JSON.stringify(spec.default)}; env ${envName(name)})`,
+      `      ${spec.help}${
+        "compatOnly" in spec ? " Accepted for compatibility, not in effect yet." : ""
+      } (default ${JSON.stringify(spec.default)}; env ${envName(name)})`,
     );
   }
   lines.push("  --version", "      Print the version and exit.");
@@ -290,6 +302,11 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     const v = values[flag] ?? env[envName(flag)];
     return v === undefined ? String(FLAGS[flag].default) : String(v);
   };
+  const givenFlags = (Object.keys(FLAGS) as FlagName[]).filter((flag) =>
+    values[flag] !== undefined || env[envName(flag)] !== undefined
+  );
+  const logLevel = raw("log-level");
+  if (!isLogLevel(logLevel)) throw new ConfigError(`unknown level "${logLevel}"`);
   const name = raw("name");
   const dataDir = raw("data-dir").replace("${name}", name);
   const initialAdvertisePeerUrls = parseUrls(
@@ -353,7 +370,40 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     maxTxnOps: numberFlag("max-txn-ops", raw("max-txn-ops")),
     autoCompactionMode: mode,
     autoCompactionRetention: parseRetention(mode, raw("auto-compaction-retention")),
-    logLevel: raw("log-level"),
+    logLevel,
     httpWorkers,
+    givenFlags,
   };
+}
+
+/**
+ * The value of every flag in `config`, by flag name, as start-up logs them
+ * (URLs as strings, times in ms, sizes in bytes).
+ */
+export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
+  const hrefs = (urls: URL[]) => urls.map((u) => u.href);
+  const values: Record<FlagName, unknown> = {
+    "name": config.name,
+    "data-dir": config.dataDir,
+    "listen-client-urls": hrefs(config.listenClientUrls),
+    "advertise-client-urls": hrefs(config.advertiseClientUrls),
+    "listen-peer-urls": hrefs(config.listenPeerUrls),
+    "initial-advertise-peer-urls": hrefs(config.initialAdvertisePeerUrls),
+    "initial-cluster": [...config.initialCluster].flatMap(([name, urls]) =>
+      urls.map((u) => `${name}=${u.href}`)
+    ).join(","),
+    "initial-cluster-state": config.initialClusterState,
+    "initial-cluster-token": config.initialClusterToken,
+    "heartbeat-interval": config.heartbeatIntervalMs,
+    "election-timeout": config.electionTimeoutMs,
+    "snapshot-count": config.snapshotCount,
+    "quota-backend-bytes": config.quotaBackendBytes,
+    "max-request-bytes": config.maxRequestBytes,
+    "max-txn-ops": config.maxTxnOps,
+    "auto-compaction-mode": config.autoCompactionMode,
+    "auto-compaction-retention": config.autoCompactionRetention,
+    "http-workers": config.httpWorkers,
+    "log-level": config.logLevel,
+  };
+  return values;
 }

@@ -14,6 +14,7 @@ import { openBackend } from "../native/lmdb.ts";
 import { encodeRequest, type InternalRequest } from "./raftnode/request.ts";
 import { EtcdServer, type Proposer } from "./etcd_server.ts";
 import { createGateway } from "./gateway/mod.ts";
+import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
 import { type InitMessage, pack, resultFromWire, unpack, type WireResult } from "./wire.ts";
@@ -101,6 +102,7 @@ port.onmessage = async (e: MessageEvent) => {
   const msg = e.data;
   if (msg.type === "init") {
     const init = unpack<InitMessage>(msg.payload);
+    log.level = init.logLevel;
     const backend = openBackend(init.kvPath);
     proposer = new RemoteProposer(init.term, new ReadFence(msg.fence));
     const service = new EtcdServer(backend, proposer, {
@@ -123,7 +125,11 @@ port.onmessage = async (e: MessageEvent) => {
       }, app.fetch);
       port.postMessage({ type: "listening", port: server.addr.port });
     } catch (err) {
-      port.postMessage({ type: "failed", message: String((err as Error)?.message ?? err) });
+      port.postMessage({
+        type: "failed",
+        message: String((err as Error)?.message ?? err),
+        addrInUse: err instanceof Deno.errors.AddrInUse,
+      });
     }
   } else if (msg.type === "applied") {
     proposer?.applied();

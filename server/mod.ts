@@ -12,6 +12,8 @@ import { clusterId, memberId } from "./ids.ts";
 import { memberDir, openMember } from "./member.ts";
 import { type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { Compactor } from "./compactor.ts";
+import { listenError, socketHostname } from "./listen.ts";
+import { log } from "./log.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
 /** A running member. */
@@ -25,30 +27,40 @@ export interface RunningServer {
 }
 
 /**
- * Start a member from its configuration: open the store in --data-dir and
- * serve the etcd v3 JSON gateway on each --listen-client-urls URL.
+ * Start a member from its configuration: open the store in --data-dir
+ * (holding its lock until close) and serve the etcd v3 JSON gateway on each
+ * --listen-client-urls URL.
  *
+ * @throws {DataDirLockedError} when another process holds --data-dir.
+ * @throws {AddressInUseError} when a client address is taken (by anything,
+ *   another cairn included: see server/workers.ts).
  * @throws {Error} when the data directory cannot be opened or a port cannot
  *   be bound.
  */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   if (config.initialCluster.size > 1) {
-    throw new Error("cairn: clusters of more than one member are not supported yet");
+    throw new Error("Clusters of more than one member are not supported yet");
   }
   for (const url of config.listenClientUrls) {
     if (url.protocol !== "http:") {
-      throw new Error(`cairn: ${url.protocol} listeners are not supported yet`);
+      throw new Error(`Client URLs with ${url.protocol} are not supported yet: ${url.href}`);
     }
   }
   const peers = config.initialAdvertisePeerUrls.map((u) => u.origin);
   const id = memberId(peers, config.initialClusterToken);
-  const { backend, node, service } = await openMember(
+  const member = await openMember(
     config.dataDir,
     { memberId: id, clusterId: clusterId([id]) },
     config.maxTxnOps,
     { heartbeatMs: config.heartbeatIntervalMs, electionMs: config.electionTimeoutMs },
   );
+  const { node, service } = member;
   const compactor = startCompactor(config, service);
+  const app = createGateway(service, {
+    maxRequestBytes: config.maxRequestBytes,
+    maxTxnOps: config.maxTxnOps,
+    cairnVersion: CAIRN_VERSION,
+  });
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
     try {
@@ -61,14 +73,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           maxTxnOps: config.maxTxnOps,
           maxRequestBytes: config.maxRequestBytes,
           cairnVersion: CAIRN_VERSION,
+          guardHandler: app.fetch,
         },
         config.listenClientUrls,
         config.httpWorkers,
       );
     } catch (err) {
       clearInterval(compactor);
-      await node.close();
-      await backend.close();
+      await member.close();
       throw err;
     }
     return {
@@ -77,34 +89,28 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       async close() {
         clearInterval(compactor);
         await workers.stop();
-        await node.close();
-        await backend.close();
+        await member.close();
       },
     };
   }
-  const app = createGateway(service, {
-    maxRequestBytes: config.maxRequestBytes,
-    maxTxnOps: config.maxTxnOps,
-    cairnVersion: CAIRN_VERSION,
-  });
   const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
   const clientUrls: string[] = [];
   try {
     for (const url of config.listenClientUrls) {
-      const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-      const server = Deno.serve({
-        hostname,
-        port: Number(url.port || 80),
-        onListen: () => {},
-      }, app.fetch);
+      const port = Number(url.port || 80);
+      let server: Deno.HttpServer<Deno.NetAddr>;
+      try {
+        server = Deno.serve({ hostname: socketHostname(url), port, onListen: () => {} }, app.fetch);
+      } catch (err) {
+        throw listenError(err, url.hostname, port);
+      }
       servers.push(server);
       clientUrls.push(`http://${url.hostname}:${server.addr.port}`);
     }
   } catch (err) {
     clearInterval(compactor);
     await Promise.all(servers.map((s) => s.shutdown()));
-    await node.close();
-    await backend.close();
+    await member.close();
     throw err;
   }
   return {
@@ -113,8 +119,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     async close() {
       clearInterval(compactor);
       await Promise.all(servers.map((s) => s.shutdown()));
-      await node.close();
-      await backend.close();
+      await member.close();
     },
   };
 }
@@ -126,9 +131,19 @@ function startCompactor(
 ): ReturnType<typeof setInterval> | undefined {
   const retention = config.autoCompactionRetention;
   if (retention <= 0) return undefined;
-  const compactor = new Compactor(config.autoCompactionMode, retention, {
+  const mode = config.autoCompactionMode;
+  const compactor = new Compactor(mode, retention, {
     currentRevision: () => service.currentRevision(),
-    compact: async (revision) => void await service.compact({ revision }),
+    compact: async (revision) => {
+      log.info("starting auto compaction", { mode, revision });
+      try {
+        await service.compact({ revision });
+      } catch (err) {
+        log.warn("failed auto compaction", { mode, revision, error: err });
+        throw err;
+      }
+      log.info("completed auto compaction", { mode, revision });
+    },
   });
   return setInterval(() => void compactor.tick(Date.now()), compactor.intervalMs);
 }

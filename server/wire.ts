@@ -8,6 +8,7 @@
  */
 import { Packr } from "msgpackr";
 import { EtcdError, type GrpcCode } from "../core/errors.ts";
+import type { LogLevel } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
@@ -74,4 +75,6 @@ export interface InitMessage {
   maxRequestBytes: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
+  /** The member's --log-level. */
+  logLevel: LogLevel;
 }

@@ -5,11 +5,25 @@
  * So HTTP parsing, JSON and reads use every core while one thread keeps the
  * log and apply loop.
  *
+ * Only this member may join the port. Before its workers start on a URL, the
+ * main thread binds the address without SO_REUSEPORT and releases it
+ * ({@linkcode probeAddress}: this fails while any socket is bound there, so
+ * a second cairn exits with etcd's `bind: address already in use` instead of
+ * splitting clients with the first), and in the same synchronous turn binds
+ * a SO_REUSEPORT guard that serves the gateway from the main thread until
+ * the workers listen. From then on the guard or the workers hold the port,
+ * and any later probe fails; the only window is the microseconds between the
+ * probe's close and the guard's bind, within one turn of this thread. A
+ * connection the kernel queued on the guard but the guard had not accepted
+ * when it closes is reset (Linux does not move it to another listener).
+ *
  * @module
  */
 import { setImmediate } from "node:timers";
 import { decodeRequest } from "./raftnode/request.ts";
 import type { RaftNode } from "./raftnode/node.ts";
+import { log } from "./log.ts";
+import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
 import { errorToWire, type InitMessage, pack, resultToWire, unpack } from "./wire.ts";
 
 /** What the workers need to know about the member. */
@@ -28,6 +42,8 @@ export interface WorkerSetup {
   maxRequestBytes: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
+  /** The main thread's gateway, which the start-up guard serves with. */
+  guardHandler: Deno.ServeHandler<Deno.NetAddr>;
 }
 
 /** Running HTTP workers. */
@@ -38,17 +54,13 @@ export interface HttpWorkers {
   stop(): Promise<void>;
 }
 
-function freePort(hostname: string): number {
-  const listener = Deno.listen({ hostname, port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 /**
- * Start `count` workers on each URL.
+ * Start `count` workers on each URL, after proving each address free (see
+ * the module comment). A URL with port 0 gets one port, chosen by the kernel,
+ * shared by its workers.
  *
- * @throws {Error} when a worker cannot listen (the port is taken).
+ * @throws {AddressInUseError} when an address is taken.
+ * @throws {Error} when a worker cannot start or listen.
  */
 export async function startHttpWorkers(
   setup: WorkerSetup,
@@ -68,25 +80,36 @@ export async function startHttpWorkers(
     ));
     for (const w of workers) w.terminate();
   };
+  const guards: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const closeGuards = () => Promise.all(guards.splice(0).map((g) => g.shutdown()));
   try {
     for (const url of urls) {
-      const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-      // With port 0 every worker would get its own port: choose one for all.
-      let port = Number(url.port || 80);
-      if (port === 0) port = freePort(hostname);
+      const hostname = socketHostname(url);
+      const port = probeAddress(url);
+      try {
+        guards.push(Deno.serve(
+          { hostname, port, reusePort: true, onListen: () => {} },
+          setup.guardHandler,
+        ));
+      } catch (err) {
+        throw listenError(err, url.hostname, port);
+      }
       for (let i = 0; i < count; i++) {
-        workers.push(await startWorker(setup, hostname, port));
+        workers.push(await startWorker(setup, url.hostname, port));
       }
       clientUrls.push(`http://${url.hostname}:${port}`);
     }
   } catch (err) {
+    await closeGuards();
     await stop();
     throw err;
   }
+  await closeGuards();
   return { clientUrls, stop };
 }
 
-async function startWorker(setup: WorkerSetup, hostname: string, port: number): Promise<Worker> {
+async function startWorker(setup: WorkerSetup, host: string, port: number): Promise<Worker> {
+  const hostname = host.replace(/^\[(.*)\]$/, "$1");
   const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
   const node = setup.node;
   // Replies gathered in this event-loop turn go back as one msgpack buffer.
@@ -131,12 +154,18 @@ async function startWorker(setup: WorkerSetup, hostname: string, port: number): 
     } else if (msg.type === "listening") {
       resolve();
     } else if (msg.type === "failed") {
-      reject(new Error(`cairn: cannot listen on ${hostname}:${port}: ${msg.message}`));
+      reject(
+        msg.addrInUse
+          ? new AddressInUseError(host, port)
+          : new Error(`Cannot listen on ${host}:${port}: ${msg.message}`),
+      );
     }
   };
   worker.onerror = (e) => {
     e.preventDefault();
-    reject(new Error(`cairn: HTTP worker failed: ${e.message}`));
+    // Before it listens this fails the start; afterwards only the log shows it.
+    log.error("HTTP worker failed", { error: e.message, address: `${host}:${port}` });
+    reject(new Error(`HTTP worker failed: ${e.message}`));
   };
   const init: InitMessage = {
     type: "init",
@@ -149,6 +178,7 @@ async function startWorker(setup: WorkerSetup, hostname: string, port: number): 
     maxTxnOps: setup.maxTxnOps,
     maxRequestBytes: setup.maxRequestBytes,
     cairnVersion: setup.cairnVersion,
+    logLevel: log.level,
   };
   const bytes = pack(init);
   // The fence's shared memory travels beside the msgpack payload.

@@ -157,3 +157,41 @@ function spawnCairn(dataDir: string, extraArgs: string[]): Promise<ServerProcess
     ...extraArgs,
   ], url);
 }
+
+/** What a cairn process that was expected to exit did. */
+export interface Exited {
+  /** Exit code; undefined if it was still running at the deadline (then it was killed). */
+  code: number | undefined;
+  /** Everything it wrote to stderr. */
+  stderr: string;
+}
+
+/**
+ * Run cairn (`main.ts`) with `args` and wait, at most `timeoutMs`, for it to
+ * exit on its own (a server that should refuse to start); a process still
+ * running at the deadline is killed and reported with code undefined.
+ */
+export async function runCairnToExit(args: string[], timeoutMs = 20_000): Promise<Exited> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", `${ROOT}main.ts`, ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  return {
+    code: timedOut ? undefined : out.code,
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}

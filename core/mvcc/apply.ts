@@ -290,11 +290,12 @@ function runOp(view: ReadView, op: RequestOp, path: boolean[], at: { i: number }
  * it fail from now on; the history below it is removed afterwards by
  * {@linkcode compactHistory}.
  *
- * @throws {EtcdError} Compacted when revision ≤ the compacted revision,
+ * @throws {EtcdError} Compacted when revision ≤ the last compaction's
+ *   revision (-1 for a store never compacted, so 0 is accepted once),
  *   FutureRev when it is above the current revision.
  */
 export function applyCompaction(view: WriteView, c: CompactionRequest): void {
-  if (c.revision <= view.compactRev) throw Errors.Compacted();
+  if (c.revision <= view.lastCompaction()) throw Errors.Compacted();
   if (c.revision > view.rev()) throw Errors.FutureRev();
   view.setCompactRevision(c.revision);
 }

@@ -26,6 +26,9 @@ export async function compactHistory(
   rev: number,
   options: CompactOptions = {},
 ): Promise<void> {
+  // Revisions start at 1: a compaction at 0 (legal on a store never
+  // compacted) has nothing to remove.
+  if (rev < 1) return;
   const batchSize = options.batchSize ?? HISTORY_COMPACTION_BATCH;
   let start: Uint8Array | undefined = undefined;
   do {

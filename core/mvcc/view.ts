@@ -45,6 +45,12 @@ export const Meta = {
   clusterId: "cluster_id",
 } as const;
 
+/**
+ * The compacted revision of a store that has never been compacted (etcd's
+ * initial `compactMainRev`): every revision ≥ 0 may still be compacted.
+ */
+export const NEVER_COMPACTED = -1;
+
 /** A change made by a write transaction, in order (a watch event). */
 export interface Event {
   /** A put or a deletion of the key. */
@@ -327,6 +333,19 @@ export class WriteView extends ReadView {
 
   /** The compaction this transaction recorded, if any. */
   compactRequested?: number;
+
+  /**
+   * The revision of the last compaction recorded, or
+   * {@linkcode NEVER_COMPACTED} when the store has none: then a compaction
+   * at revision 0 is legal once, as in etcd (whose `compactMainRev` starts at
+   * -1). `compactRev` cannot tell the two apart (it is 0 for both), so the
+   * presence of the `meta` record decides.
+   */
+  lastCompaction(): number {
+    if (this.compactRequested !== undefined) return this.compactRequested;
+    if (this.backend.getMeta(Meta.compactRevision) === undefined) return NEVER_COMPACTED;
+    return this.compactRev;
+  }
 
   /**
    * The state after this transaction. The caller records the revision in

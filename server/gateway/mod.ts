@@ -43,6 +43,7 @@ import {
   GRPC_OVERHEAD_BYTES,
   isTxnProposalFree,
 } from "./validate.ts";
+import { log } from "../log.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
 import { STREAM_CHUNK_BYTES, STREAM_KVS_THRESHOLD } from "../../core/limits.ts";
 
@@ -116,7 +117,10 @@ export function errorResponse(err: unknown): Response {
   let e: EtcdError;
   if (err instanceof EtcdError) e = err;
   else {
-    console.error("gateway: unexpected error:", err);
+    log.error("unexpected error serving a request", {
+      error: err,
+      stack: err instanceof Error ? err.stack : undefined,
+    });
     e = new EtcdError(err instanceof Error ? err.message : String(err), GrpcCode.Unknown);
   }
   const body = stringifyGo({ error: e.message, message: e.message, code: e.code });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, envName, parseConfig } from "../../server/config.ts";
+import { ConfigError, envName, FLAGS, flagValues, parseConfig } from "../../server/config.ts";
 
 Deno.test("config: etcd's defaults, data dir default.cairn", () => {
   const c = parseConfig([], {});
@@ -58,4 +58,19 @@ Deno.test("config: bad values are refused with etcd-like messages", () => {
       return true;
     }, args.join(" "));
   }
+});
+
+Deno.test("config: --log-level takes etcd's levels; given flags and every flag's value are reported", () => {
+  assert.throws(() => parseConfig(["--log-level", "bogus"], {}), /unknown level "bogus"/);
+  const c = parseConfig(["--log-level", "warn", "--quota-backend-bytes", "8"], {
+    ETCD_SNAPSHOT_COUNT: "5",
+  });
+  assert.equal(c.logLevel, "warn");
+  assert.deepEqual(c.givenFlags, ["snapshot-count", "quota-backend-bytes", "log-level"]);
+  const values = flagValues(c);
+  assert.deepEqual(Object.keys(values).sort(), Object.keys(FLAGS).sort());
+  assert.equal(values["quota-backend-bytes"], 8);
+  assert.deepEqual(values["listen-client-urls"], ["http://localhost:2379/"]);
+  assert.equal(values["initial-cluster"], "default=http://localhost:2380/");
+  assert.equal(parseConfig([], {}).logLevel, "info");
 });

@@ -19,8 +19,7 @@ async function withStore(
   try {
     await fn(m.service);
   } finally {
-    await m.node.close();
-    await m.backend.close();
+    await m.close();
     if (!keep) Deno.removeSync(dir, { recursive: true });
   }
 }
@@ -375,6 +374,42 @@ Deno.test("compaction: the revision stays readable, below it fails, history is r
     assert.deepEqual(at7.kvs.map((x) => s(x.key)), ["a", "c", "d"]);
     await kv.put({ key: b("a"), value: b("9") });
     assert.deepEqual(brief((await kv.range({ key: b("a") })).kvs), [["a", "9", 2, 8, 3]]);
+  });
+});
+
+Deno.test("compaction: revision 0 is accepted once on a store never compacted, as in etcd", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-compact0-" });
+  await withStore(
+    async (kv) => {
+      const c = await kv.compact({ revision: 0 });
+      assert.equal(c.header.revision, 1);
+      await rejects(
+        kv.compact({ revision: 0 }),
+        "etcdserver: mvcc: required revision has been compacted",
+      );
+      await rejects(
+        kv.compact({ revision: -1 }),
+        "etcdserver: mvcc: required revision has been compacted",
+      );
+    },
+    dir,
+    true,
+  );
+  // The compaction at 0 is recorded: after a restart 0 is still compacted.
+  await withStore(async (kv) => {
+    await rejects(
+      kv.compact({ revision: 0 }),
+      "etcdserver: mvcc: required revision has been compacted",
+    );
+    await kv.put({ key: b("a"), value: b("1") });
+    await kv.compact({ revision: 2, physical: true });
+  }, dir);
+  // A negative revision is below etcd's initial compacted revision (-1).
+  await withStore(async (kv) => {
+    await rejects(
+      kv.compact({ revision: -1 }),
+      "etcdserver: mvcc: required revision has been compacted",
+    );
   });
 });
 
