@@ -17,12 +17,19 @@ import { invariant } from "./invariant.ts";
 export const MAX_PENDING_PROPOSALS = 10_000;
 /** Entries appended and applied in one Ready (one WAL write, one sync), at most. */
 export const MAX_BATCH_ENTRIES = 1_000;
-/** Batches being written to disk at once, at most. */
-export const MAX_INFLIGHT_BATCHES = 4;
+/**
+ * LMDB commits of applied batches in flight at once, at most. One: the
+ * next batch is applied only once the previous commit succeeded, so a
+ * failed commit is never followed by a later one that would skip it (the
+ * WAL write of the next Ready still overlaps the commit).
+ */
+export const MAX_INFLIGHT_BATCHES = 1;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */
 export const MAX_HTTP_WORKERS = 16;
+/** Milliseconds between attempts to commit applied entries again after a failed LMDB commit. */
+export const STORAGE_RETRY_MS = 1000;
 /** Raft log entries kept behind the applied index (for followers and restarts). */
 export const RETAINED_LOG_ENTRIES = 10_000;
 /** Raft log entries removed per write transaction when the log is compacted, at most. */

@@ -268,17 +268,30 @@ class LmdbBackend implements Backend {
       this.#overlay = null;
     }
     this.#pending.push(overlay);
+    // Every put of this event turn is one transaction: their promises settle
+    // together, so the last one stands for all (the others get a handler,
+    // or a failed commit would surface as unhandled rejections).
     let committed: Promise<boolean> | undefined;
+    const handled = (p: Promise<boolean>) => {
+      committed?.catch(ignore);
+      committed = p;
+    };
     for (const [table, records] of overlay.tables) {
       const db = this.#db(table);
       for (const { key, value } of records.values()) {
-        committed = value === null ? db.remove(key as Buffer) : db.put(key as Buffer, value);
+        handled(value === null ? db.remove(key as Buffer) : db.put(key as Buffer, value));
       }
     }
-    for (const [name, value] of overlay.meta) committed = this.#meta.put(name, value);
+    for (const [name, value] of overlay.meta) handled(this.#meta.put(name, value));
     const durable = (async () => {
       try {
-        if (committed !== undefined) await committed;
+        if (committed !== undefined) {
+          try {
+            await committed;
+          } catch (err) {
+            throw await commitCause(err);
+          }
+        }
       } finally {
         this.#pending.splice(this.#pending.indexOf(overlay), 1);
       }
@@ -313,6 +326,39 @@ class LmdbBackend implements Backend {
     await this.#last;
     await this.#env.flushed;
     await this.#env.close();
+  }
+}
+
+function ignore(): void {}
+
+// When a commit fails (a full disk), lmdb-js 3.5.6 also rejects a promise of
+// its own that no caller holds (the write instruction that starts each
+// event-turn batch), which would end the process as an unhandled rejection.
+// The failure reaches cairn through the promises `write` awaits; that one is
+// recognised by lmdb-js's message and its `commitError` field, and dropped.
+globalThis.addEventListener("unhandledrejection", (e) => {
+  const reason: unknown = e.reason;
+  if (
+    reason instanceof Error && "commitError" in reason &&
+    reason.message.startsWith("Commit failed")
+  ) {
+    e.preventDefault();
+  }
+});
+
+/**
+ * lmdb-js rejects a failed commit with "Commit failed" and carries the
+ * cause (e.g. ENOSPC) in a second promise, `commitError`, which must be
+ * handled too. Resolves with the cause.
+ */
+async function commitCause(err: unknown): Promise<unknown> {
+  const detail = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
+  if (detail === undefined) return err;
+  try {
+    await detail;
+    return err;
+  } catch (cause) {
+    return cause;
   }
 }
 

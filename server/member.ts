@@ -70,7 +70,13 @@ export async function openMember(
     const node = await RaftNode.open(b, {
       walDir: walDir(dataDir),
       ...raft,
-      onFailure: (err) => log.error("storage failure; refusing further writes", { error: err }),
+      onFailure: (err) => log.error("storage failure; refusing writes", { error: err }),
+      onRecovered: () => log.info("storage recovered; taking writes again"),
+      onCompactionFailure: (revision, err) =>
+        log.error("removing compacted history failed; a restart resumes it", {
+          revision,
+          error: err,
+        }),
     });
     const service = new EtcdServer(b, node, {
       memberId: BigInt(b.getMeta(Meta.memberId) as string),

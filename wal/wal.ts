@@ -439,7 +439,7 @@ export class Wal {
 
   /** Start a new segment whose first entry is `firstIndex`. */
   async #cut(firstIndex: number): Promise<void> {
-    const tmp = await (this.#next ?? this.#prepare());
+    const tmp = await (this.#next ?? this.#prepare()).catch(() => this.#prepare());
     this.#next = undefined;
     const prev = this.#segments[this.#segments.length - 1];
     const seg: Segment = { seq: prev.seq + 1, firstIndex, path: "" };
@@ -459,10 +459,21 @@ export class Wal {
     this.#next = this.#prepare();
   }
 
-  /** Zero-fill a file for the next segment, in the background. */
+  /**
+   * Zero-fill a file for the next segment, in the background. A failure
+   * (a full disk) surfaces at the cut that needs the file, which tries once
+   * more.
+   */
   #prepare(): Promise<string> {
     const tmp = `${this.#dir}/${++this.#tmpCounter}.tmp`;
-    return zeroFill(tmp, this.#segmentBytes).then(() => tmp);
+    const ready = zeroFill(tmp, this.#segmentBytes).then(() => tmp, (err) => {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never created */ }
+      throw err;
+    });
+    ready.catch(() => {});
+    return ready;
   }
 
   /**

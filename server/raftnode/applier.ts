@@ -68,6 +68,18 @@ export class Applier {
     };
   }
 
+  /**
+   * Forget the in-memory state and read it again from the backend (after a
+   * failed commit, whose writes never reached it).
+   */
+  reload(): void {
+    this.#applied = Number(this.#backend.getMeta(Meta.appliedIndex) ?? 0);
+    this.#state = {
+      revision: Number(this.#backend.getMeta(Meta.revision) ?? 1),
+      compactRevision: Number(this.#backend.getMeta(Meta.compactRevision) ?? 0),
+    };
+  }
+
   /** Index of the last entry applied (committed to the backend or being committed). */
   get appliedIndex(): number {
     return this.#applied;

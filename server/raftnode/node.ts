@@ -19,13 +19,14 @@
  * @module
  */
 import type { Backend } from "../../core/backend.ts";
-import { Errors } from "../../core/errors.ts";
+import { Errors, type EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
   MAX_BATCH_ENTRIES,
   MAX_INFLIGHT_BATCHES,
   MAX_PENDING_PROPOSALS,
   RETAINED_LOG_ENTRIES,
+  STORAGE_RETRY_MS,
 } from "../../core/limits.ts";
 import { compactHistory } from "../../core/mvcc/compact.ts";
 import type { LeaseLookup } from "../../core/mvcc/apply.ts";
@@ -40,6 +41,17 @@ import { encodeRequest, entryData, type InternalRequest } from "./request.ts";
 import { createFenceBuffer, type FenceBuffer, ReadFence } from "./read_fence.ts";
 
 export type { ApplyResult };
+
+/**
+ * The etcd error for a storage failure: a full disk is etcd's
+ * `database space exceeded`; anything else means the member stopped.
+ */
+export function storageError(err: unknown): EtcdError {
+  const code = (err as { code?: unknown })?.code;
+  const text = String((err as Error)?.message ?? err);
+  if (code === "ENOSPC" || /ENOSPC|No space left|MDB_MAP_FULL/i.test(text)) return Errors.NoSpace();
+  return Errors.Stopped();
+}
 
 /** The Raft node ID of a single member (etcd's 64-bit member IDs map onto it). */
 const SINGLE_MEMBER_ID = 1;
@@ -56,8 +68,12 @@ export interface RaftNodeOptions {
   leaseExists?: LeaseLookup;
   /** Called once per applied batch with its changes, in revision order. */
   onApplied?: (events: Event[], revision: number) => void;
-  /** Called when the member stops taking writes (a failed WAL or LMDB write). */
+  /** Called when a WAL write or an LMDB commit fails (writes are refused from then on). */
   onFailure?: (err: unknown) => void;
+  /** Called when removing history below a compacted revision failed (a restart resumes it). */
+  onCompactionFailure?: (revision: number, err: unknown) => void;
+  /** Called when a failed LMDB commit finally succeeded (writes are taken again). */
+  onRecovered?: () => void;
 }
 
 interface Waiter {
@@ -90,8 +106,18 @@ export class RaftNode {
   #running = false;
   #idle: Promise<void> = Promise.resolve();
   #closed = false;
+  /** A WAL write failed: writes are refused until a restart (reads go on). */
   #failure: unknown = undefined;
+  /**
+   * An LMDB commit failed (e.g. the disk is full): acknowledged entries are
+   * in the WAL but not in the state machine. Writes are refused and reads
+   * wait while the applier retries them.
+   */
+  #commitFailure: unknown = undefined;
+  /** LMDB commits in flight; each settles (never rejects) once handled. */
   #inflight = new Set<Promise<void>>();
+  /** The recommit loop running after a failed LMDB commit. */
+  #recovery: Promise<void> | undefined;
   #compaction: Promise<void> = Promise.resolve();
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** Called after each batch becomes visible (worker threads are told this way). */
@@ -234,7 +260,9 @@ export class RaftNode {
    *   waiting; Stopped after {@linkcode RaftNode.close} or a storage failure.
    */
   propose(request: InternalRequest, encoded?: Uint8Array): Promise<ApplyResult> {
-    if (this.#closed || this.#failure !== undefined) return Promise.reject(Errors.Stopped());
+    if (this.#closed) return Promise.reject(Errors.Stopped());
+    const failure = this.#failure ?? this.#commitFailure;
+    if (failure !== undefined) return Promise.reject(storageError(failure));
     if (this.#waiters.size >= MAX_PENDING_PROPOSALS) {
       return Promise.reject(Errors.TooManyRequests());
     }
@@ -303,7 +331,12 @@ export class RaftNode {
     );
     // 3. APPLY (its LMDB commit overlaps the next Ready's WAL write).
     if (rd.committedEntries.length > 0) {
-      while (this.#inflight.size >= MAX_INFLIGHT_BATCHES) await Promise.race(this.#inflight);
+      for (;;) {
+        if (this.#inflight.size >= MAX_INFLIGHT_BATCHES) await Promise.race(this.#inflight);
+        else if (this.#recovery !== undefined) await this.#recovery;
+        else break;
+      }
+      if (this.#commitFailure !== undefined) throw this.#commitFailure; // closed while recovering
       this.#track(this.#applier.apply(rd.committedEntries));
     }
     // 4. ADVANCE
@@ -336,12 +369,21 @@ export class RaftNode {
         this.#durableIndex = Math.max(this.#durableIndex, batch.appliedIndex);
       }, () => {});
     }, (err) => {
-      this.#fence.fail();
-      for (const listener of this.#visibleListeners) listener(this.appliedIndex);
-      this.#fail(err);
+      // The entries are durable in the WAL and answered; the state machine
+      // must get them before anything else is applied or read.
+      if (this.#commitFailure === undefined) {
+        this.#commitFailure = err;
+        this.#options.onFailure?.(err);
+        this.#rejectWaiting(storageError(err));
+      }
     });
     this.#inflight.add(done);
-    done.finally(() => this.#inflight.delete(done));
+    done.finally(() => {
+      this.#inflight.delete(done);
+      if (this.#commitFailure !== undefined && this.#recovery === undefined) {
+        this.#recovery = this.#recommit().finally(() => this.#recovery = undefined);
+      }
+    });
   }
 
   /** Drop log entries that are durable in LMDB and older than the retained window. */
@@ -353,24 +395,60 @@ export class RaftNode {
   }
 
   /**
-   * A WAL write or an LMDB commit failed. Later entries may have been
-   * applied in memory on top of it, so the member refuses further writes
-   * (reads go on); the WAL keeps every acknowledged write, and a restart
-   * replays what the state machine lacks.
+   * After a failed LMDB commit: apply again, from the state LMDB holds,
+   * every committed entry it lacks, until a commit succeeds (space is back),
+   * retrying every STORAGE_RETRY_MS. Writes are refused meanwhile; reads
+   * wait for the acknowledged entries to become visible.
+   */
+  async #recommit(): Promise<void> {
+    invariant(this.#inflight.size === 0, "no commit is in flight while recommitting");
+    while (this.#commitFailure !== undefined) {
+      if (this.#closed) return;
+      this.#backend.refresh();
+      this.#applier.reload();
+      const from = this.#applier.appliedIndex + 1;
+      const to = this.#raw.logView().applied;
+      try {
+        if (from <= to) {
+          const batch = this.#applier.apply(this.#storage.entries(from, to + 1, Infinity));
+          await batch.committed;
+          this.#fence.publish(batch.appliedIndex);
+          for (const listener of this.#visibleListeners) listener(batch.appliedIndex);
+          if (batch.events.length > 0) this.#options.onApplied?.(batch.events, batch.revision);
+        }
+        this.#commitFailure = undefined;
+        this.#options.onRecovered?.();
+      } catch (err) {
+        this.#options.onFailure?.(err);
+        await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS));
+      }
+    }
+  }
+
+  /** Reject every proposal not yet answered. */
+  #rejectWaiting(err: unknown): void {
+    for (const w of this.#waiters.values()) w.reject(err);
+    this.#waiters.clear();
+    this.#queue = [];
+  }
+
+  /**
+   * A WAL write failed: what it wrote is unknown until the WAL is read again
+   * at the next start, so the member refuses further writes (reads go on:
+   * nothing acknowledged is missing from the state machine). A restart
+   * replays the WAL.
    */
   #fail(err: unknown): void {
     if (this.#failure !== undefined) return;
     this.#failure = err;
     this.#options.onFailure?.(err);
-    for (const w of this.#waiters.values()) w.reject(Errors.Stopped());
-    this.#waiters.clear();
-    this.#queue = [];
+    this.#rejectWaiting(storageError(err));
   }
 
   #scheduleCompaction(revision: number): void {
     this.#compaction = this.#compaction
       .then(() => compactHistory(this.#backend, revision))
-      .catch((err) => this.#options.onFailure?.(err));
+      .catch((err) => this.#options.onCompactionFailure?.(revision, err));
   }
 
   /** Stop taking proposals; finish the Ready in progress and the compaction; close the WAL. */
@@ -379,6 +457,7 @@ export class RaftNode {
     clearInterval(this.#ticker);
     await this.#idle;
     await Promise.allSettled([...this.#inflight]);
+    await this.#recovery;
     await this.#compaction;
     await this.#wal.close();
   }
