@@ -30,10 +30,18 @@ export const MAX_WORKER_INFLIGHT = 4_000;
 export const MAX_HTTP_WORKERS = 16;
 /** Milliseconds between attempts to commit applied entries again after a failed LMDB commit. */
 export const STORAGE_RETRY_MS = 1000;
-/** Raft log entries kept behind the applied index (for followers and restarts). */
-export const RETAINED_LOG_ENTRIES = 10_000;
-/** Raft log entries removed per write transaction when the log is compacted, at most. */
-export const LOG_COMPACTION_BATCH = 2_000;
+/**
+ * Raft log entries kept behind the applied index when the log is compacted
+ * (etcd's snapshotCatchUpEntries), so a slow follower can catch up from the
+ * log rather than from a snapshot.
+ */
+export const SNAPSHOT_CATCHUP_ENTRIES = 5_000;
+/**
+ * Bytes of entry data the in-memory Raft log (and the WAL behind it) holds
+ * at most before it is compacted, whatever --snapshot-count says: entries
+ * can be as large as --max-request-bytes, so a count alone bounds nothing.
+ */
+export const MAX_RETAINED_LOG_BYTES = 64 * 1024 * 1024;
 /** Bytes each WAL segment file is preallocated to (zero-filled, so an fdatasync need not update the file size). */
 export const WAL_SEGMENT_BYTES = 16 * 1024 * 1024;
 /** Bytes written per call while zero-filling a WAL segment. */
@@ -57,15 +65,13 @@ invariant(
   MAX_WORKER_INFLIGHT * 2 <= MAX_PENDING_PROPOSALS,
   "the default two workers' in-flight proposals fit in the node's proposal queue",
 );
-// Log compaction must keep pace with appends: one Ready appends at most
-// MAX_BATCH_ENTRIES, so each compaction step must be able to remove as many.
 invariant(
-  LOG_COMPACTION_BATCH >= MAX_BATCH_ENTRIES,
-  "log compaction removes at least one batch's worth of entries per step",
+  SNAPSHOT_CATCHUP_ENTRIES >= MAX_BATCH_ENTRIES,
+  "the log kept for catching up holds at least one whole batch",
 );
 invariant(
-  RETAINED_LOG_ENTRIES >= MAX_BATCH_ENTRIES,
-  "the retained log holds at least one whole batch",
+  MAX_RETAINED_LOG_BYTES >= 4 * WAL_SEGMENT_BYTES,
+  "the retained log spans several WAL segments, so releasing segments keeps pace",
 );
 invariant(READ_ARENA_MAX_COPY < READ_ARENA_BYTES, "an arena copy fits in one arena chunk");
 invariant(

@@ -78,8 +78,8 @@ export const FLAGS = {
   "snapshot-count": {
     type: "number",
     default: 100000,
-    help: "Number of committed transactions to trigger a snapshot to disk.",
-    compatOnly: true,
+    help:
+      "Number of committed transactions to trigger a snapshot to disk. (cairn: applied entries after which the Raft log and WAL are compacted, keeping 5000.)",
   },
   "quota-backend-bytes": {
     type: "number",

@@ -8,7 +8,7 @@ import type { Backend } from "../core/backend.ts";
 import { Meta } from "../core/mvcc/view.ts";
 import { openBackend } from "../native/lmdb.ts";
 import { EtcdServer } from "./etcd_server.ts";
-import { RaftNode } from "./raftnode/node.ts";
+import { RaftNode, type RaftNodeOptions } from "./raftnode/node.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { log } from "./log.ts";
 
@@ -48,7 +48,7 @@ export async function openMember(
   dataDir: string,
   ids: { memberId: bigint; clusterId: bigint },
   maxTxnOps: number,
-  raft: { heartbeatMs?: number; electionMs?: number } = {},
+  raft: Omit<RaftNodeOptions, "walDir" | "onFailure" | "onRecovered" | "onCompactionFailure"> = {},
 ): Promise<Member> {
   const lock = lockDataDir(dataDir);
   let backend: Backend | undefined;

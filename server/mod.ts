@@ -52,7 +52,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config.dataDir,
     { memberId: id, clusterId: clusterId([id]) },
     config.maxTxnOps,
-    { heartbeatMs: config.heartbeatIntervalMs, electionMs: config.electionTimeoutMs },
+    {
+      heartbeatMs: config.heartbeatIntervalMs,
+      electionMs: config.electionTimeoutMs,
+      snapshotCount: config.snapshotCount,
+    },
   );
   const { node, service } = member;
   const compactor = startCompactor(config, service);

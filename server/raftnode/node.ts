@@ -25,7 +25,8 @@ import {
   MAX_BATCH_ENTRIES,
   MAX_INFLIGHT_BATCHES,
   MAX_PENDING_PROPOSALS,
-  RETAINED_LOG_ENTRIES,
+  MAX_RETAINED_LOG_BYTES,
+  SNAPSHOT_CATCHUP_ENTRIES,
   STORAGE_RETRY_MS,
 } from "../../core/limits.ts";
 import { compactHistory } from "../../core/mvcc/compact.ts";
@@ -64,6 +65,14 @@ export interface RaftNodeOptions {
   heartbeatMs?: number;
   /** Election timeout in milliseconds (etcd's --election-timeout). Default 1000. */
   electionMs?: number;
+  /**
+   * Applied entries after which the Raft log and the WAL are compacted
+   * (etcd's --snapshot-count; the state machine in LMDB is the snapshot).
+   * Default 100,000.
+   */
+  snapshotCount?: number;
+  /** Size of a WAL segment in bytes. Default `WAL_SEGMENT_BYTES`. */
+  walSegmentBytes?: number;
   /** Lessor lookup for puts with a lease. Default: no lease exists. */
   leaseExists?: LeaseLookup;
   /** Called once per applied batch with its changes, in revision order. */
@@ -103,6 +112,8 @@ export class RaftNode {
   readonly #fence: ReadFence;
   /** Index of the last entry durable in LMDB itself (WAL segments up to it can go). */
   #durableIndex: number;
+  /** Bytes of entry data in the in-memory log (bounded by MAX_RETAINED_LOG_BYTES). */
+  #logBytes = 0;
   #running = false;
   #idle: Promise<void> = Promise.resolve();
   #closed = false;
@@ -164,7 +175,9 @@ export class RaftNode {
       term: Number(backend.getMeta(Meta.term) ?? 1),
       confState: { voters: [SINGLE_MEMBER_ID], learners: [] },
     };
-    const { wal, state } = await Wal.open(options.walDir, initial);
+    const { wal, state } = await Wal.open(options.walDir, initial, {
+      segmentBytes: options.walSegmentBytes,
+    });
     const last = state.entries.at(-1)?.index ?? state.base.index;
     if (applied < state.base.index - (state.base.index === 1 ? 1 : 0) || applied > last) {
       await wal.close();
@@ -195,6 +208,7 @@ export class RaftNode {
     });
     const node = new RaftNode(backend, raw, storage, wal, applier, options);
     node.#term = storage.hardState().term;
+    for (const e of state.entries) node.#logBytes += e.data.length;
     // One voter: win the election now rather than after a timeout.
     raw.campaign();
     node.#kick();
@@ -225,6 +239,11 @@ export class RaftNode {
   /** Index of the last entry applied and visible to readers. */
   get appliedIndex(): number {
     return this.#fence.visibleIndex;
+  }
+
+  /** Index of the first entry the Raft log still holds (earlier ones were compacted). */
+  get logStart(): number {
+    return this.#storage.firstIndex();
   }
 
   /** The shared memory of the read fence, for worker threads ({@linkcode ReadFence}). */
@@ -324,6 +343,7 @@ export class RaftNode {
       this.#term = rd.hardState.term;
     }
     this.#storage.append(rd.entries);
+    for (const e of rd.entries) this.#logBytes += e.data.length;
     // 2. SEND: a single voter has no one to send to.
     invariant(
       rd.messages.every((m) => m.to === SINGLE_MEMBER_ID),
@@ -386,10 +406,26 @@ export class RaftNode {
     });
   }
 
-  /** Drop log entries that are durable in LMDB and older than the retained window. */
+  /**
+   * Compact the Raft log (memory and WAL segments) once --snapshot-count
+   * entries were applied since its start, or it holds more than
+   * MAX_RETAINED_LOG_BYTES: keep SNAPSHOT_CATCHUP_ENTRIES (at most
+   * --snapshot-count) behind the applied index (none when over the byte
+   * bound), and never drop an entry
+   * LMDB has not made durable (a crash would need it for replay).
+   */
   #compactLog(): void {
-    const target = Math.min(this.#durableIndex, this.appliedIndex - RETAINED_LOG_ENTRIES);
-    if (target < this.#storage.firstIndex() + RETAINED_LOG_ENTRIES / 2) return;
+    const first = this.#storage.firstIndex();
+    const applied = this.appliedIndex;
+    const overBytes = this.#logBytes > MAX_RETAINED_LOG_BYTES;
+    const snapshotCount = this.#options.snapshotCount ?? 100_000;
+    if (!overBytes && applied - first < snapshotCount) return;
+    const keep = overBytes ? 0 : Math.min(SNAPSHOT_CATCHUP_ENTRIES, snapshotCount);
+    const target = Math.min(this.#durableIndex, applied - keep);
+    if (target < first) return;
+    for (const e of this.#storage.entries(first, target + 1, Infinity)) {
+      this.#logBytes -= e.data.length;
+    }
     this.#storage.compact(target);
     this.#wal.release(target);
   }

@@ -92,14 +92,14 @@ Deno.test("logging: JSON lines on stderr; the flags in effect and those accepted
   for (
     const flag of [
       "quota-backend-bytes",
-      "snapshot-count",
       "listen-peer-urls",
     ]
   ) {
     assert.ok(flag in compat, flag);
     assert.ok(!(flag in inEffect), flag);
   }
-  // The Raft tick runs on these.
+  // The Raft tick and log compaction run on these.
+  assert.equal(inEffect["snapshot-count"], 100000);
   assert.equal(inEffect["heartbeat-interval"], 100);
   assert.equal(inEffect["election-timeout"], 1000);
   const warned = entries.filter((e) => e.msg === "flag accepted for compatibility, not in effect");
@@ -111,11 +111,16 @@ Deno.test("logging: JSON lines on stderr; the flags in effect and those accepted
 });
 
 Deno.test("logging: --log-level warn leaves out info entries", async () => {
-  const { code, entries } = await runAndStop(["--log-level", "warn", "--snapshot-count", "10"]);
+  const { code, entries } = await runAndStop([
+    "--log-level",
+    "warn",
+    "--quota-backend-bytes",
+    "10",
+  ]);
   assert.equal(code, 0);
   assert.deepEqual(entries.map((e) => [e.level, e.msg, e.flag]), [
     ["warn", "flag accepted for compatibility, not in effect", "advertise-client-urls"],
-    ["warn", "flag accepted for compatibility, not in effect", "snapshot-count"],
+    ["warn", "flag accepted for compatibility, not in effect", "quota-backend-bytes"],
   ]);
 });
 
