@@ -20,7 +20,6 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { decodeRequest } from "./raftnode/request.ts";
 import type { RaftNode } from "./raftnode/node.ts";
 import { log } from "./log.ts";
 import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
@@ -137,7 +136,7 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
   const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
   const handle = (item: { type: string; id: number; payload: Uint8Array }) => {
     if (item.type === "propose") {
-      node.propose(decodeRequest(item.payload), item.payload).then(
+      node.proposeEncoded(item.payload).then(
         (result) => reply(item.id, resultToWire(result)),
         (err) => reply(item.id, { error: errorToWire(err) }),
       );

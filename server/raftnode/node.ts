@@ -272,13 +272,23 @@ export class RaftNode {
 
   /**
    * Propose a write; resolves once its entry is durable in the WAL and
-   * applied, with its response or the etcd error it produced. `encoded`, if
-   * given, must be `encodeRequest(request)` (a worker thread sends it so).
+   * applied, with its response or the etcd error it produced.
    *
    * @throws {EtcdError} TooManyRequests when MAX_PENDING_PROPOSALS are
    *   waiting; Stopped after {@linkcode RaftNode.close} or a storage failure.
    */
-  propose(request: InternalRequest, encoded?: Uint8Array): Promise<ApplyResult> {
+  propose(request: InternalRequest): Promise<ApplyResult> {
+    return this.proposeEncoded(encodeRequest(request));
+  }
+
+  /**
+   * {@linkcode RaftNode.propose} for a request already encoded with
+   * `encodeRequest` (a worker thread sends it so; the main thread never
+   * decodes it before the applier does).
+   *
+   * @throws {EtcdError} as `propose`.
+   */
+  proposeEncoded(encoded: Uint8Array): Promise<ApplyResult> {
     if (this.#closed) return Promise.reject(Errors.Stopped());
     const failure = this.#failure ?? this.#commitFailure;
     if (failure !== undefined) return Promise.reject(storageError(failure));
@@ -288,7 +298,7 @@ export class RaftNode {
     const id = this.#nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<ApplyResult>();
     this.#waiters.set(id, { resolve, reject });
-    this.#queue.push(entryData(id, encoded ?? encodeRequest(request)));
+    this.#queue.push(entryData(id, encoded));
     this.#kick();
     return promise;
   }
