@@ -18,12 +18,12 @@ export const MAX_PENDING_PROPOSALS = 10_000;
 /** Entries appended and applied in one Ready (one WAL write, one sync), at most. */
 export const MAX_BATCH_ENTRIES = 1_000;
 /**
- * LMDB commits of applied batches in flight at once, at most. One: the
- * next batch is applied only once the previous commit succeeded, so a
- * failed commit is never followed by a later one that would skip it (the
- * WAL write of the next Ready still overlaps the commit).
+ * Applied batches whose LMDB commit is not done yet, at most. The backend
+ * coalesces the ones queued behind a commit in progress into its next
+ * commit, and fails them all if a commit fails (so none skips an earlier
+ * one); reads inside the applier walk this many overlays.
  */
-export const MAX_INFLIGHT_BATCHES = 1;
+export const MAX_INFLIGHT_BATCHES = 8;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */

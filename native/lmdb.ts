@@ -114,10 +114,14 @@ class LmdbBackend implements Backend {
   #path: string;
   /** The open write transaction's writes, while its callback runs. */
   #overlay: Overlay | null = null;
-  /** Writes handed to lmdb-js and not yet durable, oldest first. */
+  /** Writes not yet committed (queued or handed to lmdb-js), oldest first. */
   #pending: Overlay[] = [];
-  /** Settles when every write handed over so far is durable. */
+  /** Settles when every write handed over so far is committed. */
   #last: Promise<unknown> = Promise.resolve();
+  /** Transactions computed but not yet handed to lmdb-js (a commit is in progress). */
+  #queued: { overlay: Overlay; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /** Whether a commit is in progress. */
+  #committing = false;
 
   constructor(path: string, options: BackendOptions) {
     this.#path = path;
@@ -248,13 +252,14 @@ class LmdbBackend implements Backend {
 
   /**
    * Run `fn` at once, on the main thread, against the committed state plus
-   * the writes of earlier transactions not yet durable plus its own writes
-   * (held in an overlay), then hand its writes to lmdb-js in one event turn,
-   * which makes them one LMDB transaction, committed and fsync'd on lmdb-js's
-   * write thread in the order `write` was called. So a caller may prepare the
-   * next transaction while the previous one is being written. Resolves once
-   * the commit is visible to readers; {@linkcode LmdbBackend.flushed} tells
-   * when it is durable.
+   * the writes of earlier transactions not yet committed plus its own writes
+   * (held in an overlay). Its writes are then handed to lmdb-js, at once or,
+   * while a commit is in progress, together with every transaction queued
+   * until it ends ({@linkcode LmdbBackend.#commitQueued}); lmdb-js commits
+   * them on its write thread, in the order `write` was called. So a caller
+   * may prepare the next transaction while the previous one is being
+   * written. Resolves once the commit is visible to readers;
+   * {@linkcode LmdbBackend.flushed} tells when it is durable.
    */
   write<T>(fn: () => T): Promise<T> {
     const overlay = new Overlay();
@@ -268,6 +273,25 @@ class LmdbBackend implements Backend {
       this.#overlay = null;
     }
     this.#pending.push(overlay);
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#queued.push({ overlay, resolve: () => resolve(result), reject });
+    if (!this.#committing) this.#commitQueued();
+    this.#last = promise.catch(ignore);
+    return promise;
+  }
+
+  /**
+   * Hand every queued transaction to lmdb-js as ONE LMDB transaction (in
+   * order: a later write to a key wins), and when it commits, the ones
+   * queued meanwhile: while a commit (and, with overlappingSync, the sync it
+   * waits for) is in progress, later writes coalesce instead of queueing one
+   * commit each. If a commit fails, it and every transaction queued after it
+   * fail (they were computed on top of it), and none of them is written.
+   */
+  #commitQueued(): void {
+    const batch = this.#queued;
+    this.#queued = [];
+    this.#committing = true;
     // Every put of this event turn is one transaction: their promises settle
     // together, so the last one stands for all (the others get a handler,
     // or a failed commit would surface as unhandled rejections).
@@ -276,29 +300,30 @@ class LmdbBackend implements Backend {
       committed?.catch(ignore);
       committed = p;
     };
-    for (const [table, records] of overlay.tables) {
-      const db = this.#db(table);
-      for (const { key, value } of records.values()) {
-        handled(value === null ? db.remove(key as Buffer) : db.put(key as Buffer, value));
-      }
-    }
-    for (const [name, value] of overlay.meta) handled(this.#meta.put(name, value));
-    const durable = (async () => {
-      try {
-        if (committed !== undefined) {
-          try {
-            await committed;
-          } catch (err) {
-            throw await commitCause(err);
-          }
+    for (const { overlay } of batch) {
+      for (const [table, records] of overlay.tables) {
+        const db = this.#db(table);
+        for (const { key, value } of records.values()) {
+          handled(value === null ? db.remove(key as Buffer) : db.put(key as Buffer, value));
         }
-      } finally {
-        this.#pending.splice(this.#pending.indexOf(overlay), 1);
       }
-      return result;
-    })();
-    this.#last = durable.catch(() => {});
-    return durable;
+      for (const [name, value] of overlay.meta) handled(this.#meta.put(name, value));
+    }
+    const done = (err?: unknown) => {
+      const failed = err === undefined ? [] : this.#queued.splice(0);
+      for (const w of [...batch, ...failed]) {
+        this.#pending.splice(this.#pending.indexOf(w.overlay), 1);
+        if (err === undefined) w.resolve();
+        else w.reject(err);
+      }
+      this.#committing = false;
+      if (this.#queued.length > 0) this.#commitQueued();
+    };
+    if (committed === undefined) {
+      queueMicrotask(() => done());
+      return;
+    }
+    committed.then(() => done(), async (err) => done(await commitCause(err)));
   }
 
   flushed(): Promise<void> {

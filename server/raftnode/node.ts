@@ -410,7 +410,8 @@ export class RaftNode {
     this.#inflight.add(done);
     done.finally(() => {
       this.#inflight.delete(done);
-      if (this.#commitFailure !== undefined && this.#recovery === undefined) {
+      const drained = this.#inflight.size === 0;
+      if (this.#commitFailure !== undefined && this.#recovery === undefined && drained) {
         this.#recovery = this.#recommit().finally(() => this.#recovery = undefined);
       }
     });
