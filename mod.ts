@@ -18,7 +18,7 @@
  *
  * @module
  */
-import type { KVService } from "./core/mvcc/types.ts";
+import type { KVService } from "./core/api/types.ts";
 import type {
   CompactionRequest,
   CompactionResponse,
@@ -31,7 +31,7 @@ import type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
-} from "./core/mvcc/types.ts";
+} from "./core/api/types.ts";
 import { openMember } from "./server/member.ts";
 import { memberId } from "./server/ids.ts";
 import {
@@ -43,7 +43,7 @@ import {
   toBytes,
 } from "./client/mod.ts";
 
-export * from "./core/mvcc/types.ts";
+export * from "./core/api/types.ts";
 export { Errors, EtcdError, GrpcCode } from "./core/errors.ts";
 export {
   type Bytes,

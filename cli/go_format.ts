@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { GO_SHORT_ESCAPES } from "../server/gateway/json.ts";
+import { GO_SHORT_ESCAPES } from "../core/api/json.ts";
 
 const NS_PER_US = 1_000n;
 const NS_PER_MS = 1_000_000n;

@@ -13,7 +13,7 @@ import type {
   RangeRequest,
   SortOrder,
   SortTarget,
-} from "../core/mvcc/types.ts";
+} from "../core/api/types.ts";
 import { CtlError, ExitCode } from "./exit.ts";
 import type { FlagSpec, FlagValue } from "./flags.ts";
 import { parseGoInt64 } from "./go_format.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { encodeBase64 } from "./base64.ts";
+import { encodeBase64 } from "../core/api/base64.ts";
 import { CtlError, ExitCode } from "./exit.ts";
 import { goJsonString, goQuote, hexU64, humanizeBytes } from "./go_format.ts";
 import { pbDel, pbPut, pbRange, pbTxn } from "./protobuf.ts";
@@ -25,7 +25,7 @@ import type {
   ResponseOp,
   StatusResponse,
   TxnResponse,
-} from "../core/mvcc/types.ts";
+} from "../core/api/types.ts";
 
 /** Where a printer writes: raw bytes or text (UTF-8). */
 export interface Out {

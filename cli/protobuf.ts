@@ -15,7 +15,7 @@ import type {
   ResponseHeader,
   ResponseOp,
   TxnResponse,
-} from "../core/mvcc/types.ts";
+} from "../core/api/types.ts";
 
 /** A protobuf message being written. */
 class Writer {

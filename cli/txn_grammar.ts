@@ -22,7 +22,7 @@
  * @module
  */
 
-import type { Compare, CompareResult, RequestOp } from "../core/mvcc/types.ts";
+import type { Compare, CompareResult, RequestOp } from "../core/api/types.ts";
 import { CtlError, ExitCode, goPanic } from "./exit.ts";
 import { FlagError, type FlagSpec, parseFlags } from "./flags.ts";
 import { goQuote, parseGoInt64 } from "./go_format.ts";

@@ -2,7 +2,7 @@
  * An HTTP client for the etcd v3 JSON gateway, as served by cairn and by
  * etcd 3.4 itself (`POST /v3/kv/range` and friends, `GET /health`,
  * `GET /version`). Requests and responses have the shapes of cairn's
- * internal KV types (core/mvcc/types.ts): keys and values are `Uint8Array`,
+ * internal KV types (core/api/types.ts): keys and values are `Uint8Array`,
  * revisions and counts numbers, lease and member IDs bigints. The
  * convenience forms (`get`, `put(key, value)`, `delete`) also take keys and
  * values as strings (encoded as UTF-8).
@@ -49,7 +49,7 @@ import type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
-} from "../core/mvcc/types.ts";
+} from "../core/api/types.ts";
 import {
   type FieldSpec,
   fromJson,
@@ -57,10 +57,10 @@ import {
   type MessageTypes,
   SCHEMA,
   toJson,
-} from "../server/gateway/codec.ts";
+} from "../core/api/codec.ts";
 
 export { EtcdError, GrpcCode };
-export type * from "../core/mvcc/types.ts";
+export type * from "../core/api/types.ts";
 
 /** The default endpoint, etcd's default client URL. */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:2379";

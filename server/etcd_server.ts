@@ -21,7 +21,7 @@ import type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
-} from "../core/mvcc/types.ts";
+} from "../core/api/types.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,

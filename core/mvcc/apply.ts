@@ -24,7 +24,7 @@ import type {
   ResponseOp,
   TxnRequest,
   TxnResponse,
-} from "./types.ts";
+} from "../api/types.ts";
 
 /** Answers whether a lease exists (the lessor), for puts with a lease. */
 export type LeaseLookup = (id: bigint) => boolean;

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { KeyValue } from "./types.ts";
+import type { KeyValue } from "../api/types.ts";
 
 const TWO32 = 0x1_0000_0000;
 const HEADER = 1 + 8 * 4 + 4;

@@ -13,7 +13,7 @@ import type {
   RangeRequest,
   RequestOp,
   TxnRequest,
-} from "./types.ts";
+} from "../api/types.ts";
 
 /**
  * Check a Range request: the key must not be empty.

@@ -25,7 +25,7 @@ import {
   isStorableKey,
   MAX_STORED_KEY_BYTES,
 } from "./encoding.ts";
-import type { KeyValue } from "./types.ts";
+import type { KeyValue } from "../api/types.ts";
 
 /** Metadata names in the `meta` table. */
 export const Meta = {

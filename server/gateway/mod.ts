@@ -2,7 +2,7 @@
  * etcd v3 JSON gateway on hono: the HTTP surface of etcd 3.4's grpc-gateway
  * for the KV service and Maintenance.Status, plus etcd's `/health` and
  * `/version` endpoints. Request and response bodies follow etcd 3.4 byte
- * for byte (see `codec.ts`); errors are `{"error":M,"message":M,"code":N}`
+ * for byte (see core/api/codec.ts); errors are `{"error":M,"message":M,"code":N}`
  * with etcd's message, gRPC code and HTTP status.
  *
  * ```ts
@@ -17,7 +17,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
-import type { KVService, RangeResponse } from "../../core/mvcc/types.ts";
+import type { KVService, RangeResponse } from "../../core/api/types.ts";
 import {
   fromJson,
   keyValueJson,
@@ -27,8 +27,8 @@ import {
   responseHeaderJson,
   stringifyGo,
   toJson,
-} from "./codec.ts";
-import { parseGoJson } from "./json.ts";
+} from "../../core/api/codec.ts";
+import { parseGoJson } from "../../core/api/json.ts";
 import {
   checkDeleteRequest,
   checkPutRequest,

@@ -13,8 +13,8 @@ import type {
   DeleteRangeRequest,
   PutRequest,
   TxnRequest,
-} from "../../core/mvcc/types.ts";
-import { protoSize, varintSize } from "./codec.ts";
+} from "../../core/api/types.ts";
+import { protoSize, varintSize } from "../../core/api/codec.ts";
 
 export type { CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest };
 

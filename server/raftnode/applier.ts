@@ -22,7 +22,7 @@ import type {
   PutResponse,
   ResponseHeader,
   TxnResponse,
-} from "../../core/mvcc/types.ts";
+} from "../../core/api/types.ts";
 import { type Event, Meta, type ViewState, WriteView } from "../../core/mvcc/view.ts";
 import type { Entry } from "../../core/raft/types.ts";
 import { decodeEntryData, type InternalRequest, unreachable } from "./request.ts";

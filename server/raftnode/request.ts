@@ -15,7 +15,7 @@ import type {
   DeleteRangeRequest,
   PutRequest,
   TxnRequest,
-} from "../../core/mvcc/types.ts";
+} from "../../core/api/types.ts";
 
 /**
  * A write request as replicated through the log, tagged by `type`; the

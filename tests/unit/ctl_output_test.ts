@@ -22,7 +22,7 @@ import type {
   ResponseHeader,
   StatusResponse,
   TxnResponse,
-} from "../../core/mvcc/types.ts";
+} from "../../core/api/types.ts";
 import { CtlError } from "../../cli/exit.ts";
 import { pbDel, pbRange, pbTxn } from "../../cli/protobuf.ts";
 

@@ -15,7 +15,7 @@ import type {
   RangeResponse,
   ResponseHeader,
   TxnRequest,
-} from "../../core/mvcc/types.ts";
+} from "../../core/api/types.ts";
 import {
   fromJson,
   jsonName,
@@ -27,9 +27,9 @@ import {
   SCHEMA,
   stringifyGo,
   toJson,
-} from "../../server/gateway/codec.ts";
-import { decodeGoBase64, encodeBase64 } from "../../server/gateway/base64.ts";
-import { parseGoJson } from "../../server/gateway/json.ts";
+} from "../../core/api/codec.ts";
+import { decodeGoBase64, encodeBase64 } from "../../core/api/base64.ts";
+import { parseGoJson } from "../../core/api/json.ts";
 import { createGateway, rangeResponseBody } from "../../server/gateway/mod.ts";
 import { proposalSize } from "../../server/gateway/validate.ts";
 

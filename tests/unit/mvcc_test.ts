@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { EtcdError } from "../../core/errors.ts";
-import type { KeyValue, RangeRequest, TxnRequest } from "../../core/mvcc/types.ts";
+import type { KeyValue, RangeRequest, TxnRequest } from "../../core/api/types.ts";
 import { compareBytes, decodeRecord, encodeRecord, escapeKey } from "../../core/mvcc/encoding.ts";
 import { openMember } from "../../server/member.ts";
 

@@ -1,6 +1,7 @@
 /**
- * Request and response shapes of etcd's KV service (etcdserverpb/rpc.proto),
- * in cairn's internal form: keys and values are `Uint8Array`, revisions,
+ * Request and response shapes of etcd's KV and Maintenance services
+ * (etcdserverpb/rpc.proto, mvccpb/kv.proto), in cairn's internal form, shared
+ * by the server, the client and ctl: keys and values are `Uint8Array`, revisions,
  * versions and counts are JS numbers (they stay below 2^53), lease IDs and
  * cluster/member IDs are `bigint`. Field names are the proto field names, so
  * the JSON gateway maps them one to one. Optional fields default to the proto
@@ -205,6 +206,10 @@ export interface CompactionResponse {
   /** Response header. */
   header: ResponseHeader;
 }
+
+/** etcdserverpb.StatusRequest: an empty message. */
+// deno-lint-ignore ban-types
+export type StatusRequest = {};
 
 /** etcdserverpb.StatusResponse (Maintenance.Status). */
 export interface StatusResponse {

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Errors } from "../../core/errors.ts";
+import { Errors } from "../errors.ts";
 
 /** A JSON number as written in the input (e.g. `"12"`, `"1e2"`, `"-0"`). */
 export class JsonNumber {

@@ -3,7 +3,7 @@
  * directions, exactly as etcd 3.4's JSON gateway (grpc-gateway v1 with
  * golang/protobuf `jsonpb`, `OrigName: true`) reads and writes them.
  *
- * - {@linkcode toJson}: cairn's internal message (core/mvcc/types.ts) → the
+ * - {@linkcode toJson}: cairn's internal message (core/api/types.ts) → the
  *   gateway's JSON object. Proto field names (`ID`, `TTL`, `dbSize` where the
  *   proto spells them so), int64/uint64 as decimal strings, bytes as standard
  *   padded base64, zero values omitted (a set oneof member is always written,
@@ -36,7 +36,7 @@
  * @module
  */
 
-import { Errors } from "../../core/errors.ts";
+import { Errors } from "../errors.ts";
 import type {
   CompactionRequest,
   CompactionResponse,
@@ -51,36 +51,13 @@ import type {
   RequestOp,
   ResponseHeader,
   ResponseOp,
+  StatusRequest,
   StatusResponse,
   TxnRequest,
   TxnResponse,
-} from "../../core/mvcc/types.ts";
+} from "./types.ts";
 import { decodeGoBase64, encodeBase64 } from "./base64.ts";
 import { JsonNumber, JsonString, parseGoJson } from "./json.ts";
-
-export { JsonNumber, JsonString };
-export type {
-  CompactionRequest,
-  CompactionResponse,
-  Compare,
-  DeleteRangeRequest,
-  DeleteRangeResponse,
-  KeyValue,
-  PutRequest,
-  PutResponse,
-  RangeRequest,
-  RangeResponse,
-  RequestOp,
-  ResponseHeader,
-  ResponseOp,
-  StatusResponse,
-  TxnRequest,
-  TxnResponse,
-};
-
-/** etcdserverpb.StatusRequest: an empty message. */
-// deno-lint-ignore ban-types
-export type StatusRequest = {};
 
 /** The internal (TypeScript) type of each message the codec knows. */
 export interface MessageTypes {
