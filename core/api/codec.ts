@@ -517,39 +517,100 @@ function smallVarintSize(n: number): number {
  * message. etcd's limits are stated in these bytes: gRPC rejects a request
  * message over `--max-request-bytes` + 512 KiB, and etcdserver rejects a
  * proposal over `--max-request-bytes`, so cairn measures requests the same
- * way.
+ * way. Iterative (an explicit stack, no recursion), so a txn nested as deep
+ * as a JSON body allows is measured without exhausting the JS stack.
  */
 export function protoSize<K extends MessageName>(type: K, value: MessageTypes[K]): number {
   return messageSize(type, value as unknown as Record<string, unknown>);
 }
 
-function messageSize(type: MessageName, value: Record<string, unknown>): number {
-  let size = 0;
-  let oneofDone: Set<string> | undefined;
-  for (const f of SCHEMA[type].fields) {
-    const v = value[f.name];
-    if (v === undefined || v === null) continue;
-    const tag = smallVarintSize(f.no * 8);
-    if (f.oneof !== undefined) {
-      if (oneofDone?.has(f.oneof)) continue;
-      (oneofDone ??= new Set()).add(f.oneof);
-      size += tag + valueSize(f, v, true);
-    } else if (f.repeated) {
-      for (const e of v as unknown[]) size += tag + valueSize(f, e, true);
-    } else {
-      const s = valueSize(f, v, false);
-      if (s > 0) size += tag + s;
-    }
-  }
-  return size;
+/** A message being measured: where it is in its fields and its size so far. */
+interface SizeFrame {
+  fields: readonly FieldSpec[];
+  value: Record<string, unknown>;
+  /** Index of the field being measured. */
+  i: number;
+  /** Next element of the repeated message field `fields[i]`; -1 when none is in progress. */
+  j: number;
+  size: number;
+  oneofDone: Set<string> | undefined;
 }
 
-/** Size of one value without its tag; 0 means "zero value, not written" unless `force`. */
-function valueSize(f: FieldSpec, v: unknown, force: boolean): number {
-  if (f.message !== undefined) {
-    const inner = messageSize(f.message, v as Record<string, unknown>);
-    return smallVarintSize(inner) + inner;
+function sizeFrame(type: MessageName, value: Record<string, unknown>): SizeFrame {
+  return { fields: SCHEMA[type].fields, value, i: 0, j: -1, size: 0, oneofDone: undefined };
+}
+
+function messageSize(type: MessageName, value: Record<string, unknown>): number {
+  const stack = [sizeFrame(type, value)];
+  for (;;) {
+    const top = stack[stack.length - 1];
+    const child = measure(top);
+    if (child !== undefined) {
+      stack.push(child);
+      continue;
+    }
+    stack.pop();
+    if (stack.length === 0) return top.size;
+    // A nested message: its tag, its length and its bytes.
+    const parent = stack[stack.length - 1];
+    const f = parent.fields[parent.i];
+    parent.size += smallVarintSize(f.no * 8) + smallVarintSize(top.size) + top.size;
+    if (parent.j < 0) parent.i++;
   }
+}
+
+/**
+ * Adds the sizes of `fr`'s fields until one holds a nested message: returns
+ * that message's frame (its size is added once it is measured), or
+ * `undefined` once every field is counted.
+ */
+function measure(fr: SizeFrame): SizeFrame | undefined {
+  const fields = fr.fields;
+  while (fr.i < fields.length) {
+    const f = fields[fr.i];
+    const v = fr.value[f.name];
+    if (fr.j >= 0) {
+      const items = v as Record<string, unknown>[];
+      if (fr.j < items.length) return sizeFrame(f.message!, items[fr.j++]);
+      fr.j = -1;
+      fr.i++;
+      continue;
+    }
+    if (v === undefined || v === null) {
+      fr.i++;
+      continue;
+    }
+    const tag = smallVarintSize(f.no * 8);
+    if (f.oneof !== undefined) {
+      if (fr.oneofDone?.has(f.oneof)) {
+        fr.i++;
+        continue;
+      }
+      (fr.oneofDone ??= new Set()).add(f.oneof);
+      if (f.message !== undefined) return sizeFrame(f.message, v as Record<string, unknown>);
+      fr.size += tag + valueSize(f, v, true);
+    } else if (f.repeated) {
+      if (f.message !== undefined) {
+        fr.j = 0;
+        continue;
+      }
+      for (const e of v as unknown[]) fr.size += tag + valueSize(f, e, true);
+    } else if (f.message !== undefined) {
+      return sizeFrame(f.message, v as Record<string, unknown>);
+    } else {
+      const s = valueSize(f, v, false);
+      if (s > 0) fr.size += tag + s;
+    }
+    fr.i++;
+  }
+  return undefined;
+}
+
+/**
+ * Size of one scalar or enum value without its tag; 0 means "zero value, not
+ * written" unless `force`. (Nested messages are measured by `messageSize`.)
+ */
+function valueSize(f: FieldSpec, v: unknown, force: boolean): number {
   if (f.enum !== undefined) {
     const idx = typeof v === "number" ? v : f.enum.values.indexOf(v as string);
     return idx === 0 && !force ? 0 : varintSize(idx);
@@ -650,11 +711,73 @@ function decodePlan(type: MessageName): DecodeStep[] {
   return plan;
 }
 
+/**
+ * Decodes a message depth-first without recursion: each nested message gets
+ * a frame on an explicit stack, so a txn nested as deep as Go's JSON parser
+ * allows (10,000 levels) is decoded without exhausting the JS stack. Fields
+ * and errors come in the same order as a recursive descent.
+ */
 function decodeMessage(type: MessageName, json: unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (json === null || json === undefined) return fillZeros(type, out);
+  if (json === null || json === undefined) return fillZeros(type, {});
+  const stack = [decodeFrame(type, json)];
+  for (;;) {
+    const top = stack[stack.length - 1];
+    const child = decodeFields(top);
+    if (child !== undefined) {
+      stack.push(child);
+      continue;
+    }
+    stack.pop();
+    if (stack.length === 0) return top.out;
+    const parent = stack[stack.length - 1];
+    if (parent.items !== undefined) parent.items.push(top.out);
+    else {
+      parent.out[parent.plan[parent.step].f.name] = top.out;
+      parent.step++;
+    }
+  }
+}
+
+/** A message being decoded: its JSON, its output and the field it is at. */
+interface DecodeFrame {
+  json: Record<string, unknown>;
+  out: Record<string, unknown>;
+  plan: DecodeStep[];
+  /** Index into `plan` of the field being decoded. */
+  step: number;
+  /** The JSON elements of the repeated message field being decoded. */
+  raw: unknown[] | undefined;
+  /** The elements of that field decoded so far. */
+  items: unknown[] | undefined;
+}
+
+function decodeFrame(type: MessageName, json: unknown): DecodeFrame {
   if (!isObject(json)) typeError(json, "map[string]json.RawMessage");
-  for (const { f, camel, siblings } of decodePlan(type)) {
+  return { json, out: {}, plan: decodePlan(type), step: 0, raw: undefined, items: undefined };
+}
+
+/**
+ * Decodes `fr`'s fields in jsonpb's order until one holds a nested message:
+ * returns that message's frame (its result is stored once it is decoded),
+ * or `undefined` once every field is done.
+ */
+function decodeFields(fr: DecodeFrame): DecodeFrame | undefined {
+  const { json, out, plan } = fr;
+  while (fr.step < plan.length) {
+    const { f, camel, siblings } = plan[fr.step];
+    if (fr.items !== undefined) {
+      // A repeated message field in progress; a null element is the empty message.
+      const raw = fr.raw!;
+      while (fr.items.length < raw.length) {
+        const e = raw[fr.items.length];
+        if (e !== null) return decodeFrame(f.message!, e);
+        fr.items.push(fillZeros(f.message!, {}));
+      }
+      out[f.name] = fr.items;
+      fr.raw = fr.items = undefined;
+      fr.step++;
+      continue;
+    }
     // The camel name wins when both are present (jsonpb). No field name
     // collides with an Object.prototype member, and `undefined` (never
     // produced by JSON) counts as absent.
@@ -664,23 +787,32 @@ function decodeMessage(type: MessageName, json: unknown): Record<string, unknown
       // Absent: the proto zero value (messages and oneof members stay unset).
       if (f.repeated) out[f.name] = [];
       else if (f.oneof === undefined && f.message === undefined) out[f.name] = zeroOf(f);
+      fr.step++;
       continue;
     }
-    if (f.oneof !== undefined) {
-      for (const name of siblings) delete out[name];
-      const v = decodeField(f, raw);
-      // A null scalar member is set to its zero value; a null message
-      // member is lost on etcd's way to the server (unset).
-      if (v !== undefined) out[f.name] = v;
-      else if (f.message === undefined) out[f.name] = zeroOf(f);
+    if (f.oneof !== undefined) { for (const name of siblings) delete out[name]; }
+    if (f.message !== undefined) {
+      if (raw === null) {
+        // null: an empty list, or an unset message (a null message oneof
+        // member is lost on etcd's way to the server).
+        if (f.repeated) out[f.name] = [];
+        fr.step++;
+        continue;
+      }
+      if (!f.repeated) return decodeFrame(f.message, raw);
+      if (!Array.isArray(raw)) typeError(raw, "[]json.RawMessage");
+      fr.raw = raw;
+      fr.items = [];
       continue;
     }
+    // A scalar or enum; null sets the zero value.
     const v = decodeField(f, raw);
     if (v !== undefined) out[f.name] = v;
     else if (f.repeated) out[f.name] = [];
-    else if (f.message === undefined) out[f.name] = zeroOf(f);
+    else out[f.name] = zeroOf(f);
+    fr.step++;
   }
-  return out;
+  return undefined;
 }
 
 function fillZeros(type: MessageName, out: Record<string, unknown>): Record<string, unknown> {
@@ -696,7 +828,6 @@ function fillZeros(type: MessageName, out: Record<string, unknown>): Record<stri
 const EMPTY_BYTES: Uint8Array = Object.freeze(new Uint8Array(0)) as Uint8Array;
 
 function zeroOf(f: FieldSpec): unknown {
-  if (f.message !== undefined) return decodeMessage(f.message, null);
   if (f.enum !== undefined) return f.enum.values[0];
   switch (f.scalar) {
     case "bytes":
@@ -713,6 +844,7 @@ function zeroOf(f: FieldSpec): unknown {
   }
 }
 
+/** Decodes a scalar or enum field (repeated or not); `undefined` means "not set". */
 function decodeField(f: FieldSpec, raw: unknown): unknown {
   if (f.repeated) {
     if (raw === null) return undefined;
@@ -722,12 +854,8 @@ function decodeField(f: FieldSpec, raw: unknown): unknown {
   return decodeSingle(f, raw);
 }
 
-/** Decodes one (non-repeated) value; `undefined` means "not set". */
+/** Decodes one scalar or enum value; `undefined` means "not set". */
 function decodeSingle(f: FieldSpec, raw: unknown): unknown {
-  if (f.message !== undefined) {
-    if (raw === null) return undefined;
-    return decodeMessage(f.message, raw);
-  }
   if (raw === null) return undefined;
   if (f.enum !== undefined) return decodeEnum(f.enum, raw);
   switch (f.scalar) {
