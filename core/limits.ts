@@ -54,6 +54,14 @@ export const READ_ARENA_BYTES = 64 * 1024;
 export const READ_ARENA_MAX_COPY = 4096;
 /** Initial LMDB map size in bytes; LMDB grows it when full. */
 export const INITIAL_MAP_BYTES = 256 * 1024 * 1024;
+/**
+ * Levels of txn nesting (the outer txn is level 1) a request may have, at
+ * most; deeper gets etcd's `too many operations in txn request`. etcd
+ * allows `--max-txn-ops + 1` levels; cairn's checks, apply and encoders
+ * recurse once per level, and this bound keeps that well inside the JS stack
+ * of any thread.
+ */
+export const MAX_TXN_DEPTH = 256;
 /** Ranges with more kvs than this are streamed as JSON chunks. */
 export const STREAM_KVS_THRESHOLD = 512;
 /** Approximate bytes of one streamed JSON chunk. */

@@ -8,7 +8,8 @@
 import { goSort } from "../go_sort.ts";
 import { Errors } from "../errors.ts";
 import { compareBytes } from "./encoding.ts";
-import { rangeBound, type ReadView, type WriteView } from "./view.ts";
+import { invariant } from "../invariant.ts";
+import { rangeBound, type ReadView, WriteView } from "./view.ts";
 import type {
   CompactionRequest,
   Compare,
@@ -153,12 +154,17 @@ export function applyDeleteRange(view: WriteView, d: DeleteRangeRequest): Delete
   return { header: revisionHeader(view.rev()), deleted, prev_kvs };
 }
 
-/** True when no branch of `t` (nested txns included) writes. */
+/**
+ * etcd 3.4's `isTxnReadonly`: true when every op of both branches is a range.
+ * A nested txn counts as a write whatever it holds, as in etcd, so a txn
+ * holding one is proposed (and gets the proposal-size limit) even when
+ * nothing in it writes. The one read-only predicate: the service layer uses
+ * it to serve a txn locally, {@linkcode applyTxn} to decide on the put checks.
+ */
 export function isTxnReadOnly(t: TxnRequest): boolean {
-  const ops = [...t.success, ...t.failure];
-  return ops.every((op) =>
-    "request_range" in op || ("request_txn" in op && isTxnReadOnly(op.request_txn))
-  );
+  for (const op of t.success) if (!("request_range" in op)) return false;
+  for (const op of t.failure) if (!("request_range" in op)) return false;
+  return true;
 }
 
 /**
@@ -255,7 +261,10 @@ function checkPath(
  * A txn (etcd's `applierV3backend.Txn`): compares decide the branch of each
  * level, the chosen ops are checked first (so a failing op writes nothing),
  * then run in order, reads seeing earlier writes; one revision for all.
- * A read-only txn may run on a ReadView; a txn that writes needs a WriteView.
+ * A read-only txn ({@linkcode isTxnReadOnly}) may run on a ReadView; any
+ * other needs a WriteView. Whether it wrote shows in the view's events (the
+ * header revision is the view's, one more than before only if it changed
+ * something).
  *
  * @throws {EtcdError} LeaseNotFound, KeyNotFound, FutureRev, Compacted.
  */
@@ -280,7 +289,8 @@ function runTxn(view: ReadView, t: TxnRequest, path: boolean[], at: { i: number 
 function runOp(view: ReadView, op: RequestOp, path: boolean[], at: { i: number }): ResponseOp {
   if ("request_range" in op) return { response_range: applyRange(view, op.request_range) };
   if ("request_txn" in op) return { response_txn: runTxn(view, op.request_txn, path, at) };
-  const w = view as WriteView;
+  invariant(view instanceof WriteView, "a txn with writes runs on a WriteView");
+  const w = view;
   if ("request_put" in op) return { response_put: put(w, op.request_put) };
   return { response_delete_range: applyDeleteRange(w, op.request_delete_range) };
 }

@@ -1,11 +1,14 @@
 /**
  * Request checks etcd makes at its API layer before a request reaches Raft
  * (etcd 3.4 `api/v3rpc/key.go`): empty keys, ignore_value/ignore_lease
- * conflicts, the txn op limit and the duplicate-key rule.
+ * conflicts, the txn op limit and the duplicate-key rule. The service layer
+ * (server/etcdserver/) runs them first for every request, whatever its
+ * transport.
  *
  * @module
  */
 import { Errors } from "../errors.ts";
+import { MAX_TXN_DEPTH } from "../limits.ts";
 import { compareBytes, isStorableKey } from "./encoding.ts";
 import type {
   DeleteRangeRequest,
@@ -50,33 +53,68 @@ export function checkDeleteRequest(r: DeleteRangeRequest): void {
 
 /**
  * The whole txn check of etcd's `kvServer.Txn`: op counts against
- * `maxTxnOps` (the largest of compares, success and failure, recursively),
- * each op's own checks, then the duplicate-key rule on each branch.
+ * `maxTxnOps` (the largest of compares, success and failure; each nested
+ * txn gets what its level leaves, so nesting deeper than `maxTxnOps + 1`
+ * levels always fails), each op's own checks, then the duplicate-key rule on
+ * each branch.
  *
- * @throws {EtcdError} TooManyOps, EmptyKey, ValueProvided, LeaseProvided,
- *   DuplicateKey.
+ * The op-count pass walks the txn without recursion, so nesting of any depth
+ * gets etcd's answer. Nesting deeper than {@linkcode MAX_TXN_DEPTH} levels is
+ * then refused as too many operations before any recursive step (the
+ * duplicate-key rule, the apply, the response encoding) could exhaust the JS
+ * stack; with etcd's default `--max-txn-ops` such nesting has already failed
+ * the op count, so the bound is visible only with `--max-txn-ops` ≥
+ * MAX_TXN_DEPTH.
+ *
+ * @throws {EtcdError} TooManyOps, EmptyKey, KeyTooLarge, ValueProvided,
+ *   LeaseProvided, KeyNotFound (an op with no request set), DuplicateKey.
  */
 export function checkTxnRequest(r: TxnRequest, maxTxnOps: number): void {
-  checkTxnOps(r, maxTxnOps);
+  const depth = checkTxnOps(r, maxTxnOps);
+  if (depth > MAX_TXN_DEPTH) throw Errors.TooManyOps();
   checkIntervals(r.success);
   checkIntervals(r.failure);
 }
 
-function checkTxnOps(r: TxnRequest, maxTxnOps: number): void {
-  const opc = Math.max(r.compare.length, r.success.length, r.failure.length);
-  if (opc > maxTxnOps) throw Errors.TooManyOps();
-  for (const c of r.compare) {
-    if (c.key.length === 0) throw Errors.EmptyKey();
-  }
-  for (const op of [...r.success, ...r.failure]) checkRequestOp(op, maxTxnOps - opc);
+/** A txn level being checked: its ops (success then failure) and the budget its nested txns get. */
+interface OpsFrame {
+  ops: RequestOp[];
+  i: number;
+  budget: number;
 }
 
-function checkRequestOp(op: RequestOp, maxTxnOps: number): void {
-  if ("request_range" in op) checkRangeRequest(op.request_range);
-  else if ("request_put" in op) checkPutRequest(op.request_put);
-  else if ("request_delete_range" in op) checkDeleteRequest(op.request_delete_range);
-  else if ("request_txn" in op) checkTxnOps(op.request_txn, maxTxnOps);
-  else throw Errors.KeyNotFound(); // an empty RequestOp, as etcd
+/**
+ * etcd's `checkTxnRequest`/`checkRequestOp` recursion, depth first in the
+ * same order, on an explicit stack. Returns the number of txn levels (1 for
+ * a txn without nested txns).
+ */
+function checkTxnOps(r: TxnRequest, maxTxnOps: number): number {
+  const stack: OpsFrame[] = [];
+  let depth = 0;
+  const enter = (t: TxnRequest, budget: number) => {
+    const opc = Math.max(t.compare.length, t.success.length, t.failure.length);
+    if (opc > budget) throw Errors.TooManyOps();
+    for (const c of t.compare) {
+      if (c.key.length === 0) throw Errors.EmptyKey();
+    }
+    stack.push({ ops: [...t.success, ...t.failure], i: 0, budget: budget - opc });
+    depth = Math.max(depth, stack.length);
+  };
+  enter(r, maxTxnOps);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.i === top.ops.length) {
+      stack.pop();
+      continue;
+    }
+    const op = top.ops[top.i++];
+    if ("request_range" in op) checkRangeRequest(op.request_range);
+    else if ("request_put" in op) checkPutRequest(op.request_put);
+    else if ("request_delete_range" in op) checkDeleteRequest(op.request_delete_range);
+    else if ("request_txn" in op) enter(op.request_txn, top.budget);
+    else throw Errors.KeyNotFound(); // an empty RequestOp, as etcd
+  }
+  return depth;
 }
 
 /** A deleted interval [begin, end); a point when end is undefined. */
