@@ -33,6 +33,7 @@ import type {
   TxnResponse,
 } from "./core/api/types.ts";
 import { openMember } from "./server/member.ts";
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./server/config.ts";
 import { memberId } from "./server/ids.ts";
 import {
   applyRangeOptions,
@@ -59,13 +60,21 @@ export type { CallOptions, HealthResponse, VersionResponse } from "./client/mod.
 export interface StoreOptions {
   /** Ops or compares per txn level, at most (etcd's --max-txn-ops). Default 128. */
   maxTxnOps?: number;
+  /**
+   * Largest write, in bytes of its protobuf encoding as etcd proposes it
+   * (etcd's --max-request-bytes); larger ones fail with
+   * `etcdserver: request is too large`. Default 1572864 (1.5 MiB).
+   */
+  maxRequestBytes?: number;
 }
 
 /**
  * An embedded cairn store: etcd's KV API in-process. Every write is durable
  * (fsync'd) when its promise resolves; concurrent writes share one commit.
- * Reads see every write that has resolved. Errors are {@linkcode EtcdError}s
- * with etcd's messages.
+ * Reads see every write that has resolved. Requests go through the same
+ * service layer as a server's (server/etcdserver/): the same checks, limits
+ * and answers as the JSON gateway. Errors are {@linkcode EtcdError}s with
+ * etcd's messages and gRPC codes.
  */
 export class Store {
   #service: KVService;
@@ -101,7 +110,9 @@ export class Store {
   /**
    * etcd Put: a full PutRequest, or `put(key, value, options)`.
    * Resolves with the revision of the write once it is durable.
-   * @throws {EtcdError} key is not provided; requested lease not found; key not found (ignore_value/ignore_lease).
+   * @throws {EtcdError} key is not provided; value/lease is provided (with ignore_value/ignore_lease);
+   *   request is too large (over `maxRequestBytes`); requested lease not found; key not found
+   *   (ignore_value/ignore_lease on a missing key).
    */
   put(req: PutRequest): Promise<PutResponse>;
   /** Put `value` at `key`; `options` holds the other PutRequest fields (`lease`, `prev_kv`, …). */
@@ -114,7 +125,10 @@ export class Store {
     return this.#service.put(a);
   }
 
-  /** etcd DeleteRange with a full request. */
+  /**
+   * etcd DeleteRange with a full request.
+   * @throws {EtcdError} key is not provided; request is too large.
+   */
   deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
     return this.#service.deleteRange(req);
   }
@@ -130,7 +144,8 @@ export class Store {
 
   /**
    * etcd Txn: compares, then the success or failure ops, in one revision.
-   * @throws {EtcdError} too many operations in txn request; duplicate key given in txn request; and the ops' errors.
+   * @throws {EtcdError} too many operations in txn request; duplicate key given in txn request;
+   *   request is too large (a txn that is not all ranges); and the ops' errors.
    */
   txn(req: TxnRequest): Promise<TxnResponse> {
     return this.#service.txn(req);
@@ -168,6 +183,9 @@ export class Store {
  */
 export async function openStore(path: string, options: StoreOptions = {}): Promise<Store> {
   const id = memberId(["http://localhost:2380"], "etcd-cluster");
-  const m = await openMember(path, { memberId: id, clusterId: id }, options.maxTxnOps ?? 128);
+  const m = await openMember(path, { memberId: id, clusterId: id }, {
+    maxTxnOps: options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS,
+    maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
+  });
   return new Store(m.service, () => m.close());
 }

@@ -9,6 +9,11 @@ import { parseArgs } from "node:util";
 import { MAX_HTTP_WORKERS } from "../core/limits.ts";
 import { isLogLevel, type LogLevel } from "./log.ts";
 
+/** etcd's default `--max-request-bytes`: 1.5 MiB. */
+export const DEFAULT_MAX_REQUEST_BYTES = 1572864;
+/** etcd's default `--max-txn-ops`. */
+export const DEFAULT_MAX_TXN_OPS = 128;
+
 /** A server flag: its etcd name, type, default and help text. */
 interface FlagSpec {
   type: "string" | "number" | "boolean";
@@ -89,12 +94,12 @@ export const FLAGS = {
   },
   "max-request-bytes": {
     type: "number",
-    default: 1572864,
+    default: DEFAULT_MAX_REQUEST_BYTES,
     help: "Maximum client request size in bytes the server will accept.",
   },
   "max-txn-ops": {
     type: "number",
-    default: 128,
+    default: DEFAULT_MAX_TXN_OPS,
     help: "Maximum number of operations permitted in a transaction.",
   },
   "auto-compaction-mode": {

@@ -12,7 +12,7 @@ import { Errors } from "../core/errors.ts";
 import { MAX_WORKER_INFLIGHT } from "../core/limits.ts";
 import { openBackend } from "../native/lmdb.ts";
 import { encodeRequest, type InternalRequest } from "./raftnode/request.ts";
-import { EtcdServer, type Proposer } from "./etcd_server.ts";
+import { EtcdServer, type Proposer } from "./etcdserver/mod.ts";
 import { createGateway } from "./gateway/mod.ts";
 import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
@@ -109,11 +109,11 @@ port.onmessage = async (e: MessageEvent) => {
       clusterId: init.clusterId,
       memberId: init.memberId,
       maxTxnOps: init.maxTxnOps,
+      maxRequestBytes: init.maxRequestBytes,
       refreshReads: true,
     });
     const app = createGateway(service, {
       maxRequestBytes: init.maxRequestBytes,
-      maxTxnOps: init.maxTxnOps,
       cairnVersion: init.cairnVersion,
     });
     try {

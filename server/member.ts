@@ -1,13 +1,14 @@
 /**
  * Opening a member's store: the data-dir lock, the LMDB environment under
- * --data-dir, its IDs, the raft node and the KV service over them.
+ * --data-dir, its IDs, the raft node and the service layer
+ * (server/etcdserver/) over them.
  *
  * @module
  */
 import type { Backend } from "../core/backend.ts";
 import { Meta } from "../core/mvcc/view.ts";
 import { openBackend } from "../native/lmdb.ts";
-import { EtcdServer } from "./etcd_server.ts";
+import { EtcdServer } from "./etcdserver/mod.ts";
 import { RaftNode, type RaftNodeOptions } from "./raftnode/node.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
 import { log } from "./log.ts";
@@ -22,22 +23,30 @@ export function walDir(dataDir: string): string {
   return `${dataDir}/member/wal`;
 }
 
+/** etcd's request limits a member enforces (its service layer does). */
+export interface MemberLimits {
+  /** etcd's `--max-txn-ops`: compares or ops per txn level, at most. */
+  maxTxnOps: number;
+  /** etcd's `--max-request-bytes`: the largest proposal, in protobuf bytes. */
+  maxRequestBytes: number;
+}
+
 /** An open member store. */
 export interface Member {
   /** The LMDB environment in `<data-dir>/member`. */
   backend: Backend;
   /** The raft node: WAL, log and apply loop. */
   node: RaftNode;
-  /** The KV service over them. */
+  /** The service layer over them. */
   service: EtcdServer;
   /** Finish in-flight writes, close the store and release the data-dir lock. */
   close(): Promise<void>;
 }
 
 /**
- * Open (or create) the member's store and the raft node over it, holding
- * the data dir's exclusive lock (server/data_dir_lock.ts) until
- * {@linkcode Member.close}. The IDs are recorded at creation and kept
+ * Open (or create) the member's store, the raft node over it and its
+ * services, holding the data dir's exclusive lock (server/data_dir_lock.ts)
+ * until {@linkcode Member.close}. The IDs are recorded at creation and kept
  * afterwards.
  *
  * @throws {DataDirLockedError} when another process (or another open store
@@ -47,7 +56,7 @@ export interface Member {
 export async function openMember(
   dataDir: string,
   ids: { memberId: bigint; clusterId: bigint },
-  maxTxnOps: number,
+  limits: MemberLimits,
   raft: Omit<RaftNodeOptions, "walDir" | "onFailure" | "onRecovered" | "onCompactionFailure"> = {},
 ): Promise<Member> {
   const lock = lockDataDir(dataDir);
@@ -81,7 +90,8 @@ export async function openMember(
     const service = new EtcdServer(b, node, {
       memberId: BigInt(b.getMeta(Meta.memberId) as string),
       clusterId: BigInt(b.getMeta(Meta.clusterId) as string),
-      maxTxnOps,
+      maxTxnOps: limits.maxTxnOps,
+      maxRequestBytes: limits.maxRequestBytes,
     });
     return {
       backend: b,

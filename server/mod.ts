@@ -7,7 +7,7 @@
  */
 import { createGateway } from "./gateway/mod.ts";
 import type { ServerConfig } from "./config.ts";
-import type { EtcdServer } from "./etcd_server.ts";
+import type { EtcdServer } from "./etcdserver/mod.ts";
 import { clusterId, memberId } from "./ids.ts";
 import { memberDir, openMember } from "./member.ts";
 import { type HttpWorkers, startHttpWorkers } from "./workers.ts";
@@ -51,7 +51,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const member = await openMember(
     config.dataDir,
     { memberId: id, clusterId: clusterId([id]) },
-    config.maxTxnOps,
+    { maxTxnOps: config.maxTxnOps, maxRequestBytes: config.maxRequestBytes },
     {
       heartbeatMs: config.heartbeatIntervalMs,
       electionMs: config.electionTimeoutMs,
@@ -62,7 +62,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const compactor = startCompactor(config, service);
   const app = createGateway(service, {
     maxRequestBytes: config.maxRequestBytes,
-    maxTxnOps: config.maxTxnOps,
     cairnVersion: CAIRN_VERSION,
   });
   if (config.httpWorkers > 0) {

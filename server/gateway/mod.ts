@@ -5,6 +5,11 @@
  * for byte (see core/api/codec.ts); errors are `{"error":M,"message":M,"code":N}`
  * with etcd's message, gRPC code and HTTP status.
  *
+ * A transport only: it reads the body, decodes the JSON, applies gRPC's
+ * receive-size limit, calls the service (server/etcdserver/, which holds
+ * every etcd check and limit of the request itself) and encodes the answer
+ * or maps the error to its HTTP status.
+ *
  * ```ts
  * import { createGateway } from "./server/gateway/mod.ts";
  * const app = createGateway(service, { cairnVersion: "0.1.0" });
@@ -29,45 +34,40 @@ import {
   toJson,
 } from "../../core/api/codec.ts";
 import { parseGoJson } from "../../core/api/json.ts";
-import {
-  checkDeleteRequest,
-  checkPutRequest,
-  checkRangeRequest,
-  checkTxnRequest,
-} from "../../core/mvcc/validate.ts";
-import {
-  checkGrpcSize,
-  checkProposalSize,
-  DEFAULT_MAX_REQUEST_BYTES,
-  DEFAULT_MAX_TXN_OPS,
-  GRPC_OVERHEAD_BYTES,
-  isTxnProposalFree,
-} from "./validate.ts";
+import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import { log } from "../log.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
 import { STREAM_CHUNK_BYTES, STREAM_KVS_THRESHOLD } from "../../core/limits.ts";
 
-export { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./validate.ts";
 export type { Hono, KVService, MessageName, MessageTypes, RangeResponse };
+
+/** Slack gRPC allows over `--max-request-bytes`, in bytes (etcd's `grpcOverheadBytes`). */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * gRPC's receive limit, as etcd's gRPC server applies it before any etcd
+ * check: a request whose protobuf encoding is over
+ * `maxRequestBytes + 512 KiB` bytes fails.
+ *
+ * @throws {EtcdError} MessageTooLarge: 429 / ResourceExhausted
+ *   `grpc: received message larger than max (N vs. M)`.
+ */
+export function checkGrpcSize(size: number, maxRequestBytes: number): void {
+  const max = maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  if (size > max) throw Errors.MessageTooLarge(size, max);
+}
 
 /** Options of {@linkcode createGateway}. */
 export interface GatewayOptions {
   /**
-   * etcd's `--max-request-bytes` (default 1572864 = 1.5 MiB): a write whose
-   * Raft proposal is larger gets `etcdserver: request is too large`; any
-   * request whose protobuf encoding is over this + 512 KiB gets 429
-   * `grpc: received message larger than max (N vs. M)`.
+   * etcd's `--max-request-bytes` (default 1572864 = 1.5 MiB), for gRPC's
+   * receive limit: any request whose protobuf encoding is over this +
+   * 512 KiB gets 429 `grpc: received message larger than max (N vs. M)`.
+   * (The service applies the same flag to proposals.)
    */
   maxRequestBytes?: number;
-  /** etcd's `--max-txn-ops` (default 128). */
-  maxTxnOps?: number;
   /** cairn's own version, reported as `"cairn"` by `GET /version`. */
   cairnVersion: string;
-  /**
-   * This member's ID, when known: it sets the size of the request ID etcd
-   * puts in each proposal and so the exact `request is too large` boundary.
-   */
-  memberId?: bigint;
   /**
    * Timeout of the `/health` probe read, in milliseconds (default 1000, as
    * etcd's health check).
@@ -222,29 +222,17 @@ export function rangeResponseBody(res: RangeResponse): string | ReadableStream<U
 
 /**
  * A unary endpoint for {@linkcode registerUnary}: decode the request
- * message, check it, execute it, encode the response message.
+ * message, execute it, encode the response message.
  */
 export interface UnaryEndpoint<Q extends MessageName, R extends MessageName> {
   /** The request message type. */
   request: Q;
   /** The response message type. */
   response: R;
-  /** API-layer checks run after decoding and the gRPC size check. */
-  check?: (req: MessageTypes[Q]) => void;
-  /**
-   * The error for a request nested too deeply to decode or check on the JS
-   * stack (a RangeError). Without it such a request is a 500.
-   */
-  tooDeep?: () => EtcdError;
-  /** Runs the request (e.g. against the KVService). */
+  /** Runs the request against the service layer, which checks it. */
   exec: (req: MessageTypes[Q]) => Promise<MessageTypes[R]>;
   /** Custom body encoding (the default is the codec + JSON.stringify). */
   encode?: (res: MessageTypes[R]) => string | ReadableStream<Uint8Array>;
-}
-
-/** V8's "Maximum call stack size exceeded". */
-function isStackOverflow(err: unknown): boolean {
-  return err instanceof RangeError && err.message.includes("call stack");
 }
 
 /**
@@ -268,14 +256,12 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
       const text = await readBody(c.req.raw, bodyCap, grpcMax);
       const req = fromJson(endpoint.request, parseGoJson(text, "decoder"));
       checkGrpcSize(protoSize(endpoint.request, req), limits.maxRequestBytes);
-      endpoint.check?.(req);
       const res = await endpoint.exec(req);
       const body = endpoint.encode
         ? endpoint.encode(res)
         : stringifyGo(toJson(endpoint.response, res));
       return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
     } catch (err) {
-      if (endpoint.tooDeep && isStackOverflow(err)) return errorResponse(endpoint.tooDeep());
       return errorResponse(err);
     }
   };
@@ -299,19 +285,13 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
  * `{"etcdserver":"3.4.0","etcdcluster":"3.4.0","cairn":"<cairnVersion>"}`.
  * Every response carries etcd's CORS headers and `OPTIONS` is answered 200.
  *
- * Before calling the service, requests get etcd's checks in etcd's order:
- * JSON decoding, the gRPC message-size limit, the API-layer checks
- * (core/mvcc/validate.ts: key present, ignore_value/ignore_lease, txn op
- * count and duplicate keys) and the Raft proposal-size limit for writes.
+ * Before calling the service, a request is decoded (Go's JSON errors,
+ * jsonpb's type errors) and measured against gRPC's message-size limit, as
+ * etcd's gateway and gRPC server do; everything else (API checks, the txn
+ * op limit, the proposal-size limit) is the service's.
  */
 export function createGateway(service: KVService, options: GatewayOptions): Hono {
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-  const maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
-  // The member ID sizes the request ID inside each proposal; EtcdServer
-  // exposes it as `memberId`.
-  const serviceMemberId = (service as { memberId?: unknown }).memberId;
-  const memberId = options.memberId ??
-    (typeof serviceMemberId === "bigint" ? serviceMemberId : undefined);
   const healthTimeoutMs = options.healthTimeoutMs ?? 1000;
   const limits = { maxRequestBytes };
   const app = new Hono();
@@ -321,46 +301,27 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
   registerUnary(app, "/kv/range", {
     request: "RangeRequest",
     response: "RangeResponse",
-    check: checkRangeRequest,
     exec: (req) => service.range(req),
     encode: rangeResponseBody,
   }, limits);
   registerUnary(app, "/kv/put", {
     request: "PutRequest",
     response: "PutResponse",
-    check: (req) => {
-      checkPutRequest(req);
-      checkProposalSize({ put: req }, maxRequestBytes, memberId);
-    },
     exec: (req) => service.put(req),
   }, limits);
   registerUnary(app, "/kv/deleterange", {
     request: "DeleteRangeRequest",
     response: "DeleteRangeResponse",
-    check: (req) => {
-      checkDeleteRequest(req);
-      checkProposalSize({ delete_range: req }, maxRequestBytes, memberId);
-    },
     exec: (req) => service.deleteRange(req),
   }, limits);
   registerUnary(app, "/kv/txn", {
     request: "TxnRequest",
     response: "TxnResponse",
-    check: (req) => {
-      checkTxnRequest(req, maxTxnOps);
-      // Read-only txns are served without a Raft proposal (no size check).
-      if (!isTxnProposalFree(req)) checkProposalSize({ txn: req }, maxRequestBytes, memberId);
-    },
-    // Each nesting level takes at least one op from the level's budget, so
-    // etcd rejects any nesting deeper than --max-txn-ops as too many ops;
-    // nesting deep enough to exhaust the JS stack (~1000 levels) is that.
-    tooDeep: () => Errors.TooManyOps(),
     exec: (req) => service.txn(req),
   }, limits);
   registerUnary(app, "/kv/compaction", {
     request: "CompactionRequest",
     response: "CompactionResponse",
-    check: (req) => checkProposalSize({ compaction: req }, maxRequestBytes, memberId),
     exec: (req) => service.compact(req),
   }, limits);
   registerUnary(app, "/maintenance/status", {

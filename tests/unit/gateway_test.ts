@@ -1,7 +1,8 @@
 /**
- * Unit tests of the JSON gateway in process (hono's `app.fetch`, a fake
- * KVService): the codec both ways, Go-exact input errors, base64 and JSON
- * error positions, protobuf sizes and etcd's limits, routing, /health,
+ * Unit tests of the JSON gateway in process (hono's `app.fetch`, over a fake
+ * KVService or the real service layer on a store whose proposer refuses
+ * every proposal): the codec both ways, Go-exact input errors, base64 and
+ * JSON error positions, protobuf sizes and etcd's limits, routing, /health,
  * /version and streamed range responses. The expected texts are the ones
  * etcd 3.4.23 sends (observed with curl); the differential suite in
  * tests/compat checks the same against a live etcd.
@@ -31,7 +32,8 @@ import {
 import { decodeGoBase64, encodeBase64 } from "../../core/api/base64.ts";
 import { parseGoJson } from "../../core/api/json.ts";
 import { createGateway, rangeResponseBody } from "../../server/gateway/mod.ts";
-import { proposalSize } from "../../server/gateway/validate.ts";
+import { EtcdServer, proposalSize } from "../../server/etcdserver/mod.ts";
+import { openBackend } from "../../native/lmdb.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -421,7 +423,10 @@ Deno.test("sizes: protobuf sizes and proposal sizes match etcd's limits", () => 
   assertEquals(protoSize("PutRequest", big), 2097153);
   // etcd (member 3319814642761637952): value 1572839 passes, 1572840 is too large.
   const member = 3319814642761637952n;
-  const put = (n: number) => ({ put: { key: bytes("a"), value: new Uint8Array(n) } });
+  const put = (n: number) => ({
+    type: "put" as const,
+    put: { key: bytes("a"), value: new Uint8Array(n) },
+  });
   assertEquals(proposalSize(put(1572839), member), 1572864);
   assertEquals(proposalSize(put(1572840), member), 1572865);
   // A member whose low 16 bits are < 0x8000 has a 9-byte request ID.
@@ -538,89 +543,124 @@ Deno.test("gateway: routes, etcd's 404/405 texts, errors and CORS", async () => 
   await res.body?.cancel();
 });
 
-Deno.test("gateway: API checks and limits run before the service, in etcd's order", async () => {
-  const svc = fakeService({
-    put: () => Promise.reject(new Error("service must not be called")),
+/**
+ * The real service layer over an empty store, behind the gateway; its
+ * proposer refuses every proposal, so a request that gets an answer was
+ * answered before being proposed.
+ */
+async function withRefusingService(
+  limits: { maxRequestBytes: number; maxTxnOps?: number },
+  fn: (app: ReturnType<typeof createGateway>) => Promise<void>,
+): Promise<void> {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-gateway-" });
+  const backend = openBackend(dir);
+  const service = new EtcdServer(backend, {
+    term: 2,
+    appliedIndex: 0,
+    propose: () => Promise.reject(new Error("proposer must not be called")),
+    compacted: () => Promise.resolve(),
+    linearize: () => undefined,
+  }, { clusterId: 1n, memberId: 2n, ...limits });
+  try {
+    await fn(
+      createGateway(service, { cairnVersion: "0", maxRequestBytes: limits.maxRequestBytes }),
+    );
+  } finally {
+    await backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("gateway: API checks and limits run before proposing, in etcd's order", async () => {
+  await withRefusingService({ maxRequestBytes: 1000, maxTxnOps: 2 }, async (app) => {
+    const msg = async (path: string, body: unknown) =>
+      JSON.parse((await call(app, "POST", path, JSON.stringify(body))).body).message;
+    const value = (n: number) => encodeBase64(new Uint8Array(n));
+    assertEquals(await msg("/v3/kv/put", { value: value(10) }), "etcdserver: key is not provided");
+    assertEquals(
+      await msg("/v3/kv/put", { key: "YQ==", value: value(990) }),
+      "etcdserver: request is too large",
+    );
+    // Over max + 512 KiB: gRPC's limit, with the message's protobuf size.
+    assertEquals(
+      await msg("/v3/kv/put", { key: "YQ==", value: value(525300) }),
+      `grpc: received message larger than max (${3 + 1 + 3 + 525300} vs. ${1000 + 524288})`,
+    );
+    // Missing key is found before the proposal size (etcd's order).
+    assertEquals(await msg("/v3/kv/put", { value: value(990) }), "etcdserver: key is not provided");
+    const get = { request_range: { key: "YQ==" } };
+    assertEquals(
+      await msg("/v3/kv/txn", { success: [get, get, get] }),
+      "etcdserver: too many operations in txn request",
+    );
+    const put = { request_put: { key: "YQ==" } };
+    assertEquals(
+      await msg("/v3/kv/txn", { success: [put, put] }),
+      "etcdserver: duplicate key given in txn request",
+    );
+    assertEquals(
+      await msg("/v3/kv/put", { key: "YQ==", value: "v", ignore_value: true }),
+      "illegal base64 data at input byte 0",
+    );
+    assertEquals(
+      await msg("/v3/kv/put", { key: "YQ==", value: "dg==", ignore_value: true }),
+      "etcdserver: value is provided",
+    );
+    // A read-only txn is not a proposal: no request-too-large for it.
+    const bigGet = { request_range: { key: "YQ==", range_end: value(990) } };
+    const ro = await call(app, "POST", "/v3/kv/txn", JSON.stringify({ success: [bigGet] }));
+    assertEquals([ro.status, JSON.parse(ro.body).succeeded], [200, true]);
+    const bigPut = { request_put: { key: "YQ==", value: value(990) } };
+    assertEquals(
+      await msg("/v3/kv/txn", { success: [bigPut] }),
+      "etcdserver: request is too large",
+    );
+    // A txn holding a nested txn is proposed (etcd's isTxnReadonly), even a read-only one.
+    assertEquals(
+      await msg("/v3/kv/txn", { success: [{ request_txn: { success: [bigGet] } }] }),
+      "etcdserver: request is too large",
+    );
   });
-  const app = createGateway(svc, { cairnVersion: "0", maxRequestBytes: 1000, maxTxnOps: 2 });
-  const msg = async (path: string, body: unknown) =>
-    JSON.parse((await call(app, "POST", path, JSON.stringify(body))).body).message;
-  const value = (n: number) => encodeBase64(new Uint8Array(n));
-  assertEquals(await msg("/v3/kv/put", { value: value(10) }), "etcdserver: key is not provided");
-  assertEquals(
-    await msg("/v3/kv/put", { key: "YQ==", value: value(990) }),
-    "etcdserver: request is too large",
-  );
-  // Over max + 512 KiB: gRPC's limit, with the message's protobuf size.
-  assertEquals(
-    await msg("/v3/kv/put", { key: "YQ==", value: value(525300) }),
-    `grpc: received message larger than max (${3 + 1 + 3 + 525300} vs. ${1000 + 524288})`,
-  );
-  // Missing key is found before the proposal size (etcd's order).
-  assertEquals(await msg("/v3/kv/put", { value: value(990) }), "etcdserver: key is not provided");
-  const get = { request_range: { key: "YQ==" } };
-  assertEquals(
-    await msg("/v3/kv/txn", { success: [get, get, get] }),
-    "etcdserver: too many operations in txn request",
-  );
-  const put = { request_put: { key: "YQ==" } };
-  assertEquals(
-    await msg("/v3/kv/txn", { success: [put, put] }),
-    "etcdserver: duplicate key given in txn request",
-  );
-  assertEquals(
-    await msg("/v3/kv/put", { key: "YQ==", value: "v", ignore_value: true }),
-    "illegal base64 data at input byte 0",
-  );
-  assertEquals(
-    await msg("/v3/kv/put", { key: "YQ==", value: "dg==", ignore_value: true }),
-    "etcdserver: value is provided",
-  );
-  // A read-only txn is not a proposal: no request-too-large for it.
-  const bigGet = { request_range: { key: "YQ==", range_end: value(990) } };
-  const ro = await call(app, "POST", "/v3/kv/txn", JSON.stringify({ success: [bigGet] }));
-  assertEquals([ro.status, JSON.parse(ro.body).succeeded], [200, true]);
-  const bigPut = { request_put: { key: "YQ==", value: value(990) } };
-  assertEquals(await msg("/v3/kv/txn", { success: [bigPut] }), "etcdserver: request is too large");
 });
 
 Deno.test("gateway: oversized bodies are refused while reading; deep nesting is too many ops", async () => {
-  const app = createGateway(fakeService(), { cairnVersion: "0", maxRequestBytes: 1000 });
-  const grpcMax = 1000 + 524288;
-  const huge = " ".repeat(4 * grpcMax + 1) + "{}";
-  // Declared length over the cap: refused before reading, with that length.
-  const declared = await call(app, "POST", "/v3/kv/range", huge);
-  assertEquals(declared.status, 429);
-  assertEquals(
-    JSON.parse(declared.body).message,
-    `grpc: received message larger than max (${huge.length} vs. ${grpcMax})`,
-  );
-  // Chunked (no length): refused once the running total passes the cap.
-  const chunk = enc.encode(" ".repeat(65536));
-  let sent = 0;
-  const body = new ReadableStream<Uint8Array>({
-    pull(c) {
-      if (sent > 5 * grpcMax) return c.close();
-      sent += chunk.length;
-      c.enqueue(chunk);
-    },
+  await withRefusingService({ maxRequestBytes: 1000 }, async (app) => {
+    const grpcMax = 1000 + 524288;
+    const huge = " ".repeat(4 * grpcMax + 1) + "{}";
+    // Declared length over the cap: refused before reading, with that length.
+    const declared = await call(app, "POST", "/v3/kv/range", huge);
+    assertEquals(declared.status, 429);
+    assertEquals(
+      JSON.parse(declared.body).message,
+      `grpc: received message larger than max (${huge.length} vs. ${grpcMax})`,
+    );
+    // Chunked (no length): refused once the running total passes the cap.
+    const chunk = enc.encode(" ".repeat(65536));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent > 5 * grpcMax) return c.close();
+        sent += chunk.length;
+        c.enqueue(chunk);
+      },
+    });
+    const res = await app.fetch(
+      new Request(
+        "http://cairn/v3/kv/range",
+        { method: "POST", body, duplex: "half" } as RequestInit,
+      ),
+    );
+    assertEquals(res.status, 429);
+    assert((await res.text()).includes("grpc: received message larger than max"));
+    // Nesting too deep for the JS stack is etcd's too-many-operations error.
+    let op: unknown = { request_put: { key: "YQ==" } };
+    for (let i = 0; i < 1500; i++) op = { request_txn: { success: [op] } };
+    const deep = await call(app, "POST", "/v3/kv/txn", JSON.stringify({ success: [op] }));
+    assertEquals([deep.status, JSON.parse(deep.body).message], [
+      400,
+      "etcdserver: too many operations in txn request",
+    ]);
   });
-  const res = await app.fetch(
-    new Request(
-      "http://cairn/v3/kv/range",
-      { method: "POST", body, duplex: "half" } as RequestInit,
-    ),
-  );
-  assertEquals(res.status, 429);
-  assert((await res.text()).includes("grpc: received message larger than max"));
-  // Nesting too deep for the JS stack is etcd's too-many-operations error.
-  let op: unknown = { request_put: { key: "YQ==" } };
-  for (let i = 0; i < 1500; i++) op = { request_txn: { success: [op] } };
-  const deep = await call(app, "POST", "/v3/kv/txn", JSON.stringify({ success: [op] }));
-  assertEquals([deep.status, JSON.parse(deep.body).message], [
-    400,
-    "etcdserver: too many operations in txn request",
-  ]);
 });
 
 Deno.test("gateway: /health reads through the service; /version names the API", async () => {

@@ -15,7 +15,10 @@ async function withStore(
   dir = Deno.makeTempDirSync({ prefix: "cairn-mvcc-" }),
   keep = false,
 ) {
-  const m = await openMember(dir, { memberId: 1n, clusterId: 2n }, 128);
+  const m = await openMember(dir, { memberId: 1n, clusterId: 2n }, {
+    maxTxnOps: 128,
+    maxRequestBytes: 1572864,
+  });
   try {
     await fn(m.service);
   } finally {

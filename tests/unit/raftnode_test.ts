@@ -76,7 +76,8 @@ Deno.test("raft node: --snapshot-count compacts the Raft log and releases WAL se
   try {
     const ids = { memberId: 1n, clusterId: 1n };
     const raft = { snapshotCount: 100, walSegmentBytes: 16 * 1024 };
-    let m = await openMember(dir, ids, 128, raft);
+    const limits = { maxTxnOps: 128, maxRequestBytes: 1572864 };
+    let m = await openMember(dir, ids, limits, raft);
     const value = new Uint8Array(1024).fill(118);
     for (let i = 0; i < 600; i++) {
       await m.service.put({ key: new TextEncoder().encode(`k${i % 50}`), value });
@@ -90,7 +91,7 @@ Deno.test("raft node: --snapshot-count compacts the Raft log and releases WAL se
     assert.ok(segments.length < 20, `old WAL segments were released (${segments.length} left)`);
     await m.close();
     // The compacted WAL still opens, and nothing was lost.
-    m = await openMember(dir, ids, 128, raft);
+    m = await openMember(dir, ids, limits, raft);
     const r = await m.service.range({
       key: new TextEncoder().encode("k"),
       range_end: new TextEncoder().encode("l"),

@@ -1,0 +1,137 @@
+/**
+ * What every service of a member shares: where writes go (a
+ * {@linkcode Proposer}), the store reads come from, the member's identity in
+ * response headers and etcd's request limits. Each proposal passes
+ * etcdserver's proposal-size limit here, so no service can skip it.
+ *
+ * @module
+ */
+import type { Backend } from "../../core/backend.ts";
+import { invariant } from "../../core/invariant.ts";
+import type { ResponseHeader } from "../../core/api/types.ts";
+import { ReadView } from "../../core/mvcc/view.ts";
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "../config.ts";
+import type { InternalRequest } from "../raftnode/request.ts";
+import type { ApplyResult } from "../raftnode/applier.ts";
+import { checkProposalSize } from "./proposal.ts";
+
+/**
+ * Where writes go: the member's raft node (server/raftnode/node.ts), or, in an HTTP
+ * worker thread, a proxy that forwards proposals to the thread running it.
+ */
+export interface Proposer {
+  /** Current Raft term, reported in response headers. */
+  readonly term: number;
+  /** Index of the last log entry durable and applied. */
+  readonly appliedIndex: number;
+  /**
+   * Propose a write; resolves once it is durable and applied, with its
+   * response (whose header carries only the revision) or the etcd error the
+   * apply produced. Rejects with an `EtcdError` when the proposal is not
+   * accepted (e.g. `etcdserver: too many requests`, `server stopped`).
+   */
+  propose(request: InternalRequest): Promise<ApplyResult>;
+  /** Resolves once the physical compaction in progress, if any, is done. */
+  compacted(): Promise<void>;
+  /**
+   * Wait until every write acknowledged so far is visible to reads on this
+   * thread; `undefined` when nothing is pending. Called before each read.
+   */
+  linearize(): Promise<void> | undefined;
+}
+
+/** Options of {@linkcode ServiceContext} (and of `EtcdServer`). */
+export interface ServiceOptions {
+  /** The cluster's ID, reported in every response header. */
+  clusterId: bigint;
+  /** This member's ID, reported in every response header; it also sizes proposals. */
+  memberId: bigint;
+  /** etcd's `--max-txn-ops`: compares or ops per txn level, at most. Default 128. */
+  maxTxnOps?: number;
+  /**
+   * etcd's `--max-request-bytes`: a write whose Raft proposal is larger, in
+   * bytes of its protobuf encoding, fails with `etcdserver: request is too
+   * large`. Default 1572864 (1.5 MiB).
+   */
+  maxRequestBytes?: number;
+  /**
+   * Take a fresh storage snapshot for every read. Needed where commits come
+   * from another thread (HTTP workers); a thread's own commits already
+   * renew its snapshot. Default false.
+   */
+  refreshReads?: boolean;
+}
+
+/** The state and helpers the services of one member share. */
+export class ServiceContext {
+  /** The member's store, read directly by local reads. */
+  readonly backend: Backend;
+  /** Where writes are proposed. */
+  readonly proposer: Proposer;
+  /** The cluster's ID. */
+  readonly clusterId: bigint;
+  /** This member's ID. */
+  readonly memberId: bigint;
+  /** etcd's `--max-txn-ops`. */
+  readonly maxTxnOps: number;
+  /** etcd's `--max-request-bytes`, in bytes. */
+  readonly maxRequestBytes: number;
+  #refreshReads: boolean;
+
+  /** Serve reads from `backend` and send writes through `proposer`. */
+  constructor(backend: Backend, proposer: Proposer, options: ServiceOptions) {
+    this.backend = backend;
+    this.proposer = proposer;
+    this.clusterId = options.clusterId;
+    this.memberId = options.memberId;
+    this.maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
+    this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.#refreshReads = options.refreshReads ?? false;
+  }
+
+  /**
+   * A view of everything committed so far. Call after
+   * {@linkcode ServiceContext.linearize} to see every acknowledged write.
+   */
+  view(): ReadView {
+    if (this.#refreshReads) this.backend.refresh();
+    return new ReadView(this.backend);
+  }
+
+  /**
+   * Wait until every write this member has answered is visible to reads on
+   * this thread (`undefined`: nothing pending, read at once). Every read,
+   * `serializable` too, waits: a serializable read in etcd reads the
+   * member's applied state, which includes them.
+   */
+  linearize(): Promise<void> | undefined {
+    return this.proposer.linearize();
+  }
+
+  /** A full response header at `revision`: the member's IDs and the current term. */
+  header(revision: number): ResponseHeader {
+    return {
+      cluster_id: this.clusterId,
+      member_id: this.memberId,
+      revision,
+      raft_term: this.proposer.term,
+    };
+  }
+
+  /**
+   * Propose a write as etcdserver does: the proposal-size limit first, then
+   * the proposal; resolves with the applied response under a full header.
+   *
+   * @throws {EtcdError} RequestTooLarge over `maxRequestBytes`; the error the
+   *   apply produced; the proposer's refusal (TooManyRequests, Stopped).
+   */
+  async propose<T extends { header: ResponseHeader }>(req: InternalRequest): Promise<T> {
+    checkProposalSize(req, this.maxRequestBytes, this.memberId);
+    const result = await this.proposer.propose(req);
+    if ("error" in result) throw result.error;
+    const resp = result.ok as T;
+    invariant(resp.header !== undefined, "an applied write answers with a header");
+    resp.header = this.header(resp.header.revision);
+    return resp;
+  }
+}

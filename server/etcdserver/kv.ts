@@ -1,0 +1,143 @@
+/**
+ * etcd's KV service (Range, Put, DeleteRange, Txn, Compact), implemented once
+ * for every transport: the JSON gateway, the gRPC server and the embedded
+ * Store all call it. Each operation runs etcd 3.4's steps in etcd's order:
+ *
+ * 1. the API checks of `api/v3rpc/key.go` (core/mvcc/validate.ts);
+ * 2. the limits: `--max-txn-ops` (part of the txn check), then, for a
+ *    proposal, `--max-request-bytes` (`etcdserver: request is too large`);
+ * 3. read-only detection (ranges, and txns of ranges only: etcd's
+ *    `isTxnReadonly`, core/mvcc/apply.ts);
+ * 4. a local read, or a proposal through the {@linkcode Proposer}.
+ *
+ * Reads are served from the member's store once every write it has
+ * acknowledged is visible on the reading thread (a single voting member: its
+ * applied state is the cluster's).
+ *
+ * @module
+ */
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+} from "../../core/api/types.ts";
+import { applyRange, applyTxn, isTxnReadOnly } from "../../core/mvcc/apply.ts";
+import {
+  checkDeleteRequest,
+  checkPutRequest,
+  checkRangeRequest,
+  checkTxnRequest,
+} from "../../core/mvcc/validate.ts";
+import type { ServiceContext } from "./context.ts";
+
+/** The KV service of one member (etcd's `kvServer` + `EtcdServer` KV methods). */
+export class KVServer {
+  #ctx: ServiceContext;
+
+  /** The KV service over a member's shared service context. */
+  constructor(ctx: ServiceContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * etcd KV.Range: the keys in [key, range_end) at `revision` (0: current),
+   * with etcd's sort, limit, count and revision filters. Served locally,
+   * after the writes this member has answered are visible (every read,
+   * `serializable` too: etcd's serializable read sees the member's applied
+   * state, which includes them).
+   *
+   * @throws {EtcdError} EmptyKey; FutureRev or Compacted for an unreadable
+   *   revision.
+   */
+  range(req: RangeRequest): Promise<RangeResponse> {
+    try {
+      checkRangeRequest(req);
+      const pending = this.#ctx.linearize();
+      if (pending !== undefined) return pending.then(() => this.#range(req));
+      return Promise.resolve(this.#range(req));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #range(req: RangeRequest): RangeResponse {
+    const resp = applyRange(this.#ctx.view(), req);
+    resp.header = this.#ctx.header(resp.header.revision);
+    return resp;
+  }
+
+  /**
+   * etcd KV.Put; resolves with the revision of the write once it is durable
+   * and applied.
+   *
+   * @throws {EtcdError} EmptyKey, KeyTooLarge, ValueProvided, LeaseProvided
+   *   (API checks); RequestTooLarge; LeaseNotFound, KeyNotFound
+   *   (ignore_value/ignore_lease on a missing key) from the apply.
+   */
+  async put(req: PutRequest): Promise<PutResponse> {
+    checkPutRequest(req);
+    return await this.#ctx.propose<PutResponse>({ type: "put", put: req });
+  }
+
+  /**
+   * etcd KV.DeleteRange: deletes the keys in [key, range_end); `prev_kv`
+   * returns them.
+   *
+   * @throws {EtcdError} EmptyKey; RequestTooLarge.
+   */
+  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    checkDeleteRequest(req);
+    return await this.#ctx.propose<DeleteRangeResponse>({
+      type: "delete_range",
+      delete_range: req,
+    });
+  }
+
+  /**
+   * etcd KV.Txn. A txn whose ops are all ranges is served locally, without
+   * a proposal and so without the proposal-size limit; any other txn
+   * (including one holding only a nested read-only txn, as in etcd) is
+   * proposed. Nesting deeper than `--max-txn-ops + 1` levels (or than
+   * core/limits.ts's MAX_TXN_DEPTH) is `too many operations`, decided
+   * before any recursive step.
+   *
+   * @throws {EtcdError} TooManyOps, EmptyKey, KeyTooLarge, ValueProvided,
+   *   LeaseProvided, KeyNotFound (an empty op), DuplicateKey (API checks);
+   *   RequestTooLarge; LeaseNotFound, KeyNotFound, FutureRev, Compacted from
+   *   the apply or the local read.
+   */
+  async txn(req: TxnRequest): Promise<TxnResponse> {
+    checkTxnRequest(req, this.#ctx.maxTxnOps);
+    if (isTxnReadOnly(req)) {
+      await this.#ctx.linearize();
+      const resp = applyTxn(this.#ctx.view(), req, () => false);
+      resp.header = this.#ctx.header(resp.header.revision);
+      return resp;
+    }
+    return await this.#ctx.propose<TxnResponse>({ type: "txn", txn: req });
+  }
+
+  /**
+   * etcd KV.Compact: reads below `revision` fail from now on (the revision
+   * itself stays readable). With `physical`, resolves once the history is
+   * removed from storage.
+   *
+   * @throws {EtcdError} RequestTooLarge; Compacted (revision ≤ the compacted
+   *   revision), FutureRev (above the current revision) from the apply.
+   */
+  async compact(req: CompactionRequest): Promise<CompactionResponse> {
+    const resp = await this.#ctx.propose<CompactionResponse>({
+      type: "compaction",
+      compaction: req,
+    });
+    if (req.physical) await this.#ctx.proposer.compacted();
+    return resp;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The service layer of a cairn member: etcd's services, each operation
+ * implemented once (kv.ts, maintenance.ts), over one shared context
+ * (context.ts). Transports hold no etcd semantics: the JSON gateway, the
+ * gRPC server and the embedded Store (mod.ts) decode a request, call
+ * {@linkcode EtcdServer}, and encode its answer or its `EtcdError`, so they
+ * all give the same answer to the same request.
+ *
+ * @example
+ * ```ts
+ * const server = new EtcdServer(backend, node, { clusterId, memberId, maxTxnOps: 128 });
+ * const { header } = await server.put({ key: new TextEncoder().encode("k") });
+ * ```
+ *
+ * @module
+ */
+import type { Backend } from "../../core/backend.ts";
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  KVService,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
+} from "../../core/api/types.ts";
+import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
+import { KVServer } from "./kv.ts";
+import { MaintenanceServer } from "./maintenance.ts";
+
+export type { Proposer, ServiceOptions };
+export { checkProposalSize, proposalSize } from "./proposal.ts";
+
+/**
+ * A member's services behind one object: the {@linkcode KVService} the
+ * transports call (KV plus Maintenance.Status). Methods reject with an
+ * `EtcdError` (core/errors.ts) carrying etcd's message and gRPC code.
+ */
+export class EtcdServer implements KVService {
+  #ctx: ServiceContext;
+  /** etcd's KV service. */
+  readonly kv: KVServer;
+  /** etcd's Maintenance service. */
+  readonly maintenance: MaintenanceServer;
+
+  /**
+   * Serve reads from `backend` and propose writes through `proposer`, with
+   * the IDs and limits in `options` (`maxTxnOps` default 128,
+   * `maxRequestBytes` default 1572864, as etcd).
+   */
+  constructor(backend: Backend, proposer: Proposer, options: ServiceOptions) {
+    this.#ctx = new ServiceContext(backend, proposer, options);
+    this.kv = new KVServer(this.#ctx);
+    this.maintenance = new MaintenanceServer(this.#ctx);
+  }
+
+  /** The member's ID. */
+  get memberId(): bigint {
+    return this.#ctx.memberId;
+  }
+
+  /** The cluster's ID. */
+  get clusterId(): bigint {
+    return this.#ctx.clusterId;
+  }
+
+  /** The current (newest committed) revision. */
+  currentRevision(): number {
+    return this.#ctx.view().rev();
+  }
+
+  /** etcd KV.Range; see {@linkcode KVServer.range}. */
+  range(req: RangeRequest): Promise<RangeResponse> {
+    return this.kv.range(req);
+  }
+
+  /** etcd KV.Put; see {@linkcode KVServer.put}. */
+  put(req: PutRequest): Promise<PutResponse> {
+    return this.kv.put(req);
+  }
+
+  /** etcd KV.DeleteRange; see {@linkcode KVServer.deleteRange}. */
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    return this.kv.deleteRange(req);
+  }
+
+  /** etcd KV.Txn; see {@linkcode KVServer.txn}. */
+  txn(req: TxnRequest): Promise<TxnResponse> {
+    return this.kv.txn(req);
+  }
+
+  /** etcd KV.Compact; see {@linkcode KVServer.compact}. */
+  compact(req: CompactionRequest): Promise<CompactionResponse> {
+    return this.kv.compact(req);
+  }
+
+  /** etcd Maintenance.Status; see {@linkcode MaintenanceServer.status}. */
+  status(): Promise<StatusResponse> {
+    return this.maintenance.status();
+  }
+}
