@@ -59,7 +59,9 @@ export const INITIAL_MAP_BYTES = 256 * 1024 * 1024;
  * most; deeper gets etcd's `too many operations in txn request`. etcd
  * allows `--max-txn-ops + 1` levels; cairn's checks, apply and encoders
  * recurse once per level, and this bound keeps that well inside the JS stack
- * of any thread.
+ * of any thread (tests/unit/service_parity_test.ts runs a txn this deep
+ * through the gateway and the embedded store). server/config.ts asserts
+ * that etcd's default --max-txn-ops stays within it.
  */
 export const MAX_TXN_DEPTH = 256;
 /** Ranges with more kvs than this are streamed as JSON chunks. */

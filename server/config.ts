@@ -6,13 +6,20 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { MAX_HTTP_WORKERS } from "../core/limits.ts";
+import { invariant } from "../core/invariant.ts";
+import { MAX_HTTP_WORKERS, MAX_TXN_DEPTH } from "../core/limits.ts";
 import { isLogLevel, type LogLevel } from "./log.ts";
 
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
 export const DEFAULT_MAX_REQUEST_BYTES = 1572864;
 /** etcd's default `--max-txn-ops`. */
 export const DEFAULT_MAX_TXN_OPS = 128;
+// With the default --max-txn-ops, etcd's own rule (at most --max-txn-ops + 1
+// levels of txn nesting) is the one clients meet, not cairn's depth bound.
+invariant(
+  DEFAULT_MAX_TXN_OPS + 1 <= MAX_TXN_DEPTH,
+  "the nesting etcd's default --max-txn-ops allows fits in MAX_TXN_DEPTH",
+);
 
 /** A server flag: its etcd name, type, default and help text. */
 interface FlagSpec {
