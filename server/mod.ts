@@ -76,7 +76,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           maxTxnOps: config.maxTxnOps,
           maxRequestBytes: config.maxRequestBytes,
           cairnVersion: CAIRN_VERSION,
-          guardHandler: app.fetch,
         },
         config.listenClientUrls,
         config.httpWorkers,

@@ -10,12 +10,16 @@
  * ({@linkcode probeAddress}: this fails while any socket is bound there, so
  * a second cairn exits with etcd's `bind: address already in use` instead of
  * splitting clients with the first), and in the same synchronous turn binds
- * a SO_REUSEPORT guard that serves the gateway from the main thread until
- * the workers listen. From then on the guard or the workers hold the port,
- * and any later probe fails; the only window is the microseconds between the
- * probe's close and the guard's bind, within one turn of this thread. A
- * connection the kernel queued on the guard but the guard had not accepted
- * when it closes is reset (Linux does not move it to another listener).
+ * a SO_REUSEPORT guard listener that holds the port until the workers
+ * listen. From then on the guard or the workers hold the port, and any later
+ * probe fails; the only window is the microseconds between the probe's close
+ * and the guard's bind, within one turn of this thread. The guard never
+ * accepts and is closed (synchronously) before the member reports itself
+ * ready: a connection the kernel queued on it during start-up is reset
+ * (Linux does not move it to another listener), and none can reach it
+ * afterwards. (A guard that served requests through Deno.serve stayed in the
+ * port's group for a while after its shutdown resolved, and reset clients
+ * of the running member.)
  *
  * @module
  */
@@ -41,8 +45,6 @@ export interface WorkerSetup {
   maxRequestBytes: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
-  /** The main thread's gateway, which the start-up guard serves with. */
-  guardHandler: Deno.ServeHandler<Deno.NetAddr>;
 }
 
 /** Running HTTP workers. */
@@ -79,17 +81,16 @@ export async function startHttpWorkers(
     ));
     for (const w of workers) w.terminate();
   };
-  const guards: Deno.HttpServer<Deno.NetAddr>[] = [];
-  const closeGuards = () => Promise.all(guards.splice(0).map((g) => g.shutdown()));
+  const guards: Deno.Listener[] = [];
+  const closeGuards = () => {
+    for (const g of guards.splice(0)) g.close();
+  };
   try {
     for (const url of urls) {
       const hostname = socketHostname(url);
       const port = probeAddress(url);
       try {
-        guards.push(Deno.serve(
-          { hostname, port, reusePort: true, onListen: () => {} },
-          setup.guardHandler,
-        ));
+        guards.push(Deno.listen({ hostname, port, reusePort: true }));
       } catch (err) {
         throw listenError(err, url.hostname, port);
       }
@@ -99,11 +100,11 @@ export async function startHttpWorkers(
       clientUrls.push(`http://${url.hostname}:${port}`);
     }
   } catch (err) {
-    await closeGuards();
+    closeGuards();
     await stop();
     throw err;
   }
-  await closeGuards();
+  closeGuards();
   return { clientUrls, stop };
 }
 
