@@ -383,3 +383,73 @@ export function openBackend(path: string, options: BackendOptions = {}): Backend
   Deno.mkdirSync(path, { recursive: true });
   return new LmdbBackend(path, options);
 }
+
+/** Pages one LMDB table (or the free list) occupies, from `mdb_stat`. */
+export interface TablePages {
+  /** Records in the table. */
+  entries: number;
+  /** Branch (interior) pages of its B+tree. */
+  branch: number;
+  /** Leaf pages of its B+tree. */
+  leaf: number;
+  /** Overflow pages: values too large for a leaf, each in pages of its own. */
+  overflow: number;
+}
+
+/** Page usage of an LMDB environment, as {@linkcode environmentStats} reports it. */
+export interface EnvironmentStats {
+  /** Bytes per page. */
+  pageSize: number;
+  /** Pages the file holds up to its highest page in use (its used size ÷ page size). */
+  pagesTotal: number;
+  /** Pages of each table, by name (`current`, `history`, `revlog`, `meta`). */
+  tables: Record<string, TablePages>;
+  /** Pages of LMDB's own trees: the table directory and the free list's tree. */
+  internal: number;
+  /**
+   * Pages held by no tree: free pages LMDB will reuse, plus the two meta
+   * pages (pagesTotal minus every tree's pages).
+   */
+  free: number;
+}
+
+/**
+ * Page usage of the LMDB environment in directory `path` (one that no other
+ * process has open for writing, such as a stopped member's): per table, and
+ * the free pages. For measurements (bench/footprint.ts), not the serving path.
+ */
+export async function environmentStats(path: string): Promise<EnvironmentStats> {
+  const env = open({ path, compression: false, overlappingSync: true, maxDbs: 16, readOnly: true });
+  try {
+    const pages = (s: Record<string, number>): TablePages => ({
+      entries: s.entryCount,
+      branch: s.treeBranchPageCount,
+      leaf: s.treeLeafPageCount,
+      overflow: s.overflowPages,
+    });
+    const tables: Record<string, TablePages> = {};
+    let inTrees = 0;
+    let stats: Record<string, unknown> = {};
+    for (const name of [...TABLES, "meta"]) {
+      const db = env.openDB({ name, keyEncoding: "binary", cache: false } as { name: string });
+      stats = db.getStats() as Record<string, unknown>;
+      const t = pages(stats as Record<string, number>);
+      tables[name] = t;
+      inTrees += t.branch + t.leaf + t.overflow;
+    }
+    const root = pages(stats.root as Record<string, number>);
+    const freeTree = pages(stats.free as Record<string, number>);
+    const internal = root.branch + root.leaf + root.overflow + freeTree.branch + freeTree.leaf +
+      freeTree.overflow;
+    const pagesTotal = (stats.lastPageNumber as number) + 1;
+    return {
+      pageSize: stats.pageSize as number,
+      pagesTotal,
+      tables,
+      internal,
+      free: pagesTotal - inTrees - internal,
+    };
+  } finally {
+    await env.close();
+  }
+}
