@@ -135,6 +135,22 @@ export function decodeRecord(bytes: Uint8Array, keysOnly = false): Record {
   };
 }
 
+/** The mod_revision of an encoded record, without decoding the rest. */
+export function recordModRevision(bytes: Uint8Array): number {
+  return get53(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 9);
+}
+
+/** The user key of an encoded record (a view into `bytes`, no copy). */
+export function recordKey(bytes: Uint8Array): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return plain(bytes).subarray(HEADER, HEADER + view.getUint32(33));
+}
+
+/** Whether an encoded record is a tombstone. */
+export function isTombstone(bytes: Uint8Array): boolean {
+  return (bytes[0] & 1) === 1;
+}
+
 /**
  * A copy of `bytes` as a plain Uint8Array. (Buffers that storage returns may
  * be views into memory it reuses, and `Buffer#slice` does not copy.)
