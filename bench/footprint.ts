@@ -5,7 +5,10 @@
  * are: etcd's bbolt file and WAL; cairn's data.mdb (pages per LMDB table,
  * free pages) and WAL segments (preallocated files, counted at full size).
  *
- * Usage: `deno run -A bench/footprint.ts [keys=200000] [valueBytes=1024]`.
+ * Usage: `deno run -A bench/footprint.ts [keys=200000] [valueBytes=1024] [order]`:
+ * keys are written in ascending blocks of 100 (each client takes the next
+ * block), or with `random` as the third argument in a shuffled order (a
+ * seeded permutation, the same for both servers).
  */
 import { environmentStats } from "../native/lmdb.ts";
 import { type ServerProcess, startCairn, startEtcd } from "../tests/servers.ts";
@@ -14,6 +17,18 @@ const KEYS = Number(Deno.args[0] ?? 200_000);
 const VALUE_BYTES = Number(Deno.args[1] ?? 1024);
 const BATCH = 100;
 const CLIENTS = 8;
+const RANDOM = Deno.args[2] === "random";
+
+/** Key i of the load: `order[i]`, a permutation of 0..KEYS-1 when random. */
+const order = Array.from({ length: KEYS }, (_, i) => i);
+if (RANDOM) {
+  let seed = 42;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let i = KEYS - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+}
 
 const b64 = (bytes: Uint8Array) => {
   let s = "";
@@ -35,7 +50,7 @@ async function load(url: string): Promise<number> {
       next += BATCH;
       const success = [];
       for (let i = start; i < Math.min(start + BATCH, KEYS); i++) {
-        success.push({ request_put: { key: b64(keyOf(i)), value } });
+        success.push({ request_put: { key: b64(keyOf(order[i])), value } });
       }
       const res = await fetch(`${url}/v3/kv/txn`, {
         method: "POST",
@@ -132,7 +147,10 @@ async function cairnBreakdown(dir: string): Promise<string[]> {
   return lines;
 }
 
-console.log(`${KEYS} keys of ${VALUE_BYTES} B values, txns of ${BATCH} puts, ${CLIENTS} clients`);
+console.log(
+  `${KEYS} keys of ${VALUE_BYTES} B values, txns of ${BATCH} puts, ${CLIENTS} clients, ` +
+    `${RANDOM ? "random" : "ascending"} key order`,
+);
 const results = [
   await run("etcd", startEtcd, etcdBreakdown),
   await run("cairn", (dir) => startCairn(dir), cairnBreakdown),

@@ -7,7 +7,12 @@
  */
 import { open, type RootDatabase } from "lmdb";
 import type { Backend, Entry, ScanOptions, Table } from "../core/backend.ts";
-import { INITIAL_MAP_BYTES, READ_ARENA_BYTES, READ_ARENA_MAX_COPY } from "../core/limits.ts";
+import {
+  INITIAL_MAP_BYTES,
+  LMDB_PAGE_BYTES,
+  READ_ARENA_BYTES,
+  READ_ARENA_MAX_COPY,
+} from "../core/limits.ts";
 
 /** Options of {@linkcode openBackend}. */
 export interface BackendOptions {
@@ -20,6 +25,9 @@ export interface BackendOptions {
 const TABLES: Table[] = ["current", "history", "revlog"];
 
 type Db = ReturnType<RootDatabase["openDB"]>;
+
+/** lmdb-js put options for MDB_APPEND (its types omit `append`). */
+const APPEND = { append: true } as unknown as number;
 
 const ARENA_BYTES = READ_ARENA_BYTES;
 const ARENA_MAX_COPY = READ_ARENA_MAX_COPY;
@@ -118,6 +126,12 @@ class LmdbBackend implements Backend {
   #pending: Overlay[] = [];
   /** Settles when every write handed over so far is durable. */
   #last: Promise<unknown> = Promise.resolve();
+  /**
+   * Per table, a key at or above every key it holds once the writes handed
+   * over so far are done (undefined: the table is empty): the highest key
+   * stored at open or put since. Deletions leave it as it is.
+   */
+  #highest = new Map<Table, Uint8Array>();
 
   constructor(path: string, options: BackendOptions) {
     this.#path = path;
@@ -133,6 +147,10 @@ class LmdbBackend implements Backend {
       // restart replays what LMDB lost (wal/README.md).
       overlappingSync: true,
       maxDbs: 16,
+      // Larger than LMDB's default 4 KiB: pages hold more records, so the
+      // space a page split leaves unused is a smaller share (native/README.md,
+      // Page use). An existing environment keeps the page size it was made with.
+      pageSize: LMDB_PAGE_BYTES,
     });
     this.#tables = new Map();
     for (const name of TABLES) {
@@ -145,6 +163,11 @@ class LmdbBackend implements Backend {
       );
     }
     this.#meta = this.#env.openDB({ name: "meta", cache: false });
+    for (const [name, db] of this.#tables) {
+      for (const key of db.getKeys({ reverse: true, limit: 1 })) {
+        this.#highest.set(name, (key as Uint8Array).slice());
+      }
+    }
   }
 
   #db(table: Table): Db {
@@ -269,16 +292,41 @@ class LmdbBackend implements Backend {
     }
     this.#pending.push(overlay);
     let committed: Promise<boolean> | undefined;
+    const appended: Promise<boolean>[] = [];
     for (const [table, records] of overlay.tables) {
       const db = this.#db(table);
-      for (const { key, value } of records.values()) {
-        committed = value === null ? db.remove(key as Buffer) : db.put(key as Buffer, value);
+      const before = this.#highest.get(table);
+      let highest = before;
+      for (const { key, value } of inKeyOrder(records)) {
+        if (value === null) {
+          committed = db.remove(key as Buffer);
+        } else if (highest === undefined || compareBytes(key, highest) > 0) {
+          // A key past every stored one is put with MDB_APPEND: when its leaf
+          // is full, LMDB starts a new page for it and leaves the full one
+          // as it is, where a plain put would move half the leaf (or, at the
+          // end of a leaf, all but one record) to the new page. Keys arriving
+          // in order so fill whole pages (native/README.md, Page use).
+          committed = db.put(key as Buffer, value, APPEND);
+          appended.push(committed);
+          highest = key;
+        } else {
+          committed = db.put(key as Buffer, value);
+        }
       }
+      if (highest !== before) this.#highest.set(table, highest!.slice());
     }
     for (const [name, value] of overlay.meta) committed = this.#meta.put(name, value);
+    // An append below the table's last key is refused (MDB_KEYEXIST) and
+    // resolves false. `#highest` rules that out while this object is the
+    // environment's only writer; were it not, the write must fail loudly.
+    // (A failed commit rejects `committed` too, which reports it.)
+    const appends = Promise.all(appended).catch(() => [true]);
     const durable = (async () => {
       try {
         if (committed !== undefined) await committed;
+        if (!(await appends).every((ok) => ok)) {
+          throw new Error("LMDB refused an append: the store has another writer");
+        }
       } finally {
         this.#pending.splice(this.#pending.indexOf(overlay), 1);
       }
@@ -314,6 +362,29 @@ class LmdbBackend implements Backend {
     await this.#env.flushed;
     await this.#env.close();
   }
+}
+
+/**
+ * The records of one table's overlay in key order (overlay map keys compare
+ * as the bytes they encode). A batch of several txns arrives in the order
+ * they were applied; handing LMDB each table's keys ascending lets the keys
+ * past the table's end go in by MDB_APPEND and the others fill the gaps
+ * left to right.
+ */
+function inKeyOrder(
+  records: Map<string, { key: Uint8Array; value: Uint8Array | null }>,
+): Iterable<{ key: Uint8Array; value: Uint8Array | null }> {
+  let prev: string | undefined;
+  let sorted = true;
+  for (const k of records.keys()) {
+    if (prev !== undefined && k < prev) {
+      sorted = false;
+      break;
+    }
+    prev = k;
+  }
+  if (sorted) return records.values();
+  return [...records.keys()].sort().map((k) => records.get(k)!);
 }
 
 /** Merge a stored scan with overlay records (which win on equal keys). */

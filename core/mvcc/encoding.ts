@@ -60,7 +60,8 @@ export function encodeRevlogKey(main: number, sub: number): Uint8Array {
 }
 
 /**
- * Longest key storage takes, in bytes (lmdb-js's limit for 4 KiB pages).
+ * Longest key storage takes, in bytes (lmdb-js's limit for 4 KiB pages, kept
+ * for larger pages too, where lmdb-js would take up to 4026).
  * A user key is stored raw in `current` and escaped (+ 8 revision bytes) in
  * `history`, so both forms must fit.
  */
