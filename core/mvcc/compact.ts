@@ -10,8 +10,8 @@ import {
   copyBytes,
   encodeRevlogKey,
   historyKeyRevision,
+  historyKeyUserKey,
   isTombstone,
-  recordKey,
   recordModRevision,
 } from "./encoding.ts";
 import { Meta } from "./view.ts";
@@ -72,7 +72,7 @@ function compactBatch(
   const doomed: Uint8Array[] = [];
   let visited = 0;
   let group: Uint8Array | undefined;
-  let userKey: Uint8Array | undefined; // the group's key, from its first record
+  let userKey: Uint8Array | undefined; // the group's user key
   let pending: Uint8Array | undefined; // key of the newest version ≤ rev seen in the group
   let pendingDead = false; // whether that version is a tombstone
   let next: Uint8Array | undefined;
@@ -94,7 +94,7 @@ function compactBatch(
         break;
       }
       group = copyBytes(prefix);
-      userKey = copyBytes(recordKey(entry.value));
+      userKey = historyKeyUserKey(entry.key);
     }
     visited++;
     if (historyKeyRevision(entry.key) <= rev) {

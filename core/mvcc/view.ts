@@ -28,10 +28,10 @@ import {
   escapeKey,
   historyKey,
   historyKeyRevision,
+  historyKeyUserKey,
   isStorableKey,
   isTombstone,
   MAX_STORED_KEY_BYTES,
-  recordKey,
   recordModRevision,
 } from "./encoding.ts";
 import type { KeyValue } from "./types.ts";
@@ -52,7 +52,17 @@ export const Meta = {
   memberId: "member_id",
   /** The cluster's 64-bit ID, as a decimal string, fixed when the member is created. */
   clusterId: "cluster_id",
+  /** The record format of `current` and `history` ({@linkcode RECORD_FORMAT}), set at creation. */
+  recordFormat: "record_format",
 } as const;
+
+/**
+ * The record format this version writes and reads (core/mvcc/encoding.ts).
+ * 2: records without the key, varint revisions. A store written in format 1
+ * (key in every record, fixed-width fields; no `record_format` in `meta`) is
+ * not readable.
+ */
+export const RECORD_FORMAT = 2;
 
 /**
  * The compacted revision of a store that has never been compacted (etcd's
@@ -196,7 +206,7 @@ export class ReadView {
     if (end === undefined) {
       const bytes = isStorableKey(key) ? this.backend.get("current", key) : undefined;
       if (bytes === undefined) return { kvs, count: 0 };
-      if (!options.countOnly) kvs.push(decodeRecord(bytes, options.keysOnly).kv);
+      if (!options.countOnly) kvs.push(decodeRecord(key, bytes, options.keysOnly).kv);
       return { kvs, count: 1 };
     }
     if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count: 0 };
@@ -206,10 +216,10 @@ export class ReadView {
     let count = 0;
     if (simple) count = this.backend.count("current", { start: key, end: upper });
     if (!options.countOnly || !simple) {
-      for (const { value } of scanBounded(this.backend, "current", key, upper)) {
+      for (const entry of scanBounded(this.backend, "current", key, upper)) {
         if (!simple) count++;
         if (!options.countOnly && kvs.length < limit) {
-          kvs.push(decodeRecord(value, options.keysOnly).kv);
+          kvs.push(decodeRecord(entry.key, entry.value, options.keysOnly).kv);
         } else if (simple) break;
       }
     }
@@ -225,15 +235,15 @@ export class ReadView {
   ) {
     const kvs: KeyValue[] = [];
     let count = 0;
-    const take = (bytes: Uint8Array | undefined) => {
+    const take = (key: Uint8Array, bytes: Uint8Array | undefined) => {
       if (bytes === undefined || isTombstone(bytes)) return;
       count++;
       if (!options.countOnly && kvs.length < limit) {
-        kvs.push(decodeRecord(bytes, options.keysOnly).kv);
+        kvs.push(decodeRecord(key, bytes, options.keysOnly).kv);
       }
     };
     if (end === undefined) {
-      take(this.#versionAt(key, rev));
+      take(key, this.#versionAt(key, rev));
       return { kvs, count };
     }
     if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count };
@@ -244,20 +254,21 @@ export class ReadView {
     ]();
     let next = live.next();
     for (const older of historyAt(this.backend, key, end, rev)) {
-      const olderKey = recordKey(older);
       let cmp = -1;
-      while (!next.done && (cmp = compareBytes(next.value.key, olderKey)) < 0) {
-        take(visibleAt(next.value.value, rev));
+      while (!next.done && (cmp = compareBytes(next.value.key, older.key)) < 0) {
+        take(next.value.key, visibleAt(next.value.value, rev));
         next = live.next();
       }
       if (!next.done && cmp === 0) {
-        take(visibleAt(next.value.value, rev) ?? older);
+        take(older.key, visibleAt(next.value.value, rev) ?? older.value);
         next = live.next();
       } else {
-        take(older);
+        take(older.key, older.value);
       }
     }
-    for (; !next.done; next = live.next()) take(visibleAt(next.value.value, rev));
+    for (; !next.done; next = live.next()) {
+      take(next.value.key, visibleAt(next.value.value, rev));
+    }
     return { kvs, count };
   }
 
@@ -283,28 +294,28 @@ function visibleAt(record: Uint8Array | undefined, rev: number): Uint8Array | un
 
 /**
  * Per key in [key, end) (`end` empty: no upper bound) that has `history`
- * records, in key order: its newest history record at or below `rev` (a
- * tombstone included), if any.
+ * records, in key order: the user key and its newest history record at or
+ * below `rev` (a tombstone included), if any.
  */
 function* historyAt(
   backend: Backend,
   key: Uint8Array,
   end: Uint8Array,
   rev: number,
-): Iterable<Uint8Array> {
+): Iterable<Entry> {
   const upper = end.length > 0 ? escapeKey(end) : undefined;
   let group: Uint8Array | undefined;
-  let chosen: Uint8Array | undefined;
+  let chosen: Entry | undefined;
   for (const entry of scanBounded(backend, "history", escapeKey(key), upper)) {
     const prefix = entry.key.subarray(0, entry.key.length - 8);
     if (group === undefined || compareBytes(prefix, group) !== 0) {
-      if (chosen !== undefined) yield chosen;
+      if (chosen !== undefined) yield { key: historyKeyUserKey(chosen.key), value: chosen.value };
       chosen = undefined;
       group = copyBytes(prefix);
     }
-    if (historyKeyRevision(entry.key) <= rev) chosen = entry.value;
+    if (historyKeyRevision(entry.key) <= rev) chosen = entry;
   }
-  if (chosen !== undefined) yield chosen;
+  if (chosen !== undefined) yield { key: historyKeyUserKey(chosen.key), value: chosen.value };
 }
 
 /**
@@ -328,7 +339,7 @@ export class WriteView extends ReadView {
   put(key: Uint8Array, value: Uint8Array, lease: bigint): number {
     const rev = this.beginRev + 1;
     const prevBytes = this.backend.get("current", key);
-    const prev = prevBytes === undefined ? undefined : decodeRecord(prevBytes).kv;
+    const prev = prevBytes === undefined ? undefined : decodeRecord(key, prevBytes).kv;
     const kv: KeyValue = {
       key,
       create_revision: prev ? prev.create_revision : rev,

@@ -8,9 +8,17 @@
 import assert from "node:assert/strict";
 import type { Backend } from "../../core/backend.ts";
 import { compactHistory } from "../../core/mvcc/compact.ts";
+import {
+  decodeRecord,
+  encodeRecord,
+  historyKey,
+  historyKeyRevision,
+  historyKeyUserKey,
+} from "../../core/mvcc/encoding.ts";
 import type { KeyValue } from "../../core/mvcc/types.ts";
-import { Meta, ReadView, type ViewState, WriteView } from "../../core/mvcc/view.ts";
+import { Meta, ReadView, RECORD_FORMAT, type ViewState, WriteView } from "../../core/mvcc/view.ts";
 import { openBackend } from "../../native/lmdb.ts";
+import { openMember } from "../../server/member.ts";
 
 const enc = new TextEncoder();
 const ALL = new Uint8Array([0]);
@@ -174,4 +182,61 @@ Deno.test("history: a live version is stored once, in current", async () => {
     assert.equal(records(b, "history"), 3);
     assert.equal(records(b, "current"), KEYS.length - 1);
   });
+});
+
+Deno.test("encoding: history keys give back their user key and revision; records keep every field", () => {
+  for (const key of [[], [0], [0, 0], [1, 0, 0xff, 0], [0xff, 0xff], [7, 8, 9]]) {
+    for (const rev of [1, 127, 128, 2 ** 31, 2 ** 53 - 1]) {
+      const hk = historyKey(new Uint8Array(key), rev);
+      assert.deepEqual([...historyKeyUserKey(hk)], key);
+      assert.equal(historyKeyRevision(hk), rev);
+    }
+  }
+  for (const n of [0, 1, 127, 128, 16383, 16384, 2 ** 32 + 5, 2 ** 53 - 1]) {
+    for (const lease of [0n, 1n, -1n, 2n ** 63n - 1n, -(2n ** 63n)]) {
+      const kv = {
+        key: enc.encode("k"),
+        create_revision: n,
+        mod_revision: n + (n < 2 ** 53 - 1 ? 1 : 0),
+        version: n,
+        value: enc.encode("value"),
+        lease,
+      };
+      for (const deleted of [false, true]) {
+        const back = decodeRecord(kv.key, encodeRecord(kv, deleted));
+        assert.equal(back.deleted, deleted);
+        assert.deepEqual(back.kv, kv);
+        assert.equal(decodeRecord(kv.key, encodeRecord(kv, deleted), true).kv.value.length, 0);
+      }
+    }
+  }
+  // A record is the value plus a few bytes: flags, three varints, no key.
+  const small = encodeRecord({
+    key: enc.encode("a/long/key/that/is/not/stored/in/the/record"),
+    create_revision: 5,
+    mod_revision: 300,
+    version: 2,
+    value: new Uint8Array(10),
+    lease: 0n,
+  }, false);
+  assert.equal(small.length, 1 + 1 + 2 + 1 + 10);
+});
+
+Deno.test("store: a data dir in another record format is refused at open, not misread", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-format-" });
+  try {
+    const m = await openMember(dir, { memberId: 1n, clusterId: 2n }, 128);
+    assert.equal(m.backend.getMeta(Meta.recordFormat), RECORD_FORMAT);
+    await m.close();
+    // A store from before the format was recorded.
+    const b = openBackend(`${dir}/member`);
+    await b.write(() => b.putMeta(Meta.recordFormat, undefined));
+    await b.close();
+    await assert.rejects(
+      openMember(dir, { memberId: 1n, clusterId: 2n }, 128),
+      /holds records in format 1; this cairn reads format 2 only/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
