@@ -7,7 +7,12 @@
  */
 import { open, type RootDatabase } from "lmdb";
 import type { Backend, Entry, ScanOptions, Table } from "../core/backend.ts";
-import { INITIAL_MAP_BYTES, READ_ARENA_BYTES, READ_ARENA_MAX_COPY } from "../core/limits.ts";
+import {
+  INITIAL_MAP_BYTES,
+  LMDB_PAGE_BYTES,
+  READ_ARENA_BYTES,
+  READ_ARENA_MAX_COPY,
+} from "../core/limits.ts";
 
 /** Options of {@linkcode openBackend}. */
 export interface BackendOptions {
@@ -20,6 +25,9 @@ export interface BackendOptions {
 const TABLES: Table[] = ["current", "history", "revlog"];
 
 type Db = ReturnType<RootDatabase["openDB"]>;
+
+/** lmdb-js put options for MDB_APPEND (its types omit `append`). */
+const APPEND = { append: true } as unknown as number;
 
 const ARENA_BYTES = READ_ARENA_BYTES;
 const ARENA_MAX_COPY = READ_ARENA_MAX_COPY;
@@ -122,6 +130,13 @@ class LmdbBackend implements Backend {
   #queued: { overlay: Overlay; resolve: () => void; reject: (err: unknown) => void }[] = [];
   /** Whether a commit is in progress. */
   #committing = false;
+  /**
+   * Per table, a key at or above every key it holds once the writes handed
+   * over so far are done (undefined: the table is empty): the highest key
+   * stored at open or put since. Deletions leave it as it is; a failed
+   * commit leaves it too high, which only makes later puts plain ones.
+   */
+  #highest = new Map<Table, Uint8Array>();
 
   constructor(path: string, options: BackendOptions) {
     this.#path = path;
@@ -137,6 +152,10 @@ class LmdbBackend implements Backend {
       // restart replays what LMDB lost (wal/README.md).
       overlappingSync: true,
       maxDbs: 16,
+      // Larger than LMDB's default 4 KiB: pages hold more records, so the
+      // space a page split leaves unused is a smaller share (native/README.md,
+      // Page use). An existing environment keeps the page size it was made with.
+      pageSize: LMDB_PAGE_BYTES,
     });
     this.#tables = new Map();
     for (const name of TABLES) {
@@ -149,6 +168,11 @@ class LmdbBackend implements Backend {
       );
     }
     this.#meta = this.#env.openDB({ name: "meta", cache: false });
+    for (const [name, db] of this.#tables) {
+      for (const key of db.getKeys({ reverse: true, limit: 1 })) {
+        this.#highest.set(name, (key as Uint8Array).slice());
+      }
+    }
   }
 
   #db(table: Table): Db {
@@ -300,13 +324,41 @@ class LmdbBackend implements Backend {
       committed?.catch(ignore);
       committed = p;
     };
+    // One table's records of the whole batch (a later transaction's write
+    // to a key wins), handed over in key order.
+    const tables = new Map<Table, Map<string, { key: Uint8Array; value: Uint8Array | null }>>();
     for (const { overlay } of batch) {
       for (const [table, records] of overlay.tables) {
-        const db = this.#db(table);
-        for (const { key, value } of records.values()) {
-          handled(value === null ? db.remove(key as Buffer) : db.put(key as Buffer, value));
+        const into = tables.get(table);
+        if (into === undefined) tables.set(table, batch.length === 1 ? records : new Map(records));
+        else for (const [k, r] of records) into.set(k, r);
+      }
+    }
+    const appended: Promise<boolean>[] = [];
+    for (const [table, records] of tables) {
+      const db = this.#db(table);
+      const before = this.#highest.get(table);
+      let highest = before;
+      for (const { key, value } of inKeyOrder(records)) {
+        if (value === null) {
+          handled(db.remove(key as Buffer));
+        } else if (highest === undefined || compareBytes(key, highest) > 0) {
+          // A key past every stored one is put with MDB_APPEND: when its leaf
+          // is full, LMDB starts a new page for it and leaves the full one
+          // as it is, where a plain put would move half the leaf (or, at the
+          // end of a leaf, all but one record) to the new page. Keys arriving
+          // in order so fill whole pages (native/README.md, Page use).
+          const p = db.put(key as Buffer, value, APPEND);
+          handled(p);
+          appended.push(p);
+          highest = key;
+        } else {
+          handled(db.put(key as Buffer, value));
         }
       }
+      if (highest !== before) this.#highest.set(table, highest!.slice());
+    }
+    for (const { overlay } of batch) {
       for (const [name, value] of overlay.meta) handled(this.#meta.put(name, value));
     }
     const done = (err?: unknown) => {
@@ -323,7 +375,13 @@ class LmdbBackend implements Backend {
       queueMicrotask(() => done());
       return;
     }
-    committed.then(() => done(), async (err) => done(await commitCause(err)));
+    // An append below the table's last key is refused (MDB_KEYEXIST) and
+    // resolves false. `#highest` rules that out while this object is the
+    // environment's only writer; were it not, the write must fail loudly.
+    committed.then(async () => {
+      const ok = (await Promise.all(appended)).every((a) => a);
+      done(ok ? undefined : new Error("LMDB refused an append: the store has another writer"));
+    }, async (err) => done(await commitCause(err)));
   }
 
   flushed(): Promise<void> {
@@ -385,6 +443,29 @@ async function commitCause(err: unknown): Promise<unknown> {
   } catch (cause) {
     return cause;
   }
+}
+
+/**
+ * The records of one table's overlay in key order (overlay map keys compare
+ * as the bytes they encode). A batch of several txns arrives in the order
+ * they were applied; handing LMDB each table's keys ascending lets the keys
+ * past the table's end go in by MDB_APPEND and the others fill the gaps
+ * left to right.
+ */
+function inKeyOrder(
+  records: Map<string, { key: Uint8Array; value: Uint8Array | null }>,
+): Iterable<{ key: Uint8Array; value: Uint8Array | null }> {
+  let prev: string | undefined;
+  let sorted = true;
+  for (const k of records.keys()) {
+    if (prev !== undefined && k < prev) {
+      sorted = false;
+      break;
+    }
+    prev = k;
+  }
+  if (sorted) return records.values();
+  return [...records.keys()].sort().map((k) => records.get(k)!);
 }
 
 /** Merge a stored scan with overlay records (which win on equal keys). */
@@ -453,4 +534,74 @@ function rangeOptions(options: ScanOptions) {
 export function openBackend(path: string, options: BackendOptions = {}): Backend {
   Deno.mkdirSync(path, { recursive: true });
   return new LmdbBackend(path, options);
+}
+
+/** Pages one LMDB table (or the free list) occupies, from `mdb_stat`. */
+export interface TablePages {
+  /** Records in the table. */
+  entries: number;
+  /** Branch (interior) pages of its B+tree. */
+  branch: number;
+  /** Leaf pages of its B+tree. */
+  leaf: number;
+  /** Overflow pages: values too large for a leaf, each in pages of its own. */
+  overflow: number;
+}
+
+/** Page usage of an LMDB environment, as {@linkcode environmentStats} reports it. */
+export interface EnvironmentStats {
+  /** Bytes per page. */
+  pageSize: number;
+  /** Pages the file holds up to its highest page in use (its used size ÷ page size). */
+  pagesTotal: number;
+  /** Pages of each table, by name (`current`, `history`, `revlog`, `meta`). */
+  tables: Record<string, TablePages>;
+  /** Pages of LMDB's own trees: the table directory and the free list's tree. */
+  internal: number;
+  /**
+   * Pages held by no tree: free pages LMDB will reuse, plus the two meta
+   * pages (pagesTotal minus every tree's pages).
+   */
+  free: number;
+}
+
+/**
+ * Page usage of the LMDB environment in directory `path` (one that no other
+ * process has open for writing, such as a stopped member's): per table, and
+ * the free pages. For measurements (bench/footprint.ts), not the serving path.
+ */
+export async function environmentStats(path: string): Promise<EnvironmentStats> {
+  const env = open({ path, compression: false, overlappingSync: true, maxDbs: 16, readOnly: true });
+  try {
+    const pages = (s: Record<string, number>): TablePages => ({
+      entries: s.entryCount,
+      branch: s.treeBranchPageCount,
+      leaf: s.treeLeafPageCount,
+      overflow: s.overflowPages,
+    });
+    const tables: Record<string, TablePages> = {};
+    let inTrees = 0;
+    let stats: Record<string, unknown> = {};
+    for (const name of [...TABLES, "meta"]) {
+      const db = env.openDB({ name, keyEncoding: "binary", cache: false } as { name: string });
+      stats = db.getStats() as Record<string, unknown>;
+      const t = pages(stats as Record<string, number>);
+      tables[name] = t;
+      inTrees += t.branch + t.leaf + t.overflow;
+    }
+    const root = pages(stats.root as Record<string, number>);
+    const freeTree = pages(stats.free as Record<string, number>);
+    const internal = root.branch + root.leaf + root.overflow + freeTree.branch + freeTree.leaf +
+      freeTree.overflow;
+    const pagesTotal = (stats.lastPageNumber as number) + 1;
+    return {
+      pageSize: stats.pageSize as number,
+      pagesTotal,
+      tables,
+      internal,
+      free: pagesTotal - inTrees - internal,
+    };
+  } finally {
+    await env.close();
+  }
 }

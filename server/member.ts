@@ -6,7 +6,7 @@
  * @module
  */
 import type { Backend } from "../core/backend.ts";
-import { Meta } from "../core/mvcc/view.ts";
+import { Meta, RECORD_FORMAT } from "../core/mvcc/view.ts";
 import { openBackend } from "../native/lmdb.ts";
 import { EtcdServer } from "./etcdserver/mod.ts";
 import { RaftNode, type RaftNodeOptions } from "./raftnode/node.ts";
@@ -70,7 +70,15 @@ export async function openMember(
         b.putMeta(Meta.memberId, ids.memberId.toString());
         b.putMeta(Meta.clusterId, ids.clusterId.toString());
         b.putMeta(Meta.revision, 1);
+        b.putMeta(Meta.recordFormat, RECORD_FORMAT);
       });
+    }
+    const format = b.getMeta(Meta.recordFormat) ?? 1;
+    if (format !== RECORD_FORMAT) {
+      throw new Error(
+        `data dir ${dataDir} holds records in format ${format}; this cairn reads format ` +
+          `${RECORD_FORMAT} only (native/README.md)`,
+      );
     }
     // A new member's Raft log starts after index 1 (its bootstrap base).
     if (Number(b.getMeta(Meta.appliedIndex) ?? 0) === 0) {

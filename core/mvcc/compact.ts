@@ -4,8 +4,16 @@
  *
  * @module
  */
-import type { Backend, Entry } from "../backend.ts";
-import { compareBytes, copyBytes, encodeRevlogKey, historyKeyRevision } from "./encoding.ts";
+import type { Backend } from "../backend.ts";
+import {
+  compareBytes,
+  copyBytes,
+  encodeRevlogKey,
+  historyKeyRevision,
+  historyKeyUserKey,
+  isTombstone,
+  recordModRevision,
+} from "./encoding.ts";
 import { Meta } from "./view.ts";
 import { HISTORY_COMPACTION_BATCH } from "../limits.ts";
 
@@ -16,10 +24,13 @@ export interface CompactOptions {
 }
 
 /**
- * Remove, for every key, the versions below `rev` except the newest one at or
- * below `rev` (dropped too when it is a tombstone), and the revision log up to
- * `rev`. Idempotent and resumable: a crash part-way leaves a store that a
- * second run finishes. Records `compact_done` = rev at the end.
+ * Remove, for every key, the versions below `rev` except the one visible at
+ * `rev`, and the revision log up to `rev`. A key's visible version is its
+ * live record in `current` when that was written at or below `rev` (then
+ * every `history` record of the key goes), else its newest `history` record
+ * at or below `rev`, which stays unless it is a tombstone. Idempotent and
+ * resumable: a crash part-way leaves a store that a second run finishes.
+ * Records `compact_done` = rev at the end.
  */
 export async function compactHistory(
   backend: Backend,
@@ -61,10 +72,17 @@ function compactBatch(
   const doomed: Uint8Array[] = [];
   let visited = 0;
   let group: Uint8Array | undefined;
-  let pending: Entry | undefined; // newest version ≤ rev seen in the group
+  let userKey: Uint8Array | undefined; // the group's user key
+  let pending: Uint8Array | undefined; // key of the newest version ≤ rev seen in the group
+  let pendingDead = false; // whether that version is a tombstone
   let next: Uint8Array | undefined;
   const closeGroup = () => {
-    if (pending !== undefined && (pending.value[0] & 1) === 1) doomed.push(copyBytes(pending.key));
+    if (pending !== undefined) {
+      const live = backend.get("current", userKey!);
+      if (pendingDead || (live !== undefined && recordModRevision(live) <= rev)) {
+        doomed.push(pending);
+      }
+    }
     pending = undefined;
   };
   for (const entry of backend.scan("history", { start })) {
@@ -76,11 +94,13 @@ function compactBatch(
         break;
       }
       group = copyBytes(prefix);
+      userKey = historyKeyUserKey(entry.key);
     }
     visited++;
     if (historyKeyRevision(entry.key) <= rev) {
-      if (pending !== undefined) doomed.push(copyBytes(pending.key));
-      pending = { key: copyBytes(entry.key), value: copyBytes(entry.value.subarray(0, 1)) };
+      if (pending !== undefined) doomed.push(pending);
+      pending = copyBytes(entry.key);
+      pendingDead = isTombstone(entry.value);
     }
   }
   if (next === undefined) closeGroup();

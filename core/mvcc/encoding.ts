@@ -5,16 +5,20 @@
  * - history key: escape(user key) ‖ 00 01 ‖ revision. Escaping writes each
  *   00 byte as 00 FF, so history keys sort by user key, then revision, and
  *   one user key's versions are contiguous.
- * - record (value of `current` and `history`): flags(1) ‖ create_revision(8) ‖
- *   mod_revision(8) ‖ version(8) ‖ lease(8) ‖ key length(4) ‖ key ‖ value.
- *   flags bit 0 marks a tombstone (a deletion at mod_revision).
+ * - record (value of `current` and `history`): flags(1) ‖ varint
+ *   create_revision ‖ varint mod_revision ‖ varint version ‖ [lease(8)] ‖
+ *   value. flags bit 0 marks a tombstone (a deletion at mod_revision), bit 1
+ *   a lease (its 8 bytes, big-endian two's complement, follow the version).
+ *   Varints are unsigned LEB128. The user key is not in the record: it is the
+ *   `current` key, and the unescaped prefix of the `history` key.
  *
  * @module
  */
 import type { KeyValue } from "../api/types.ts";
 
 const TWO32 = 0x1_0000_0000;
-const HEADER = 1 + 8 * 4 + 4;
+const TOMBSTONE = 1;
+const LEASED = 2;
 
 /** A stored version of a key: a KeyValue, or a tombstone when `deleted`. */
 export interface Record {
@@ -60,7 +64,8 @@ export function encodeRevlogKey(main: number, sub: number): Uint8Array {
 }
 
 /**
- * Longest key storage takes, in bytes (lmdb-js's limit for 4 KiB pages).
+ * Longest key storage takes, in bytes (lmdb-js's limit for 4 KiB pages, kept
+ * for larger pages too, where lmdb-js would take up to 4026).
  * A user key is stored raw in `current` and escaped (+ 8 revision bytes) in
  * `history`, so both forms must fit.
  */
@@ -98,41 +103,116 @@ export function historyKey(key: Uint8Array, rev: number): Uint8Array {
   return out;
 }
 
-/** Encode a stored version. */
+/** Bytes of `n` (0 ≤ n < 2^53) as an unsigned LEB128 varint. */
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    size++;
+  }
+  return size;
+}
+
+function putVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  out[at++] = n;
+  return at;
+}
+
+/** Read position of {@linkcode getVarint} (records are decoded one at a time). */
+let cursor = 0;
+
+function getVarint(bytes: Uint8Array): number {
+  let b = bytes[cursor++];
+  if (b < 0x80) return b;
+  let n = b & 0x7f;
+  let scale = 0x80;
+  do {
+    b = bytes[cursor++];
+    n += (b & 0x7f) * scale;
+    scale *= 0x80;
+  } while (b >= 0x80);
+  return n;
+}
+
+/** Encode a stored version (its key is stored as the table's key, not here). */
 export function encodeRecord(kv: KeyValue, deleted: boolean): Uint8Array {
-  const out = new Uint8Array(HEADER + kv.key.length + kv.value.length);
-  const view = new DataView(out.buffer);
-  out[0] = deleted ? 1 : 0;
-  put53(view, 1, kv.create_revision);
-  put53(view, 9, kv.mod_revision);
-  put53(view, 17, kv.version);
-  view.setBigUint64(25, BigInt.asUintN(64, kv.lease));
-  view.setUint32(33, kv.key.length);
-  out.set(kv.key, HEADER);
-  out.set(kv.value, HEADER + kv.key.length);
+  const leased = kv.lease !== 0n;
+  const head = 1 + varintSize(kv.create_revision) + varintSize(kv.mod_revision) +
+    varintSize(kv.version) + (leased ? 8 : 0);
+  const out = new Uint8Array(head + kv.value.length);
+  out[0] = (deleted ? TOMBSTONE : 0) | (leased ? LEASED : 0);
+  let at = putVarint(out, 1, kv.create_revision);
+  at = putVarint(out, at, kv.mod_revision);
+  at = putVarint(out, at, kv.version);
+  if (leased) {
+    new DataView(out.buffer).setBigUint64(at, BigInt.asUintN(64, kv.lease));
+    at += 8;
+  }
+  out.set(kv.value, at);
   return out;
 }
 
 /**
- * Decode a stored version. `keysOnly` leaves the value empty. The returned
- * key and value are views into `bytes` (no copy): pass bytes the caller owns
- * and will not change, as Backend reads return.
+ * Decode the stored version of `key`. `keysOnly` leaves the value empty. The
+ * returned kv holds `key` itself and a view into `bytes` (no copies: a typed
+ * array allocation costs more than the whole decode): pass arrays that
+ * nothing will change, as Backend reads and decoded requests are.
  */
-export function decodeRecord(bytes: Uint8Array, keysOnly = false): Record {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const keyLength = view.getUint32(33);
-  const lease = view.getBigUint64(25);
+export function decodeRecord(key: Uint8Array, bytes: Uint8Array, keysOnly = false): Record {
+  const flags = bytes[0];
+  cursor = 1;
+  const create_revision = getVarint(bytes);
+  const mod_revision = getVarint(bytes);
+  const version = getVarint(bytes);
+  let lease = 0n;
+  if ((flags & LEASED) !== 0) {
+    lease = BigInt.asIntN(
+      64,
+      new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(cursor),
+    );
+    cursor += 8;
+  }
   return {
-    deleted: (bytes[0] & 1) === 1,
+    deleted: (flags & TOMBSTONE) !== 0,
     kv: {
-      key: plain(bytes).subarray(HEADER, HEADER + keyLength),
-      create_revision: get53(view, 1),
-      mod_revision: get53(view, 9),
-      version: get53(view, 17),
-      value: keysOnly ? new Uint8Array(0) : plain(bytes).subarray(HEADER + keyLength),
-      lease: lease === 0n ? 0n : BigInt.asIntN(64, lease),
+      key,
+      create_revision,
+      mod_revision,
+      version,
+      value: keysOnly ? new Uint8Array(0) : plain(bytes).subarray(cursor),
+      lease,
     },
   };
+}
+
+/** The mod_revision of an encoded record, without decoding the rest. */
+export function recordModRevision(bytes: Uint8Array): number {
+  cursor = 1;
+  getVarint(bytes);
+  return getVarint(bytes);
+}
+
+/** Whether an encoded record is a tombstone. */
+export function isTombstone(bytes: Uint8Array): boolean {
+  return (bytes[0] & TOMBSTONE) !== 0;
+}
+
+/** The user key of a history key (a new array). */
+export function historyKeyUserKey(key: Uint8Array): Uint8Array {
+  const end = key.length - 10; // the 00 01 terminator and the revision
+  let zeros = 0;
+  for (let i = 0; i < end; i++) if (key[i] === 0) zeros++;
+  const out = new Uint8Array(end - zeros); // each 00 was followed by an FF
+  let j = 0;
+  for (let i = 0; i < end; i++) {
+    out[j++] = key[i];
+    if (key[i] === 0) i++; // skip the FF after an escaped 00
+  }
+  return out;
 }
 
 /**

@@ -5,9 +5,15 @@
  *
  * Tables (see native/README.md): `current` maps a live key to its newest
  * record, so a range at the current revision is one cursor walk; `history`
- * holds every version (and tombstone) keyed by (key, revision), so a range at
- * an older revision walks the versions of the keys in range; `revlog` maps
+ * holds every other version (superseded ones and tombstones) keyed by (key,
+ * revision), so each version is stored once and a range at an older revision
+ * walks the versions of the keys in range in both tables; `revlog` maps
  * (revision, sub) to the key changed, in revision order, for watch replay.
+ *
+ * The version of a key visible at revision `rev` is therefore its `current`
+ * record if that record's mod_revision ≤ `rev` (it wins a tie with a
+ * tombstone of the same revision: a delete then a put in one txn), else its
+ * newest `history` record at or below `rev`, unless that is a tombstone.
  *
  * @module
  */
@@ -22,8 +28,11 @@ import {
   escapeKey,
   historyKey,
   historyKeyRevision,
+  historyKeyUserKey,
   isStorableKey,
+  isTombstone,
   MAX_STORED_KEY_BYTES,
+  recordModRevision,
 } from "./encoding.ts";
 import type { KeyValue } from "../api/types.ts";
 
@@ -43,7 +52,17 @@ export const Meta = {
   memberId: "member_id",
   /** The cluster's 64-bit ID, as a decimal string, fixed when the member is created. */
   clusterId: "cluster_id",
+  /** The record format of `current` and `history` ({@linkcode RECORD_FORMAT}), set at creation. */
+  recordFormat: "record_format",
 } as const;
+
+/**
+ * The record format this version writes and reads (core/mvcc/encoding.ts).
+ * 2: records without the key, varint revisions. A store written in format 1
+ * (key in every record, fixed-width fields; no `record_format` in `meta`) is
+ * not readable.
+ */
+export const RECORD_FORMAT = 2;
 
 /**
  * The compacted revision of a store that has never been compacted (etcd's
@@ -187,7 +206,7 @@ export class ReadView {
     if (end === undefined) {
       const bytes = isStorableKey(key) ? this.backend.get("current", key) : undefined;
       if (bytes === undefined) return { kvs, count: 0 };
-      if (!options.countOnly) kvs.push(decodeRecord(bytes, options.keysOnly).kv);
+      if (!options.countOnly) kvs.push(decodeRecord(key, bytes, options.keysOnly).kv);
       return { kvs, count: 1 };
     }
     if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count: 0 };
@@ -197,10 +216,10 @@ export class ReadView {
     let count = 0;
     if (simple) count = this.backend.count("current", { start: key, end: upper });
     if (!options.countOnly || !simple) {
-      for (const { value } of scanBounded(this.backend, "current", key, upper)) {
+      for (const entry of scanBounded(this.backend, "current", key, upper)) {
         if (!simple) count++;
         if (!options.countOnly && kvs.length < limit) {
-          kvs.push(decodeRecord(value, options.keysOnly).kv);
+          kvs.push(decodeRecord(entry.key, entry.value, options.keysOnly).kv);
         } else if (simple) break;
       }
     }
@@ -216,48 +235,87 @@ export class ReadView {
   ) {
     const kvs: KeyValue[] = [];
     let count = 0;
+    const take = (key: Uint8Array, bytes: Uint8Array | undefined) => {
+      if (bytes === undefined || isTombstone(bytes)) return;
+      count++;
+      if (!options.countOnly && kvs.length < limit) {
+        kvs.push(decodeRecord(key, bytes, options.keysOnly).kv);
+      }
+    };
     if (end === undefined) {
-      const bytes = this.#versionAt(key, rev);
-      if (bytes === undefined) return { kvs, count };
-      if (!options.countOnly) kvs.push(decodeRecord(bytes, options.keysOnly).kv);
-      return { kvs, count: 1 };
+      take(key, this.#versionAt(key, rev));
+      return { kvs, count };
     }
     if (end.length > 0 && compareBytes(end, key) <= 0) return { kvs, count };
-    const upper = end.length > 0 ? escapeKey(end) : undefined;
-    let group: Uint8Array | undefined;
-    let chosen: Uint8Array | undefined;
-    const finish = () => {
-      if (chosen !== undefined && (chosen[0] & 1) === 0) {
-        count++;
-        if (!options.countOnly && kvs.length < limit) {
-          kvs.push(decodeRecord(chosen, options.keysOnly).kv);
-        }
+    // Two walks in key order, merged: the live records in range (`current`)
+    // and, per key, the newest older version at or below rev (`history`).
+    const live = scanBounded(this.backend, "current", key, end.length > 0 ? end : undefined)[
+      Symbol.iterator
+    ]();
+    let next = live.next();
+    for (const older of historyAt(this.backend, key, end, rev)) {
+      let cmp = -1;
+      while (!next.done && (cmp = compareBytes(next.value.key, older.key)) < 0) {
+        take(next.value.key, visibleAt(next.value.value, rev));
+        next = live.next();
       }
-      chosen = undefined;
-    };
-    for (const entry of scanBounded(this.backend, "history", escapeKey(key), upper)) {
-      const prefix = entry.key.subarray(0, entry.key.length - 8);
-      if (group === undefined || compareBytes(prefix, group) !== 0) {
-        finish();
-        group = copyBytes(prefix);
+      if (!next.done && cmp === 0) {
+        take(older.key, visibleAt(next.value.value, rev) ?? older.value);
+        next = live.next();
+      } else {
+        take(older.key, older.value);
       }
-      const entryRev = historyKeyRevision(entry.key);
-      if (entryRev <= rev) chosen = entry.value;
     }
-    finish();
+    for (; !next.done; next = live.next()) {
+      take(next.value.key, visibleAt(next.value.value, rev));
+    }
     return { kvs, count };
   }
 
-  /** Encoded record of `key`'s newest version at or below `rev`, if live. */
+  /**
+   * Encoded record of `key`'s version visible at `rev` (a tombstone when the
+   * key was deleted then), or undefined when it did not exist then.
+   */
   #versionAt(key: Uint8Array, rev: number): Uint8Array | undefined {
     if (!isStorableKey(key)) return undefined;
+    const live = visibleAt(this.backend.get("current", key), rev);
+    if (live !== undefined) return live;
     const lowest = escapeKey(key);
     const scan = { start: lowest, end: historyKey(key, rev + 1), reverse: true, limit: 1 };
-    for (const { value } of this.backend.scan("history", scan)) {
-      return (value[0] & 1) === 0 ? value : undefined;
-    }
+    for (const { value } of this.backend.scan("history", scan)) return value;
     return undefined;
   }
+}
+
+/** A live record if it was written at or below `rev`. */
+function visibleAt(record: Uint8Array | undefined, rev: number): Uint8Array | undefined {
+  return record !== undefined && recordModRevision(record) <= rev ? record : undefined;
+}
+
+/**
+ * Per key in [key, end) (`end` empty: no upper bound) that has `history`
+ * records, in key order: the user key and its newest history record at or
+ * below `rev` (a tombstone included), if any.
+ */
+function* historyAt(
+  backend: Backend,
+  key: Uint8Array,
+  end: Uint8Array,
+  rev: number,
+): Iterable<Entry> {
+  const upper = end.length > 0 ? escapeKey(end) : undefined;
+  let group: Uint8Array | undefined;
+  let chosen: Entry | undefined;
+  for (const entry of scanBounded(backend, "history", escapeKey(key), upper)) {
+    const prefix = entry.key.subarray(0, entry.key.length - 8);
+    if (group === undefined || compareBytes(prefix, group) !== 0) {
+      if (chosen !== undefined) yield { key: historyKeyUserKey(chosen.key), value: chosen.value };
+      chosen = undefined;
+      group = copyBytes(prefix);
+    }
+    if (historyKeyRevision(entry.key) <= rev) chosen = entry;
+  }
+  if (chosen !== undefined) yield { key: historyKeyUserKey(chosen.key), value: chosen.value };
 }
 
 /**
@@ -281,7 +339,7 @@ export class WriteView extends ReadView {
   put(key: Uint8Array, value: Uint8Array, lease: bigint): number {
     const rev = this.beginRev + 1;
     const prevBytes = this.backend.get("current", key);
-    const prev = prevBytes === undefined ? undefined : decodeRecord(prevBytes).kv;
+    const prev = prevBytes === undefined ? undefined : decodeRecord(key, prevBytes).kv;
     const kv: KeyValue = {
       key,
       create_revision: prev ? prev.create_revision : rev,
@@ -290,9 +348,9 @@ export class WriteView extends ReadView {
       value,
       lease,
     };
-    const record = encodeRecord(kv, false);
-    this.backend.put("current", key, record);
-    this.#record(key, rev, record);
+    if (prev !== undefined) this.#supersede(key, prevBytes!, prev.mod_revision);
+    this.backend.put("current", key, encodeRecord(kv, false));
+    this.#log(key, rev);
     this.events.push({ type: "PUT", kv, prev_kv: prev });
     return rev;
   }
@@ -313,15 +371,26 @@ export class WriteView extends ReadView {
         value: new Uint8Array(0),
         lease: 0n,
       };
+      this.#supersede(prev.key, encodeRecord(prev, false), prev.mod_revision);
       this.backend.del("current", prev.key);
-      this.#record(prev.key, rev, encodeRecord(kv, true));
+      this.backend.put("history", historyKey(prev.key, rev), encodeRecord(kv, true));
+      this.#log(prev.key, rev);
       this.events.push({ type: "DELETE", kv, prev_kv: prev });
     }
     return live.length;
   }
 
-  #record(key: Uint8Array, rev: number, record: Uint8Array): void {
-    this.backend.put("history", historyKey(key, rev), record);
+  /**
+   * Move a live record that this transaction replaces into `history`. One
+   * written earlier in this same transaction (same revision) was never
+   * visible at any revision, so it is dropped instead.
+   */
+  #supersede(key: Uint8Array, record: Uint8Array, modRevision: number): void {
+    if (modRevision === this.beginRev + 1) return;
+    this.backend.put("history", historyKey(key, modRevision), record);
+  }
+
+  #log(key: Uint8Array, rev: number): void {
     this.backend.put("revlog", encodeRevlogKey(rev, this.events.length), key);
   }
 

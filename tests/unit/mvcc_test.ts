@@ -48,7 +48,7 @@ Deno.test("encoding: records round-trip and escaped keys keep bytewise order", (
     version: 9,
     lease: -5n,
   };
-  const back = decodeRecord(encodeRecord(kv, true));
+  const back = decodeRecord(kv.key, encodeRecord(kv, true));
   assert.equal(back.deleted, true);
   assert.deepEqual({ ...back.kv, key: [...back.kv.key], value: [...back.kv.value] }, {
     ...kv,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { openBackend } from "../../native/lmdb.ts";
+import { environmentStats, openBackend } from "../../native/lmdb.ts";
 
 const k = (...bytes: number[]) => new Uint8Array(bytes);
 const keysOf = (it: Iterable<{ key: Uint8Array }>) => [...it].map((e) => [...e.key].join("."));
@@ -76,6 +76,85 @@ Deno.test("native: a write sees earlier writes that are not durable yet; commits
     assert.equal(b.getMeta("rev"), 2);
   } finally {
     await b.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("native: keys in any order within and across writes all land", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-native-order-" });
+  const value = new Uint8Array(1000).fill(7);
+  const key = (n: number) => new TextEncoder().encode(`k${String(n).padStart(6, "0")}`);
+  let b = openBackend(dir);
+  try {
+    // Blocks out of order inside one write and across writes.
+    await b.write(() => {
+      for (const block of [3, 0, 2]) {
+        for (let i = 0; i < 50; i++) b.put("current", key(block * 50 + i), value);
+      }
+    });
+    await b.write(() => {
+      for (let i = 49; i >= 0; i--) b.put("current", key(50 + i), value);
+      b.del("current", key(199));
+    });
+    await b.close();
+    // Reopened, the highest stored key is read back: writes below it are plain puts.
+    b = openBackend(dir);
+    await b.write(() => {
+      b.put("current", key(10), k(1));
+      b.put("current", key(199), k(2));
+      b.put("current", key(200), k(3));
+    });
+    const keys = [...b.scan("current", {})].map((e) => new TextDecoder().decode(e.key));
+    assert.deepEqual(keys, Array.from({ length: 201 }, (_, i) => `k${String(i).padStart(6, "0")}`));
+    assert.deepEqual([...b.get("current", key(10))!], [1]);
+    assert.deepEqual([...b.get("current", key(199))!], [2]);
+    assert.equal(b.get("current", key(11))!.length, 1000);
+  } finally {
+    await b.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("native: a put that LMDB refuses to append fails the write instead of vanishing", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-native-append-" });
+  const a = openBackend(dir);
+  const other = openBackend(dir); // a second writer, which cairn never opens
+  try {
+    await other.write(() => other.put("current", k(9), k(9)));
+    // `a` saw an empty table at open, so it appends k(5) — below k(9).
+    await assert.rejects(a.write(() => a.put("current", k(5), k(5))), /refused an append/);
+  } finally {
+    await a.close();
+    await other.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("native: keys written in order fill whole pages", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-native-fill-" });
+  const value = new Uint8Array(1000).fill(7);
+  const key = (n: number) => new TextEncoder().encode(`k${String(n).padStart(6, "0")}`);
+  const b = openBackend(dir);
+  try {
+    for (let w = 0; w < 10; w++) {
+      await b.write(() => {
+        for (let i = 0; i < 70; i++) b.put("current", key(w * 70 + i), value);
+      });
+    }
+  } finally {
+    await b.close();
+  }
+  try {
+    const s = await environmentStats(dir);
+    assert.equal(s.pageSize, 8192);
+    const perPage = Math.floor((s.pageSize - 16) / (8 + 7 + 1000 + 2));
+    assert.equal(s.tables.current.entries, 700);
+    // Appended: full leaves. (A plain put at a leaf's end leaves it one record short.)
+    assert.ok(
+      s.tables.current.leaf <= Math.ceil(700 / perPage),
+      `${s.tables.current.leaf} leaves for 700 records of ${perPage} a page`,
+    );
+  } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });
