@@ -69,6 +69,11 @@ export interface Backend {
    */
   flushed(): Promise<void>;
   /**
+   * Someone waits to read the writes queued so far: commit them without
+   * waiting for the commit interval (as soon as a commit in progress ends).
+   */
+  commitSoon(): void;
+  /**
    * Make the next reads see every commit made so far, by any thread (a new
    * read snapshot). Reads may otherwise keep an older snapshot for the rest
    * of the current event-loop turn.

@@ -18,12 +18,20 @@ export const MAX_PENDING_PROPOSALS = 10_000;
 /** Entries appended and applied in one Ready (one WAL write, one sync), at most. */
 export const MAX_BATCH_ENTRIES = 1_000;
 /**
+ * Milliseconds between the starts of two LMDB commits, at least, while
+ * writes keep coming: each commit syncs the data file, competing with the
+ * WAL's fdatasync for the disk; transactions queued meanwhile merge into
+ * one commit. A read that waits for answered writes asks for their commit
+ * at once (Backend.commitSoon), so reads do not wait for the interval.
+ */
+export const LMDB_COMMIT_INTERVAL_MS = 5;
+/**
  * Applied batches whose LMDB commit is not done yet, at most. The backend
  * coalesces the ones queued behind a commit in progress into its next
  * commit, and fails them all if a commit fails (so none skips an earlier
  * one); reads inside the applier walk this many overlays.
  */
-export const MAX_INFLIGHT_BATCHES = 8;
+export const MAX_INFLIGHT_BATCHES = 64;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */

@@ -9,6 +9,7 @@ import { open, type RootDatabase } from "lmdb";
 import type { Backend, Entry, ScanOptions, Table } from "../core/backend.ts";
 import {
   INITIAL_MAP_BYTES,
+  LMDB_COMMIT_INTERVAL_MS,
   LMDB_PAGE_BYTES,
   READ_ARENA_BYTES,
   READ_ARENA_MAX_COPY,
@@ -126,10 +127,18 @@ class LmdbBackend implements Backend {
   #pending: Overlay[] = [];
   /** Settles when every write handed over so far is committed. */
   #last: Promise<unknown> = Promise.resolve();
-  /** Transactions computed but not yet handed to lmdb-js (a commit is in progress). */
-  #queued: { overlay: Overlay; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /** Transactions computed but not yet handed to lmdb-js, merged into one overlay. */
+  #queued:
+    | { overlay: Overlay; waiters: { resolve: () => void; reject: (err: unknown) => void }[] }
+    | undefined;
   /** Whether a commit is in progress. */
   #committing = false;
+  /** When the last commit started (performance.now(), ms). */
+  #lastCommit = 0;
+  /** A reader waits for the queued writes: commit them as soon as the commit in progress ends. */
+  #urgent = false;
+  /** The timer that starts the next commit once LMDB_COMMIT_INTERVAL_MS have passed. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
   /**
    * Per table, a key at or above every key it holds once the writes handed
    * over so far are done (undefined: the table is empty): the highest key
@@ -296,26 +305,72 @@ class LmdbBackend implements Backend {
     } finally {
       this.#overlay = null;
     }
-    this.#pending.push(overlay);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    this.#queued.push({ overlay, resolve: () => resolve(result), reject });
-    if (!this.#committing) this.#commitQueued();
+    // Transactions queued behind a commit in progress merge into ONE overlay
+    // (a later write to a key wins), so reads inside the next `write` walk
+    // at most two pending layers however many are queued.
+    let group = this.#queued;
+    if (group === undefined) {
+      group = this.#queued = { overlay, waiters: [] };
+      this.#pending.push(overlay);
+    } else {
+      for (const [table, records] of overlay.tables) {
+        const into = group.overlay.table(table);
+        for (const [k, r] of records) into.set(k, r);
+      }
+      for (const [name, value] of overlay.meta) group.overlay.meta.set(name, value);
+    }
+    group.waiters.push({ resolve: () => resolve(result), reject });
+    this.#schedule();
     this.#last = promise.catch(ignore);
     return promise;
   }
 
   /**
-   * Hand every queued transaction to lmdb-js as ONE LMDB transaction (in
-   * order: a later write to a key wins), and when it commits, the ones
-   * queued meanwhile: while a commit (and, with overlappingSync, the sync it
-   * waits for) is in progress, later writes coalesce instead of queueing one
-   * commit each. If a commit fails, it and every transaction queued after it
-   * fail (they were computed on top of it), and none of them is written.
+   * Start the next commit when none is in progress, but not sooner than
+   * LMDB_COMMIT_INTERVAL_MS after the previous one started: each commit
+   * costs a sync of the data file, which competes with the WAL's fdatasync
+   * for the disk, so under steady writes LMDB commits a group of
+   * transactions at a bounded rate while the WAL syncs each Ready.
+   */
+  #schedule(): void {
+    if (this.#committing || this.#queued === undefined) return;
+    if (this.#urgent) {
+      this.#urgent = false;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#commitQueued();
+      return;
+    }
+    if (this.#timer !== undefined) return;
+    const wait = this.#lastCommit + LMDB_COMMIT_INTERVAL_MS - performance.now();
+    if (wait <= 0) {
+      this.#commitQueued();
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#schedule();
+    }, wait);
+  }
+
+  commitSoon(): void {
+    if (this.#queued === undefined) return;
+    this.#urgent = true;
+    this.#schedule();
+  }
+
+  /**
+   * Hand the queued group to lmdb-js as ONE LMDB transaction, each table's
+   * records in key order. If the commit fails, the group fails, and so does
+   * everything queued after it (computed on top of it): none of it is
+   * written.
    */
   #commitQueued(): void {
-    const batch = this.#queued;
-    this.#queued = [];
+    const group = this.#queued!;
+    this.#queued = undefined;
     this.#committing = true;
+    this.#lastCommit = performance.now();
     // Every put of this event turn is one transaction: their promises settle
     // together, so the last one stands for all (the others get a handler,
     // or a failed commit would surface as unhandled rejections).
@@ -324,16 +379,7 @@ class LmdbBackend implements Backend {
       committed?.catch(ignore);
       committed = p;
     };
-    // One table's records of the whole batch (a later transaction's write
-    // to a key wins), handed over in key order.
-    const tables = new Map<Table, Map<string, { key: Uint8Array; value: Uint8Array | null }>>();
-    for (const { overlay } of batch) {
-      for (const [table, records] of overlay.tables) {
-        const into = tables.get(table);
-        if (into === undefined) tables.set(table, batch.length === 1 ? records : new Map(records));
-        else for (const [k, r] of records) into.set(k, r);
-      }
-    }
+    const tables = group.overlay.tables;
     const appended: Promise<boolean>[] = [];
     for (const [table, records] of tables) {
       const db = this.#db(table);
@@ -358,18 +404,22 @@ class LmdbBackend implements Backend {
       }
       if (highest !== before) this.#highest.set(table, highest!.slice());
     }
-    for (const { overlay } of batch) {
-      for (const [name, value] of overlay.meta) handled(this.#meta.put(name, value));
-    }
+    for (const [name, value] of group.overlay.meta) handled(this.#meta.put(name, value));
     const done = (err?: unknown) => {
-      const failed = err === undefined ? [] : this.#queued.splice(0);
-      for (const w of [...batch, ...failed]) {
-        this.#pending.splice(this.#pending.indexOf(w.overlay), 1);
-        if (err === undefined) w.resolve();
-        else w.reject(err);
+      const groups = [group];
+      if (err !== undefined && this.#queued !== undefined) {
+        groups.push(this.#queued);
+        this.#queued = undefined;
+      }
+      for (const g of groups) {
+        this.#pending.splice(this.#pending.indexOf(g.overlay), 1);
+        for (const w of g.waiters) {
+          if (err === undefined) w.resolve();
+          else w.reject(err);
+        }
       }
       this.#committing = false;
-      if (this.#queued.length > 0) this.#commitQueued();
+      this.#schedule();
     };
     if (committed === undefined) {
       queueMicrotask(() => done());

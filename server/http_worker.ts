@@ -104,7 +104,10 @@ port.onmessage = async (e: MessageEvent) => {
     const init = unpack<InitMessage>(msg.payload);
     log.level = init.logLevel;
     const backend = openBackend(init.kvPath);
-    proposer = new RemoteProposer(init.term, new ReadFence(msg.fence));
+    proposer = new RemoteProposer(
+      init.term,
+      new ReadFence(msg.fence, () => port.postMessage({ type: "read-waiting" })),
+    );
     const service = new EtcdServer(backend, proposer, {
       clusterId: init.clusterId,
       memberId: init.memberId,

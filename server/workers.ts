@@ -151,6 +151,8 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
       for (const item of unpack<{ type: string; id: number; payload: Uint8Array }[]>(msg.bytes)) {
         handle(item);
       }
+    } else if (msg.type === "read-waiting") {
+      node.readWaiting();
     } else if (msg.type === "listening") {
       resolve();
     } else if (msg.type === "failed") {

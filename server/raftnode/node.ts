@@ -149,7 +149,7 @@ export class RaftNode {
     this.#applier = applier;
     this.#options = options;
     this.#fenceBuffer = createFenceBuffer(applier.appliedIndex);
-    this.#fence = new ReadFence(this.#fenceBuffer);
+    this.#fence = new ReadFence(this.#fenceBuffer, () => backend.commitSoon());
     this.#durableIndex = applier.appliedIndex;
     // Request IDs only need to be unique among this process's proposals.
     this.#nextId = Date.now() * 1000;
@@ -258,6 +258,11 @@ export class RaftNode {
   onVisible(listener: (appliedIndex: number) => void): () => void {
     this.#visibleListeners.add(listener);
     return () => this.#visibleListeners.delete(listener);
+  }
+
+  /** A read on another thread waits for acknowledged writes: commit them now. */
+  readWaiting(): void {
+    this.#backend.commitSoon();
   }
 
   /**

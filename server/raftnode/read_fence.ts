@@ -42,9 +42,16 @@ export class ReadFence {
   /** Reads of this thread waiting for an index to become visible. */
   #waiting: Waiting[] = [];
 
-  /** A handle on the fence in `buffer` (from {@linkcode createFenceBuffer}). */
-  constructor(buffer: FenceBuffer) {
+  readonly #onWait: (() => void) | undefined;
+
+  /**
+   * A handle on the fence in `buffer` (from {@linkcode createFenceBuffer}).
+   * `onWait` is called when a read starts waiting while none of this
+   * thread's reads was (so the writes it waits for can be committed now).
+   */
+  constructor(buffer: FenceBuffer, onWait?: () => void) {
     this.#slots = new BigInt64Array(buffer);
+    this.#onWait = onWait;
   }
 
   /** Record that entries up to `index` are about to be answered (call before answering). */
@@ -87,6 +94,7 @@ export class ReadFence {
     if (Atomics.load(this.#slots, VISIBLE) >= target) return undefined;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#waiting.push({ target, resolve, reject });
+    if (this.#waiting.length === 1) this.#onWait?.();
     return promise;
   }
 
