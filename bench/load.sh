@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side HTTP load: real etcd 3.4 and cairn on this machine, same wrk
-# load (64 connections, one wrk thread), durable puts then single-key reads.
+# load (one wrk thread): durable puts from 64 connections and from 1, then
+# single-key reads from 64.
 # Prints a table and rewrites the "HTTP load" section of bench/README.md.
 # Usage: bench/load.sh [seconds per run, default 10]
 set -euo pipefail
@@ -23,17 +24,18 @@ wait_health() {
   echo "no health on $1"; exit 1
 }
 
-rate() { # url put|get -> requests/sec
-  wrk -t1 -c"$CONNS" -d"${DURATION}s" -s bench/wrk.lua "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'
+rate() { # url put|get [connections] -> requests/sec
+  wrk -t1 -c"${3:-$CONNS}" -d"${DURATION}s" -s bench/wrk.lua "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'
 }
 
 run_pair() { # name url
   local url=$2
   wrk -t1 -c8 -d2s -s bench/wrk.lua "$url" -- put >/dev/null # create the 1000 keys
-  local put get
+  local put put1 get
   put=$(rate "$url" put)
+  put1=$(rate "$url" put 1)
   get=$(rate "$url" get)
-  echo "$1 $put $get"
+  echo "$1 $put $put1 $get"
 }
 
 etcd --name bench --data-dir "$work/etcd" \
@@ -42,7 +44,7 @@ etcd --name bench --data-dir "$work/etcd" \
   --initial-cluster bench=http://127.0.0.1:23801 >"$work/etcd.log" 2>&1 &
 pids+=($!)
 wait_health http://127.0.0.1:23791
-read -r _ etcd_put etcd_get < <(run_pair etcd http://127.0.0.1:23791)
+read -r _ etcd_put etcd_put1 etcd_get < <(run_pair etcd http://127.0.0.1:23791)
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
 $DENO run --allow-all main.ts --data-dir "$work/cairn" \
@@ -50,17 +52,19 @@ $DENO run --allow-all main.ts --data-dir "$work/cairn" \
   >"$work/cairn.log" 2>&1 &
 pids+=($!)
 wait_health http://127.0.0.1:23792
-read -r _ cairn_put cairn_get < <(run_pair cairn http://127.0.0.1:23792)
+read -r _ cairn_put cairn_put1 cairn_get < <(run_pair cairn http://127.0.0.1:23792)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 put_ratio=$(ratio "$cairn_put" "$etcd_put")
+put1_ratio=$(ratio "$cairn_put1" "$etcd_put1")
 get_ratio=$(ratio "$cairn_get" "$etcd_get")
 etcd_version=$(etcd --version | head -1 | awk '{print $3}')
 table=$(cat <<TABLE
-| workload (${CONNS} connections, ${DURATION} s, wrk -t1) | etcd ${etcd_version} req/s | cairn req/s | cairn / etcd |
+| workload (${DURATION} s, wrk -t1) | etcd ${etcd_version} req/s | cairn req/s | cairn / etcd |
 |---|---|---|---|
-| durable put, 256 B value, 1000 keys | ${etcd_put} | ${cairn_put} | ${put_ratio} |
-| single-key range (linearizable) | ${etcd_get} | ${cairn_get} | ${get_ratio} |
+| durable put, 256 B value, 1000 keys, ${CONNS} connections | ${etcd_put} | ${cairn_put} | ${put_ratio} |
+| durable put, 256 B value, 1000 keys, 1 connection | ${etcd_put1} | ${cairn_put1} | ${put1_ratio} |
+| single-key range (linearizable), ${CONNS} connections | ${etcd_get} | ${cairn_get} | ${get_ratio} |
 TABLE
 )
 echo "$table"
