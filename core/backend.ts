@@ -46,6 +46,8 @@ export interface Backend {
   scan(table: Table, options: ScanOptions): Iterable<Entry>;
   /** Number of keys between the bounds (counted natively, no values read). */
   count(table: Table, options: ScanOptions): number;
+  /** Whether a `write` callback is running (reads see its writes; put/del are legal). */
+  inWrite(): boolean;
   /** Write a record; only inside a `write` callback. */
   put(table: Table, key: Uint8Array, value: Uint8Array): void;
   /** Delete a record; only inside a `write` callback. */

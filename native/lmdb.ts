@@ -7,6 +7,7 @@
  */
 import { open, type RootDatabase } from "lmdb";
 import type { Backend, Entry, ScanOptions, Table } from "../core/backend.ts";
+import { invariant } from "../core/invariant.ts";
 import {
   INITIAL_MAP_BYTES,
   LMDB_COMMIT_INTERVAL_MS,
@@ -274,12 +275,16 @@ class LmdbBackend implements Backend {
     return this.#meta.get(name);
   }
 
+  inWrite(): boolean {
+    return this.#overlay !== null;
+  }
+
   putMeta(name: string, value: unknown): void {
     this.#writing().meta.set(name, value);
   }
 
   #writing(): Overlay {
-    if (this.#overlay === null) throw new Error("Backend write outside a write transaction");
+    invariant(this.#overlay !== null, "backend writes happen inside Backend.write");
     return this.#overlay;
   }
 

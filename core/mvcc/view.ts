@@ -19,6 +19,7 @@
  */
 import type { Backend, Entry, Table } from "../backend.ts";
 import { Errors } from "../errors.ts";
+import { invariant } from "../invariant.ts";
 import {
   compareBytes,
   copyBytes,
@@ -326,6 +327,17 @@ function* historyAt(
 export class WriteView extends ReadView {
   /** Changes made so far, in order. */
   readonly events: Event[] = [];
+  #ended = false;
+
+  /**
+   * A view for the write transaction running on `backend`.
+   *
+   * @throws {InvariantError} outside a `Backend.write` callback.
+   */
+  constructor(backend: Backend, state?: ViewState) {
+    invariant(backend.inWrite(), "a WriteView is used only inside Backend.write");
+    super(backend, state);
+  }
 
   /** beginRev, or beginRev + 1 once anything changed. */
   override rev(): number {
@@ -421,6 +433,8 @@ export class WriteView extends ReadView {
    * `meta` (once per batch: see server/raftnode/applier.ts). Call once, last.
    */
   end(): ViewState {
+    invariant(!this.#ended, "WriteView.end is called once");
+    this.#ended = true;
     return { revision: this.rev(), compactRevision: this.compactRequested ?? this.compactRev };
   }
 }
