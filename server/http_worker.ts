@@ -17,18 +17,29 @@ import { createGateway } from "./gateway/mod.ts";
 import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
-import { type InitMessage, pack, resultFromWire, unpack, type WireResult } from "./wire.ts";
+import {
+  type FromWorker,
+  type InitMessage,
+  pack,
+  resultFromWire,
+  type ToWorker,
+  unknownMessage,
+  unpack,
+  type WireResult,
+  type WorkerCall,
+  type WorkerReply,
+} from "./wire.ts";
 
 const port = self as unknown as {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
-  onmessage: ((e: MessageEvent) => void) | null;
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
 };
 
 class RemoteProposer implements Proposer {
   term: number;
   #fence: ReadFence;
   #next = 1;
-  #waiting = new Map<number, (reply: { result: WireResult }) => void>();
+  #waiting = new Map<number, (result: WireResult) => void>();
 
   constructor(term: number, fence: ReadFence) {
     this.term = term;
@@ -49,17 +60,15 @@ class RemoteProposer implements Proposer {
   }
 
   /** Calls gathered in this event-loop turn, sent as one message. */
-  #outbox: { type: string; id: number; payload: Uint8Array }[] = [];
+  #outbox: WorkerCall[] = [];
 
-  #call(type: string, bytes: Uint8Array): Promise<{ result: WireResult }> {
+  #call(call: (id: number) => WorkerCall): Promise<WireResult> {
     if (this.#waiting.size >= MAX_WORKER_INFLIGHT) return Promise.reject(Errors.TooManyRequests());
     const id = this.#next++;
-    const { promise, resolve } = Promise.withResolvers<
-      { result: WireResult }
-    >();
+    const { promise, resolve } = Promise.withResolvers<WireResult>();
     this.#waiting.set(id, resolve);
     if (this.#outbox.length === 0) setImmediate(() => this.#flush());
-    this.#outbox.push({ type, id, payload: bytes });
+    this.#outbox.push(call(id));
     return promise;
   }
 
@@ -70,27 +79,26 @@ class RemoteProposer implements Proposer {
   #flush(): void {
     const bytes = pack(this.#outbox);
     this.#outbox = [];
-    port.postMessage({ type: "batch", bytes }, [bytes.buffer as ArrayBuffer]);
+    port.postMessage({ type: "calls", bytes }, [bytes.buffer as ArrayBuffer]);
   }
 
   async propose(request: InternalRequest): Promise<ApplyResult> {
     // The log encoding travels as is and becomes the log entry.
-    const reply = await this.#call("propose", new Uint8Array(encodeRequest(request)));
-    return resultFromWire(reply.result);
+    const payload = new Uint8Array(encodeRequest(request));
+    return resultFromWire(await this.#call((id) => ({ type: "propose", id, payload })));
   }
 
   async compacted(): Promise<void> {
-    await this.#call("compacted", new Uint8Array(0));
+    await this.#call((id) => ({ type: "compacted", id }));
   }
 
   /** Replies from the main thread, one msgpack buffer for many calls. */
   answer(bytes: Uint8Array): void {
-    const replies = unpack<{ id: number; result: WireResult }[]>(bytes);
-    for (const reply of replies) {
+    for (const reply of unpack<WorkerReply[]>(bytes)) {
       const resolve = this.#waiting.get(reply.id);
       if (resolve === undefined) continue;
       this.#waiting.delete(reply.id);
-      resolve(reply);
+      resolve(reply.result);
     }
   }
 }
@@ -98,48 +106,59 @@ class RemoteProposer implements Proposer {
 let proposer: RemoteProposer | undefined;
 let server: Deno.HttpServer<Deno.NetAddr> | undefined;
 
-port.onmessage = async (e: MessageEvent) => {
+port.onmessage = async (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
-  if (msg.type === "init") {
-    const init = unpack<InitMessage>(msg.payload);
-    log.level = init.logLevel;
-    const backend = openBackend(init.kvPath);
-    proposer = new RemoteProposer(
-      init.term,
-      new ReadFence(msg.fence, () => port.postMessage({ type: "read-waiting" })),
-    );
-    const service = new EtcdServer(backend, proposer, {
-      clusterId: init.clusterId,
-      memberId: init.memberId,
-      maxTxnOps: init.maxTxnOps,
-      maxRequestBytes: init.maxRequestBytes,
-      refreshReads: true,
-    });
-    const app = createGateway(service, {
-      maxRequestBytes: init.maxRequestBytes,
-      cairnVersion: init.cairnVersion,
-    });
-    try {
-      server = Deno.serve({
-        hostname: init.hostname,
-        port: init.port,
-        reusePort: true,
-        onListen: () => {},
-      }, app.fetch);
-      port.postMessage({ type: "listening", port: server.addr.port });
-    } catch (err) {
-      port.postMessage({
-        type: "failed",
-        message: String((err as Error)?.message ?? err),
-        addrInUse: err instanceof Deno.errors.AddrInUse,
-      });
-    }
-  } else if (msg.type === "applied") {
-    proposer?.applied();
-  } else if (msg.type === "replies") {
-    proposer?.answer(msg.bytes);
-  } else if (msg.type === "stop") {
-    await server?.shutdown();
-    port.postMessage({ type: "stopped" });
+  switch (msg.type) {
+    case "init":
+      init(unpack<InitMessage>(msg.payload), msg.fence);
+      return;
+    case "applied":
+      proposer?.applied();
+      return;
+    case "replies":
+      proposer?.answer(msg.bytes);
+      return;
+    case "stop":
+      await server?.shutdown();
+      port.postMessage({ type: "stopped" });
+      return;
+    default:
+      unknownMessage(msg);
   }
 };
+
+/** Open the store, build the service and gateway, and listen. */
+function init(init: InitMessage, fence: SharedArrayBuffer): void {
+  log.level = init.logLevel;
+  const backend = openBackend(init.kvPath);
+  proposer = new RemoteProposer(
+    init.term,
+    new ReadFence(fence, () => port.postMessage({ type: "read-waiting" })),
+  );
+  const service = new EtcdServer(backend, proposer, {
+    clusterId: init.clusterId,
+    memberId: init.memberId,
+    maxTxnOps: init.maxTxnOps,
+    maxRequestBytes: init.maxRequestBytes,
+    refreshReads: true,
+  });
+  const app = createGateway(service, {
+    maxRequestBytes: init.maxRequestBytes,
+    cairnVersion: init.cairnVersion,
+  });
+  try {
+    server = Deno.serve({
+      hostname: init.hostname,
+      port: init.port,
+      reusePort: true,
+      onListen: () => {},
+    }, app.fetch);
+    port.postMessage({ type: "listening", port: server.addr.port });
+  } catch (err) {
+    port.postMessage({
+      type: "failed",
+      message: String((err as Error)?.message ?? err),
+      addrInUse: err instanceof Deno.errors.AddrInUse,
+    });
+  }
+}

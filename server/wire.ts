@@ -53,7 +53,64 @@ export function errorFromWire(e: { message: string; code: number; httpStatus: nu
   return new EtcdError(e.message, e.code as GrpcCode, e.httpStatus);
 }
 
-/** Main → worker: start serving. */
+/**
+ * A worker's call to the main thread: a proposal (`payload` is
+ * `encodeRequest(request)`, which becomes the log entry), or a wait for the
+ * physical compaction in progress. Calls of one event-loop turn travel
+ * together, msgpack-encoded, in one {@linkcode FromWorker} `calls` message.
+ */
+export type WorkerCall =
+  | { type: "propose"; id: number; payload: Uint8Array }
+  | { type: "compacted"; id: number };
+
+/** The main thread's answer to a {@linkcode WorkerCall}, by call ID. */
+export interface WorkerReply {
+  /** The call's ID. */
+  id: number;
+  /** Its result. */
+  result: WireResult;
+}
+
+/**
+ * Every message from the main thread to an HTTP worker:
+ * - `init`: start serving (`payload` is the msgpack {@linkcode InitMessage};
+ *   `fence` the read fence's shared memory),
+ * - `replies`: answers to calls, msgpack {@linkcode WorkerReply}[],
+ * - `applied`: more entries became visible (wake waiting reads); the
+ *   applied-change feed, which will carry a batch's events once per worker,
+ * - `stop`: stop listening, finish open requests, answer `stopped`.
+ */
+export type ToWorker =
+  | { type: "init"; payload: Uint8Array; fence: SharedArrayBuffer }
+  | { type: "replies"; bytes: Uint8Array }
+  | { type: "applied" }
+  | { type: "stop" };
+
+/**
+ * Every message from an HTTP worker to the main thread:
+ * - `calls`: msgpack {@linkcode WorkerCall}[] of one event-loop turn,
+ * - `read-waiting`: a read waits for answered writes (commit them now),
+ * - `listening` / `failed`: the outcome of `init`,
+ * - `stopped`: the answer to `stop`.
+ */
+export type FromWorker =
+  | { type: "calls"; bytes: Uint8Array }
+  | { type: "read-waiting" }
+  | { type: "listening"; port: number }
+  | { type: "failed"; message: string; addrInUse: boolean }
+  | { type: "stopped" };
+
+/**
+ * The end of an exhaustive switch over a message union: a new kind that
+ * one side forgot fails type-checking there, and throws if it ever runs.
+ *
+ * @throws {Error} always.
+ */
+export function unknownMessage(msg: never): never {
+  throw new Error(`Unknown thread message: ${JSON.stringify((msg as { type?: unknown }).type)}`);
+}
+
+/** Main → worker: start serving (the msgpack payload of a `init` message). */
 export interface InitMessage {
   /** Message tag. */
   type: "init";

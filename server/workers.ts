@@ -1,7 +1,7 @@
 /**
  * HTTP worker threads of a member (see server/http_worker.ts): each listens
  * on the client URL with SO_REUSEPORT and serves the gateway; the main
- * thread answers their forwarded proposals from the member's {@linkcode Node}.
+ * thread answers their forwarded proposals from the member's {@linkcode RaftNode}.
  * So HTTP parsing, JSON and reads use every core while one thread keeps the
  * log and apply loop.
  *
@@ -27,7 +27,24 @@ import { setImmediate } from "node:timers";
 import type { RaftNode } from "./raftnode/node.ts";
 import { log } from "./log.ts";
 import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
-import { errorToWire, type InitMessage, pack, resultToWire, unpack } from "./wire.ts";
+import {
+  errorToWire,
+  type FromWorker,
+  type InitMessage,
+  pack,
+  resultToWire,
+  type ToWorker,
+  unknownMessage,
+  unpack,
+  type WireResult,
+  type WorkerCall,
+  type WorkerReply,
+} from "./wire.ts";
+
+/** Post a typed message to a worker. */
+function send(worker: Worker, msg: ToWorker, transfer: Transferable[] = []): void {
+  worker.postMessage(msg, transfer);
+}
 
 /** What the workers need to know about the member. */
 export interface WorkerSetup {
@@ -74,9 +91,9 @@ export async function startHttpWorkers(
     await Promise.all(workers.map((w) =>
       new Promise<void>((resolve) => {
         w.addEventListener("message", (e) => {
-          if ((e as MessageEvent).data?.type === "stopped") resolve();
+          if ((e as MessageEvent<FromWorker>).data?.type === "stopped") resolve();
         });
-        w.postMessage({ type: "stop" });
+        send(w, { type: "stop" });
       })
     ));
     for (const w of workers) w.terminate();
@@ -113,13 +130,13 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
   const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
   const node = setup.node;
   // Replies gathered in this event-loop turn go back as one msgpack buffer.
-  let outbox: { id: number; result: unknown }[] = [];
+  let outbox: WorkerReply[] = [];
   const flush = () => {
     const bytes = pack(outbox);
     outbox = [];
-    worker.postMessage({ type: "replies", bytes }, [bytes.buffer as ArrayBuffer]);
+    send(worker, { type: "replies", bytes }, [bytes.buffer as ArrayBuffer]);
   };
-  const reply = (id: number, result: unknown) => {
+  const reply = (id: number, result: WireResult) => {
     if (outbox.length === 0) setImmediate(flush);
     outbox.push({ id, result });
   };
@@ -131,36 +148,48 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
     wakeScheduled = true;
     setImmediate(() => {
       wakeScheduled = false;
-      worker.postMessage({ type: "applied" });
+      send(worker, { type: "applied" });
     });
   });
   const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
-  const handle = (item: { type: string; id: number; payload: Uint8Array }) => {
-    if (item.type === "propose") {
-      node.proposeEncoded(item.payload).then(
-        (result) => reply(item.id, resultToWire(result)),
-        (err) => reply(item.id, { error: errorToWire(err) }),
-      );
-    } else if (item.type === "compacted") {
-      node.compacted().then(() => reply(item.id, { ok: null }));
+  const handle = (call: WorkerCall) => {
+    switch (call.type) {
+      case "propose":
+        node.proposeEncoded(call.payload).then(
+          (result) => reply(call.id, resultToWire(result)),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
+        return;
+      case "compacted":
+        node.compacted().then(() => reply(call.id, { ok: null }));
+        return;
+      default:
+        unknownMessage(call);
     }
   };
-  worker.onmessage = (e: MessageEvent) => {
+  worker.onmessage = (e: MessageEvent<FromWorker>) => {
     const msg = e.data;
-    if (msg.type === "batch") {
-      for (const item of unpack<{ type: string; id: number; payload: Uint8Array }[]>(msg.bytes)) {
-        handle(item);
-      }
-    } else if (msg.type === "read-waiting") {
-      node.readWaiting();
-    } else if (msg.type === "listening") {
-      resolve();
-    } else if (msg.type === "failed") {
-      reject(
-        msg.addrInUse
-          ? new AddressInUseError(host, port)
-          : new Error(`Cannot listen on ${host}:${port}: ${msg.message}`),
-      );
+    switch (msg.type) {
+      case "calls":
+        for (const call of unpack<WorkerCall[]>(msg.bytes)) handle(call);
+        return;
+      case "read-waiting":
+        node.readWaiting();
+        return;
+      case "listening":
+        resolve();
+        return;
+      case "failed":
+        reject(
+          msg.addrInUse
+            ? new AddressInUseError(host, port)
+            : new Error(`Cannot listen on ${host}:${port}: ${msg.message}`),
+        );
+        return;
+      case "stopped":
+        return;
+      default:
+        unknownMessage(msg);
     }
   };
   worker.onerror = (e) => {
@@ -184,7 +213,7 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
   };
   const bytes = pack(init);
   // The fence's shared memory travels beside the msgpack payload.
-  worker.postMessage({ type: "init", payload: bytes, fence: node.fenceBuffer }, [
+  send(worker, { type: "init", payload: bytes, fence: node.fenceBuffer }, [
     bytes.buffer as ArrayBuffer,
   ]);
   try {
@@ -195,7 +224,7 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
     throw err;
   }
   worker.addEventListener("message", (e) => {
-    if ((e as MessageEvent).data?.type === "stopped") unsubscribe();
+    if ((e as MessageEvent<FromWorker>).data?.type === "stopped") unsubscribe();
   });
   return worker;
 }
