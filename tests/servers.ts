@@ -142,19 +142,26 @@ export function startCairn(dataDir: string, extraArgs: string[] = []): Promise<S
   return withFreshPorts(() => spawnCairn(dataDir, extraArgs));
 }
 
-function spawnCairn(dataDir: string, extraArgs: string[]): Promise<ServerProcess> {
-  const url = `http://127.0.0.1:${freePort()}`;
-  return spawn("cairn", Deno.execPath(), [
-    "run",
-    "--allow-all",
-    `${ROOT}main.ts`,
+/** A member's flags for data in `dataDir`, serving clients on `url`, plus `extra`. */
+export function cairnArgs(dataDir: string, url: string, extra: string[] = []): string[] {
+  return [
     "--data-dir",
     dataDir,
     "--listen-client-urls",
     url,
     "--advertise-client-urls",
     url,
-    ...extraArgs,
+    ...extra,
+  ];
+}
+
+function spawnCairn(dataDir: string, extraArgs: string[]): Promise<ServerProcess> {
+  const url = `http://127.0.0.1:${freePort()}`;
+  return spawn("cairn", Deno.execPath(), [
+    "run",
+    "--allow-all",
+    `${ROOT}main.ts`,
+    ...cairnArgs(dataDir, url, extraArgs),
   ], url);
 }
 

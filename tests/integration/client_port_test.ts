@@ -1,19 +1,7 @@
 import assert from "node:assert/strict";
-import { freePort, runCairnToExit, startCairn } from "../servers.ts";
+import { cairnArgs, freePort, runCairnToExit, startCairn } from "../servers.ts";
 
 const b64 = (s: string) => btoa(s);
-
-function cairnArgs(dataDir: string, url: string, extra: string[] = []): string[] {
-  return [
-    "--data-dir",
-    dataDir,
-    "--listen-client-urls",
-    url,
-    "--advertise-client-urls",
-    url,
-    ...extra,
-  ];
-}
 
 Deno.test("client port: a second server on a taken client URL exits with etcd's bind error", async () => {
   const dirA = Deno.makeTempDirSync({ prefix: "cairn-port-a-" });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { openStore } from "../../mod.ts";
-import { freePort, runCairnToExit, startCairn } from "../servers.ts";
+import { cairnArgs, freePort, runCairnToExit, startCairn } from "../servers.ts";
 
 const b64 = (s: string) => btoa(s);
 
@@ -17,14 +17,7 @@ Deno.test("data dir lock: a second server on the same data dir exits at once, na
       200,
     );
     const url = `http://127.0.0.1:${freePort()}`;
-    const second = await runCairnToExit([
-      "--data-dir",
-      dataDir,
-      "--listen-client-urls",
-      url,
-      "--advertise-client-urls",
-      url,
-    ]);
+    const second = await runCairnToExit(cairnArgs(dataDir, url));
     assert.notEqual(second.code, undefined, "the second server kept running");
     assert.notEqual(second.code, 0);
     assert.match(

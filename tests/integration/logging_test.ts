@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { freePort, ROOT, runCairnToExit } from "../servers.ts";
+import { cairnArgs, freePort, ROOT, runCairnToExit } from "../servers.ts";
 
 interface Entry {
   level: string;
@@ -20,13 +20,7 @@ async function runAndStop(args: string[]): Promise<{ code: number; entries: Entr
       "run",
       "--allow-all",
       `${ROOT}main.ts`,
-      "--data-dir",
-      dataDir,
-      "--listen-client-urls",
-      url,
-      "--advertise-client-urls",
-      url,
-      ...args,
+      ...cairnArgs(dataDir, url, args),
     ],
     cwd: ROOT,
     stdin: "null",
