@@ -420,11 +420,6 @@ export class Wal {
     }
   }
 
-  /** Record the membership that later segments' base records carry. */
-  setConfState(cs: ConfState): void {
-    this.#confState = { voters: [...cs.voters], learners: [...cs.learners] };
-  }
-
   #estimate(entries: Entry[]): number {
     let n = FRAME + 25;
     for (const e of entries) n += FRAME + 18 + e.data.length;

@@ -28,9 +28,6 @@ export type InternalRequest =
   | { type: "txn"; txn: TxnRequest }
   | { type: "compaction"; compaction: CompactionRequest };
 
-/** The `type` tags of {@linkcode InternalRequest}. */
-export type RequestType = InternalRequest["type"];
-
 /**
  * The end of an exhaustive switch over a tagged union: a new kind that one
  * place forgot fails type-checking there, and throws if it ever runs.

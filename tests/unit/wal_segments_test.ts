@@ -113,3 +113,30 @@ Deno.test("wal: damage before the last segment is an error, not a silent truncat
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("wal: an installed snapshot restarts the log after its index, across segments", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-wal-" });
+  try {
+    const { wal } = await Wal.open(dir, base, { segmentBytes: 4 * 1024 });
+    for (let i = 2; i <= 60; i++) await wal.save(undefined, [ent(i, 2)], true);
+    const snap = { index: 100, term: 5, confState: { voters: [1, 2, 3], learners: [4] } };
+    await wal.saveSnapshot(snap);
+    await wal.save({ term: 5, vote: 2, commit: 101 }, [ent(101, 5), ent(102, 5)], true);
+    // Later segments carry the snapshot's membership in their base records.
+    for (let i = 103; i <= 160; i++) await wal.save(undefined, [ent(i, 5)], true);
+    await wal.close();
+    const again = await Wal.open(dir, base, { segmentBytes: 4 * 1024 });
+    assert.deepEqual(again.state.base, snap);
+    assert.deepEqual(again.state.entries.map((e) => e.index)[0], 101);
+    assert.equal(again.state.entries.length, 60);
+    assert.deepEqual(again.state.hardState, { term: 5, vote: 2, commit: 101 });
+    assert.ok(again.wal.release(130) > 0);
+    await again.wal.close();
+    const released = await Wal.open(dir, base, { segmentBytes: 4 * 1024 });
+    assert.deepEqual(released.state.base.confState, snap.confState);
+    assert.ok(released.state.base.index > 100);
+    await released.wal.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
