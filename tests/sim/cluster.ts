@@ -27,7 +27,14 @@ import {
   RawNode,
 } from "../../core/raft/mod.ts";
 import { checkHistory, type CheckResult, type Operation } from "./linearizability.ts";
-import { type Command, decodeCommand, encodeCommand, KvStateMachine } from "./kv.ts";
+import {
+  type Command,
+  decodeCommand,
+  encodeCommand,
+  KvStateMachine,
+  MvccStateMachine,
+  type StateMachine,
+} from "./kv.ts";
 
 /** Options of one simulation run. */
 export interface SimOptions {
@@ -45,6 +52,11 @@ export interface SimOptions {
    * show that the linearizability checker catches stale reads.
    */
   localReads?: boolean;
+  /**
+   * The nodes' state machine: `mvcc` is core/mvcc, the one cairn serves,
+   * over an in-memory backend; `toy` a Map. Default `toy`.
+   */
+  stateMachine?: "toy" | "mvcc";
 }
 
 /** Outcome of a run. */
@@ -111,7 +123,7 @@ class SimNode {
   readonly id: number;
   readonly storage = new MemoryStorage();
   raw: RawNode | undefined = undefined;
-  sm = new KvStateMachine();
+  sm: StateMachine = new KvStateMachine();
   applied = 0;
   confState: ConfState = { voters: [], learners: [] };
   removed = false;
@@ -273,15 +285,19 @@ class Simulation {
     // the initial membership, so nodes added later get it via MsgSnap.
     node.storage.applySnapshot({
       metadata: { index: 1, term: 1, confState: { voters, learners: [] } },
-      data: new KvStateMachine().snapshot(),
+      data: this.#newStateMachine().snapshot(),
     });
     node.storage.setHardState({ term: 1, vote: 0, commit: 1 });
     this.#start(node);
   }
 
+  #newStateMachine(): StateMachine {
+    return this.opts.stateMachine === "mvcc" ? new MvccStateMachine() : new KvStateMachine();
+  }
+
   #start(node: SimNode): void {
     const snap = node.storage.snapshot();
-    node.sm = new KvStateMachine();
+    node.sm = this.#newStateMachine();
     node.sm.restore(snap.data);
     node.applied = snap.metadata.index;
     node.confState = node.storage.initialState().confState;
@@ -933,7 +949,7 @@ class Simulation {
         client: c.id,
         key,
         kind: "get",
-        output: node.sm.kv.get(key) ?? null,
+        output: node.sm.get(key) ?? null,
         call: this.now,
         ret: this.now,
       });
@@ -976,7 +992,7 @@ class Simulation {
       node.reads.delete(ctx);
       const c = this.clients[p.op.client - 1];
       if (c.pending !== p) continue;
-      p.op.output = node.sm.kv.get(p.op.key) ?? null;
+      p.op.output = node.sm.get(p.op.key) ?? null;
       p.op.ret = this.now;
       this.history.push(p.op);
       c.pending = undefined;

@@ -6,6 +6,10 @@
  * @module
  */
 
+import { applyDeleteRange, applyPut, applyRange } from "../../core/mvcc/apply.ts";
+import { Meta, ReadView, WriteView } from "../../core/mvcc/view.ts";
+import { MemoryBackend } from "./memory_backend.ts";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -26,8 +30,8 @@ export function decodeCommand(data: Uint8Array): Command | undefined {
   return JSON.parse(dec.decode(data)) as Command;
 }
 
-/** The KV state machine of one simulated node. */
-export class KvStateMachine {
+/** The toy KV state machine of one simulated node (a Map). */
+export class KvStateMachine implements StateMachine {
   kv: Map<string, string> = new Map();
   /** Highest request number applied per client (session dedup). */
   sessions: Map<number, number> = new Map();
@@ -41,6 +45,11 @@ export class KvStateMachine {
     if (c.kind === "put") this.kv.set(c.key, c.value);
     else this.kv.delete(c.key);
     return true;
+  }
+
+  /** The current value of `key`, if it exists. */
+  get(key: string): string | undefined {
+    return this.kv.get(key);
   }
 
   /** Serializes the state for a snapshot. */
@@ -58,5 +67,68 @@ export class KvStateMachine {
     const o = JSON.parse(dec.decode(data));
     this.kv = new Map(o.kv);
     this.sessions = new Map(o.sessions);
+  }
+}
+
+/** What the simulator needs of a node's state machine. */
+export interface StateMachine {
+  /** Applies a command; returns false if it was a duplicate and skipped. */
+  apply(c: Command): boolean;
+  /** The current value of `key`, if it exists. */
+  get(key: string): string | undefined;
+  /** Serializes the state for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot's. */
+  restore(data: Uint8Array): void;
+}
+
+/**
+ * The state machine cairn serves: core/mvcc (revisions, history, the
+ * `current`/`history`/`revlog` tables) over an in-memory backend, behind
+ * the same client-session dedup as {@linkcode KvStateMachine}.
+ */
+export class MvccStateMachine implements StateMachine {
+  #backend = new MemoryBackend();
+  /** Highest request number applied per client (session dedup). */
+  #sessions: Map<number, number> = new Map();
+
+  apply(c: Command): boolean {
+    if (c.kind === "probe") return true;
+    const last = this.#sessions.get(c.client) ?? 0;
+    if (c.req <= last) return false;
+    this.#sessions.set(c.client, c.req);
+    const b = this.#backend;
+    b.run(() => {
+      const view = new WriteView(b);
+      if (c.kind === "put") {
+        applyPut(view, { key: enc.encode(c.key), value: enc.encode(c.value) }, () => false);
+      } else {
+        applyDeleteRange(view, { key: enc.encode(c.key) });
+      }
+      b.putMeta(Meta.revision, view.end().revision);
+    });
+    return true;
+  }
+
+  get(key: string): string | undefined {
+    const r = applyRange(new ReadView(this.#backend), { key: enc.encode(key) });
+    return r.kvs.length > 0 ? dec.decode(r.kvs[0].value) : undefined;
+  }
+
+  snapshot(): Uint8Array {
+    return enc.encode(
+      JSON.stringify({ backend: this.#backend.dump(), sessions: [...this.#sessions] }),
+    );
+  }
+
+  restore(data: Uint8Array): void {
+    if (data.length === 0) {
+      this.#backend = new MemoryBackend();
+      this.#sessions = new Map();
+      return;
+    }
+    const o = JSON.parse(dec.decode(data));
+    this.#backend = MemoryBackend.load(o.backend);
+    this.#sessions = new Map(o.sessions);
   }
 }

@@ -5,6 +5,7 @@
  * deno task sim --seeds 200            # seeds 1..200 (add --random for a random start)
  * deno task sim --seed 17              # replay one seed; prints the trace of a failure
  * deno task sim --mutant no-term-check # run with a deliberate protocol bug (default 200 seeds)
+ * deno task sim --mvcc                 # nodes run core/mvcc (cairn's state machine), not a Map
  * deno task sim --local-reads          # serve gets without ReadIndex: the checker must object
  * ```
  * The last line is always `N seeds, V violations`.
@@ -26,6 +27,7 @@ function main(): number {
       random: { type: "boolean", default: false },
       mutant: { type: "string" },
       "local-reads": { type: "boolean", default: false },
+      mvcc: { type: "boolean", default: false },
       verbose: { type: "boolean", short: "v", default: false },
     },
   });
@@ -39,7 +41,13 @@ function main(): number {
   }
   if (values.seed !== undefined) {
     const seed = Number(values.seed);
-    const r = runSimulation({ seed, mutant, trace: true, localReads: values["local-reads"] });
+    const r = runSimulation({
+      seed,
+      mutant,
+      trace: true,
+      localReads: values["local-reads"],
+      stateMachine: values.mvcc ? "mvcc" : "toy",
+    });
     if (r.violations.length > 0 || values.verbose) {
       for (const line of r.trace) console.log(line);
     }
@@ -59,7 +67,12 @@ function main(): number {
   let failedSeeds = 0;
   const start = performance.now();
   for (let s = from; s < from + n; s++) {
-    const r = runSimulation({ seed: s, mutant, localReads: values["local-reads"] });
+    const r = runSimulation({
+      seed: s,
+      mutant,
+      localReads: values["local-reads"],
+      stateMachine: values.mvcc ? "mvcc" : "toy",
+    });
     if (r.violations.length > 0) {
       failedSeeds++;
       violations += r.violations.length;

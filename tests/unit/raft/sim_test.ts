@@ -38,6 +38,30 @@ Deno.test("sim: 200 seeds of the real core have no violations", () => {
   assert.ok(linearizable >= 190, `linearizability decided for ${linearizable}/200 seeds`);
 });
 
+Deno.test("sim: 200 seeds with core/mvcc as every node's state machine have no violations", () => {
+  const failures: string[] = [];
+  let linearizable = 0;
+  let ops = 0;
+  for (let seed = 1; seed <= 200; seed++) {
+    const r = runSimulation({ seed, stateMachine: "mvcc" });
+    if (r.violations.length > 0) failures.push(`seed ${seed}: ${r.violations[0]}`);
+    if (r.linearizability === "ok") linearizable++;
+    ops += r.stats.clientOps;
+  }
+  assert.deepEqual(failures, []);
+  assert.ok(ops >= 200 * 20, `client operations: ${ops} over 200 seeds`);
+  assert.ok(linearizable >= 190, `linearizability decided for ${linearizable}/200 seeds`);
+});
+
+Deno.test("sim: over core/mvcc too, stale local reads are caught by the linearizability checker", () => {
+  let caughtAt = 0;
+  for (let seed = 1; seed <= 100 && caughtAt === 0; seed++) {
+    const r = runSimulation({ seed, localReads: true, stateMachine: "mvcc" });
+    if (r.violations.some((v) => v.startsWith("linearizability"))) caughtAt = seed;
+  }
+  assert.ok(caughtAt > 0, "stale reads went unnoticed for 100 seeds");
+});
+
 for (const mutant of MUTANTS) {
   Deno.test(`sim: mutant ${mutant} is caught within 200 seeds`, () => {
     let caughtAt = 0;
