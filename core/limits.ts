@@ -36,6 +36,8 @@ export const MAX_INFLIGHT_BATCHES = 64;
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */
 export const MAX_HTTP_WORKERS = 16;
+/** Reads of one thread waiting for answered writes to become visible, at most. */
+export const MAX_WAITING_READS = 100_000;
 /** Milliseconds between attempts to commit applied entries again after a failed LMDB commit. */
 export const STORAGE_RETRY_MS = 1000;
 /**

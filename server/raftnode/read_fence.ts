@@ -19,6 +19,7 @@
  */
 import { Errors } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
+import { MAX_WAITING_READS } from "../../core/limits.ts";
 
 const ACKNOWLEDGED = 0;
 const VISIBLE = 1;
@@ -87,11 +88,13 @@ export class ReadFence {
    * already is (the common case: no promise, no wait).
    *
    * @throws {EtcdError} Stopped (as a rejection) when the member can no
-   *   longer make acknowledged writes visible.
+   *   longer make acknowledged writes visible; TooManyRequests when
+   *   MAX_WAITING_READS reads of this thread already wait.
    */
   wait(): Promise<void> | undefined {
     const target = Atomics.load(this.#slots, ACKNOWLEDGED);
     if (Atomics.load(this.#slots, VISIBLE) >= target) return undefined;
+    if (this.#waiting.length >= MAX_WAITING_READS) return Promise.reject(Errors.TooManyRequests());
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#waiting.push({ target, resolve, reject });
     if (this.#waiting.length === 1) this.#onWait?.();
