@@ -36,6 +36,11 @@ export const MAX_INFLIGHT_BATCHES = 64;
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */
 export const MAX_HTTP_WORKERS = 16;
+/**
+ * Bytes of the reserve file a member keeps on its data disk, given up when
+ * the disk is full so that answered writes can still be committed.
+ */
+export const DISK_RESERVE_BYTES = 16 * 1024 * 1024;
 /** Reads of one thread waiting for answered writes to become visible, at most. */
 export const MAX_WAITING_READS = 100_000;
 /** Milliseconds between attempts to commit applied entries again after a failed LMDB commit. */

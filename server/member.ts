@@ -86,6 +86,7 @@ export async function openMember(
     }
     const node = await RaftNode.open(b, {
       walDir: walDir(dataDir),
+      reserveFile: `${memberDir(dataDir)}/reserve`,
       ...raft,
       onFailure: (err) => log.error("storage failure; refusing writes", { error: err }),
       onRecovered: () => log.info("storage recovered; taking writes again"),

@@ -22,6 +22,7 @@ import type { Backend } from "../../core/backend.ts";
 import { Errors, type EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
+  DISK_RESERVE_BYTES,
   MAX_BATCH_ENTRIES,
   MAX_INFLIGHT_BATCHES,
   MAX_PENDING_PROPOSALS,
@@ -73,6 +74,15 @@ export interface RaftNodeOptions {
   snapshotCount?: number;
   /** Size of a WAL segment in bytes. Default `WAL_SEGMENT_BYTES`. */
   walSegmentBytes?: number;
+  /**
+   * A file of `reserveBytes` zeros kept on the data disk and deleted when a
+   * commit fails for lack of space, so that the entries already answered
+   * can still be committed and reads go on; writes are refused until the
+   * file can be written again. None when undefined.
+   */
+  reserveFile?: string;
+  /** Size of the reserve file in bytes. Default `DISK_RESERVE_BYTES`. */
+  reserveBytes?: number;
   /** Lessor lookup for puts with a lease. Default: no lease exists. */
   leaseExists?: LeaseLookup;
   /** Called once per applied batch with its changes, in revision order. */
@@ -103,6 +113,8 @@ export class RaftNode {
   readonly #options: RaftNodeOptions;
   /** Encoded proposals not yet handed to Raft (proposed as one batch per Ready). */
   #queue: Uint8Array[] = [];
+  /** The request IDs of `#queue`, in the same order. */
+  #queuedIds: number[] = [];
   /** Proposals waiting for their entry to be applied, by request ID. */
   readonly #waiters = new Map<number, Waiter>();
   #nextId: number;
@@ -125,6 +137,13 @@ export class RaftNode {
    * wait while the applier retries them.
    */
   #commitFailure: unknown = undefined;
+  /**
+   * The disk ran full and the reserve was given up: writes are refused
+   * (with this cause) until the reserve can be written again.
+   */
+  #spaceLow: unknown = undefined;
+  /** Whether the reserve file exists. */
+  #reserved = false;
   /** LMDB commits in flight; each settles (never rejects) once handled. */
   #inflight = new Set<Promise<void>>();
   /** The recommit loop running after a failed LMDB commit. */
@@ -219,6 +238,7 @@ export class RaftNode {
       throw node.#failure;
     }
     invariant(raw.isLeader(), "a single voter is leader after campaigning");
+    await node.#reserve();
     const requested = Number(backend.getMeta(Meta.compactRevision) ?? 0);
     const done = Number(backend.getMeta(Meta.compactDone) ?? 0);
     if (requested > done) node.#scheduleCompaction(requested);
@@ -295,7 +315,7 @@ export class RaftNode {
    */
   proposeEncoded(encoded: Uint8Array): Promise<ApplyResult> {
     if (this.#closed) return Promise.reject(Errors.Stopped());
-    const failure = this.#failure ?? this.#commitFailure;
+    const failure = this.#failure ?? this.#commitFailure ?? this.#spaceLow;
     if (failure !== undefined) return Promise.reject(storageError(failure));
     if (this.#waiters.size >= MAX_PENDING_PROPOSALS) {
       return Promise.reject(Errors.TooManyRequests());
@@ -304,6 +324,7 @@ export class RaftNode {
     const { promise, resolve, reject } = Promise.withResolvers<ApplyResult>();
     this.#waiters.set(id, { resolve, reject });
     this.#queue.push(entryData(id, encoded));
+    this.#queuedIds.push(id);
     this.#kick();
     return promise;
   }
@@ -345,6 +366,7 @@ export class RaftNode {
       ? this.#queue
       : this.#queue.slice(0, MAX_BATCH_ENTRIES);
     this.#queue = batch === this.#queue ? [] : this.#queue.slice(MAX_BATCH_ENTRIES);
+    this.#queuedIds = this.#queuedIds.slice(batch.length);
     this.#raw.proposeMany(batch);
   }
 
@@ -409,7 +431,9 @@ export class RaftNode {
       if (this.#commitFailure === undefined) {
         this.#commitFailure = err;
         this.#options.onFailure?.(err);
-        this.#rejectWaiting(storageError(err));
+        // Proposals not yet in the log certainly fail; those in the log are
+        // answered with their real result once their entries are applied.
+        this.#rejectQueued(storageError(err));
       }
     });
     this.#inflight.add(done);
@@ -469,19 +493,69 @@ export class RaftNode {
           if (batch.events.length > 0) this.#options.onApplied?.(batch.events, batch.revision);
         }
         this.#commitFailure = undefined;
-        this.#options.onRecovered?.();
+        if (this.#spaceLow === undefined) this.#options.onRecovered?.();
       } catch (err) {
         this.#options.onFailure?.(err);
-        await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS));
+        // First give LMDB the reserve's space; then wait for space to come back.
+        if (this.#reserved && this.#options.reserveFile !== undefined) {
+          Deno.removeSync(this.#options.reserveFile);
+          this.#reserved = false;
+          this.#spaceLow = err;
+          this.#retryReserve();
+        } else await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS));
       }
     }
   }
 
-  /** Reject every proposal not yet answered. */
-  #rejectWaiting(err: unknown): void {
-    for (const w of this.#waiters.values()) w.reject(err);
-    this.#waiters.clear();
+  /** Write the reserve file (if one is configured); false when it cannot be written. */
+  async #reserve(): Promise<boolean> {
+    const path = this.#options.reserveFile;
+    if (path === undefined) return false;
+    const size = this.#options.reserveBytes ?? DISK_RESERVE_BYTES;
+    try {
+      const file = await Deno.open(path, { create: true, write: true });
+      try {
+        await file.truncate(0);
+        const zeros = new Uint8Array(Math.min(size, 1024 * 1024));
+        for (let done = 0; done < size; done += zeros.length) {
+          let n = 0;
+          const chunk = zeros.subarray(0, Math.min(zeros.length, size - done));
+          while (n < chunk.length) n += await file.write(chunk.subarray(n));
+        }
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      this.#reserved = true;
+      return true;
+    } catch {
+      try {
+        Deno.removeSync(path);
+      } catch { /* never created */ }
+      return false;
+    }
+  }
+
+  /** While writes are refused for lack of space: try to write the reserve again. */
+  #retryReserve(): void {
+    const timer = setTimeout(async () => {
+      if (this.#closed) return;
+      if (await this.#reserve()) {
+        this.#spaceLow = undefined;
+        this.#options.onRecovered?.();
+      } else this.#retryReserve();
+    }, STORAGE_RETRY_MS);
+    Deno.unrefTimer(timer);
+  }
+
+  /** Reject the proposals not yet handed to Raft (they will never be applied). */
+  #rejectQueued(err: unknown): void {
+    for (const id of this.#queuedIds) {
+      this.#waiters.get(id)?.reject(err);
+      this.#waiters.delete(id);
+    }
     this.#queue = [];
+    this.#queuedIds = [];
   }
 
   /**
@@ -494,7 +568,11 @@ export class RaftNode {
     if (this.#failure !== undefined) return;
     this.#failure = err;
     this.#options.onFailure?.(err);
-    this.#rejectWaiting(storageError(err));
+    this.#rejectQueued(storageError(err));
+    // The rest may be in the WAL or not, and a restart applies what is:
+    // their outcome is unknown, which etcd reports as a timeout.
+    for (const w of this.#waiters.values()) w.reject(Errors.Timeout());
+    this.#waiters.clear();
   }
 
   #scheduleCompaction(revision: number): void {

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
 import { runs, startCairn } from "../servers.ts";
+import { openMember } from "../../server/member.ts";
+import { EtcdError } from "../../core/errors.ts";
+
+const enc = new TextEncoder();
 
 const b64 = (s: string) => btoa(s);
 
@@ -60,9 +64,17 @@ Deno.test({
       assert.ok(refused !== undefined, "a full disk refuses writes");
       assert.equal(refused.body.message, "etcdserver: mvcc: database space exceeded");
       assert.equal(refused.body.code, 8);
-      // Still serving: another write is refused the same way, not dropped.
+      // Still serving: another write is refused the same way, not dropped,
+      // and reads see every acknowledged write.
       const again = await post(server.url, "/v3/kv/put", { key: b64("x"), value: b64("y") });
       assert.equal((await again.json()).code, 8);
+      const during = await post(server.url, "/v3/kv/range", {
+        key: b64("k"),
+        range_end: b64("l"),
+        count_only: true,
+      });
+      assert.equal(during.status, 200);
+      assert.equal(Number((await during.json()).count), acked.size);
 
       // Space comes back: the member takes writes again without a restart.
       Deno.removeSync(filler);
@@ -94,6 +106,50 @@ Deno.test({
       await server.kill();
       await runs("umount", [disk!]);
       Deno.removeSync(disk!, { recursive: true });
+    }
+  },
+});
+
+const disk2 = await smallDisk(8);
+
+Deno.test({
+  name: "disk full (embedded): writes get etcd's error, reads go on, a restart loses nothing",
+  ignore: disk2 === undefined,
+  fn: async () => {
+    const dataDir = `${disk2}/data`;
+    const ids = { memberId: 1n, clusterId: 1n };
+    const limits = { maxTxnOps: 128, maxRequestBytes: 1572864 };
+    // Small WAL segments, so the full disk is met when the WAL cuts a new one.
+    const raft = { walSegmentBytes: 256 * 1024, reserveBytes: 1024 * 1024 };
+    let m = await openMember(dataDir, ids, limits, raft);
+    const value = new Uint8Array(16 * 1024).fill(120);
+    const acked: string[] = [];
+    try {
+      fill(`${disk2}/filler`);
+      let refused: unknown;
+      for (let i = 0; i < 400 && refused === undefined; i++) {
+        try {
+          await m.service.put({ key: enc.encode(`k${i}`), value });
+          acked.push(`k${i}`);
+        } catch (err) {
+          refused = err;
+        }
+      }
+      assert.ok(refused instanceof EtcdError, `a full disk refuses writes (${refused})`);
+      assert.equal(refused.message, "etcdserver: mvcc: database space exceeded");
+      // Reads go on, and see every acknowledged write.
+      const r = await m.service.range({ key: enc.encode("k"), range_end: enc.encode("l") });
+      assert.equal(r.count, acked.length);
+      await m.close();
+      Deno.removeSync(`${disk2}/filler`);
+      m = await openMember(dataDir, ids, limits, raft);
+      const again = await m.service.range({ key: enc.encode("k"), range_end: enc.encode("l") });
+      assert.equal(again.count, acked.length);
+      await m.service.put({ key: enc.encode("after"), value: enc.encode("1") });
+    } finally {
+      await m.close();
+      await runs("umount", [disk2!]);
+      Deno.removeSync(disk2!, { recursive: true });
     }
   },
 });
