@@ -889,7 +889,7 @@ class Simulation {
     }
     const cmd = decodeCommand(e.data);
     if (!cmd) return;
-    node.sm.apply(cmd);
+    node.sm.apply(cmd, e.index);
     if (cmd.kind === "probe") {
       if (!this.chaos && this.nodes.get(node.id)?.raw?.isLeader()) this.probeApplied = true;
       return;

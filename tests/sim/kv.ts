@@ -6,8 +6,11 @@
  * @module
  */
 
-import { applyDeleteRange, applyPut, applyRange } from "../../core/mvcc/apply.ts";
-import { Meta, ReadView, WriteView } from "../../core/mvcc/view.ts";
+import { applyRange } from "../../core/mvcc/apply.ts";
+import { ReadView } from "../../core/mvcc/view.ts";
+import type { Entry } from "../../core/raft/types.ts";
+import { Applier } from "../../server/raftnode/applier.ts";
+import { encodeRequest, entryData, type InternalRequest } from "../../server/raftnode/request.ts";
 import { MemoryBackend } from "./memory_backend.ts";
 
 const enc = new TextEncoder();
@@ -37,7 +40,7 @@ export class KvStateMachine implements StateMachine {
   sessions: Map<number, number> = new Map();
 
   /** Applies a command; returns false if it was a duplicate and skipped. */
-  apply(c: Command): boolean {
+  apply(c: Command, _index?: number): boolean {
     if (c.kind === "probe") return true;
     const last = this.sessions.get(c.client) ?? 0;
     if (c.req <= last) return false;
@@ -72,8 +75,12 @@ export class KvStateMachine implements StateMachine {
 
 /** What the simulator needs of a node's state machine. */
 export interface StateMachine {
-  /** Applies a command; returns false if it was a duplicate and skipped. */
-  apply(c: Command): boolean;
+  /**
+   * Applies the command of log entry `index` (entries the simulator does not
+   * hand over, like conf changes and no-ops, leave gaps); returns false if
+   * it was a duplicate and skipped.
+   */
+  apply(c: Command, index: number): boolean;
   /** The current value of `key`, if it exists. */
   get(key: string): string | undefined;
   /** Serializes the state for a snapshot. */
@@ -83,31 +90,48 @@ export interface StateMachine {
 }
 
 /**
- * The state machine cairn serves: core/mvcc (revisions, history, the
- * `current`/`history`/`revlog` tables) over an in-memory backend, behind
- * the same client-session dedup as {@linkcode KvStateMachine}.
+ * The state machine cairn serves: commands become the server's tagged
+ * requests and log entries (server/raftnode/request.ts) and go through its
+ * `Applier` into core/mvcc (revisions, history, the `current`/`history`/
+ * `revlog` tables) over an in-memory backend, behind the same client-session
+ * dedup as {@linkcode KvStateMachine} (a duplicate is applied as an empty
+ * entry).
  */
 export class MvccStateMachine implements StateMachine {
   #backend = new MemoryBackend();
+  #applier = new Applier(this.#backend);
   /** Highest request number applied per client (session dedup). */
   #sessions: Map<number, number> = new Map();
 
-  apply(c: Command): boolean {
-    if (c.kind === "probe") return true;
-    const last = this.#sessions.get(c.client) ?? 0;
-    if (c.req <= last) return false;
-    this.#sessions.set(c.client, c.req);
-    const b = this.#backend;
-    b.run(() => {
-      const view = new WriteView(b);
-      if (c.kind === "put") {
-        applyPut(view, { key: enc.encode(c.key), value: enc.encode(c.value) }, () => false);
-      } else {
-        applyDeleteRange(view, { key: enc.encode(c.key) });
+  apply(c: Command, index: number): boolean {
+    let request: InternalRequest | undefined;
+    let fresh = true;
+    if (c.kind !== "probe") {
+      const last = this.#sessions.get(c.client) ?? 0;
+      fresh = c.req > last;
+      if (fresh) {
+        this.#sessions.set(c.client, c.req);
+        request = c.kind === "put"
+          ? { type: "put", put: { key: enc.encode(c.key), value: enc.encode(c.value) } }
+          : { type: "delete_range", delete_range: { key: enc.encode(c.key) } };
       }
-      b.putMeta(Meta.revision, view.end().revision);
-    });
-    return true;
+    }
+    // Entries the simulator does not hand over (conf changes, no-ops) reach
+    // the applier as empty entries, so its applied index is the log's.
+    const entries: Entry[] = [];
+    for (let i = this.#applier.appliedIndex + 1; i < index; i++) entries.push(empty(i));
+    entries.push(
+      request === undefined ? empty(index) : {
+        index,
+        term: 0,
+        type: "normal",
+        data: entryData(index, encodeRequest(request)),
+      },
+    );
+    const batch = this.#applier.apply(entries);
+    const result = batch.results.get(index);
+    if (result !== undefined && "error" in result) throw result.error;
+    return fresh;
   }
 
   get(key: string): string | undefined {
@@ -124,11 +148,17 @@ export class MvccStateMachine implements StateMachine {
   restore(data: Uint8Array): void {
     if (data.length === 0) {
       this.#backend = new MemoryBackend();
+      this.#applier = new Applier(this.#backend);
       this.#sessions = new Map();
       return;
     }
     const o = JSON.parse(dec.decode(data));
     this.#backend = MemoryBackend.load(o.backend);
+    this.#applier = new Applier(this.#backend);
     this.#sessions = new Map(o.sessions);
   }
+}
+
+function empty(index: number): Entry {
+  return { index, term: 0, type: "normal", data: new Uint8Array(0) };
 }
