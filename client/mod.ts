@@ -51,12 +51,12 @@ import type {
   TxnResponse,
 } from "../core/api/types.ts";
 import {
-  type FieldSpec,
   fromJson,
   type MessageName,
   type MessageTypes,
   SCHEMA,
   toJson,
+  zeroOf,
 } from "../core/api/codec.ts";
 
 export { EtcdError, GrpcCode };
@@ -255,24 +255,6 @@ function withDefaults<K extends MessageName>(type: K, msg: MessageTypes[K]): Mes
   return msg;
 }
 
-function zero(f: FieldSpec): unknown {
-  if (f.repeated) return [];
-  if (f.enum) return f.enum.values[0];
-  switch (f.scalar) {
-    case "bytes":
-      return new Uint8Array();
-    case "string":
-      return "";
-    case "bool":
-      return false;
-    case "int64n":
-    case "uint64n":
-      return 0n;
-    default:
-      return 0;
-  }
-}
-
 function fill(type: MessageName, m: Record<string, unknown>): void {
   for (const f of SCHEMA[type].fields) {
     const v = m[f.name];
@@ -284,7 +266,7 @@ function fill(type: MessageName, m: Record<string, unknown>): void {
       continue;
     }
     if (f.oneof !== undefined) continue;
-    if (v === undefined || v === null) m[f.name] = zero(f);
+    if (v === undefined || v === null) m[f.name] = f.repeated ? [] : zeroOf(f);
   }
 }
 

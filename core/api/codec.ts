@@ -827,7 +827,12 @@ function fillZeros(type: MessageName, out: Record<string, unknown>): Record<stri
 /** The zero value of every absent bytes field (shared: it has nothing to mutate). */
 const EMPTY_BYTES: Uint8Array = Object.freeze(new Uint8Array(0)) as Uint8Array;
 
-function zeroOf(f: FieldSpec): unknown {
+/**
+ * The proto3 zero value of a scalar or enum field: the enum's first value,
+ * empty bytes (one shared, frozen array), "", false, 0n for 64-bit fields
+ * kept as bigint, 0 otherwise.
+ */
+export function zeroOf(f: FieldSpec): unknown {
   if (f.enum !== undefined) return f.enum.values[0];
   switch (f.scalar) {
     case "bytes":
