@@ -236,6 +236,21 @@ function numberFlag(flag: string, raw: string): number {
   return n;
 }
 
+/**
+ * A flag etcd declares unsigned (Go's flag.Uint/Uint64): a non-negative
+ * integer, in Go's notation (decimal, 0x…, 0o…, 0b…); anything else is
+ * Go's `parse error`.
+ */
+function uintFlag(flag: string, raw: string): number {
+  const text = raw.trim();
+  if (/^(0x[0-9a-f]+|0o[0-7]+|0b[01]+|[0-9]+)$/i.test(text)) {
+    const n = Number(BigInt(text));
+    if (Number.isSafeInteger(n)) return n;
+    throw new ConfigError(`invalid value "${raw}" for flag -${flag}: value out of range`);
+  }
+  throw new ConfigError(`invalid value "${raw}" for flag -${flag}: parse error`);
+}
+
 const HOUR = 3_600_000;
 
 /**
@@ -357,8 +372,8 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   if (httpWorkers < 0 || httpWorkers > MAX_HTTP_WORKERS) {
     throw new ConfigError(`--http-workers must be between 0 and ${MAX_HTTP_WORKERS}`);
   }
-  const heartbeat = numberFlag("heartbeat-interval", raw("heartbeat-interval"));
-  const election = numberFlag("election-timeout", raw("election-timeout"));
+  const heartbeat = uintFlag("heartbeat-interval", raw("heartbeat-interval"));
+  const election = uintFlag("election-timeout", raw("election-timeout"));
   if (election < 5 * heartbeat) {
     throw new ConfigError(
       `--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`,
@@ -376,10 +391,10 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     initialClusterToken: raw("initial-cluster-token"),
     heartbeatIntervalMs: heartbeat,
     electionTimeoutMs: election,
-    snapshotCount: numberFlag("snapshot-count", raw("snapshot-count")),
+    snapshotCount: uintFlag("snapshot-count", raw("snapshot-count")),
     quotaBackendBytes: numberFlag("quota-backend-bytes", raw("quota-backend-bytes")),
-    maxRequestBytes: numberFlag("max-request-bytes", raw("max-request-bytes")),
-    maxTxnOps: numberFlag("max-txn-ops", raw("max-txn-ops")),
+    maxRequestBytes: uintFlag("max-request-bytes", raw("max-request-bytes")),
+    maxTxnOps: uintFlag("max-txn-ops", raw("max-txn-ops")),
     autoCompactionMode: mode,
     autoCompactionRetention: parseRetention(mode, raw("auto-compaction-retention")),
     logLevel,

@@ -49,6 +49,14 @@ Deno.test("config: bad values are refused with etcd-like messages", () => {
     [["--initial-cluster-state", "maybe"], /initial-cluster-state/],
     [["--election-timeout", "300"], /at least as 5 times/],
     [["--max-txn-ops", "many"], /max-txn-ops/],
+    // etcd declares these unsigned: Go's flag parsing refuses a sign or a fraction.
+    [["--max-txn-ops=-1"], /^invalid value "-1" for flag -max-txn-ops: parse error$/],
+    [
+      ["--max-request-bytes", "1.5"],
+      /^invalid value "1.5" for flag -max-request-bytes: parse error$/,
+    ],
+    [["--snapshot-count=-5"], /^invalid value "-5" for flag -snapshot-count: parse error$/],
+    [["--heartbeat-interval=-100"], /heartbeat-interval: parse error/],
     [["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1h"], /retention/],
   ];
   for (const [args, message] of bad) {
