@@ -6,7 +6,10 @@
  *
  * @module
  */
-import { GO_SHORT_ESCAPES } from "../core/api/json.ts";
+import { stringifyGo } from "../core/api/codec.ts";
+import { goQuote, goQuoteString } from "../core/api/json.ts";
+
+export { goQuote, goQuoteString };
 
 const NS_PER_US = 1_000n;
 const NS_PER_MS = 1_000_000n;
@@ -111,61 +114,11 @@ export function humanizeBytes(n: number): string {
 }
 
 /**
- * Quotes a string as Go's `strconv.Quote` (`%q`): printable characters stay,
- * `\a \b \f \n \r \t \v \\ \"` are escaped, other control characters and
- * invalid UTF-8 bytes become `\x..`, non-printable runes `\u....`.
- */
-export function goQuote(bytes: Uint8Array): string {
-  let out = '"';
-  let i = 0;
-  while (i < bytes.length) {
-    const [cp, size] = decodeRune(bytes, i);
-    if (cp < 0) {
-      out += `\\x${hex2(bytes[i])}`;
-    } else if (cp === 0x22 || cp === 0x5c) {
-      out += `\\${String.fromCodePoint(cp)}`;
-    } else if (cp < 0x20 || cp === 0x7f) {
-      out += GO_SHORT_ESCAPES[cp] ?? `\\x${hex2(cp)}`;
-    } else if (cp >= 0x80 && cp < 0xa0) {
-      out += `\\u${cp.toString(16).padStart(4, "0")}`;
-    } else {
-      out += String.fromCodePoint(cp);
-    }
-    i += size;
-  }
-  return out + '"';
-}
-
-function hex2(b: number): string {
-  return b.toString(16).padStart(2, "0");
-}
-
-/** Decodes one UTF-8 rune at `i`: [code point or -1 if invalid, byte length]. */
-function decodeRune(b: Uint8Array, i: number): [number, number] {
-  const c = b[i];
-  if (c < 0x80) return [c, 1];
-  const need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
-  if (need < 0 || c >= 0xf5 || i + need >= b.length) return [-1, 1];
-  let cp = c & (0x3f >> need);
-  for (let k = 1; k <= need; k++) {
-    const d = b[i + k];
-    if ((d & 0xc0) !== 0x80) return [-1, 1];
-    cp = (cp << 6) | (d & 0x3f);
-  }
-  const min = need === 1 ? 0x80 : need === 2 ? 0x800 : 0x10000;
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return [-1, 1];
-  return [cp, need + 1];
-}
-
-/**
  * Encodes a string as Go's `encoding/json` does: like JSON.stringify, plus
  * `<`, `>`, `&`, U+2028 and U+2029 escaped as `\u003c` and so on.
  */
 export function goJsonString(s: string): string {
-  return JSON.stringify(s).replace(
-    /[<>&\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return stringifyGo(s);
 }
 
 /** Lower-case hex of an unsigned 64-bit value, as Go's `%x`. */
@@ -192,9 +145,4 @@ export function parseGoInt64(s: string, base = 10): bigint {
     throw new Error(`strconv.ParseInt: parsing ${goQuoteString(s)}: value out of range`);
   }
   return v;
-}
-
-/** `strconv.Quote` of a JS string. */
-export function goQuoteString(s: string): string {
-  return goQuote(new TextEncoder().encode(s));
 }

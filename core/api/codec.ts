@@ -57,7 +57,7 @@ import type {
   TxnResponse,
 } from "./types.ts";
 import { decodeGoBase64, encodeBase64 } from "./base64.ts";
-import { JsonNumber, JsonString, parseGoJson } from "./json.ts";
+import { goQuoteString, JsonNumber, JsonString, parseGoJson } from "./json.ts";
 
 /** The internal (TypeScript) type of each message the codec knows. */
 export interface MessageTypes {
@@ -899,7 +899,7 @@ function decodeEnum(spec: EnumSpec, raw: unknown): string {
     // jsonpb looks the name up by the raw text between the quotes.
     const text = typeof raw === "string" ? raw : raw.raw;
     const i = spec.values.indexOf(text);
-    if (i < 0) fail(`unknown value ${goQuote(text)} for enum ${spec.goName}`);
+    if (i < 0) fail(`unknown value ${goQuoteString(text)} for enum ${spec.goName}`);
     return spec.values[i];
   }
   const n = decodeNumberLiteral(raw, spec.goName, -(2n ** 31n), 2n ** 31n - 1n);
@@ -956,24 +956,4 @@ function decodeBytes(raw: unknown): Uint8Array {
     return out;
   }
   typeError(raw, "[]uint8");
-}
-
-/** Go's `%q` for a string: double-quoted with Go escapes for non-printables. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === "\\") out += "\\" + ch;
-    else if (c === 0x07) out += "\\a";
-    else if (c === 0x08) out += "\\b";
-    else if (c === 0x0c) out += "\\f";
-    else if (c === 0x0a) out += "\\n";
-    else if (c === 0x0d) out += "\\r";
-    else if (c === 0x09) out += "\\t";
-    else if (c === 0x0b) out += "\\v";
-    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
-    else if (c === 0xfffd && ch !== "\ufffd") out += "\\ufffd";
-    else out += ch;
-  }
-  return out + '"';
 }

@@ -369,3 +369,65 @@ function scanGo(text: string, mode: GoJsonMode): number {
     }
   }
 }
+
+/**
+ * Quotes a string as Go's `strconv.Quote` (`%q`): printable characters stay,
+ * `\a \b \f \n \r \t \v \\ \"` are escaped, other control characters and
+ * invalid UTF-8 bytes become `\x..`, other non-printable runes (as
+ * `unicode.IsPrint` says) `\u....` or `\U........`.
+ */
+export function goQuote(bytes: Uint8Array): string {
+  let out = '"';
+  let i = 0;
+  while (i < bytes.length) {
+    const [cp, size] = decodeRune(bytes, i);
+    if (cp < 0) {
+      out += `\\x${hex2(bytes[i])}`;
+    } else if (cp === 0x22 || cp === 0x5c) {
+      out += `\\${String.fromCodePoint(cp)}`;
+    } else if (cp < 0x20 || cp === 0x7f) {
+      out += GO_SHORT_ESCAPES[cp] ?? `\\x${hex2(cp)}`;
+    } else if (cp >= 0x80 && !GO_PRINTABLE.test(String.fromCodePoint(cp))) {
+      out += cp < 0x10000
+        ? `\\u${cp.toString(16).padStart(4, "0")}`
+        : `\\U${cp.toString(16).padStart(8, "0")}`;
+    } else {
+      out += String.fromCodePoint(cp);
+    }
+    i += size;
+  }
+  return out + '"';
+}
+
+function hex2(b: number): string {
+  return b.toString(16).padStart(2, "0");
+}
+
+/** Decodes one UTF-8 rune at `i`: [code point or -1 if invalid, byte length]. */
+function decodeRune(b: Uint8Array, i: number): [number, number] {
+  const c = b[i];
+  if (c < 0x80) return [c, 1];
+  const need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
+  if (need < 0 || c >= 0xf5 || i + need >= b.length) return [-1, 1];
+  let cp = c & (0x3f >> need);
+  for (let k = 1; k <= need; k++) {
+    const d = b[i + k];
+    if ((d & 0xc0) !== 0x80) return [-1, 1];
+    cp = (cp << 6) | (d & 0x3f);
+  }
+  const min = need === 1 ? 0x80 : need === 2 ? 0x800 : 0x10000;
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return [-1, 1];
+  return [cp, need + 1];
+}
+
+/**
+ * Go's `unicode.IsPrint` beyond ASCII: letters, marks, numbers,
+ * punctuation and symbols (spaces other than U+0020, format, control,
+ * private-use and unassigned code points are escaped by `%q`).
+ */
+const GO_PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+
+/** `strconv.Quote` of a JS string (its UTF-8 bytes). */
+export function goQuoteString(s: string): string {
+  return goQuote(new TextEncoder().encode(s));
+}

@@ -124,6 +124,9 @@ Deno.test({
           '{"key":"aw==","sort_order":"\u00e9"}',
           '{"key":"aw==","sort_order":"\\u00e9"}',
           '{"key":"aw==","sort_order":"\\t"}',
+          // %q of non-printable runes: C1 control, line separator, soft hyphen,
+          // private use, a tag character (\U); an emoji stays.
+          '{"key":"aw==","sort_order":"\u0085X\u2028\u00ad\ue000\u{1F600}\u{E0001}"}',
           '{"key":"aw==","limit":-0}',
           '{"key":"aw==","limit":"-0"}',
           '{"key":"aw==","limit":"\\u0031"}',

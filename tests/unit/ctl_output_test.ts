@@ -99,6 +99,13 @@ Deno.test("humanizeBytes matches go-humanize (SI)", () => {
 Deno.test("goQuote and goJsonString escape as Go", () => {
   assertEquals(goQuote(enc.encode('a"b\n\té')), '"a\\"b\\n\\té"');
   assertEquals(goQuote(new Uint8Array([0xff, 0x00])), '"\\xff\\x00"');
+  // Non-printable runes as unicode.IsPrint decides: C1 controls, line
+  // separator, soft hyphen, private use; printable ones stay.
+  assertEquals(
+    goQuote(enc.encode("\u0085\u2028\u00ad\ue000✓\u{1F600}")),
+    '"\\u0085\\u2028\\u00ad\\ue000✓\u{1F600}"',
+  );
+  assertEquals(goQuote(enc.encode("\u{E0001}")), '"\\U000e0001"');
   assertEquals(goJsonString("<a&b>"), '"\\u003ca\\u0026b\\u003e"');
 });
 
