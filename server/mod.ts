@@ -60,10 +60,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   );
   const { node, service } = member;
   const compactor = startCompactor(config, service);
-  const app = createGateway(service, {
-    maxRequestBytes: config.maxRequestBytes,
-    cairnVersion: CAIRN_VERSION,
-  });
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
     try {
@@ -95,6 +91,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       },
     };
   }
+  // No workers: the main thread serves the gateway itself.
+  const app = createGateway(service, {
+    maxRequestBytes: config.maxRequestBytes,
+    cairnVersion: CAIRN_VERSION,
+  });
   const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
   const clientUrls: string[] = [];
   try {
