@@ -32,6 +32,24 @@ export const LMDB_COMMIT_INTERVAL_MS = 5;
  * one); reads inside the applier walk this many overlays.
  */
 export const MAX_INFLIGHT_BATCHES = 64;
+/**
+ * Responses a watch stream holds for a client that has not read them yet, at
+ * most (etcd's per-stream buffer of 128). A watcher whose response does not
+ * fit falls behind and later catches up from the stored history.
+ */
+export const MAX_WATCH_STREAM_RESPONSES = 128;
+/** Events a watch stream holds for its client, at most (see MAX_WATCH_STREAM_RESPONSES). */
+export const MAX_WATCH_STREAM_EVENTS = 10_000;
+/** Events read from the stored history per catch-up step of watchers that are behind (whole revisions). */
+export const MAX_WATCH_SYNC_EVENTS = 10_000;
+/**
+ * Bytes of applied changes sent to one HTTP worker thread and not yet taken
+ * by it, at most. Past this, the worker is sent only the revision, and its
+ * watchers catch up from the stored history.
+ */
+export const MAX_FEED_BACKLOG_BYTES = 64 * 1024 * 1024;
+/** Bytes of a watch stream's request body not yet parsed into requests, at most. */
+export const MAX_WATCH_REQUEST_BUFFER_BYTES = 8 * 1024 * 1024;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */

@@ -119,6 +119,11 @@ export const FLAGS = {
     default: "0",
     help: "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.",
   },
+  "experimental-watch-progress-notify-interval": {
+    type: "string",
+    default: "10m0s",
+    help: "Duration of periodic watch progress notifications.",
+  },
   "http-workers": {
     type: "number",
     default: 2,
@@ -175,6 +180,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** HTTP worker threads per client URL; 0 = serve from the main thread. */
   httpWorkers: number;
+  /** ms between progress notifications to idle watchers (--experimental-watch-progress-notify-interval). */
+  watchProgressNotifyIntervalMs: number;
   /** The flags given on the command line or as `ETCD_*` variables; the others took their defaults. */
   givenFlags: FlagName[];
 }
@@ -284,6 +291,36 @@ export function parseRetention(mode: "periodic" | "revision", retention: string)
     total += Number(m[1]) * units[m[2]];
     rest = rest.slice(m[0].length);
   }
+  return total;
+}
+
+/**
+ * A Go duration flag (`10m0s`, `1h30m`, `500ms`, `1.5s`), in ms; it must be
+ * positive.
+ *
+ * @throws {ConfigError} Go's `parse error` for anything else.
+ */
+export function durationFlag(flag: string, raw: string): number {
+  const units: Record<string, number> = {
+    h: HOUR,
+    m: 60_000,
+    s: 1000,
+    ms: 1,
+    us: 1e-3,
+    µs: 1e-3,
+    ns: 1e-6,
+  };
+  let total = 0;
+  let rest = raw.trim();
+  const bad = () => new ConfigError(`invalid value "${raw}" for flag -${flag}: parse error`);
+  if (rest.length === 0) throw bad();
+  while (rest.length > 0) {
+    const m = /^(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|h|m|s)/.exec(rest);
+    if (!m) throw bad();
+    total += Number(m[1]) * units[m[2]];
+    rest = rest.slice(m[0].length);
+  }
+  if (!(total > 0)) throw bad();
   return total;
 }
 
@@ -399,6 +436,10 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     autoCompactionRetention: parseRetention(mode, raw("auto-compaction-retention")),
     logLevel,
     httpWorkers,
+    watchProgressNotifyIntervalMs: durationFlag(
+      "experimental-watch-progress-notify-interval",
+      raw("experimental-watch-progress-notify-interval"),
+    ),
     givenFlags,
   };
 }
@@ -430,6 +471,7 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "auto-compaction-mode": config.autoCompactionMode,
     "auto-compaction-retention": config.autoCompactionRetention,
     "http-workers": config.httpWorkers,
+    "experimental-watch-progress-notify-interval": config.watchProgressNotifyIntervalMs,
     "log-level": config.logLevel,
   };
   return values;

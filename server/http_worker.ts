@@ -18,6 +18,7 @@ import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
 import {
+  type FeedBatch,
   type FromWorker,
   type InitMessage,
   pack,
@@ -104,6 +105,7 @@ class RemoteProposer implements Proposer {
 }
 
 let proposer: RemoteProposer | undefined;
+let service: EtcdServer | undefined;
 let server: Deno.HttpServer<Deno.NetAddr> | undefined;
 
 port.onmessage = async (e: MessageEvent<ToWorker>) => {
@@ -114,11 +116,20 @@ port.onmessage = async (e: MessageEvent<ToWorker>) => {
       return;
     case "applied":
       proposer?.applied();
+      if (msg.feed !== undefined) {
+        const batch = unpack<FeedBatch>(msg.feed);
+        service?.watch.notify(batch.events, batch.revision);
+        port.postMessage({ type: "fed", bytes: msg.feed.length });
+      } else if (msg.revision !== undefined) {
+        service?.watch.skip(msg.revision);
+      }
       return;
     case "replies":
       proposer?.answer(msg.bytes);
       return;
     case "stop":
+      // Open watch streams end first: the server's shutdown waits for them.
+      service?.close();
       await server?.shutdown();
       port.postMessage({ type: "stopped" });
       return;
@@ -135,12 +146,13 @@ function init(init: InitMessage, fence: SharedArrayBuffer): void {
     init.term,
     new ReadFence(fence, () => port.postMessage({ type: "read-waiting" })),
   );
-  const service = new EtcdServer(backend, proposer, {
+  service = new EtcdServer(backend, proposer, {
     clusterId: init.clusterId,
     memberId: init.memberId,
     maxTxnOps: init.maxTxnOps,
     maxRequestBytes: init.maxRequestBytes,
     refreshReads: true,
+    progressNotifyIntervalMs: init.progressNotifyIntervalMs,
   });
   const app = createGateway(service, {
     maxRequestBytes: init.maxRequestBytes,

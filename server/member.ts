@@ -29,6 +29,8 @@ export interface MemberLimits {
   maxTxnOps: number;
   /** etcd's `--max-request-bytes`: the largest proposal, in protobuf bytes. */
   maxRequestBytes: number;
+  /** Milliseconds between progress notifications to idle watchers that ask for them. */
+  progressNotifyIntervalMs?: number;
 }
 
 /** An open member store. */
@@ -101,13 +103,20 @@ export async function openMember(
       clusterId: BigInt(b.getMeta(Meta.clusterId) as string),
       maxTxnOps: limits.maxTxnOps,
       maxRequestBytes: limits.maxRequestBytes,
+      progressNotifyIntervalMs: limits.progressNotifyIntervalMs,
     });
+    // The applied-change feed of this thread's watchers.
+    const unsubscribe = node.onApplied((events, revision) =>
+      service.watch.notify(events, revision)
+    );
     return {
       backend: b,
       node,
       service,
       async close() {
         try {
+          unsubscribe();
+          service.close();
           await node.close();
           await b.close();
         } finally {

@@ -51,7 +51,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const member = await openMember(
     config.dataDir,
     { memberId: id, clusterId: clusterId([id]) },
-    { maxTxnOps: config.maxTxnOps, maxRequestBytes: config.maxRequestBytes },
+    {
+      maxTxnOps: config.maxTxnOps,
+      maxRequestBytes: config.maxRequestBytes,
+      progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+    },
     {
       heartbeatMs: config.heartbeatIntervalMs,
       electionMs: config.electionTimeoutMs,
@@ -72,6 +76,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           maxTxnOps: config.maxTxnOps,
           maxRequestBytes: config.maxRequestBytes,
           cairnVersion: CAIRN_VERSION,
+          progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
         },
         config.listenClientUrls,
         config.httpWorkers,
@@ -121,6 +126,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     clientUrls,
     async close() {
       clearInterval(compactor);
+      // Open watch streams end first: a server's shutdown waits for them.
+      service.close();
       await Promise.all(servers.map((s) => s.shutdown()));
       await member.close();
     },

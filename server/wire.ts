@@ -10,6 +10,7 @@ import { Packr } from "msgpackr";
 import { EtcdError, type GrpcCode } from "../core/errors.ts";
 import type { LogLevel } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
+import type { Event } from "../core/api/types.ts";
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
 
@@ -76,26 +77,43 @@ export interface WorkerReply {
  * - `init`: start serving (`payload` is the msgpack {@linkcode InitMessage};
  *   `fence` the read fence's shared memory),
  * - `replies`: answers to calls, msgpack {@linkcode WorkerReply}[],
- * - `applied`: more entries became visible (wake waiting reads); the
- *   applied-change feed, which will carry a batch's events once per worker,
+ * - `applied`: more entries became visible (wake waiting reads); `feed`
+ *   is the applied-change feed, a msgpack {@linkcode FeedBatch} (one copy
+ *   per worker of the changes of every batch made visible in one turn);
+ *   `revision` alone means the worker's watchers must catch up from history,
  * - `stop`: stop listening, finish open requests, answer `stopped`.
  */
 export type ToWorker =
   | { type: "init"; payload: Uint8Array; fence: SharedArrayBuffer }
   | { type: "replies"; bytes: Uint8Array }
-  | { type: "applied" }
+  | { type: "applied"; feed?: Uint8Array; revision?: number }
   | { type: "stop" };
+
+/**
+ * The changes carried by an `applied` message (msgpack): the events of the
+ * revisions after the previous message's up to `revision`, in order. A
+ * message without them but with a `revision` means the worker fell too far
+ * behind: its watchers read those revisions from the stored history.
+ */
+export interface FeedBatch {
+  /** The events, in revision order, each with its prev_kv. */
+  events: Event[];
+  /** The revision after them. */
+  revision: number;
+}
 
 /**
  * Every message from an HTTP worker to the main thread:
  * - `calls`: msgpack {@linkcode WorkerCall}[] of one event-loop turn,
  * - `read-waiting`: a read waits for answered writes (commit them now),
+ * - `fed`: the worker took an `applied` feed of `bytes` bytes (flow control),
  * - `listening` / `failed`: the outcome of `init`,
  * - `stopped`: the answer to `stop`.
  */
 export type FromWorker =
   | { type: "calls"; bytes: Uint8Array }
   | { type: "read-waiting" }
+  | { type: "fed"; bytes: number }
   | { type: "listening"; port: number }
   | { type: "failed"; message: string; addrInUse: boolean }
   | { type: "stopped" };
@@ -134,4 +152,6 @@ export interface InitMessage {
   cairnVersion: string;
   /** The member's --log-level. */
   logLevel: LogLevel;
+  /** Milliseconds between progress notifications to idle watchers that ask for them. */
+  progressNotifyIntervalMs?: number;
 }

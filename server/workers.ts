@@ -25,6 +25,8 @@
  */
 import { setImmediate } from "node:timers";
 import type { RaftNode } from "./raftnode/node.ts";
+import type { Event } from "../core/api/types.ts";
+import { MAX_FEED_BACKLOG_BYTES } from "../core/limits.ts";
 import { log } from "./log.ts";
 import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
 import {
@@ -62,6 +64,78 @@ export interface WorkerSetup {
   maxRequestBytes: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
+  /** Milliseconds between progress notifications to idle watchers that ask for them. */
+  progressNotifyIntervalMs?: number;
+}
+
+/**
+ * The applied-change feed to the workers: every event-loop turn in which
+ * batches became visible, ONE `applied` message per worker, carrying the
+ * changes of those batches packed once (each worker gets its own copy of
+ * the bytes). A worker that has not taken {@linkcode MAX_FEED_BACKLOG_BYTES}
+ * of it yet gets only the revision, and its watchers catch up from history.
+ */
+class Feed {
+  readonly #targets = new Map<Worker, { backlog: number }>();
+  #events: Event[] = [];
+  #revision = 0;
+  #scheduled = false;
+  readonly #unsubscribe: (() => void)[];
+
+  constructor(node: RaftNode) {
+    this.#unsubscribe = [
+      node.onVisible(() => this.#schedule()),
+      node.onApplied((events, revision) => {
+        for (const ev of events) this.#events.push(ev);
+        this.#revision = revision;
+        this.#schedule();
+      }),
+    ];
+  }
+
+  add(worker: Worker): void {
+    this.#targets.set(worker, { backlog: 0 });
+  }
+
+  /** The worker took `bytes` of its feed. */
+  fed(worker: Worker, bytes: number): void {
+    const target = this.#targets.get(worker);
+    if (target !== undefined) target.backlog = Math.max(0, target.backlog - bytes);
+  }
+
+  remove(worker: Worker): void {
+    this.#targets.delete(worker);
+  }
+
+  stop(): void {
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    this.#targets.clear();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const events = this.#events;
+    this.#events = [];
+    const revision = this.#revision;
+    const feed = events.length > 0 ? pack({ events, revision }) : undefined;
+    for (const [worker, target] of this.#targets) {
+      if (feed === undefined) {
+        send(worker, { type: "applied" });
+      } else if (target.backlog + feed.length > MAX_FEED_BACKLOG_BYTES) {
+        send(worker, { type: "applied", revision });
+      } else {
+        target.backlog += feed.length;
+        const copy = feed.slice();
+        send(worker, { type: "applied", feed: copy }, [copy.buffer as ArrayBuffer]);
+      }
+    }
+  }
 }
 
 /** Running HTTP workers. */
@@ -87,6 +161,7 @@ export async function startHttpWorkers(
 ): Promise<HttpWorkers> {
   const workers: Worker[] = [];
   const clientUrls: string[] = [];
+  const feed = new Feed(setup.node);
   const stop = async () => {
     await Promise.all(workers.map((w) =>
       new Promise<void>((resolve) => {
@@ -96,6 +171,7 @@ export async function startHttpWorkers(
         send(w, { type: "stop" });
       })
     ));
+    feed.stop();
     for (const w of workers) w.terminate();
   };
   const guards: Deno.Listener[] = [];
@@ -112,7 +188,7 @@ export async function startHttpWorkers(
         throw listenError(err, url.hostname, port);
       }
       for (let i = 0; i < count; i++) {
-        workers.push(await startWorker(setup, url.hostname, port));
+        workers.push(await startWorker(setup, feed, url.hostname, port));
       }
       clientUrls.push(`http://${url.hostname}:${port}`);
     }
@@ -125,7 +201,12 @@ export async function startHttpWorkers(
   return { clientUrls, stop };
 }
 
-async function startWorker(setup: WorkerSetup, host: string, port: number): Promise<Worker> {
+async function startWorker(
+  setup: WorkerSetup,
+  feed: Feed,
+  host: string,
+  port: number,
+): Promise<Worker> {
   const hostname = host.replace(/^\[(.*)\]$/, "$1");
   const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
   const node = setup.node;
@@ -140,17 +221,10 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
     if (outbox.length === 0) setImmediate(flush);
     outbox.push({ id, result });
   };
-  // Wake the worker's waiting linearizable reads once per event-loop turn
-  // in which batches became visible.
-  let wakeScheduled = false;
-  const unsubscribe = node.onVisible(() => {
-    if (wakeScheduled) return;
-    wakeScheduled = true;
-    setImmediate(() => {
-      wakeScheduled = false;
-      send(worker, { type: "applied" });
-    });
-  });
+  // From now on the worker gets every batch made visible (its watchers'
+  // feed, and the wake-up of its waiting reads); it reads the store only
+  // after this, so it misses none.
+  feed.add(worker);
   const { promise: listening, resolve, reject } = Promise.withResolvers<void>();
   const handle = (call: WorkerCall) => {
     switch (call.type) {
@@ -175,6 +249,9 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
         return;
       case "read-waiting":
         node.readWaiting();
+        return;
+      case "fed":
+        feed.fed(worker, msg.bytes);
         return;
       case "listening":
         resolve();
@@ -210,6 +287,7 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
     maxRequestBytes: setup.maxRequestBytes,
     cairnVersion: setup.cairnVersion,
     logLevel: log.level,
+    progressNotifyIntervalMs: setup.progressNotifyIntervalMs,
   };
   const bytes = pack(init);
   // The fence's shared memory travels beside the msgpack payload.
@@ -219,12 +297,12 @@ async function startWorker(setup: WorkerSetup, host: string, port: number): Prom
   try {
     await listening;
   } catch (err) {
-    unsubscribe();
+    feed.remove(worker);
     worker.terminate();
     throw err;
   }
   worker.addEventListener("message", (e) => {
-    if ((e as MessageEvent<FromWorker>).data?.type === "stopped") unsubscribe();
+    if ((e as MessageEvent<FromWorker>).data?.type === "stopped") feed.remove(worker);
   });
   return worker;
 }

@@ -43,6 +43,7 @@ import type {
   Compare,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  Event,
   KeyValue,
   PutRequest,
   PutResponse,
@@ -55,6 +56,11 @@ import type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  WatchCancelRequest,
+  WatchCreateRequest,
+  WatchProgressRequest,
+  WatchRequest,
+  WatchResponse,
 } from "./types.ts";
 import { decodeGoBase64, encodeBase64 } from "./base64.ts";
 import { goQuoteString, JsonNumber, JsonString, parseGoJson } from "./json.ts";
@@ -65,6 +71,18 @@ export interface MessageTypes {
   KeyValue: KeyValue;
   /** etcd's `ResponseHeader`. */
   ResponseHeader: ResponseHeader;
+  /** etcd's `mvccpb.Event`. */
+  Event: Event;
+  /** etcd's `WatchRequest`. */
+  WatchRequest: WatchRequest;
+  /** etcd's `WatchCreateRequest`. */
+  WatchCreateRequest: WatchCreateRequest;
+  /** etcd's `WatchCancelRequest`. */
+  WatchCancelRequest: WatchCancelRequest;
+  /** etcd's `WatchProgressRequest`. */
+  WatchProgressRequest: WatchProgressRequest;
+  /** etcd's `WatchResponse`. */
+  WatchResponse: WatchResponse;
   /** etcd's `RangeRequest`. */
   RangeRequest: RangeRequest;
   /** etcd's `RangeResponse`. */
@@ -166,6 +184,15 @@ const CompareTarget: EnumSpec = {
   values: ["VERSION", "CREATE", "MOD", "VALUE", "LEASE"],
 };
 
+const EventType: EnumSpec = {
+  goName: "mvccpb.Event_EventType",
+  values: ["PUT", "DELETE"],
+};
+const FilterType: EnumSpec = {
+  goName: "etcdserverpb.WatchCreateRequest_FilterType",
+  values: ["NOPUT", "NODELETE"],
+};
+
 /**
  * The message table, transcribed from etcd 3.4's `etcdserverpb/rpc.proto`
  * and `mvccpb/kv.proto`. Field order is declaration order, which is the
@@ -188,6 +215,48 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
       { name: "member_id", no: 2, scalar: "uint64n" },
       { name: "revision", no: 3, scalar: "int64" },
       { name: "raft_term", no: 4, scalar: "uint64" },
+    ],
+  },
+  Event: {
+    fields: [
+      { name: "type", no: 1, enum: EventType },
+      { name: "kv", no: 2, message: "KeyValue" },
+      { name: "prev_kv", no: 3, message: "KeyValue" },
+    ],
+  },
+  WatchRequest: {
+    fields: [
+      { name: "create_request", no: 1, message: "WatchCreateRequest", oneof: "request_union" },
+      { name: "cancel_request", no: 2, message: "WatchCancelRequest", oneof: "request_union" },
+      { name: "progress_request", no: 3, message: "WatchProgressRequest", oneof: "request_union" },
+    ],
+  },
+  WatchCreateRequest: {
+    fields: [
+      { name: "key", no: 1, scalar: "bytes" },
+      { name: "range_end", no: 2, scalar: "bytes" },
+      { name: "start_revision", no: 3, scalar: "int64" },
+      { name: "progress_notify", no: 4, scalar: "bool" },
+      { name: "filters", no: 5, enum: FilterType, repeated: true },
+      { name: "prev_kv", no: 6, scalar: "bool" },
+      { name: "watch_id", no: 7, scalar: "int64" },
+      { name: "fragment", no: 8, scalar: "bool" },
+    ],
+  },
+  WatchCancelRequest: {
+    fields: [{ name: "watch_id", no: 1, scalar: "int64" }],
+  },
+  WatchProgressRequest: { fields: [] },
+  WatchResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "watch_id", no: 2, scalar: "int64" },
+      { name: "created", no: 3, scalar: "bool" },
+      { name: "canceled", no: 4, scalar: "bool" },
+      { name: "compact_revision", no: 5, scalar: "int64" },
+      { name: "cancel_reason", no: 6, scalar: "string" },
+      { name: "fragment", no: 7, scalar: "bool" },
+      { name: "events", no: 11, message: "Event", repeated: true },
     ],
   },
   RangeRequest: {
@@ -465,6 +534,38 @@ export function responseHeaderJson(h: ResponseHeader): string {
     sep = ",";
   }
   if (h.raft_term) s += sep + '"raft_term":"' + int64Text(h.raft_term) + '"';
+  return s + "}";
+}
+
+/** Event JSON by event (events are shared by every watcher of a batch). */
+const eventJsonCache = new WeakMap<Event, string>();
+
+/** `JSON.stringify(toJson("Event", ev))`, written directly and kept per event object. */
+export function eventJson(ev: Event): string {
+  let s = eventJsonCache.get(ev);
+  if (s !== undefined) return s;
+  s = (ev.type === "DELETE" ? '{"type":"DELETE","kv":' : '{"kv":') + keyValueJson(ev.kv);
+  if (ev.prev_kv !== undefined) s += ',"prev_kv":' + keyValueJson(ev.prev_kv);
+  s += "}";
+  eventJsonCache.set(ev, s);
+  return s;
+}
+
+/** `stringifyGo(toJson("WatchResponse", r))`, written directly (the watch hot path). */
+export function watchResponseJson(r: WatchResponse): string {
+  let s = '{"header":' + responseHeaderJson(r.header);
+  if (r.watch_id) s += ',"watch_id":"' + int64Text(r.watch_id) + '"';
+  if (r.created) s += ',"created":true';
+  if (r.canceled) s += ',"canceled":true';
+  if (r.compact_revision) s += ',"compact_revision":"' + int64Text(r.compact_revision) + '"';
+  if (r.cancel_reason) s += ',"cancel_reason":' + stringifyGo(r.cancel_reason);
+  if (r.fragment) s += ',"fragment":true';
+  const events = r.events;
+  if (events !== undefined && events.length > 0) {
+    s += ',"events":[' + eventJson(events[0]);
+    for (let i = 1; i < events.length; i++) s += "," + eventJson(events[i]);
+    s += "]";
+  }
   return s + "}";
 }
 

@@ -122,6 +122,18 @@ export function parseGoJson(text: string, mode: GoJsonMode): unknown {
   }
 }
 
+/**
+ * Where the first JSON value of `text` ends (exclusive), as Go's
+ * `json.Decoder` reads a stream of concatenated values: -1 when `text` holds
+ * only blanks. Used to split a streaming request body into messages.
+ *
+ * @throws {EtcdError} `unexpected EOF` when the value is cut short (more
+ *   input may complete it), or Go's syntax error.
+ */
+export function firstValueEnd(text: string): number {
+  return scanGo(text, "decoder");
+}
+
 const MAX_DEPTH = 10000;
 
 const enum Ctx {

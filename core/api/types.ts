@@ -235,6 +235,97 @@ export interface StatusResponse {
   isLearner: boolean;
 }
 
+/** mvccpb.Event.EventType. */
+export type EventType = "PUT" | "DELETE";
+
+/** mvccpb.Event: one change of one key (a watch event). */
+export interface Event {
+  /** A put or a deletion of the key. */
+  type: EventType;
+  /** The key-value after the change; for a DELETE, the key at the deletion's mod_revision. */
+  kv: KeyValue;
+  /** The key's previous version, if it existed (sent when the watch asked for prev_kv). */
+  prev_kv?: KeyValue;
+}
+
+/** WatchCreateRequest.FilterType: events a watcher does not want. */
+export type WatchFilterType = "NOPUT" | "NODELETE";
+
+/** etcdserverpb.WatchCreateRequest. */
+export interface WatchCreateRequest {
+  /** The key to watch (empty: `\0`, the smallest key). */
+  key: Uint8Array;
+  /** End of the range [key, range_end); empty: the single key; `\0`: every key ≥ key. */
+  range_end?: Uint8Array;
+  /** First revision to deliver (inclusive); 0: the revision after the current one. */
+  start_revision?: number;
+  /** Ask for a progress notification after each idle interval. */
+  progress_notify?: boolean;
+  /** Event types to leave out. */
+  filters?: WatchFilterType[];
+  /** Attach the previous key-value to each event. */
+  prev_kv?: boolean;
+  /** The watch's ID on its stream; 0: the server picks the next free one. */
+  watch_id?: number;
+  /** Split responses larger than --max-request-bytes into fragments. */
+  fragment?: boolean;
+}
+
+/** etcdserverpb.WatchCancelRequest. */
+export interface WatchCancelRequest {
+  /** The watch to cancel. */
+  watch_id: number;
+}
+
+/** etcdserverpb.WatchProgressRequest: an empty message. */
+// deno-lint-ignore ban-types
+export type WatchProgressRequest = {};
+
+/** etcdserverpb.WatchRequest: one of a create, a cancel or a progress request. */
+export interface WatchRequest {
+  /** Start a watch. */
+  create_request?: WatchCreateRequest;
+  /** Stop a watch. */
+  cancel_request?: WatchCancelRequest;
+  /** Ask for the stream's progress (a response with watch_id -1). */
+  progress_request?: WatchProgressRequest;
+}
+
+/** etcdserverpb.WatchResponse. */
+export interface WatchResponse {
+  /** Response header; its revision is the revision the response brings the watcher to. */
+  header: ResponseHeader;
+  /** The watch this response is for (-1: the whole stream). */
+  watch_id: number;
+  /** The response to a create request. */
+  created?: boolean;
+  /** The watch ended (canceled, compacted, or its creation failed). */
+  canceled?: boolean;
+  /** Set when the watch was canceled because its start revision is compacted: the compacted revision. */
+  compact_revision?: number;
+  /** Why the watch was canceled. */
+  cancel_reason?: string;
+  /** More fragments of this response follow. */
+  fragment?: boolean;
+  /** The events, in revision order. */
+  events?: Event[];
+}
+
+/**
+ * One Watch call as a transport drives it: the client's requests go in, in
+ * order, and its responses come out until the stream ends.
+ */
+export interface WatchStreamHandle {
+  /** Handle one request (create, cancel or progress); resolves once it is handled. */
+  request(req: WatchRequest): Promise<void>;
+  /** The next response, waiting for one; undefined once the stream has ended. */
+  next(): Promise<WatchResponse | undefined>;
+  /** The next response if one is ready now, else undefined. */
+  take(): WatchResponse | undefined;
+  /** End the stream and its watchers. */
+  close(): void;
+}
+
 /**
  * The KV and maintenance surface a server exposes to the gateway (and the
  * embedded API): etcd's KV service plus Maintenance.Status. Every method

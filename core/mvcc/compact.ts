@@ -45,7 +45,8 @@ export async function compactHistory(
   do {
     start = await backend.write(() => compactBatch(backend, rev, start, batchSize));
   } while (start !== undefined);
-  const revlogEnd = encodeRevlogKey(rev + 1, 0);
+  // The compacted revision's own changes stay: a watch may start there.
+  const revlogEnd = encodeRevlogKey(rev, 0);
   let more = true;
   while (more) {
     more = await backend.write(() => {

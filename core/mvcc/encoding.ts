@@ -63,6 +63,11 @@ export function encodeRevlogKey(main: number, sub: number): Uint8Array {
   return out;
 }
 
+/** The revision (main) of a `revlog` key made by {@linkcode encodeRevlogKey}. */
+export function revlogKeyRevision(key: Uint8Array): number {
+  return get53(new DataView(key.buffer, key.byteOffset, key.byteLength), 0);
+}
+
 /**
  * Longest key storage takes, in bytes (lmdb-js's limit for 4 KiB pages, kept
  * for larger pages too, where lmdb-js would take up to 4026).

@@ -34,8 +34,9 @@ import {
   isTombstone,
   MAX_STORED_KEY_BYTES,
   recordModRevision,
+  revlogKeyRevision,
 } from "./encoding.ts";
-import type { KeyValue } from "../api/types.ts";
+import type { Event, KeyValue } from "../api/types.ts";
 
 /** Metadata names in the `meta` table. */
 export const Meta = {
@@ -71,15 +72,8 @@ export const RECORD_FORMAT = 2;
  */
 export const NEVER_COMPACTED = -1;
 
-/** A change made by a write transaction, in order (a watch event). */
-export interface Event {
-  /** A put or a deletion of the key. */
-  type: "PUT" | "DELETE";
-  /** The key-value after the change; for a DELETE, the key at the deletion's mod_revision. */
-  kv: KeyValue;
-  /** The key's previous version, if it existed. */
-  prev_kv?: KeyValue;
-}
+/** A change made by a write transaction, in order (a watch event: mvccpb.Event). */
+export type { Event };
 
 /** Options of {@linkcode ReadView.rangeKeys}. */
 export interface RangeKeysOptions {
@@ -271,6 +265,57 @@ export class ReadView {
       take(next.value.key, visibleAt(next.value.value, rev));
     }
     return { kvs, count };
+  }
+
+  /**
+   * The changes of revisions `from`..`to` (inclusive) in revision order, as
+   * watch events without prev_kv, read from `revlog` (etcd's watchable store
+   * reading its key bucket for watchers that are behind). Reading stops at
+   * the end of the first revision that brings the count to `maxEvents`, so a
+   * revision's events are never split. A DELETE whose tombstone a
+   * compaction removed (a deletion at the compacted revision) is left out,
+   * as etcd leaves it out.
+   *
+   * @returns the events and `next`, the first revision not read (`to + 1`
+   *   when every change up to `to` was read).
+   * @throws {InvariantError} when `from` is below the compacted revision.
+   */
+  changes(from: number, to: number, maxEvents: number): { events: Event[]; next: number } {
+    invariant(from >= this.compactRev, `changes are readable from ${this.compactRev}, not ${from}`);
+    invariant(maxEvents > 0, "changes reads at least one event");
+    const events: Event[] = [];
+    if (from > to) return { events, next: from };
+    const scan = { start: encodeRevlogKey(from, 0), end: encodeRevlogKey(to + 1, 0) };
+    let last = from - 1;
+    for (const entry of this.backend.scan("revlog", scan)) {
+      const rev = revlogKeyRevision(entry.key);
+      if (rev !== last && events.length >= maxEvents) return { events, next: rev };
+      last = rev;
+      const key = copyBytes(entry.value);
+      const live = this.backend.get("current", key);
+      if (live !== undefined && recordModRevision(live) === rev) {
+        events.push({ type: "PUT", kv: decodeRecord(key, live).kv });
+        continue;
+      }
+      const older = isStorableKey(key)
+        ? this.backend.get("history", historyKey(key, rev))
+        : undefined;
+      if (older === undefined) continue;
+      const record = decodeRecord(key, older);
+      events.push({ type: record.deleted ? "DELETE" : "PUT", kv: record.kv });
+    }
+    return { events, next: to + 1 };
+  }
+
+  /**
+   * `key`'s version just before revision `rev` (an event's prev_kv), or
+   * undefined when it did not exist then or that revision is compacted.
+   */
+  previous(key: Uint8Array, rev: number): KeyValue | undefined {
+    if (rev - 1 < this.compactRev || rev - 1 < 1) return undefined;
+    const bytes = this.#versionAt(key, rev - 1);
+    if (bytes === undefined || isTombstone(bytes)) return undefined;
+    return decodeRecord(key, bytes).kv;
   }
 
   /**

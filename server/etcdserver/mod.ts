@@ -32,8 +32,10 @@ import type {
 import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
 import { KVServer } from "./kv.ts";
 import { MaintenanceServer } from "./maintenance.ts";
+import { WatchServer, type WatchServerOptions, type WatchSession } from "./watch.ts";
 
-export type { Proposer, ServiceOptions };
+export type { Proposer, ServiceOptions, WatchServerOptions, WatchSession };
+export { WatchServer };
 export { checkProposalSize, proposalSize } from "./proposal.ts";
 
 /**
@@ -47,16 +49,33 @@ export class EtcdServer implements KVService {
   readonly kv: KVServer;
   /** etcd's Maintenance service. */
   readonly maintenance: MaintenanceServer;
+  /** etcd's Watch service (this thread's watchers). */
+  readonly watch: WatchServer;
 
   /**
    * Serve reads from `backend` and propose writes through `proposer`, with
    * the IDs and limits in `options` (`maxTxnOps` default 128,
    * `maxRequestBytes` default 1572864, as etcd).
    */
-  constructor(backend: Backend, proposer: Proposer, options: ServiceOptions) {
+  constructor(
+    backend: Backend,
+    proposer: Proposer,
+    options: ServiceOptions & WatchServerOptions,
+  ) {
     this.#ctx = new ServiceContext(backend, proposer, options);
     this.kv = new KVServer(this.#ctx);
     this.maintenance = new MaintenanceServer(this.#ctx);
+    this.watch = new WatchServer(this.#ctx, options);
+  }
+
+  /** Open a watch stream (etcd's Watch RPC); see {@linkcode WatchServer.open}. */
+  openWatch(): WatchSession {
+    return this.watch.open();
+  }
+
+  /** End open watch streams and stop the service's timers (before the member closes). */
+  close(): void {
+    this.watch.close();
   }
 
   /** The member's ID. */

@@ -22,7 +22,12 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
-import type { KVService, RangeResponse } from "../../core/api/types.ts";
+import type {
+  KVService,
+  RangeResponse,
+  WatchRequest,
+  WatchStreamHandle,
+} from "../../core/api/types.ts";
 import {
   fromJson,
   keyValueJson,
@@ -32,12 +37,17 @@ import {
   responseHeaderJson,
   stringifyGo,
   toJson,
+  watchResponseJson,
 } from "../../core/api/codec.ts";
-import { parseGoJson } from "../../core/api/json.ts";
+import { firstValueEnd, parseGoJson } from "../../core/api/json.ts";
 import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import { log } from "../log.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
-import { STREAM_CHUNK_BYTES, STREAM_KVS_THRESHOLD } from "../../core/limits.ts";
+import {
+  MAX_WATCH_REQUEST_BUFFER_BYTES,
+  STREAM_CHUNK_BYTES,
+  STREAM_KVS_THRESHOLD,
+} from "../../core/limits.ts";
 
 export type { Hono, KVService, MessageName, MessageTypes, RangeResponse };
 
@@ -74,6 +84,12 @@ export interface GatewayOptions {
    */
   healthTimeoutMs?: number;
 }
+
+/** What the gateway serves: etcd's KV and Maintenance.Status, and Watch when `openWatch` is there. */
+export type GatewayService = KVService & {
+  /** Open a Watch stream (etcd's Watch RPC). */
+  openWatch?: () => WatchStreamHandle;
+};
 
 /** The etcd API version cairn speaks, as `GET /version` reports it. */
 export { ETCD_API_VERSION };
@@ -290,7 +306,7 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
  * etcd's gateway and gRPC server do; everything else (API checks, the txn
  * op limit, the proposal-size limit) is the service's.
  */
-export function createGateway(service: KVService, options: GatewayOptions): Hono {
+export function createGateway(service: GatewayService, options: GatewayOptions): Hono {
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   const healthTimeoutMs = options.healthTimeoutMs ?? 1000;
   const limits = { maxRequestBytes };
@@ -329,6 +345,15 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
     response: "StatusResponse",
     exec: () => service.status(),
   }, limits);
+
+  const openWatch = service.openWatch?.bind(service);
+  if (openWatch !== undefined) {
+    const handler = (c: Context) => serveWatch(c.req.raw, openWatch(), limits);
+    for (const prefix of GATEWAY_PREFIXES) {
+      app.post(prefix + "/watch", handler);
+      app.all(prefix + "/watch", () => plainText(405, "Method Not Allowed\n"));
+    }
+  }
 
   // etcd answers only GET on these (hono would also route HEAD here).
   const notGet = (c: Context) =>
@@ -375,4 +400,128 @@ export function createGateway(service: KVService, options: GatewayOptions): Hono
     return plainText(404, "404 page not found\n");
   });
   return app;
+}
+
+/**
+ * Reads a streaming request body as Go's `json.Decoder` does: one message
+ * after the other, each parsed and decoded as `type` when it is complete.
+ */
+class MessageReader {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  #text = "";
+  #done: boolean;
+
+  constructor(body: ReadableStream<Uint8Array> | null) {
+    this.#reader = body?.getReader();
+    this.#done = body === null;
+  }
+
+  /**
+   * The next message, or undefined at the end of the body.
+   *
+   * @throws {EtcdError} Go's JSON error or jsonpb's decoding error, or
+   *   gRPC's size error past the limits.
+   */
+  async next(maxRequestBytes: number): Promise<WatchRequest | undefined> {
+    for (;;) {
+      let end = -1;
+      try {
+        end = firstValueEnd(this.#text);
+      } catch (err) {
+        // A message cut short may be completed by the next chunk.
+        if (this.#done || !(err instanceof EtcdError) || err.message !== "unexpected EOF") {
+          throw err;
+        }
+      }
+      if (end >= 0) {
+        const text = this.#text.slice(0, end);
+        this.#text = this.#text.slice(end);
+        const req = fromJson("WatchRequest", parseGoJson(text, "decoder"));
+        checkGrpcSize(protoSize("WatchRequest", req), maxRequestBytes);
+        return req;
+      }
+      if (this.#done) return undefined;
+      const { done, value } = await this.#reader!.read();
+      if (done) {
+        this.#done = true;
+        this.#text += this.#decoder.decode();
+      } else {
+        this.#text += this.#decoder.decode(value, { stream: true });
+        if (this.#text.length > MAX_WATCH_REQUEST_BUFFER_BYTES) {
+          throw Errors.MessageTooLarge(this.#text.length, maxRequestBytes + GRPC_OVERHEAD_BYTES);
+        }
+      }
+    }
+  }
+
+  /** Stop reading the body. */
+  cancel(): void {
+    this.#done = true;
+    this.#reader?.cancel().catch(() => {});
+  }
+}
+
+/**
+ * POST /v3/watch, as etcd 3.4's gateway serves its bidirectional Watch
+ * stream: the body holds concatenated WatchRequest messages, each handled in
+ * order as it arrives; the response streams one `{"result":…}` line per
+ * WatchResponse and stays open after the body ends. A first message that
+ * cannot be read is answered with HTTP 500 and gRPC code 2 (the gateway's
+ * error for a failed stream); a later one ends the reading of requests,
+ * and the stream goes on. The stream ends when the client goes away or the
+ * server stops.
+ */
+async function serveWatch(
+  req: Request,
+  session: WatchStreamHandle,
+  limits: { maxRequestBytes: number },
+): Promise<Response> {
+  const reader = new MessageReader(req.body);
+  let first: WatchRequest | undefined;
+  try {
+    first = await reader.next(limits.maxRequestBytes);
+  } catch (err) {
+    reader.cancel();
+    session.close();
+    const message = err instanceof Error ? err.message : String(err);
+    return errorResponse(new EtcdError(message, GrpcCode.Unknown));
+  }
+  const pump = async () => {
+    try {
+      let next = first;
+      while (next !== undefined) {
+        await session.request(next);
+        next = await reader.next(limits.maxRequestBytes);
+      }
+    } catch (err) {
+      // etcd's gateway stops sending after a bad message; the stream stays.
+      if (!(err instanceof EtcdError)) {
+        log.warn("watch stream request failed", { error: err });
+      }
+      reader.cancel();
+    }
+  };
+  void pump();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const first = await session.next();
+      if (first === undefined) {
+        reader.cancel();
+        controller.close();
+        return;
+      }
+      let text = '{"result":' + watchResponseJson(first) + "}\n";
+      for (let r = session.take(); r !== undefined; r = session.take()) {
+        text += '{"result":' + watchResponseJson(r) + "}\n";
+        if (text.length >= STREAM_CHUNK_BYTES) break;
+      }
+      controller.enqueue(encoder.encode(text));
+    },
+    cancel() {
+      reader.cancel();
+      session.close();
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
 }

@@ -85,8 +85,6 @@ export interface RaftNodeOptions {
   reserveBytes?: number;
   /** Lessor lookup for puts with a lease. Default: no lease exists. */
   leaseExists?: LeaseLookup;
-  /** Called once per applied batch with its changes, in revision order. */
-  onApplied?: (events: Event[], revision: number) => void;
   /** Called when a WAL write or an LMDB commit fails (writes are refused from then on). */
   onFailure?: (err: unknown) => void;
   /** Called when removing history below a compacted revision failed (a restart resumes it). */
@@ -152,6 +150,7 @@ export class RaftNode {
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** Called after each batch becomes visible (worker threads are told this way). */
   readonly #visibleListeners = new Set<(appliedIndex: number) => void>();
+  readonly #changeListeners = new Set<(events: Event[], revision: number) => void>();
 
   private constructor(
     backend: Backend,
@@ -278,6 +277,23 @@ export class RaftNode {
   onVisible(listener: (appliedIndex: number) => void): () => void {
     this.#visibleListeners.add(listener);
     return () => this.#visibleListeners.delete(listener);
+  }
+
+  /**
+   * The applied-change feed: call `listener` once per batch that becomes
+   * visible and changed keys, with its changes in revision order (each
+   * with its prev_kv) and the revision after it; batches come in log order.
+   * Returns the function that unsubscribes it.
+   */
+  onApplied(listener: (events: Event[], revision: number) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #announce(batch: AppliedBatch): void {
+    for (const listener of this.#visibleListeners) listener(batch.appliedIndex);
+    if (batch.events.length === 0) return;
+    for (const listener of this.#changeListeners) listener(batch.events, batch.revision);
   }
 
   /** A read on another thread waits for acknowledged writes: commit them now. */
@@ -417,8 +433,7 @@ export class RaftNode {
     }
     const done = batch.committed.then(() => {
       this.#fence.publish(batch.appliedIndex);
-      for (const listener of this.#visibleListeners) listener(batch.appliedIndex);
-      if (batch.events.length > 0) this.#options.onApplied?.(batch.events, batch.revision);
+      this.#announce(batch);
       for (const revision of batch.compactions) this.#scheduleCompaction(revision);
       // LMDB makes the commit durable in the background; once it is, the
       // WAL no longer needs the entries.
@@ -489,8 +504,7 @@ export class RaftNode {
           const batch = this.#applier.apply(this.#storage.entries(from, to + 1, Infinity));
           await batch.committed;
           this.#fence.publish(batch.appliedIndex);
-          for (const listener of this.#visibleListeners) listener(batch.appliedIndex);
-          if (batch.events.length > 0) this.#options.onApplied?.(batch.events, batch.revision);
+          this.#announce(batch);
         }
         this.#commitFailure = undefined;
         if (this.#spaceLow === undefined) this.#options.onRecovered?.();
