@@ -312,6 +312,43 @@ export interface WatchResponse {
 }
 
 /**
+ * Options of a watch in the embedded Store and the Client (`watch(key,
+ * options)`), etcdctl's names: the range as in a get, then the create
+ * request's fields.
+ */
+export interface WatchOptions {
+  /** Watch every key starting with `key` (every key for an empty key). */
+  prefix?: boolean;
+  /** Watch every key ≥ `key`. */
+  fromKey?: boolean;
+  /** Watch [key, range_end). */
+  range_end?: Uint8Array | string;
+  /** First revision to deliver (inclusive); default: the revision after the current one. */
+  startRevision?: number;
+  /** Attach each event's previous key-value. */
+  prevKv?: boolean;
+  /** Event types to leave out. */
+  filters?: WatchFilterType[];
+  /** Get an empty batch after each idle progress interval (10 min by default). */
+  progressNotify?: boolean;
+  /** Ends the watch: the iteration finishes without error. */
+  signal?: AbortSignal;
+}
+
+/**
+ * What a watch yields: the events of one or more revisions in order (empty
+ * for a progress notification), up to `revision`.
+ */
+export interface WatchBatch {
+  /** Response header; `header.revision` is `revision`. */
+  header: ResponseHeader;
+  /** Every event up to this revision has been delivered. */
+  revision: number;
+  /** The events, in revision order; empty for a progress notification. */
+  events: Event[];
+}
+
+/**
  * One Watch call as a transport drives it: the client's requests go in, in
  * order, and its responses come out until the stream ends.
  */
