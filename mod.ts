@@ -18,7 +18,6 @@
  *
  * @module
  */
-import type { KVService } from "./core/api/types.ts";
 import type {
   CompactionRequest,
   CompactionResponse,
@@ -31,7 +30,11 @@ import type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  WatchBatch,
+  WatchOptions,
 } from "./core/api/types.ts";
+import { Errors, EtcdError, GrpcCode } from "./core/errors.ts";
+import type { EtcdServer } from "./server/etcdserver/mod.ts";
 import { openMember } from "./server/member.ts";
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "./server/config.ts";
 import { memberId } from "./server/ids.ts";
@@ -45,7 +48,7 @@ import {
 } from "./client/mod.ts";
 
 export * from "./core/api/types.ts";
-export { Errors, EtcdError, GrpcCode } from "./core/errors.ts";
+export { Errors, EtcdError, GrpcCode };
 export {
   type Bytes,
   Client,
@@ -77,11 +80,11 @@ export interface StoreOptions {
  * etcd's messages and gRPC codes.
  */
 export class Store {
-  #service: KVService;
+  #service: EtcdServer;
   #close: () => Promise<void>;
 
   /** Use {@linkcode openStore}. */
-  constructor(service: KVService, close: () => Promise<void>) {
+  constructor(service: EtcdServer, close: () => Promise<void>) {
     this.#service = service;
     this.#close = close;
   }
@@ -163,6 +166,68 @@ export class Store {
   /** etcd Maintenance.Status: revision, db size in bytes, raft index and term. */
   status(): Promise<StatusResponse> {
     return this.#service.status();
+  }
+
+  /**
+   * etcd Watch: the changes of `key` (or of a range, with `prefix`,
+   * `fromKey` or `range_end`) from `startRevision` (default: the revision
+   * after the current one), as batches of events in revision order; each
+   * revision's events arrive together, none twice, none skipped. A batch
+   * with no events is a progress notification (`progressNotify`): every
+   * change up to its revision was delivered. The iteration ends without
+   * error when `signal` aborts, the loop breaks, or the store closes.
+   *
+   * ```ts
+   * for await (const { revision, events } of store.watch("config/", { prefix: true })) {
+   *   for (const ev of events) console.log(revision, ev.type, ev.kv.key);
+   * }
+   * ```
+   *
+   * @throws {EtcdError} `etcdserver: mvcc: required revision has been
+   *   compacted` (OutOfRange) when `startRevision` is compacted, with the
+   *   compacted revision in `compactRevision`, as etcd cancels the watch;
+   *   `mvcc: watcher range is empty` for a range whose end is not after its key.
+   */
+  watch(key: Bytes, options: WatchOptions = {}): AsyncIterable<WatchBatch> {
+    const range = applyRangeOptions(toBytes(key), options);
+    const service = this.#service;
+    const signal = options.signal;
+    return {
+      async *[Symbol.asyncIterator]() {
+        if (signal?.aborted) return;
+        const session = service.openWatch();
+        const stop = () => session.close();
+        signal?.addEventListener("abort", stop);
+        try {
+          await session.request({
+            create_request: {
+              key: range.key,
+              range_end: range.range_end,
+              start_revision: options.startRevision ?? 0,
+              prev_kv: options.prevKv ?? false,
+              filters: options.filters ?? [],
+              progress_notify: options.progressNotify ?? false,
+            },
+          });
+          for (;;) {
+            const r = await session.next();
+            if (r === undefined) return;
+            if (r.canceled) {
+              if (r.compact_revision) {
+                throw Object.assign(Errors.Compacted(), { compactRevision: r.compact_revision });
+              }
+              if (r.cancel_reason) throw new EtcdError(r.cancel_reason, GrpcCode.InvalidArgument);
+              return;
+            }
+            if (r.created) continue;
+            yield { header: r.header, revision: r.header.revision, events: r.events ?? [] };
+          }
+        } finally {
+          signal?.removeEventListener("abort", stop);
+          session.close();
+        }
+      },
+    };
   }
 
   /** Finish in-flight writes and close the store. */

@@ -1,0 +1,260 @@
+/**
+ * Watch benchmark, etcd 3.4 against cairn on this machine, same load:
+ *
+ * 1. Fan-out: 1,000 watch streams on one prefix; writers put keys under it
+ *    (a steady rate, then as fast as 16 writers go). Reports the events
+ *    delivered per second (all streams together) and the delay from a put's
+ *    answer to its event's arrival (p50/p99, sampled on every 10th stream).
+ * 2. Idle watchers: put throughput (wrk, 64 connections) with 1,000 idle
+ *    watch streams open on another prefix, against none.
+ *
+ * Usage: deno run -A bench/watch.ts [seconds per run, default 5]
+ * Prints a table; bench/README.md keeps the figures.
+ *
+ * @module
+ */
+import { freePort } from "../tests/servers.ts";
+
+const SECONDS = Number(Deno.args[0] ?? 5);
+const WATCHERS = 1000;
+const STEADY_RATE = 200; // puts per second
+const FAST_WRITERS = 16;
+const ROOT = new URL("../", import.meta.url).pathname;
+
+interface Server {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function waitHealthy(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const res = await fetch(`${url}/health`);
+      if ((await res.text()).includes("true")) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no health at ${url}`);
+}
+
+async function start(which: "etcd" | "cairn", dir: string): Promise<Server> {
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const cmd = which === "etcd"
+    ? new Deno.Command("etcd", {
+      args: [
+        "--data-dir",
+        dir,
+        "--listen-client-urls",
+        url,
+        "--advertise-client-urls",
+        url,
+        "--listen-peer-urls",
+        `http://127.0.0.1:${freePort()}`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    })
+    : new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "--data-dir", dir, "--listen-client-urls", url],
+      stdout: "null",
+      stderr: "null",
+    });
+  const child = cmd.spawn();
+  await waitHealthy(url);
+  return {
+    url,
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+    },
+  };
+}
+
+const b64 = (s: string) => btoa(s);
+const MARK = '"mod_revision":"';
+
+/** A watch stream that counts events and, if sampled, records arrival times by revision. */
+class Watcher {
+  events = 0;
+  readonly arrivals: Map<number, number> | undefined;
+  readonly #abort = new AbortController();
+  created: Promise<void>;
+
+  constructor(url: string, prefix: string, sampled: boolean) {
+    this.arrivals = sampled ? new Map() : undefined;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.created = promise;
+    const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+    (async () => {
+      const res = await fetch(`${url}/v3/watch`, {
+        method: "POST",
+        body: JSON.stringify({ create_request: { key: b64(prefix), range_end: b64(end) } }),
+        signal: this.#abort.signal,
+      });
+      const decoder = new TextDecoder();
+      let carry = "";
+      for await (const chunk of res.body!) {
+        const text = carry + decoder.decode(chunk, { stream: true });
+        const now = performance.now();
+        let i = 0;
+        for (;;) {
+          const at = text.indexOf(MARK, i);
+          if (at < 0) break;
+          const endAt = text.indexOf('"', at + MARK.length);
+          if (endAt < 0) break;
+          // Each event has one kv with one mod_revision (no prev_kv asked).
+          this.events++;
+          this.arrivals?.set(Number(text.slice(at + MARK.length, endAt)), now);
+          i = endAt;
+        }
+        carry = text.slice(Math.max(i, text.lastIndexOf("\n") + 1));
+        if (text.includes('"created":true')) resolve();
+      }
+    })().catch(() => {});
+  }
+
+  close(): void {
+    this.#abort.abort();
+  }
+}
+
+async function put(url: string, key: string, answered: Map<number, number>): Promise<void> {
+  const res = await fetch(`${url}/v3/kv/put`, {
+    method: "POST",
+    body: JSON.stringify({ key: b64(key), value: b64("v".repeat(64)) }),
+  });
+  const body = await res.json();
+  answered.set(Number(body.header.revision), performance.now());
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+interface FanOut {
+  puts: number;
+  delivered: number;
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+/** Writers put for SECONDS (rate-limited or not) while WATCHERS streams watch. */
+async function fanOut(url: string, steady: boolean): Promise<FanOut> {
+  const watchers = Array.from({ length: WATCHERS }, (_, i) => new Watcher(url, "w/", i % 10 === 0));
+  await Promise.all(watchers.map((w) => w.created));
+  const answered = new Map<number, number>();
+  const started = performance.now();
+  const deadline = started + SECONDS * 1000;
+  let puts = 0;
+  if (steady) {
+    const inflight: Promise<void>[] = [];
+    for (let n = 0; performance.now() < deadline; n++) {
+      const due = started + (n * 1000) / STEADY_RATE;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      inflight.push(put(url, `w/${n % 1000}`, answered));
+      puts++;
+    }
+    await Promise.all(inflight);
+  } else {
+    await Promise.all(Array.from({ length: FAST_WRITERS }, async (_, w) => {
+      for (let n = 0; performance.now() < deadline; n++) {
+        await put(url, `w/${(n * FAST_WRITERS + w) % 1000}`, answered);
+        puts++;
+      }
+    }));
+  }
+  const writeEnd = performance.now();
+  // Let delivery finish (at most 10 s more).
+  const expected = puts * WATCHERS;
+  const drainDeadline = writeEnd + 10_000;
+  let delivered = 0;
+  for (;;) {
+    delivered = watchers.reduce((n, w) => n + w.events, 0);
+    if (delivered >= expected || performance.now() > drainDeadline) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  const delays: number[] = [];
+  for (const w of watchers) {
+    for (const [rev, at] of w.arrivals ?? []) {
+      const t = answered.get(rev);
+      if (t !== undefined) delays.push(at - t);
+    }
+  }
+  delays.sort((a, b) => a - b);
+  for (const w of watchers) w.close();
+  return {
+    puts,
+    delivered,
+    rate: delivered / elapsed,
+    p50: percentile(delays, 0.5),
+    p99: percentile(delays, 0.99),
+  };
+}
+
+async function wrkPuts(url: string): Promise<number> {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t1", "-c64", `-d${SECONDS}s`, "-s", `${ROOT}bench/wrk.lua`, url, "--", "put"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(new TextDecoder().decode(out.stdout));
+  return m ? Number(m[1]) : NaN;
+}
+
+async function idleCost(url: string): Promise<{ none: number; idle: number }> {
+  const none = await wrkPuts(url);
+  const watchers = Array.from({ length: WATCHERS }, () => new Watcher(url, "idle/", false));
+  await Promise.all(watchers.map((w) => w.created));
+  const idle = await wrkPuts(url);
+  for (const w of watchers) w.close();
+  return { none, idle };
+}
+
+const results: Record<string, { steady: FanOut; fast: FanOut; none: number; idle: number }> = {};
+for (const which of ["etcd", "cairn"] as const) {
+  const dir = await Deno.makeTempDir({ prefix: `bench-watch-${which}-` });
+  const server = await start(which, dir);
+  try {
+    const steady = await fanOut(server.url, true);
+    const fast = await fanOut(server.url, false);
+    const { none, idle } = await idleCost(server.url);
+    results[which] = { steady, fast, none, idle };
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d });
+const e = results.etcd;
+const c = results.cairn;
+console.log(`watch benchmark: ${WATCHERS} watchers, ${SECONDS} s per run`);
+for (
+  const [name, key] of [["steady " + STEADY_RATE + " puts/s", "steady"], [
+    FAST_WRITERS + " writers, unthrottled",
+    "fast",
+  ]] as const
+) {
+  const a = e[key];
+  const b = c[key];
+  console.log(
+    `${name}: events/s etcd ${fmt(a.rate)} (${fmt(a.delivered)}/${fmt(a.puts * WATCHERS)}), ` +
+      `cairn ${fmt(b.rate)} (${fmt(b.delivered)}/${fmt(b.puts * WATCHERS)}), ratio ${
+        fmt(b.rate / a.rate, 2)
+      }; delay p50 etcd ${fmt(a.p50, 1)} ms cairn ${fmt(b.p50, 1)} ms, p99 etcd ${
+        fmt(a.p99, 1)
+      } ms cairn ${fmt(b.p99, 1)} ms`,
+  );
+}
+console.log(
+  `puts/s with ${WATCHERS} idle watchers: etcd ${fmt(e.idle)} of ${fmt(e.none)} (${
+    fmt(e.idle / e.none, 2)
+  }), cairn ${fmt(c.idle)} of ${fmt(c.none)} (${fmt(c.idle / c.none, 2)})`,
+);
