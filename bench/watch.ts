@@ -23,7 +23,17 @@ const ROOT = new URL("../", import.meta.url).pathname;
 
 interface Server {
   url: string;
+  pid: number;
   stop(): Promise<void>;
+}
+
+/** CPU seconds (user + system) a process has used so far (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 (1-based), in clock ticks (100/s);
+  // cutime/cstime (16, 17) are children that exited.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function waitHealthy(url: string): Promise<void> {
@@ -66,6 +76,7 @@ async function start(which: "etcd" | "cairn", dir: string): Promise<Server> {
   await waitHealthy(url);
   return {
     url,
+    pid: child.pid,
     async stop() {
       child.kill("SIGKILL");
       await child.status;
@@ -136,6 +147,10 @@ function percentile(sorted: number[], p: number): number {
 }
 
 interface FanOut {
+  /** CPU seconds of the server process during the run. */
+  serverCpu: number;
+  /** CPU seconds of this (client) process during the run. */
+  clientCpu: number;
   puts: number;
   delivered: number;
   rate: number;
@@ -144,7 +159,9 @@ interface FanOut {
 }
 
 /** Writers put for SECONDS (rate-limited or not) while WATCHERS streams watch. */
-async function fanOut(url: string, steady: boolean): Promise<FanOut> {
+async function fanOut(server: Server, steady: boolean): Promise<FanOut> {
+  const url = server.url;
+  const cpu0 = [cpuSeconds(server.pid), cpuSeconds(Deno.pid)];
   const watchers = Array.from({ length: WATCHERS }, (_, i) => new Watcher(url, "w/", i % 10 === 0));
   await Promise.all(watchers.map((w) => w.created));
   const answered = new Map<number, number>();
@@ -190,6 +207,8 @@ async function fanOut(url: string, steady: boolean): Promise<FanOut> {
   delays.sort((a, b) => a - b);
   for (const w of watchers) w.close();
   return {
+    serverCpu: cpuSeconds(server.pid) - cpu0[0],
+    clientCpu: cpuSeconds(Deno.pid) - cpu0[1],
     puts,
     delivered,
     rate: delivered / elapsed,
@@ -208,28 +227,51 @@ async function wrkPuts(url: string): Promise<number> {
   return m ? Number(m[1]) : NaN;
 }
 
-async function idleCost(url: string): Promise<{ none: number; idle: number }> {
-  const none = await wrkPuts(url);
-  const watchers = Array.from({ length: WATCHERS }, () => new Watcher(url, "idle/", false));
-  await Promise.all(watchers.map((w) => w.created));
-  const idle = await wrkPuts(url);
-  for (const w of watchers) w.close();
-  return { none, idle };
+/** Resident memory of a process in bytes (Linux /proc). */
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) * 1024 : NaN;
 }
 
-const results: Record<string, { steady: FanOut; fast: FanOut; none: number; idle: number }> = {};
-for (const which of ["etcd", "cairn"] as const) {
+interface IdleCost {
+  /** Puts per second without watchers. */
+  none: number;
+  /** Puts per second with WATCHERS idle watch streams. */
+  idle: number;
+  /** Server RSS growth per idle watcher (its stream included), in bytes. */
+  bytesPerWatcher: number;
+}
+
+async function idleCost(server: Server): Promise<IdleCost> {
+  const url = server.url;
+  const none = await wrkPuts(url);
+  await new Promise((r) => setTimeout(r, 500));
+  const before = rssBytes(server.pid);
+  const watchers = Array.from({ length: WATCHERS }, () => new Watcher(url, "idle/", false));
+  await Promise.all(watchers.map((w) => w.created));
+  await new Promise((r) => setTimeout(r, 500));
+  const after = rssBytes(server.pid);
+  const idle = await wrkPuts(url);
+  for (const w of watchers) w.close();
+  return { none, idle, bytesPerWatcher: (after - before) / WATCHERS };
+}
+
+const results: Record<string, { steady: FanOut; fast: FanOut } & IdleCost> = {};
+/** Run `fn` on a fresh server of `which` (each phase starts from an empty store). */
+async function fresh<T>(which: "etcd" | "cairn", fn: (server: Server) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: `bench-watch-${which}-` });
   const server = await start(which, dir);
   try {
-    const steady = await fanOut(server.url, true);
-    const fast = await fanOut(server.url, false);
-    const { none, idle } = await idleCost(server.url);
-    results[which] = { steady, fast, none, idle };
+    return await fn(server);
   } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
+}
+for (const which of ["etcd", "cairn"] as const) {
+  const steady = await fresh(which, (s) => fanOut(s, true));
+  const fast = await fresh(which, (s) => fanOut(s, false));
+  results[which] = { steady, fast, ...await fresh(which, idleCost) };
 }
 
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d });
@@ -250,11 +292,18 @@ for (
         fmt(b.rate / a.rate, 2)
       }; delay p50 etcd ${fmt(a.p50, 1)} ms cairn ${fmt(b.p50, 1)} ms, p99 etcd ${
         fmt(a.p99, 1)
-      } ms cairn ${fmt(b.p99, 1)} ms`,
+      } ms cairn ${fmt(b.p99, 1)} ms; CPU s server/client etcd ${fmt(a.serverCpu, 1)}/${
+        fmt(a.clientCpu, 1)
+      } cairn ${fmt(b.serverCpu, 1)}/${fmt(b.clientCpu, 1)}`,
   );
 }
 console.log(
   `puts/s with ${WATCHERS} idle watchers: etcd ${fmt(e.idle)} of ${fmt(e.none)} (${
     fmt(e.idle / e.none, 2)
   }), cairn ${fmt(c.idle)} of ${fmt(c.none)} (${fmt(c.idle / c.none, 2)})`,
+);
+console.log(
+  `server memory per idle watcher (RSS growth / ${WATCHERS}): etcd ${
+    fmt(e.bytesPerWatcher / 1024, 1)
+  } KiB, cairn ${fmt(c.bytesPerWatcher / 1024, 1)} KiB`,
 );
