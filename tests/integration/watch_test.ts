@@ -145,3 +145,69 @@ Deno.test("watch over HTTP: SIGTERM ends open watch streams and the server exits
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("watch over HTTP: 10,000 watchers on one server each get their key's event", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cairn-watch-it-" });
+  const server = await startCairn(dir, ["--http-workers", "2"]);
+  const STREAMS = 100;
+  const PER_STREAM = 100;
+  const streams: { abort: AbortController; text: Promise<string> }[] = [];
+  try {
+    for (let s = 0; s < STREAMS; s++) {
+      const body = Array.from(
+        { length: PER_STREAM },
+        (_, i) => JSON.stringify({ create_request: { key: b64(`k/${s * PER_STREAM + i}`) } }),
+      ).join("");
+      const abort = new AbortController();
+      const res = await fetch(`${server.url}/v3/watch`, {
+        method: "POST",
+        body,
+        signal: abort.signal,
+      });
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      // Read until every watcher of the stream was created and got one event.
+      const text = (async () => {
+        let all = "";
+        let created = 0;
+        let events = 0;
+        while (created < PER_STREAM || events < PER_STREAM) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          const chunk = decoder.decode(value, { stream: true });
+          all += chunk;
+          created += chunk.split('"created":true').length - 1;
+          events += chunk.split('"events":').length - 1;
+        }
+        return all;
+      })();
+      streams.push({ abort, text });
+    }
+    // Every key once, 100 puts per txn.
+    for (let t = 0; t < STREAMS * PER_STREAM / 100; t++) {
+      const success = Array.from({ length: 100 }, (_, i) => ({
+        request_put: { key: b64(`k/${t * 100 + i}`), value: b64("v") },
+      }));
+      const res = await fetch(`${server.url}/v3/kv/txn`, {
+        method: "POST",
+        body: JSON.stringify({ success }),
+      });
+      assert(res.ok);
+      await res.body?.cancel();
+    }
+    for (let s = 0; s < STREAMS; s++) {
+      const lines = (await streams[s].text).trim().split("\n").map((l) => JSON.parse(l).result);
+      const keys = lines.flatMap((r) =>
+        (r.events ?? []).map((e: { kv: { key: string } }) => atob(e.kv.key))
+      );
+      assertEquals(
+        keys.sort(),
+        Array.from({ length: PER_STREAM }, (_, i) => `k/${s * PER_STREAM + i}`).sort(),
+      );
+    }
+  } finally {
+    for (const s of streams) s.abort.abort();
+    await server.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
