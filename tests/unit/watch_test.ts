@@ -350,3 +350,36 @@ Deno.test("watch: a closed stream stops its watchers and ends its reader", async
   assertEquals(out[out.length - 1], undefined);
   assertEquals(hub.size, 0);
 });
+
+Deno.test("watch: a stalled watcher whose next revision is compacted meanwhile is canceled", () => {
+  const { open, write, runTasks, history, hub } = setup();
+  const slow = open();
+  const live = open();
+  slow.create(spec("k", { prefix: true }));
+  live.create(spec("k", { prefix: true }));
+  drain(slow);
+  drain(live);
+  for (let i = 0; i < MAX_WATCH_STREAM_RESPONSES * 2; i++) {
+    write([[`k${i % 5}`, `${i}`]]);
+    drain(live);
+    runTasks();
+  }
+  assertEquals(hub.unsyncedCount, 1);
+  history.compacted = history.rev - 1;
+  const delivered = drain(slow); // the client reads again
+  runTasks();
+  const rest = drain(slow);
+  const revs = seen([...delivered, ...rest]).map((e) => Number(e.split(":")[0]));
+  // What was queued before the stall, in order, then the cancel.
+  assertEquals(revs, Array.from({ length: revs.length }, (_, i) => revs[0] + i));
+  assertEquals(rest[rest.length - 1], {
+    header: { cluster_id: 1n, member_id: 2n, revision: 0, raft_term: 3 },
+    watch_id: 0,
+    canceled: true,
+    compact_revision: history.compacted,
+  });
+  assertEquals(hub.size, 1);
+  write([["k1", "x"]]);
+  assertEquals(drain(slow), []);
+  assertEquals(seen(drain(live)).length, 1);
+});
