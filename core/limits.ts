@@ -33,6 +33,12 @@ export const LMDB_COMMIT_INTERVAL_MS = 5;
  */
 export const MAX_INFLIGHT_BATCHES = 64;
 /**
+ * Bytes gRPC allows over `--max-request-bytes` (etcd's `grpcOverheadBytes`):
+ * its receive limit is --max-request-bytes plus this, and etcd's watch
+ * server splits fragmenting responses at the same size.
+ */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+/**
  * Responses a watch stream holds for a client that has not read them yet, at
  * most (etcd's per-stream buffer of 128). A watcher whose response does not
  * fit falls behind and later catches up from the stored history.

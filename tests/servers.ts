@@ -112,11 +112,11 @@ async function withFreshPorts(start: () => Promise<ServerProcess>): Promise<Serv
 }
 
 /** Start etcd 3.4 as a one-member cluster with its data in `dataDir`. */
-export function startEtcd(dataDir: string): Promise<ServerProcess> {
-  return withFreshPorts(() => spawnEtcd(dataDir));
+export function startEtcd(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  return withFreshPorts(() => spawnEtcd(dataDir, extraArgs));
 }
 
-function spawnEtcd(dataDir: string): Promise<ServerProcess> {
+function spawnEtcd(dataDir: string, extraArgs: string[]): Promise<ServerProcess> {
   const url = `http://127.0.0.1:${freePort()}`;
   const peer = `http://127.0.0.1:${freePort()}`;
   return spawn("etcd", "etcd", [
@@ -134,6 +134,7 @@ function spawnEtcd(dataDir: string): Promise<ServerProcess> {
     peer,
     "--initial-cluster",
     `default=${peer}`,
+    ...extraArgs,
   ], url);
 }
 

@@ -22,6 +22,7 @@ import {
   type WatchStream,
 } from "../../core/watch/mod.ts";
 import type { ServiceContext } from "./context.ts";
+import { GRPC_OVERHEAD_BYTES } from "../../core/limits.ts";
 
 /** etcd 3.4's default progress-notify interval, in milliseconds (10 minutes). */
 export const DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
@@ -80,7 +81,9 @@ export class WatchServer {
   open(): WatchSession {
     const stream = this.hub.openStream({
       header: (revision) => this.#ctx.header(revision),
-      maxRequestBytes: this.#ctx.maxRequestBytes,
+      // etcd's watch server splits at --max-request-bytes plus gRPC's
+      // allowance (its `maxRequestBytes + grpcOverheadBytes`).
+      maxRequestBytes: this.#ctx.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     });
     return new WatchSession(this.#ctx, stream);
   }

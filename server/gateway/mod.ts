@@ -44,6 +44,7 @@ import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import { log } from "../log.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
 import {
+  GRPC_OVERHEAD_BYTES,
   MAX_WATCH_REQUEST_BUFFER_BYTES,
   STREAM_CHUNK_BYTES,
   STREAM_KVS_THRESHOLD,
@@ -51,8 +52,7 @@ import {
 
 export type { Hono, KVService, MessageName, MessageTypes, RangeResponse };
 
-/** Slack gRPC allows over `--max-request-bytes`, in bytes (etcd's `grpcOverheadBytes`). */
-export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+export { GRPC_OVERHEAD_BYTES };
 
 /**
  * gRPC's receive limit, as etcd's gRPC server applies it before any etcd

@@ -39,14 +39,14 @@ function asServer(p: ServerProcess): Server {
   return { url: p.url, stop: () => p.kill() };
 }
 
-/** Start etcd 3.4 as a one-member cluster in `dir`. */
-export async function startEtcd(dir: string): Promise<Server> {
-  return asServer(await startEtcdProcess(dir));
+/** Start etcd 3.4 as a one-member cluster in `dir`, with `flags`. */
+export async function startEtcd(dir: string, flags: string[] = []): Promise<Server> {
+  return asServer(await startEtcdProcess(dir, flags));
 }
 
-/** Start cairn (`main.ts`) in `dir` with etcd's flags. */
-export async function startCairn(dir: string): Promise<Server> {
-  return asServer(await startCairnProcess(dir));
+/** Start cairn (`main.ts`) in `dir` with etcd's flags, and `flags`. */
+export async function startCairn(dir: string, flags: string[] = []): Promise<Server> {
+  return asServer(await startCairnProcess(dir, flags));
 }
 
 /**
@@ -155,15 +155,22 @@ export class Pair {
 
 /**
  * Runs `fn` with a fresh etcd and a fresh cairn (both from empty data dirs,
- * so revisions match as sequences), and stops both afterwards.
+ * so revisions match as sequences, both given the server `flags`), and
+ * stops both afterwards.
  */
-export async function withPair(fn: (pair: Pair) => Promise<void>): Promise<void> {
+export async function withPair(
+  fn: (pair: Pair) => Promise<void>,
+  flags: string[] = [],
+): Promise<void> {
   const etcdDir = await Deno.makeTempDir({ prefix: "cairn-compat-etcd-" });
   const cairnDir = await Deno.makeTempDir({ prefix: "cairn-compat-cairn-" });
   let etcd: Server | undefined;
   let cairn: Server | undefined;
   try {
-    const [e, c] = await Promise.allSettled([startEtcd(etcdDir), startCairn(cairnDir)]);
+    const [e, c] = await Promise.allSettled([
+      startEtcd(etcdDir, flags),
+      startCairn(cairnDir, flags),
+    ]);
     if (e.status === "fulfilled") etcd = e.value;
     if (c.status === "fulfilled") cairn = c.value;
     if (e.status === "rejected") throw e.reason;

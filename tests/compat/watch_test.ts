@@ -5,7 +5,7 @@
  * Each step waits for the frames it expects on both servers before the next
  * write, so the frames cannot legitimately differ in timing.
  */
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { b64, compatName, HAVE_ETCD, mask, type Pair, withPair } from "./harness.ts";
 
 /** One open watch stream: its response lines, read as they come. */
@@ -228,5 +228,54 @@ Deno.test({
         w.close();
       });
     });
+  },
+});
+
+Deno.test({
+  name: compatName("compat: watch progress notifications and fragments match etcd 3.4"),
+  ignore: !HAVE_ETCD,
+  async fn(t) {
+    await withPair(async (pair) => {
+      await t.step("progress_notify after an idle interval", async () => {
+        await pair.post("/v3/kv/put", { key: b64("a"), value: b64("1") });
+        const w = new Both(pair, [
+          { create_request: { key: b64("a"), progress_notify: true } },
+          { create_request: { key: b64("b"), progress_notify: true } },
+        ]);
+        await w.expect(2);
+        await pair.post("/v3/kv/put", { key: b64("a"), value: b64("2") });
+        await w.expect(1);
+        // One interval later: only the watcher that was sent nothing in it.
+        await w.expect(1);
+        // Then both, every interval.
+        await w.expect(2, true);
+        w.close();
+      });
+
+      await t.step("fragments over --max-request-bytes + gRPC's 512 KiB", async () => {
+        // 8 puts of 100 KiB: a replay of all of them (800 KiB) is over the
+        // watch server's split size (100 KiB + 512 KiB).
+        const value = "x".repeat(100 * 1024);
+        for (let i = 0; i < 8; i++) {
+          await pair.post("/v3/kv/put", { key: b64(`f/${i}`), value: b64(value) });
+        }
+        const w = new Both(pair, [
+          {
+            create_request: {
+              key: b64("f/"),
+              range_end: b64("f0"),
+              fragment: true,
+              start_revision: "1",
+            },
+          },
+        ]);
+        await w.expect(1); // created
+        const parts = await w.expect(2);
+        assert(parts[0].includes('"fragment":true') && !parts[1].includes('"fragment"'));
+        await w.quiet();
+        w.close();
+        assertEquals(pair.takeDiffs(), []);
+      });
+    }, ["--experimental-watch-progress-notify-interval", "1s", "--max-request-bytes", "153600"]);
   },
 });
