@@ -190,6 +190,7 @@ export class RaftNode {
       },
       stateMachine: {
         admit: () => this.#admit(),
+        // Its LMDB commit overlaps the next Ready's WAL write.
         apply: (entries) => this.#track(this.#applier.apply(entries)),
         restore: () => invariant(false, "a single voter never receives a snapshot"),
       },

@@ -108,7 +108,7 @@ export interface ReadyPorts {
  */
 export type ReadyStorage = Pick<
   MemoryStorage,
-  "append" | "applySnapshot" | "setHardState" | "hardState" | "initialState"
+  "append" | "applySnapshot" | "setHardState" | "initialState"
 >;
 
 /**
