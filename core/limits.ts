@@ -67,6 +67,11 @@ export const MAX_HTTP_WORKERS = 16;
 export const DISK_RESERVE_BYTES = 16 * 1024 * 1024;
 /** Reads of one thread waiting for answered writes to become visible, at most. */
 export const MAX_WAITING_READS = 100_000;
+/**
+ * ReadIndex results (Raft read states) one member holds until its applied
+ * index reaches them, at most: one per ReadIndex request in flight.
+ */
+export const MAX_PENDING_READ_STATES = 10_000;
 /** Milliseconds between attempts to commit applied entries again after a failed LMDB commit. */
 export const STORAGE_RETRY_MS = 1000;
 /**

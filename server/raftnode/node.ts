@@ -16,6 +16,13 @@
  * A one-voter cluster commits an entry as soon as its own append is durable,
  * so a single member runs exactly the path a cluster will.
  *
+ * Each Ready goes through {@linkcode ReadyHandler} (ready.ts) with the WAL as
+ * its persistence, no transport, and the applier as its state machine; the
+ * simulator (tests/sim) runs the nodes of its clusters through that same
+ * handler. This module owns the loop around it: the proposal queue and its
+ * waiters, the applier's backpressure, log compaction, ticks, and storage
+ * failures.
+ *
  * @module
  */
 import type { Backend } from "../../core/backend.ts";
@@ -39,6 +46,7 @@ import { MemoryStorage } from "../../core/raft/storage.ts";
 import type { Ready, SnapshotMetadata } from "../../core/raft/types.ts";
 import { Wal } from "../../wal/wal.ts";
 import { type AppliedBatch, Applier, type ApplyResult } from "./applier.ts";
+import { ReadyHandler } from "./ready.ts";
 import { encodeRequest, entryData, type InternalRequest } from "./request.ts";
 import { createFenceBuffer, type FenceBuffer, ReadFence } from "./read_fence.ts";
 
@@ -108,6 +116,8 @@ export class RaftNode {
   readonly #storage: MemoryStorage;
   readonly #wal: Wal;
   readonly #applier: Applier;
+  /** Persist → send → apply → advance of each Ready (ready.ts), over the WAL and the applier. */
+  readonly #ready: ReadyHandler;
   readonly #options: RaftNodeOptions;
   /** Encoded proposals not yet handed to Raft (proposed as one batch per Ready). */
   #queue: Uint8Array[] = [];
@@ -116,7 +126,6 @@ export class RaftNode {
   /** Proposals waiting for their entry to be applied, by request ID. */
   readonly #waiters = new Map<number, Waiter>();
   #nextId: number;
-  #term = 0;
   /** Acknowledged and visible indexes, shared with every thread that reads. */
   readonly #fenceBuffer: FenceBuffer;
   readonly #fence: ReadFence;
@@ -169,6 +178,22 @@ export class RaftNode {
     this.#fenceBuffer = createFenceBuffer(applier.appliedIndex);
     this.#fence = new ReadFence(this.#fenceBuffer, () => backend.commitSoon());
     this.#durableIndex = applier.appliedIndex;
+    this.#ready = new ReadyHandler(raw, storage, {
+      persistence: wal,
+      transport: {
+        send: (messages) =>
+          invariant(
+            messages.every((m) => m.to === SINGLE_MEMBER_ID),
+            "a single voter sends no messages to peers",
+          ),
+      },
+      stateMachine: {
+        admit: () => this.#admit(),
+        // Its LMDB commit overlaps the next Ready's WAL write.
+        apply: (entries) => this.#track(this.#applier.apply(entries)),
+        restore: () => invariant(false, "a single voter never receives a snapshot"),
+      },
+    });
     // Request IDs only need to be unique among this process's proposals.
     this.#nextId = Date.now() * 1000;
   }
@@ -225,7 +250,6 @@ export class RaftNode {
       preVote: true,
     });
     const node = new RaftNode(backend, raw, storage, wal, applier, options);
-    node.#term = storage.hardState().term;
     for (const e of state.entries) node.#logBytes += e.data.length;
     // One voter: win the election now rather than after a timeout.
     raw.campaign();
@@ -252,7 +276,7 @@ export class RaftNode {
 
   /** The current Raft term. */
   get term(): number {
-    return this.#term;
+    return this.#ready.term;
   }
 
   /** Index of the last entry applied and visible to readers. */
@@ -364,7 +388,11 @@ export class RaftNode {
       for (;;) {
         this.#proposeQueued();
         if (!this.#raw.hasReady()) break;
-        await this.#handle(this.#raw.ready());
+        const rd = this.#raw.ready();
+        invariant(rd.snapshot === undefined, "a single voter never receives a snapshot");
+        const pending = this.#ready.handle(rd);
+        if (pending !== undefined) await pending;
+        this.#retained(rd);
       }
     } catch (err) {
       this.#fail(err);
@@ -386,34 +414,33 @@ export class RaftNode {
     this.#raw.proposeMany(batch);
   }
 
-  /** Persist, send, apply and advance one Ready. */
-  async #handle(rd: Ready): Promise<void> {
-    invariant(rd.snapshot === undefined, "a single voter never receives a snapshot");
-    // 1. PERSIST: entries and hard state in one WAL write, one fdatasync.
-    await this.#wal.save(rd.hardState, rd.entries, rd.mustSync);
-    if (rd.hardState !== undefined) {
-      this.#storage.setHardState(rd.hardState);
-      this.#term = rd.hardState.term;
+  /**
+   * Backpressure before a Ready's committed entries are applied: at most
+   * MAX_INFLIGHT_BATCHES LMDB commits in flight, none while a failed one is
+   * being committed again. Undefined when they may be applied now.
+   *
+   * @throws the failed commit's error when a close stopped its recovery.
+   */
+  #admit(): Promise<void> | undefined {
+    if (this.#inflight.size >= MAX_INFLIGHT_BATCHES || this.#recovery !== undefined) {
+      return this.#admitLater();
     }
-    this.#storage.append(rd.entries);
+    if (this.#commitFailure !== undefined) throw this.#commitFailure;
+    return undefined;
+  }
+
+  async #admitLater(): Promise<void> {
+    for (;;) {
+      if (this.#inflight.size >= MAX_INFLIGHT_BATCHES) await Promise.race(this.#inflight);
+      else if (this.#recovery !== undefined) await this.#recovery;
+      else break;
+    }
+    if (this.#commitFailure !== undefined) throw this.#commitFailure; // closed while recovering
+  }
+
+  /** After a Ready: count the bytes its entries added to the log; compact the log. */
+  #retained(rd: Ready): void {
     for (const e of rd.entries) this.#logBytes += e.data.length;
-    // 2. SEND: a single voter has no one to send to.
-    invariant(
-      rd.messages.every((m) => m.to === SINGLE_MEMBER_ID),
-      "a single voter sends no messages to peers",
-    );
-    // 3. APPLY (its LMDB commit overlaps the next Ready's WAL write).
-    if (rd.committedEntries.length > 0) {
-      for (;;) {
-        if (this.#inflight.size >= MAX_INFLIGHT_BATCHES) await Promise.race(this.#inflight);
-        else if (this.#recovery !== undefined) await this.#recovery;
-        else break;
-      }
-      if (this.#commitFailure !== undefined) throw this.#commitFailure; // closed while recovering
-      this.#track(this.#applier.apply(rd.committedEntries));
-    }
-    // 4. ADVANCE
-    this.#raw.advance();
     this.#compactLog();
   }
 

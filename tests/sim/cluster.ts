@@ -10,14 +10,18 @@
  * (losing everything not yet persisted: unstable entries, volatile state,
  * the applied state machine) and restart from their MemoryStorage.
  *
+ * Every node handles its Readys with the server's own code
+ * (server/raftnode/ready.ts, as `RaftNode` does): its ports are the node's
+ * MemoryStorage (checked before each write), the simulated network and the
+ * state machine (core/mvcc through the server's `Applier`, or a toy map).
+ *
  * @module
  */
 
 import {
   type ConfChange,
-  type ConfState,
-  decodeConfChange,
   type Entry,
+  type HardState,
   MemoryStorage,
   type Message,
   Mulberry32,
@@ -25,7 +29,9 @@ import {
   ProposalDroppedError,
   type RaftConfig,
   RawNode,
+  type Snapshot,
 } from "../../core/raft/mod.ts";
+import { ReadyHandler, type ReadyPorts } from "../../server/raftnode/ready.ts";
 import { checkHistory, type CheckResult, type Operation } from "./linearizability.ts";
 import {
   type Command,
@@ -123,9 +129,11 @@ class SimNode {
   readonly id: number;
   readonly storage = new MemoryStorage();
   raw: RawNode | undefined = undefined;
+  /** The server's Ready handling for `raw` (a new one at each start). */
+  ready: ReadyHandler | undefined = undefined;
   sm: StateMachine = new KvStateMachine();
+  /** Index of the last entry or snapshot the state machine got, as observed through its port. */
   applied = 0;
-  confState: ConfState = { voters: [], learners: [] };
   removed = false;
   /** Paused (SIGSTOP-like) until this time: no ticks, no Ready, inbound messages wait. */
   pausedUntil = 0;
@@ -283,9 +291,11 @@ class Simulation {
     this.nodes.set(id, node);
     // Every initial member starts from the same snapshot at index 1 holding
     // the initial membership, so nodes added later get it via MsgSnap.
+    const sm = this.#newStateMachine();
+    sm.apply([{ index: 1, term: 1, type: "normal", data: new Uint8Array() }]);
     node.storage.applySnapshot({
       metadata: { index: 1, term: 1, confState: { voters, learners: [] } },
-      data: this.#newStateMachine().snapshot(),
+      data: sm.snapshot(),
     });
     node.storage.setHardState({ term: 1, vote: 0, commit: 1 });
     this.#start(node);
@@ -298,11 +308,55 @@ class Simulation {
   #start(node: SimNode): void {
     const snap = node.storage.snapshot();
     node.sm = this.#newStateMachine();
-    node.sm.restore(snap.data);
+    node.sm.restore(snap.data, snap.metadata.index);
     node.applied = snap.metadata.index;
-    node.confState = node.storage.initialState().confState;
     node.raw = new RawNode({ ...this.#config(node.id), applied: node.applied });
     node.reads = new Map();
+    node.ready = new ReadyHandler(node.raw, node.storage, this.#ports(node));
+  }
+
+  /**
+   * The ports of `node`'s Ready handling: its MemoryStorage is its durable
+   * storage (the handler writes it; the persistence port checks each write
+   * first), the simulated network, and its state machine with the checks
+   * of every applied entry.
+   */
+  #ports(node: SimNode): ReadyPorts {
+    return {
+      persistence: {
+        save: (hardState, entries, _sync, snapshot) => {
+          this.#checkWrite(node, hardState, entries, snapshot);
+          return undefined;
+        },
+      },
+      transport: {
+        send: (messages) => {
+          for (const m of messages) this.#send(m);
+        },
+      },
+      stateMachine: {
+        apply: (entries) => this.#apply(node, entries),
+        restore: (snapshot) => {
+          node.sm.restore(snapshot.data, snapshot.metadata.index);
+          node.applied = snapshot.metadata.index;
+          this.#log(`n${node.id} applied snapshot at ${node.applied}`);
+        },
+        confChanged: (cc, confState, index) => {
+          this.#log(
+            `n${node.id} applied conf change ${cc.type} n${cc.nodeId} -> voters ${confState.voters} learners ${confState.learners}`,
+          );
+          if (cc.type === "removeNode") this.toRetire.push(cc.nodeId);
+          // A snapshot sent to a new member must list it (the core ignores a
+          // snapshot that does not): take one now, as etcd builds one at send time.
+          node.storage.createSnapshot(index, confState, node.sm.snapshot());
+        },
+        read: (state) => {
+          // Served after the Ready, in the order the clients asked.
+          const p = node.reads.get(new TextDecoder().decode(state.requestCtx));
+          if (p) p.readIndex = state.index;
+        },
+      },
+    };
   }
 
   run(): SimResult {
@@ -511,6 +565,7 @@ class Simulation {
     this.stats.crashes++;
     this.#log(`crash n${node.id} (unpersisted state lost)`);
     node.raw = undefined;
+    node.ready = undefined;
     node.pausedUntil = 0;
     for (const c of this.clients) {
       if (c.pending && c.pending.node === node.id) this.#failPending(c, "crash");
@@ -714,30 +769,6 @@ class Simulation {
   #handleReady(node: SimNode): void {
     const raw = node.raw!;
     const rd = raw.ready();
-    // 1. Persist: snapshot, entries, hard state.
-    if (rd.snapshot) node.storage.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) {
-      this.#checkLogMatching(node, rd.entries);
-      if (rd.entries[0].index <= node.storage.lastIndex()) {
-        this.stats.truncations++;
-        // Committed entries are never lost: nothing at or below the durable
-        // commit index is ever overwritten.
-        const durableCommit = node.storage.hardState().commit;
-        if (rd.entries[0].index <= durableCommit) {
-          const first = rd.entries[0];
-          if (node.storage.term(first.index) !== first.term) {
-            this.#violate(
-              `committed entry lost: n${node.id} overwrites ${first.index} (commit ${durableCommit})`,
-            );
-          }
-        }
-      }
-      node.storage.append(rd.entries);
-    }
-    if (rd.hardState) {
-      this.#checkCommitted(node, node.storage.hardState().commit, rd.hardState.commit);
-      node.storage.setHardState(rd.hardState);
-    }
     if (rd.softState) {
       this.#log(
         `n${node.id} is ${rd.softState.raftState} (lead n${rd.softState.lead}, term ${raw.status().hardState.term})`,
@@ -751,22 +782,16 @@ class Simulation {
         }
       }
     }
-    // 2. Send.
-    for (const m of rd.messages) this.#send(m);
-    // 3. Apply.
-    if (rd.snapshot) {
-      node.sm.restore(rd.snapshot.data);
-      node.applied = rd.snapshot.metadata.index;
-      node.confState = rd.snapshot.metadata.confState;
-      this.#log(`n${node.id} applied snapshot at ${node.applied}`);
+    // Persist, send, apply, advance: the server's code, over this node's ports.
+    const ready = node.ready!;
+    if (ready.handle(rd) !== undefined) {
+      this.#violate("a Ready over synchronous ports completes at once");
     }
-    for (const e of rd.committedEntries) this.#apply(node, e);
-    for (const rs of rd.readStates) {
-      const key = new TextDecoder().decode(rs.requestCtx);
-      const p = node.reads.get(key);
-      if (p) p.readIndex = rs.index;
+    if (ready.applied !== node.applied) {
+      this.#violate(
+        `n${node.id} applied ${ready.applied} but its state machine got ${node.applied}`,
+      );
     }
-    raw.advance();
     this.#serveReads(node);
     this.#maybeSnapshot(node);
     for (const id of this.toRetire.splice(0)) this.#retire(id);
@@ -782,13 +807,40 @@ class Simulation {
     }
   }
 
-  #checkLogMatching(node: SimNode, ents: Entry[]): void {
-    let prevTerm: number | undefined;
-    try {
-      prevTerm = node.storage.term(ents[0].index - 1);
-    } catch {
-      prevTerm = undefined;
+  /**
+   * Checks a Ready's writes before they reach `node`'s durable storage: log
+   * matching, committed entries never overwritten, and a commit index that
+   * covers only entries matching what was committed elsewhere.
+   */
+  #checkWrite(
+    node: SimNode,
+    hardState: HardState | undefined,
+    entries: Entry[],
+    snapshot: Snapshot | undefined,
+  ): void {
+    const after = new LogAfterWrite(node.storage, snapshot, entries);
+    if (entries.length > 0) {
+      this.#checkLogMatching(node, entries, after.termBeforeEntries(entries[0].index - 1));
+      if (entries[0].index <= after.lastBeforeEntries) {
+        this.stats.truncations++;
+        // Committed entries are never lost: nothing at or below the durable
+        // commit index is ever overwritten.
+        const durableCommit = node.storage.hardState().commit;
+        const first = entries[0];
+        if (first.index <= durableCommit && after.termBeforeEntries(first.index) !== first.term) {
+          this.#violate(
+            `committed entry lost: n${node.id} overwrites ${first.index} (commit ${durableCommit})`,
+          );
+        }
+      }
     }
+    if (hardState) {
+      this.#checkCommitted(node, node.storage.hardState().commit, hardState.commit, after);
+    }
+  }
+
+  /** Log matching: an (index, term) pair always has the same data and the same previous term. */
+  #checkLogMatching(node: SimNode, ents: Entry[], prevTerm: number | undefined): void {
     for (const e of ents) {
       const key = `${e.index}:${e.term}`;
       const ident = `${dataKey(e)}|${prevTerm ?? "?"}`;
@@ -805,18 +857,16 @@ class Simulation {
   }
 
   /** A node's newly committed entries match what other nodes applied there. */
-  #checkCommitted(node: SimNode, from: number, to: number): void {
-    if (to > node.storage.lastIndex()) {
-      this.#violate(
-        `n${node.id} persists commit ${to} beyond its last index ${node.storage.lastIndex()}`,
-      );
+  #checkCommitted(node: SimNode, from: number, to: number, log: LogAfterWrite): void {
+    if (to > log.lastIndex()) {
+      this.#violate(`n${node.id} persists commit ${to} beyond its last index ${log.lastIndex()}`);
     }
-    for (let i = Math.max(from + 1, node.storage.firstIndex()); i <= to; i++) {
+    for (let i = Math.max(from + 1, log.firstIndex()); i <= to; i++) {
       const ct = this.committedTerm[i];
-      if (ct !== undefined && node.storage.term(i) !== ct) {
+      if (ct !== undefined && log.term(i) !== ct) {
         this.#violate(
           `committed entry lost: n${node.id} commits ${i}:${
-            node.storage.term(i)
+            log.term(i)
           } but ${i}:${ct} was committed`,
         );
       }
@@ -856,8 +906,15 @@ class Simulation {
     }
   }
 
-  #apply(node: SimNode, e: Entry): void {
-    // State machine safety: every node applies the same entry at an index.
+  /** The state machine port: checks each entry, applies the batch, then answers clients. */
+  #apply(node: SimNode, entries: Entry[]): void {
+    for (const e of entries) this.#checkApply(node, e);
+    node.sm.apply(entries);
+    for (const e of entries) this.#answer(node, e);
+  }
+
+  /** State machine safety: every node applies the same entry at an index, in order. */
+  #checkApply(node: SimNode, e: Entry): void {
     const dk = dataKey(e);
     const seenTerm = this.committedTerm[e.index];
     if (seenTerm === undefined) {
@@ -875,21 +932,13 @@ class Simulation {
       this.#violate(`n${node.id} applies index ${e.index} after ${node.applied}`);
     }
     node.applied = e.index;
-    if (e.type === "confChange") {
-      const cc = decodeConfChange(e.data);
-      node.confState = node.raw!.applyConfChange(cc);
-      this.#log(
-        `n${node.id} applied conf change ${cc.type} n${cc.nodeId} -> voters ${node.confState.voters} learners ${node.confState.learners}`,
-      );
-      if (cc.type === "removeNode") this.toRetire.push(cc.nodeId);
-      // A snapshot sent to a new member must list it (the core ignores a
-      // snapshot that does not): take one now, as etcd builds one at send time.
-      node.storage.createSnapshot(node.applied, node.confState, node.sm.snapshot());
-      return;
-    }
+  }
+
+  /** An applied probe proves liveness; an applied write answers the client waiting on this node. */
+  #answer(node: SimNode, e: Entry): void {
+    if (e.type !== "normal") return;
     const cmd = decodeCommand(e.data);
     if (!cmd) return;
-    node.sm.apply(cmd, e.index);
     if (cmd.kind === "probe") {
       if (!this.chaos && this.nodes.get(node.id)?.raw?.isLeader()) this.probeApplied = true;
       return;
@@ -918,7 +967,7 @@ class Simulation {
   #maybeSnapshot(node: SimNode): void {
     const snapIndex = node.storage.snapshot().metadata.index;
     if (node.applied - snapIndex < this.snapshotEvery) return;
-    node.storage.createSnapshot(node.applied, node.confState, node.sm.snapshot());
+    node.storage.createSnapshot(node.applied, node.ready!.confState, node.sm.snapshot());
     const compactTo = node.applied - this.compactKeep;
     if (compactTo > node.storage.firstIndex() - 1) node.storage.compact(compactTo);
   }
@@ -1014,6 +1063,55 @@ class Simulation {
     for (const c of this.clients) {
       if (c.pending) this.#failPending(c, "end of run");
     }
+  }
+}
+
+/**
+ * The log a node's storage holds once a Ready's snapshot and entries are
+ * written, seen before the write (the persistence port checks it then).
+ */
+class LogAfterWrite {
+  readonly #storage: MemoryStorage;
+  readonly #snapshot: Snapshot | undefined;
+  readonly #entries: Entry[];
+  /** Last index once the snapshot is written, before the entries are. */
+  readonly lastBeforeEntries: number;
+
+  constructor(storage: MemoryStorage, snapshot: Snapshot | undefined, entries: Entry[]) {
+    this.#storage = storage;
+    this.#snapshot = snapshot;
+    this.#entries = entries;
+    this.lastBeforeEntries = snapshot?.metadata.index ?? storage.lastIndex();
+  }
+
+  firstIndex(): number {
+    return this.#snapshot ? this.#snapshot.metadata.index + 1 : this.#storage.firstIndex();
+  }
+
+  lastIndex(): number {
+    const last = this.#entries.at(-1)?.index;
+    return last === undefined || last < this.firstIndex() ? this.lastBeforeEntries : last;
+  }
+
+  /** Term of index `i` once the snapshot is written, before the entries are; undefined outside the log. */
+  termBeforeEntries(i: number): number | undefined {
+    if (this.#snapshot) {
+      return i === this.#snapshot.metadata.index ? this.#snapshot.metadata.term : undefined;
+    }
+    try {
+      return this.#storage.term(i);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Term of index `i` once everything is written; undefined outside the log. */
+  term(i: number): number | undefined {
+    const ents = this.#entries;
+    if (ents.length > 0 && i >= ents[0].index && this.lastIndex() === ents.at(-1)!.index) {
+      return ents[i - ents[0].index]?.term;
+    }
+    return this.termBeforeEntries(i);
   }
 }
 

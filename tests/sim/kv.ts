@@ -6,6 +6,7 @@
  * @module
  */
 
+import { invariant } from "../../core/invariant.ts";
 import { applyRange } from "../../core/mvcc/apply.ts";
 import { ReadView } from "../../core/mvcc/view.ts";
 import type { Entry } from "../../core/raft/types.ts";
@@ -39,15 +40,21 @@ export class KvStateMachine implements StateMachine {
   /** Highest request number applied per client (session dedup). */
   sessions: Map<number, number> = new Map();
 
-  /** Applies a command; returns false if it was a duplicate and skipped. */
-  apply(c: Command, _index?: number): boolean {
-    if (c.kind === "probe") return true;
+  /** Applies the commands of `entries`; conf changes, no-ops and duplicates change nothing. */
+  apply(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      const c = e.type === "normal" ? decodeCommand(e.data) : undefined;
+      if (c !== undefined) this.#applyCommand(c);
+    }
+  }
+
+  #applyCommand(c: Command): void {
+    if (c.kind === "probe") return;
     const last = this.sessions.get(c.client) ?? 0;
-    if (c.req <= last) return false;
+    if (c.req <= last) return;
     this.sessions.set(c.client, c.req);
     if (c.kind === "put") this.kv.set(c.key, c.value);
     else this.kv.delete(c.key);
-    return true;
   }
 
   /** The current value of `key`, if it exists. */
@@ -61,7 +68,7 @@ export class KvStateMachine implements StateMachine {
   }
 
   /** Replaces the state with a snapshot's. */
-  restore(data: Uint8Array): void {
+  restore(data: Uint8Array, _index: number): void {
     if (data.length === 0) {
       this.kv = new Map();
       this.sessions = new Map();
@@ -76,26 +83,28 @@ export class KvStateMachine implements StateMachine {
 /** What the simulator needs of a node's state machine. */
 export interface StateMachine {
   /**
-   * Applies the command of log entry `index` (entries the simulator does not
-   * hand over, like conf changes and no-ops, leave gaps); returns false if
-   * it was a duplicate and skipped.
+   * Applies committed entries as one batch: consecutive, starting right
+   * after the last one applied, no-ops and conf changes included (they
+   * change nothing). A command a client session already applied is a
+   * duplicate and changes nothing.
    */
-  apply(c: Command, index: number): boolean;
+  apply(entries: readonly Entry[]): void;
   /** The current value of `key`, if it exists. */
   get(key: string): string | undefined;
   /** Serializes the state for a snapshot. */
   snapshot(): Uint8Array;
-  /** Replaces the state with a snapshot's. */
-  restore(data: Uint8Array): void;
+  /** Replaces the state with that of a snapshot taken at log index `index`. */
+  restore(data: Uint8Array, index: number): void;
 }
 
 /**
- * The state machine cairn serves: commands become the server's tagged
- * requests and log entries (server/raftnode/request.ts) and go through its
- * `Applier` into core/mvcc (revisions, history, the `current`/`history`/
- * `revlog` tables) over an in-memory backend, behind the same client-session
- * dedup as {@linkcode KvStateMachine} (a duplicate is applied as an empty
- * entry).
+ * The state machine cairn serves: each batch of committed entries becomes
+ * the server's tagged requests and log entries (server/raftnode/request.ts)
+ * and goes through its `Applier` into core/mvcc (revisions, history, the
+ * `current`/`history`/`revlog` tables) in one transaction over an in-memory
+ * backend, as a server applies a Ready's entries. Behind the same
+ * client-session dedup as {@linkcode KvStateMachine}: a duplicate, like a
+ * conf change or a no-op, is applied as an empty entry.
  */
 export class MvccStateMachine implements StateMachine {
   #backend = new MemoryBackend();
@@ -103,35 +112,26 @@ export class MvccStateMachine implements StateMachine {
   /** Highest request number applied per client (session dedup). */
   #sessions: Map<number, number> = new Map();
 
-  apply(c: Command, index: number): boolean {
-    let request: InternalRequest | undefined;
-    let fresh = true;
-    if (c.kind !== "probe") {
-      const last = this.#sessions.get(c.client) ?? 0;
-      fresh = c.req > last;
-      if (fresh) {
-        this.#sessions.set(c.client, c.req);
-        request = c.kind === "put"
-          ? { type: "put", put: { key: enc.encode(c.key), value: enc.encode(c.value) } }
-          : { type: "delete_range", delete_range: { key: enc.encode(c.key) } };
-      }
+  apply(entries: readonly Entry[]): void {
+    const batch = entries.map((e): Entry => {
+      const c = e.type === "normal" ? decodeCommand(e.data) : undefined;
+      const request = c === undefined ? undefined : this.#request(c);
+      if (request === undefined) return { ...e, type: "normal", data: new Uint8Array(0) };
+      return { ...e, data: entryData(e.index, encodeRequest(request)) };
+    });
+    for (const result of this.#applier.apply(batch).results.values()) {
+      if ("error" in result) throw result.error;
     }
-    // Entries the simulator does not hand over (conf changes, no-ops) reach
-    // the applier as empty entries, so its applied index is the log's.
-    const entries: Entry[] = [];
-    for (let i = this.#applier.appliedIndex + 1; i < index; i++) entries.push(empty(i));
-    entries.push(
-      request === undefined ? empty(index) : {
-        index,
-        term: 0,
-        type: "normal",
-        data: entryData(index, encodeRequest(request)),
-      },
-    );
-    const batch = this.#applier.apply(entries);
-    const result = batch.results.get(index);
-    if (result !== undefined && "error" in result) throw result.error;
-    return fresh;
+  }
+
+  /** The request `c` makes, or undefined for a probe or a duplicate. */
+  #request(c: Command): InternalRequest | undefined {
+    if (c.kind === "probe") return undefined;
+    if (c.req <= (this.#sessions.get(c.client) ?? 0)) return undefined;
+    this.#sessions.set(c.client, c.req);
+    return c.kind === "put"
+      ? { type: "put", put: { key: enc.encode(c.key), value: enc.encode(c.value) } }
+      : { type: "delete_range", delete_range: { key: enc.encode(c.key) } };
   }
 
   get(key: string): string | undefined {
@@ -145,20 +145,19 @@ export class MvccStateMachine implements StateMachine {
     );
   }
 
-  restore(data: Uint8Array): void {
+  restore(data: Uint8Array, index: number): void {
     if (data.length === 0) {
       this.#backend = new MemoryBackend();
-      this.#applier = new Applier(this.#backend);
       this.#sessions = new Map();
-      return;
+    } else {
+      const o = JSON.parse(dec.decode(data));
+      this.#backend = MemoryBackend.load(o.backend);
+      this.#sessions = new Map(o.sessions);
     }
-    const o = JSON.parse(dec.decode(data));
-    this.#backend = MemoryBackend.load(o.backend);
     this.#applier = new Applier(this.#backend);
-    this.#sessions = new Map(o.sessions);
+    invariant(
+      this.#applier.appliedIndex === index,
+      `a snapshot at ${index} holds the state applied up to it (${this.#applier.appliedIndex})`,
+    );
   }
-}
-
-function empty(index: number): Entry {
-  return { index, term: 0, type: "normal", data: new Uint8Array(0) };
 }

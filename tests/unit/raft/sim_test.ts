@@ -1,11 +1,14 @@
 /**
  * The deterministic simulator in CI: 200 seeds of the real core must show no
  * violation, and each protocol mutant must be caught within 200 seeds (this
- * proves the safety checks can fail).
+ * proves the safety checks can fail). Every node handles its Readys with the
+ * server's ReadyHandler (server/raftnode/ready.ts); broken variants of it must
+ * be caught too.
  */
 
 import assert from "node:assert/strict";
-import { MUTANTS } from "../../../core/raft/mod.ts";
+import { MUTANTS, type Ready } from "../../../core/raft/mod.ts";
+import { ReadyHandler } from "../../../server/raftnode/ready.ts";
 import { runSimulation } from "../../sim/cluster.ts";
 
 Deno.test("sim: 200 seeds of the real core have no violations", () => {
@@ -88,4 +91,41 @@ Deno.test("sim: stale local reads (no ReadIndex) are caught by the linearizabili
     if (r.violations.some((v) => v.startsWith("linearizability"))) caughtAt = seed;
   }
   assert.ok(caughtAt > 0, "stale reads went unnoticed for 100 seeds");
+});
+
+/**
+ * Run the mvcc simulation with every Ready rewritten by `mutate` before the
+ * server's ReadyHandler gets it; the seed of the first violation, or 0.
+ */
+function firstCaught(mutate: (rd: Ready) => Ready): number {
+  const handle = ReadyHandler.prototype.handle;
+  let handled = 0;
+  ReadyHandler.prototype.handle = function (this: ReadyHandler, rd: Ready) {
+    handled++;
+    return handle.call(this, mutate(rd));
+  };
+  try {
+    for (let seed = 1; seed <= 200; seed++) {
+      if (runSimulation({ seed, stateMachine: "mvcc" }).violations.length > 0) return seed;
+    }
+    return 0;
+  } finally {
+    ReadyHandler.prototype.handle = handle;
+    assert.ok(handled > 0, "the simulator's nodes handle Readys with the server's ReadyHandler");
+  }
+}
+
+Deno.test("sim: a Ready handling that forgets the vote it persists is caught", () => {
+  const caughtAt = firstCaught((rd) =>
+    rd.hardState === undefined ? rd : { ...rd, hardState: { ...rd.hardState, vote: 0 } }
+  );
+  assert.ok(caughtAt > 0, "a forgotten vote went unnoticed for 200 seeds");
+});
+
+Deno.test("sim: a Ready handling that serves read states before they are applied is caught", () => {
+  const caughtAt = firstCaught((rd) => ({
+    ...rd,
+    readStates: rd.readStates.map((s) => ({ ...s, index: 0 })),
+  }));
+  assert.ok(caughtAt > 0, "stale read states went unnoticed for 200 seeds");
 });
