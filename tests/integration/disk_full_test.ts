@@ -136,15 +136,26 @@ Deno.test({
         }
       }
       assert.ok(refused instanceof EtcdError, `a full disk refuses writes (${refused})`);
+      // A put whose WAL write met the full disk has an unknown outcome
+      // (server/README.md, Failures); the writes after it are refused.
+      let unknown = 0;
+      if (refused.message === "etcdserver: request timed out") {
+        unknown = 1;
+        refused = await m.service.put({ key: enc.encode("next"), value }).catch((err) => err);
+        assert.ok(refused instanceof EtcdError, `a full disk refuses writes (${refused})`);
+      }
       assert.equal(refused.message, "etcdserver: mvcc: database space exceeded");
       // Reads go on, and see every acknowledged write.
       const r = await m.service.range({ key: enc.encode("k"), range_end: enc.encode("l") });
-      assert.equal(r.count, acked.length);
+      assert.ok(r.count >= acked.length && r.count <= acked.length + unknown, `${r.count} keys`);
       await m.close();
       Deno.removeSync(`${disk2}/filler`);
       m = await openMember(dataDir, ids, limits, raft);
       const again = await m.service.range({ key: enc.encode("k"), range_end: enc.encode("l") });
-      assert.equal(again.count, acked.length);
+      assert.ok(
+        again.count >= acked.length && again.count <= acked.length + unknown,
+        `${again.count} keys after the restart, ${acked.length} acknowledged`,
+      );
       await m.service.put({ key: enc.encode("after"), value: enc.encode("1") });
     } finally {
       await m.close();
