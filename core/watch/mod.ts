@@ -324,9 +324,11 @@ export class WatchHub {
       ready.push(w);
     }
     if (ready.length === 0) return;
-    // The feed carries what is above its revision; the store may lag it
-    // for a moment on another thread, and is then read up to where it is.
-    const to = Math.min(this.#feedRevision, this.#source.revision());
+    // Everything the store holds is final: read up to its revision, which
+    // may be ahead of the feed (the feed's copy of those revisions is then
+    // skipped by the watcher's next revision) or, on another thread, behind
+    // it for a moment (the rest is read in the next step).
+    const to = this.#source.revision();
     let from = Infinity;
     for (const w of ready) from = Math.min(from, w.next);
     const { events, next } = from <= to
