@@ -22,6 +22,10 @@
  *   write may or may not have been applied, so the client rejects instead of
  *   risking a second application.
  *
+ * Watches (`watch`, `POST /v3/watch`) stream over one HTTP connection each
+ * and are resumed on the endpoints in turn after a lost connection, from the
+ * revision after the last one delivered (see client/watch.ts).
+ *
  * @example
  * ```ts
  * import { Client } from "./client/mod.ts";
@@ -49,6 +53,7 @@ import type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  WatchCreateRequest,
 } from "../core/api/types.ts";
 import { fromJson, type MessageName, type MessageTypes, toJson } from "../core/api/codec.ts";
 import {
@@ -59,8 +64,16 @@ import {
   normalizeEndpoint,
   withDefaults,
 } from "./http.ts";
+import {
+  isWatchCanceled,
+  type WatchCallOptions,
+  type WatchCanceledError,
+  Watcher,
+  type WatchTransport,
+} from "./watch.ts";
 
-export { ConnectionError, errorFromBody, EtcdError, GrpcCode, normalizeEndpoint };
+export { ConnectionError, errorFromBody, EtcdError, GrpcCode, isWatchCanceled, normalizeEndpoint };
+export { type WatchCallOptions, type WatchCanceledError, Watcher };
 export type * from "../core/api/types.ts";
 
 /** The default endpoint, etcd's default client URL. */
@@ -389,6 +402,63 @@ export class Client implements KVService {
     const res: VersionResponse = { etcdserver: body.etcdserver, etcdcluster: body.etcdcluster };
     if (typeof body.cairn === "string") res.cairn = body.cairn;
     return res;
+  }
+
+  /**
+   * Watches a key, a prefix (`prefix`), every key ≥ key (`fromKey`) or
+   * [key, `range_end`) over `POST /v3/watch`, as etcd's Watch: events come
+   * in revision order, each once, all events of a revision in one batch.
+   * Options: `startRevision` (first revision delivered, inclusive; default
+   * the next one), `prevKv` (each event's previous key-value), `filters`
+   * (`NOPUT`, `NODELETE`), `progressNotify` (an empty batch after each idle
+   * interval: 10 minutes on etcd 3.4), `signal` (ends the iteration
+   * without error), `endpoint` (this endpoint only), `timeout` (milliseconds
+   * each connection attempt may take until `created`, default the client's).
+   *
+   * The watch starts at once; `created` on the returned {@linkcode Watcher}
+   * resolves when the server has answered. A lost stream is resumed on the
+   * endpoints in turn with a bounded backoff, from the revision after the
+   * last one delivered, so the iteration sees no duplicate and no gap (see
+   * {@linkcode Watcher}).
+   *
+   * @throws {WatchCanceledError} from the iteration when the server cancels
+   *   the watch, e.g. `etcdserver: mvcc: required revision has been
+   *   compacted` (code 11) with `compactRevision` set, when the start or
+   *   resume revision is compacted.
+   * @throws {EtcdError} from the iteration for an HTTP error answer other
+   *   than Unavailable (which is retried).
+   *
+   * @example
+   * ```ts
+   * const watcher = client.watch("jobs/", { prefix: true, prevKv: true });
+   * await watcher.created;
+   * for await (const { events } of watcher) {
+   *   for (const ev of events) console.log(ev.type, ev.kv.mod_revision);
+   * }
+   * ```
+   */
+  watch(key: Bytes, options: WatchCallOptions = {}): Watcher {
+    const request: WatchCreateRequest = applyRangeOptions(toBytes(key), options);
+    if (options.prevKv) request.prev_kv = true;
+    if (options.progressNotify) request.progress_notify = true;
+    if (options.filters !== undefined && options.filters.length > 0) {
+      request.filters = [...options.filters];
+    }
+    const endpoints = options.endpoint !== undefined
+      ? [normalizeEndpoint(options.endpoint)]
+      : this.#endpoints.map((_, i) =>
+        this.#endpoints[(this.#preferred + i) % this.#endpoints.length]
+      );
+    const transport: WatchTransport = {
+      fetch: this.#fetch,
+      headers: this.#headers,
+      endpoints,
+      timeout: options.timeout ?? this.#timeout,
+    };
+    return new Watcher(transport, request, {
+      startRevision: options.startRevision,
+      signal: options.signal,
+    });
   }
 
   /** Nothing to release: connections belong to fetch's pool. Kept for symmetry with Store. */
