@@ -31,6 +31,8 @@ export interface CtlContext {
   flags: ReadonlyMap<string, FlagValue>;
   /** Command flags given on the command line. */
   changed: ReadonlySet<string>;
+  /** The arguments after the command word, flags and `--` included (etcdctl's os.Args for watch). */
+  rawArgs: readonly string[];
   /** `--endpoints` as given (etcdctl prints them so). */
   endpoints: string[];
   /** `--command-timeout` in milliseconds. */

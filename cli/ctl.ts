@@ -11,6 +11,8 @@
  * ctl [global flags] del [--prefix|--from-key] [--prev-kv] <key> [range_end]
  * ctl [global flags] txn [-i]
  * ctl [global flags] compaction [--physical] <revision>
+ * ctl [global flags] watch [--prefix] [--rev n] [--prev-kv] [--progress-notify] [-i]
+ *                          [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]
  * ctl [global flags] endpoint health|status
  * ctl version
  *
@@ -21,7 +23,7 @@
  *
  * Exit codes and error text are etcdctl's: `Error: <message>` on stderr,
  * exit 1 for server errors, 128 for bad arguments, 3 for bad txn input,
- * 4 for an unsupported output format.
+ * 4 for an unsupported output format, 5 when a watch ends.
  *
  * @module
  */
@@ -35,6 +37,7 @@ import * as get from "./commands/get.ts";
 import * as put from "./commands/put.ts";
 import * as txn from "./commands/txn.ts";
 import * as version from "./commands/version.ts";
+import * as watch from "./commands/watch.ts";
 import type { CtlContext, CtlIO } from "./context.ts";
 import { CtlError, ExitCode } from "./exit.ts";
 import {
@@ -91,6 +94,7 @@ const COMMANDS: Record<string, Command> = {
   txn,
   compaction,
   endpoint,
+  watch,
   version,
 };
 
@@ -105,6 +109,7 @@ COMMANDS:
 \tput\t\t\tPuts the given key into the store
 \tdel\t\t\tRemoves the specified key or range of keys [key, range_end)
 \ttxn\t\t\tTxn processes all the requests in one transaction
+\twatch\t\t\tWatches events stream on keys or prefixes
 \tcompaction\t\tCompacts the event history in etcd
 \tendpoint health\t\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
 \tendpoint status\t\tPrints out the status of endpoints specified in \`--endpoints\` flag
@@ -244,6 +249,7 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
       io,
       flags: values,
       changed: parsed.changed,
+      rawArgs: args.slice(at[0] + 1),
       endpoints,
       commandTimeout,
       printer,

@@ -15,9 +15,10 @@
 import { encodeBase64 } from "../core/api/base64.ts";
 import { CtlError, ExitCode } from "./exit.ts";
 import { goJsonString, goQuote, hexU64, humanizeBytes } from "./go_format.ts";
-import { pbDel, pbPut, pbRange, pbTxn } from "./protobuf.ts";
+import { pbDel, pbPut, pbRange, pbTxn, pbWatch } from "./protobuf.ts";
 import type {
   DeleteRangeResponse,
+  Event,
   KeyValue,
   PutResponse,
   RangeResponse,
@@ -48,12 +49,28 @@ export interface EpStatus {
   status: StatusResponse;
 }
 
+/**
+ * A watch response as etcdctl's printers get it: clientv3's WatchResponse
+ * (`Header`, `Events`, `CompactRevision`, `Canceled`, `Created`). `events`
+ * undefined is Go's nil slice (a response made up by the client when its
+ * stream failed), printed `null` in JSON.
+ */
+export interface WatchView {
+  header: ResponseHeader;
+  events?: Event[];
+  compactRevision: number;
+  canceled: boolean;
+  created: boolean;
+}
+
 /** The output operations of the implemented commands. */
 export interface Printer {
   put(r: PutResponse): void;
   get(r: RangeResponse): void;
   del(r: DeleteRangeResponse): void;
   txn(r: TxnResponse): void;
+  /** One watch response (`watch`); table: `table not supported as output format`. */
+  watch(r: WatchView): void;
   endpointHealth(list: EpHealth[]): void;
   endpointStatus(list: EpStatus[]): void;
 }
@@ -138,6 +155,14 @@ export class SimplePrinter implements Printer {
       else if ("response_put" in op) this.put(op.response_put);
       else if ("response_range" in op) this.get(op.response_range);
       else this.out.write(`unexpected response ${JSON.stringify(op)}\n`);
+    }
+  }
+
+  watch(r: WatchView): void {
+    for (const ev of r.events ?? []) {
+      this.out.write(`${ev.type}\n`);
+      if (ev.prev_kv) this.#kv(ev.prev_kv);
+      this.#kv(ev.kv);
     }
   }
 
@@ -242,6 +267,25 @@ export function jsonTxn(r: TxnResponse): string {
   ]);
 }
 
+function jsonEvent(ev: Event): string {
+  return obj([
+    ["type", ev.type === "DELETE" ? "1" : undefined],
+    ["kv", jsonKv(ev.kv)],
+    ["prev_kv", jsonKv(ev.prev_kv)],
+  ]);
+}
+
+/**
+ * Go json of clientv3's WatchResponse: exported field names, no
+ * `omitempty` except inside the header and events; event types as numbers.
+ */
+export function jsonWatch(r: WatchView): string {
+  const events = r.events === undefined ? "null" : `[${r.events.map(jsonEvent).join(",")}]`;
+  return `{"Header":${jsonHeader(r.header) ?? "{}"},"Events":${events},"CompactRevision":${
+    r.compactRevision ?? 0
+  },"Canceled":${r.canceled},"Created":${r.created}}`;
+}
+
 /** Go json of a StatusResponse. */
 export function jsonStatus(r: StatusResponse): string {
   return obj([
@@ -275,6 +319,9 @@ export class JsonPrinter implements Printer {
   }
   txn(r: TxnResponse): void {
     this.out.write(jsonTxn(r) + "\n");
+  }
+  watch(r: WatchView): void {
+    this.out.write(jsonWatch(r) + "\n");
   }
   endpointHealth(list: EpHealth[]): void {
     const items = list.map((h) =>
@@ -342,6 +389,14 @@ export class FieldsPrinter implements Printer {
       else if ("response_put" in op) this.put(op.response_put);
       else if ("response_range" in op) this.get(op.response_range);
       else this.#line(`"Unknown" : ${goQuote(new TextEncoder().encode(JSON.stringify(op)))}`);
+    }
+  }
+  watch(r: WatchView): void {
+    this.#hdr(r.header);
+    for (const ev of r.events ?? []) {
+      this.#line(`"Type" : ${ev.type}`);
+      if (ev.prev_kv) this.#kv("Prev", ev.prev_kv);
+      this.#kv("", ev.kv);
     }
   }
   endpointHealth(list: EpHealth[]): void {
@@ -422,6 +477,9 @@ export class TablePrinter implements Printer {
   txn(): void {
     unsupported("table");
   }
+  watch(): void {
+    unsupported("table");
+  }
   endpointHealth(list: EpHealth[]): void {
     this.out.write(renderTable(
       ["endpoint", "health", "took", "error"],
@@ -461,6 +519,9 @@ export class ProtobufPrinter implements Printer {
   }
   txn(r: TxnResponse): void {
     this.out.write(pbTxn(r));
+  }
+  watch(r: WatchView): void {
+    this.out.write(pbWatch(r));
   }
   endpointHealth(): void {
     unsupported("protobuf");

@@ -9,6 +9,7 @@
 
 import type {
   DeleteRangeResponse,
+  Event,
   KeyValue,
   PutResponse,
   RangeResponse,
@@ -103,5 +104,28 @@ function responseOp(op: ResponseOp): Uint8Array {
 export function pbTxn(r: TxnResponse): Uint8Array {
   const w = new Writer().message(1, header(r.header)).int(2, r.succeeded);
   for (const op of r.responses) w.message(3, responseOp(op));
+  return w.done();
+}
+
+function event(ev: Event): Uint8Array {
+  return new Writer().int(1, ev.type === "DELETE" ? 1 : 0).message(2, keyValue(ev.kv))
+    .message(3, keyValue(ev.prev_kv)).done();
+}
+
+/**
+ * A watch response in protobuf wire format, as etcdctl rebuilds it from
+ * clientv3's WatchResponse: header (always), created, canceled,
+ * compact_revision and events; no watch_id, cancel_reason or fragment.
+ */
+export function pbWatch(r: {
+  header: ResponseHeader;
+  events?: Event[];
+  compactRevision: number;
+  canceled: boolean;
+  created: boolean;
+}): Uint8Array {
+  const w = new Writer().message(1, header(r.header)).int(3, r.created).int(4, r.canceled)
+    .int(5, r.compactRevision);
+  for (const ev of r.events ?? []) w.message(11, event(ev));
   return w.done();
 }

@@ -31,6 +31,9 @@ export const HELP: Record<string, string> = {
   "compaction":
     "NAME:\n\tcompaction - Compacts the event history in etcd\n\nUSAGE:\n\tetcdctl compaction [options] <revision> [flags]\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for compaction\n      --physical[=false]\t'true' to wait for compaction to physically remove all old revisions\n\n" +
     GLOBALS,
+  "watch":
+    "NAME:\n\twatch - Watches events stream on keys or prefixes\n\nUSAGE:\n\tetcdctl watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...] [flags]\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for watch\n  -i, --interactive[=false]\tInteractive mode\n      --prefix[=false]\t\tWatch on a prefix if prefix is set\n      --prev-kv[=false]\t\tget the previous key-value pair before the event happens\n      --rev=0\t\t\tRevision to start watching\n\n" +
+    GLOBALS,
   "version":
     "NAME:\n\tversion - Prints the version of etcdctl\n\nUSAGE:\n\tetcdctl version [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for version\n\n" +
     GLOBALS,

@@ -22,6 +22,10 @@
  *   write may or may not have been applied, so the client rejects instead of
  *   risking a second application.
  *
+ * Watches (`watch`, `POST /v3/watch`) stream over one HTTP connection each
+ * and are resumed on the endpoints in turn after a lost connection, from the
+ * revision after the last one delivered (see client/watch.ts).
+ *
  * @example
  * ```ts
  * import { Client } from "./client/mod.ts";
@@ -49,17 +53,27 @@ import type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  WatchCreateRequest,
 } from "../core/api/types.ts";
+import { fromJson, type MessageName, type MessageTypes, toJson } from "../core/api/codec.ts";
 import {
-  fromJson,
-  type MessageName,
-  type MessageTypes,
-  SCHEMA,
-  toJson,
-  zeroOf,
-} from "../core/api/codec.ts";
+  ConnectionError,
+  errorChain,
+  errorFromBody,
+  isConnectFailure,
+  normalizeEndpoint,
+  withDefaults,
+} from "./http.ts";
+import {
+  isWatchCanceled,
+  type WatchCallOptions,
+  type WatchCanceledError,
+  Watcher,
+  type WatchTransport,
+} from "./watch.ts";
 
-export { EtcdError, GrpcCode };
+export { ConnectionError, errorFromBody, EtcdError, GrpcCode, isWatchCanceled, normalizeEndpoint };
+export { type WatchCallOptions, type WatchCanceledError, Watcher };
 export type * from "../core/api/types.ts";
 
 /** The default endpoint, etcd's default client URL. */
@@ -204,69 +218,10 @@ const NOT_EXECUTED = new Set([
   "etcdserver: not capable",
 ]);
 
-/**
- * An endpoint could not be reached, or the connection failed mid-request
- * (code Unavailable). `notExecuted` is true when the request provably never
- * reached the server (connection refused or not opened), so that even a
- * write may be sent again.
- */
-export class ConnectionError extends EtcdError {
-  /** The request provably did not reach a server. */
-  readonly notExecuted: boolean;
-  /** `message` names the endpoint and the transport error. */
-  constructor(message: string, notExecuted: boolean) {
-    super(message, GrpcCode.Unavailable);
-    this.name = "ConnectionError";
-    this.notExecuted = notExecuted;
-  }
-}
-
 /** A failure that may move the call to the next endpoint. */
 class Retryable extends Error {
   constructor(override readonly cause: EtcdError, readonly executedMaybe: boolean) {
     super(cause.message);
-  }
-}
-
-/**
- * Whether a fetch rejection happened before the request could reach the
- * server. Deno reports `TypeError: fetch failed` with the transport error
- * as `cause` (e.g. `client error (Connect): tcp connect error: Connection
- * refused`), so the whole cause chain is inspected.
- */
-function isConnectFailure(e: unknown): boolean {
-  return /\(Connect\)|tcp connect error|connection refused|dns error|failed to lookup|are blocked/i
-    .test(errorChain(e));
-}
-
-/** An error's message followed by its causes' messages. */
-function errorChain(e: unknown): string {
-  const parts: string[] = [];
-  for (let cur = e, depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
-    parts.push(String((cur as Error).message ?? cur));
-    cur = (cur as Error).cause;
-  }
-  return parts.join(": ");
-}
-
-/** Fills the proto zero value into every absent scalar and repeated field. */
-function withDefaults<K extends MessageName>(type: K, msg: MessageTypes[K]): MessageTypes[K] {
-  fill(type, msg as unknown as Record<string, unknown>);
-  return msg;
-}
-
-function fill(type: MessageName, m: Record<string, unknown>): void {
-  for (const f of SCHEMA[type].fields) {
-    const v = m[f.name];
-    if (f.message !== undefined) {
-      if (Array.isArray(v)) {
-        for (const e of v) fill(f.message, e as Record<string, unknown>);
-      } else if (v !== undefined && v !== null) fill(f.message, v as Record<string, unknown>);
-      else if (f.repeated) m[f.name] = [];
-      continue;
-    }
-    if (f.oneof !== undefined) continue;
-    if (v === undefined || v === null) m[f.name] = f.repeated ? [] : zeroOf(f);
   }
 }
 
@@ -449,6 +404,63 @@ export class Client implements KVService {
     return res;
   }
 
+  /**
+   * Watches a key, a prefix (`prefix`), every key ≥ key (`fromKey`) or
+   * [key, `range_end`) over `POST /v3/watch`, as etcd's Watch: events come
+   * in revision order, each once, all events of a revision in one batch.
+   * Options: `startRevision` (first revision delivered, inclusive; default
+   * the next one), `prevKv` (each event's previous key-value), `filters`
+   * (`NOPUT`, `NODELETE`), `progressNotify` (an empty batch after each idle
+   * interval: 10 minutes on etcd 3.4), `signal` (ends the iteration
+   * without error), `endpoint` (this endpoint only), `timeout` (milliseconds
+   * each connection attempt may take until `created`, default the client's).
+   *
+   * The watch starts at once; `created` on the returned {@linkcode Watcher}
+   * resolves when the server has answered. A lost stream is resumed on the
+   * endpoints in turn with a bounded backoff, from the revision after the
+   * last one delivered, so the iteration sees no duplicate and no gap (see
+   * {@linkcode Watcher}).
+   *
+   * @throws {WatchCanceledError} from the iteration when the server cancels
+   *   the watch, e.g. `etcdserver: mvcc: required revision has been
+   *   compacted` (code 11) with `compactRevision` set, when the start or
+   *   resume revision is compacted.
+   * @throws {EtcdError} from the iteration for an HTTP error answer other
+   *   than Unavailable (which is retried).
+   *
+   * @example
+   * ```ts
+   * const watcher = client.watch("jobs/", { prefix: true, prevKv: true });
+   * await watcher.created;
+   * for await (const { events } of watcher) {
+   *   for (const ev of events) console.log(ev.type, ev.kv.mod_revision);
+   * }
+   * ```
+   */
+  watch(key: Bytes, options: WatchCallOptions = {}): Watcher {
+    const request: WatchCreateRequest = applyRangeOptions(toBytes(key), options);
+    if (options.prevKv) request.prev_kv = true;
+    if (options.progressNotify) request.progress_notify = true;
+    if (options.filters !== undefined && options.filters.length > 0) {
+      request.filters = [...options.filters];
+    }
+    const endpoints = options.endpoint !== undefined
+      ? [normalizeEndpoint(options.endpoint)]
+      : this.#endpoints.map((_, i) =>
+        this.#endpoints[(this.#preferred + i) % this.#endpoints.length]
+      );
+    const transport: WatchTransport = {
+      fetch: this.#fetch,
+      headers: this.#headers,
+      endpoints,
+      timeout: options.timeout ?? this.#timeout,
+    };
+    return new Watcher(transport, request, {
+      startRevision: options.startRevision,
+      signal: options.signal,
+    });
+  }
+
   /** Nothing to release: connections belong to fetch's pool. Kept for symmetry with Store. */
   close(): void {}
 
@@ -545,59 +557,4 @@ export class Client implements KVService {
     }
     throw err;
   }
-}
-
-/** Rebuilds an EtcdError from a gateway error body `{error, message, code}`. */
-export function errorFromBody(json: unknown, status: number, text: string): EtcdError {
-  if (json !== null && typeof json === "object") {
-    const b = json as { error?: unknown; message?: unknown; code?: unknown };
-    const message = typeof b.message === "string"
-      ? b.message
-      : typeof b.error === "string"
-      ? b.error
-      : undefined;
-    if (message !== undefined) {
-      const code = typeof b.code === "number" ? b.code : codeFromHttp(status);
-      return new EtcdError(message, code as GrpcCode, status);
-    }
-  }
-  return new EtcdError(
-    `unexpected HTTP status ${status}: ${text.trim()}`,
-    codeFromHttp(status),
-    status,
-  );
-}
-
-function codeFromHttp(status: number): GrpcCode {
-  switch (status) {
-    case 400:
-      return GrpcCode.InvalidArgument;
-    case 401:
-      return GrpcCode.Unauthenticated;
-    case 403:
-      return GrpcCode.PermissionDenied;
-    case 404:
-      return GrpcCode.NotFound;
-    case 409:
-      return GrpcCode.Aborted;
-    case 412:
-      return GrpcCode.FailedPrecondition;
-    case 429:
-      return GrpcCode.ResourceExhausted;
-    case 501:
-      return GrpcCode.Unimplemented;
-    case 503:
-      return GrpcCode.Unavailable;
-    case 408:
-    case 504:
-      return GrpcCode.DeadlineExceeded;
-    default:
-      return GrpcCode.Unknown;
-  }
-}
-
-/** `host:port` → `http://host:port`; a trailing slash is dropped. */
-export function normalizeEndpoint(ep: string): string {
-  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(ep) ? ep : `http://${ep}`;
-  return url.replace(/\/+$/, "");
 }

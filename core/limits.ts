@@ -56,6 +56,21 @@ export const MAX_WATCH_SYNC_EVENTS = 10_000;
 export const MAX_FEED_BACKLOG_BYTES = 64 * 1024 * 1024;
 /** Bytes of a watch stream's request body not yet parsed into requests, at most. */
 export const MAX_WATCH_REQUEST_BUFFER_BYTES = 8 * 1024 * 1024;
+/**
+ * Milliseconds a Client watch waits before reconnecting once every endpoint
+ * has failed in a row, at first; the wait doubles with each further round
+ * of failures, up to WATCH_RETRY_MAX_MS. A failover to an endpoint not yet
+ * tried in the round does not wait.
+ */
+export const WATCH_RETRY_MIN_MS = 50;
+/** Milliseconds a Client watch waits between reconnection rounds, at most. */
+export const WATCH_RETRY_MAX_MS = 2_000;
+/**
+ * Bytes of one watch response a Client holds while reading it (one JSON
+ * line, or every fragment of a fragmented response), at most. A larger
+ * response ends the watch with gRPC's `received message larger than max`.
+ */
+export const MAX_WATCH_RESPONSE_BYTES = 128 * 1024 * 1024;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */
@@ -138,6 +153,10 @@ invariant(READ_ARENA_MAX_COPY < READ_ARENA_BYTES, "an arena copy fits in one are
 invariant(
   WAL_SEGMENT_BYTES % WAL_ZERO_CHUNK_BYTES === 0,
   "a WAL segment is a whole number of zero-fill chunks",
+);
+invariant(
+  0 < WATCH_RETRY_MIN_MS && WATCH_RETRY_MIN_MS <= WATCH_RETRY_MAX_MS,
+  "a watch's reconnection wait grows from its minimum to its maximum",
 );
 invariant(MAX_INFLIGHT_BATCHES >= 1, "at least one batch can be written");
 invariant(

@@ -143,6 +143,23 @@ export function startCairn(dataDir: string, extraArgs: string[] = []): Promise<S
   return withFreshPorts(() => spawnCairn(dataDir, extraArgs));
 }
 
+/**
+ * Start cairn serving clients on `url` exactly (a restart on the address a
+ * client already knows), with its data in `dataDir`, plus `extraArgs`.
+ */
+export function startCairnAt(
+  dataDir: string,
+  url: string,
+  extraArgs: string[] = [],
+): Promise<ServerProcess> {
+  return spawn("cairn", Deno.execPath(), [
+    "run",
+    "--allow-all",
+    `${ROOT}main.ts`,
+    ...cairnArgs(dataDir, url, extraArgs),
+  ], url);
+}
+
 /** A member's flags for data in `dataDir`, serving clients on `url`, plus `extra`. */
 export function cairnArgs(dataDir: string, url: string, extra: string[] = []): string[] {
   return [
@@ -157,13 +174,7 @@ export function cairnArgs(dataDir: string, url: string, extra: string[] = []): s
 }
 
 function spawnCairn(dataDir: string, extraArgs: string[]): Promise<ServerProcess> {
-  const url = `http://127.0.0.1:${freePort()}`;
-  return spawn("cairn", Deno.execPath(), [
-    "run",
-    "--allow-all",
-    `${ROOT}main.ts`,
-    ...cairnArgs(dataDir, url, extraArgs),
-  ], url);
+  return startCairnAt(dataDir, `http://127.0.0.1:${freePort()}`, extraArgs);
 }
 
 /** What a cairn process that was expected to exit did. */

@@ -295,3 +295,208 @@ Deno.test({
     }
   },
 });
+
+/** A `watch` run: its arguments and the text its output ends with once complete. */
+interface WatchStep {
+  args: string[];
+  /** Output (stdout) is complete when it contains this; undefined: the command exits by itself. */
+  until?: string;
+}
+
+const END = "w/end";
+const ENV_ECHO = 'echo "R=$ETCD_WATCH_REVISION T=$ETCD_WATCH_EVENT_TYPE K=$ETCD_WATCH_KEY ' +
+  'V=$ETCD_WATCH_VALUE"';
+
+/** Watches from revision 2, run after the writes: the history arrives in one response. */
+const CATCH_UP: WatchStep[] = [
+  { args: ["watch", "w", "--prefix", "--rev", "2"], until: END },
+  { args: ["watch", "w", "--prefix", "--rev", "2", "--prev-kv"], until: END },
+  { args: ["watch", "w", "--prefix", "--rev", "2", "--prev-kv", "-w", "json"], until: btoa(END) },
+  {
+    args: ["watch", "w", "--prefix", "--rev", "2", "--prev-kv", "--hex"],
+    until: [...END].map((c) => `\\x${c.charCodeAt(0).toString(16)}`).join(""),
+  },
+  { args: ["watch", "w", "--prefix", "--rev", "2", "-w", "fields"], until: `"${END}"` },
+  { args: ["watch", "w/a", "w/c", "--rev", "2"], until: "w/b\n\n" },
+  {
+    args: ["watch", "--rev", "2", "w", "--prefix", "--", "sh", "-c", ENV_ECHO],
+    until: `K="${END}"`,
+  },
+  { args: ["watch", "w", "--prefix", "--rev", "2", "-w", "table"] },
+  { args: ["watch", "w", "b", "--prefix"] },
+  { args: ["watch", "w", "--rev", "2", "--"] },
+  { args: ["watch", "w/a", "--rev", "2", "--", "sh", "-c", "exit 3"] },
+];
+
+/** Watches of a compacted revision: canceled by the server, ctl exits 5. */
+const COMPACTED: WatchStep[] = [
+  { args: ["watch", "w", "--prefix", "--rev", "2"] },
+  { args: ["watch", "w", "--prefix", "--rev", "2", "-w", "json"] },
+  { args: ["watch", "w", "--prefix", "--rev", "2", "-w", "fields"] },
+];
+
+/** Watches started before the writes (simple output does not show how responses are grouped). */
+const LIVE: WatchStep[] = [
+  { args: ["watch", "w", "--prefix"], until: END },
+  { args: ["watch", "w", "--prefix", "--prev-kv"], until: END },
+];
+
+/** The writes every watch sees (through the gateway, so etcd and cairn get the same). */
+async function watchWrites(endpoint: string): Promise<number> {
+  const client = new Client({ endpoints: [endpoint] });
+  const key = (k: string) => new TextEncoder().encode(k);
+  await client.put("w/a", "1");
+  await client.put("w/a", "2");
+  await client.put("w/b", 'he"llo wörld\nx');
+  await client.delete("w/a");
+  await client.txn({
+    compare: [],
+    success: [
+      { request_put: { key: key("w/a"), value: key("x") } },
+      { request_put: { key: key("w/c"), value: key("y") } },
+      { request_delete_range: { key: key("w/b") } },
+    ],
+    failure: [],
+  });
+  await client.put("w/bin", new Uint8Array([0xff, 0x00, 0x80, 0x41]));
+  return (await client.put(END, ".")).header.revision;
+}
+
+/** Runs a watch until its output holds `until` (then SIGTERM), or until it exits. */
+async function runWatch(cmd: string[], step: WatchStep, env = {}): Promise<Result> {
+  const proc = new Deno.Command(cmd[0], {
+    args: [...cmd.slice(1), ...step.args],
+    cwd: ROOT,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const dec = new TextDecoder();
+  let stdout = "";
+  let stderr = "";
+  const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+    for await (const c of s) add(dec.decode(c, { stream: true }));
+  };
+  const reading = Promise.all([
+    pump(proc.stdout, (t) => stdout += t),
+    pump(proc.stderr, (t) => stderr += t),
+  ]);
+  const deadline = Date.now() + 20_000;
+  let exited = false;
+  const status = proc.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  while (step.until !== undefined && !exited && !stdout.includes(step.until)) {
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (step.until !== undefined && !exited) {
+    await new Promise((r) => setTimeout(r, 200)); // a last exec command may still print
+    proc.kill("SIGTERM");
+  }
+  const { code } = await status;
+  await reading;
+  return { code: step.until === undefined ? code : 0, stdout, stderr };
+}
+
+const etcdctlCmd = (endpoint: string) => ["etcdctl", "--endpoints", endpoint];
+const ctlCmd = (endpoint: string) => [...CTL_TASK, "--endpoints", endpoint];
+
+/** Every step on both sides at once; results in step order. */
+function runSteps(
+  steps: WatchStep[],
+  cmd: string[],
+  env: Record<string, string> = {},
+): Promise<Result[]> {
+  return Promise.all(steps.map((s) => runWatch(cmd, s, env)));
+}
+
+async function compareWatches(
+  reference: Server,
+  subject: Server,
+  subjectCmd: (ep: string) => string[],
+  strict: boolean,
+): Promise<void> {
+  const etcdEnv = { ETCDCTL_API: "3" };
+  const check = (got: Result[], want: Result[], steps: WatchStep[]) => {
+    steps.forEach((step, i) => {
+      if (step.until !== undefined) {
+        assertEquals(want[i].stdout.includes(step.until), true, `etcdctl ${step.args.join(" ")}`);
+      }
+      assertEquals(
+        {
+          code: got[i].code,
+          stdout: mask(got[i].stdout, subject.endpoint, strict),
+          stderr: mask(got[i].stderr, subject.endpoint, strict),
+        },
+        {
+          code: want[i].code,
+          stdout: mask(want[i].stdout, reference.endpoint, strict),
+          stderr: mask(want[i].stderr, reference.endpoint, strict),
+        },
+        `watch ${step.args.join(" ")}`,
+      );
+    });
+  };
+  // Live watchers from the next revision: they see the writes whenever they connect.
+  const liveFrom = (ep: string) =>
+    new Client({ endpoints: [ep] }).get("w").then((r) => String(r.header.revision + 1));
+  const live = (from: string) => LIVE.map((s) => ({ ...s, args: [...s.args, "--rev", from] }));
+  const [refFrom, subFrom] = await Promise.all([
+    liveFrom(reference.endpoint),
+    liveFrom(subject.endpoint),
+  ]);
+  const liveWant = runSteps(live(refFrom), etcdctlCmd(reference.endpoint), etcdEnv);
+  const liveGot = runSteps(live(subFrom), subjectCmd(subject.endpoint));
+  await new Promise((r) => setTimeout(r, 500));
+  await Promise.all([watchWrites(reference.endpoint), watchWrites(subject.endpoint)]);
+  check(await liveGot, await liveWant, LIVE);
+
+  const [want, got] = await Promise.all([
+    runSteps(CATCH_UP, etcdctlCmd(reference.endpoint), etcdEnv),
+    runSteps(CATCH_UP, subjectCmd(subject.endpoint)),
+  ]);
+  check(got, want, CATCH_UP);
+
+  await Promise.all(
+    [reference, subject].map((s) => new Client({ endpoints: [s.endpoint] }).compact(5)),
+  );
+  const [cWant, cGot] = await Promise.all([
+    runSteps(COMPACTED, etcdctlCmd(reference.endpoint), etcdEnv),
+    runSteps(COMPACTED, subjectCmd(subject.endpoint)),
+  ]);
+  check(cGot, cWant, COMPACTED);
+}
+
+Deno.test({
+  name: "ctl watch on etcd prints what etcdctl watch prints (formats, --prev-kv, --hex, exec env)",
+  ignore: !HAVE_ETCD,
+  async fn() {
+    const [a, b] = await Promise.all([startEtcd(), startEtcd()]);
+    try {
+      await compareWatches(a, b, ctlCmd, true);
+      // Same server, same history: protobuf bytes (IDs included) must match too.
+      const step = { args: ["watch", "w", "--prefix", "--rev", "5", "-w", "protobuf"], until: END };
+      const [want] = await runSteps([step], etcdctlCmd(b.endpoint), { ETCDCTL_API: "3" });
+      const [got] = await runSteps([step], ctlCmd(b.endpoint));
+      assertEquals(got, want, "watch -w protobuf on the same server");
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "ctl watch on cairn prints what etcdctl watch prints on etcd (ids, raft term masked)",
+  ignore: !HAVE_ETCD,
+  async fn() {
+    const [a, c] = await Promise.all([startEtcd(), startCairn()]);
+    try {
+      await compareWatches(a, c, ctlCmd, false);
+    } finally {
+      await Promise.all([a.stop(), c.stop()]);
+    }
+  },
+});
