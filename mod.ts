@@ -46,6 +46,7 @@ import {
   type PutOptions,
   toBytes,
 } from "./client/mod.ts";
+import { watchCanceledError } from "./client/watch.ts";
 
 export * from "./core/api/types.ts";
 export { Errors, EtcdError, GrpcCode };
@@ -58,6 +59,12 @@ export {
   type PutOptions,
 } from "./client/mod.ts";
 export type { CallOptions, HealthResponse, VersionResponse } from "./client/mod.ts";
+export {
+  isWatchCanceled,
+  type WatchCallOptions,
+  type WatchCanceledError,
+  Watcher,
+} from "./client/mod.ts";
 
 /** Options of {@linkcode openStore}. */
 export interface StoreOptions {
@@ -183,10 +190,11 @@ export class Store {
    * }
    * ```
    *
-   * @throws {EtcdError} `etcdserver: mvcc: required revision has been
+   * @throws {WatchCanceledError} when the server cancels the watch (as
+   *   `Client.watch`): `etcdserver: mvcc: required revision has been
    *   compacted` (OutOfRange) when `startRevision` is compacted, with the
-   *   compacted revision in `compactRevision`, as etcd cancels the watch;
-   *   `mvcc: watcher range is empty` for a range whose end is not after its key.
+   *   compacted revision in `compactRevision`; `mvcc: watcher range is
+   *   empty` for a range whose end is not after its key.
    */
   watch(key: Bytes, options: WatchOptions = {}): AsyncIterable<WatchBatch> {
     const range = applyRangeOptions(toBytes(key), options);
@@ -212,13 +220,8 @@ export class Store {
           for (;;) {
             const r = await session.next();
             if (r === undefined) return;
-            if (r.canceled) {
-              if (r.compact_revision) {
-                throw Object.assign(Errors.Compacted(), { compactRevision: r.compact_revision });
-              }
-              if (r.cancel_reason) throw new EtcdError(r.cancel_reason, GrpcCode.InvalidArgument);
-              return;
-            }
+            // A canceled watch ends with the error the Client gives for it.
+            if (r.canceled) throw watchCanceledError(r);
             if (r.created) continue;
             yield { header: r.header, revision: r.header.revision, events: r.events ?? [] };
           }
