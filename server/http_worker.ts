@@ -153,6 +153,7 @@ function init(init: InitMessage, fence: SharedArrayBuffer): void {
     maxRequestBytes: init.maxRequestBytes,
     refreshReads: true,
     progressNotifyIntervalMs: init.progressNotifyIntervalMs,
+    onWatching: (watching) => port.postMessage({ type: "watching", watching }),
   });
   const app = createGateway(service, {
     maxRequestBytes: init.maxRequestBytes,

@@ -107,6 +107,8 @@ export interface FeedBatch {
  * - `calls`: msgpack {@linkcode WorkerCall}[] of one event-loop turn,
  * - `read-waiting`: a read waits for answered writes (commit them now),
  * - `fed`: the worker took an `applied` feed of `bytes` bytes (flow control),
+ * - `watching`: the worker got its first watcher, or lost its last (it gets
+ *   the changes only while it has watchers; otherwise only the revision),
  * - `listening` / `failed`: the outcome of `init`,
  * - `stopped`: the answer to `stop`.
  */
@@ -114,6 +116,7 @@ export type FromWorker =
   | { type: "calls"; bytes: Uint8Array }
   | { type: "read-waiting" }
   | { type: "fed"; bytes: number }
+  | { type: "watching"; watching: boolean }
   | { type: "listening"; port: number }
   | { type: "failed"; message: string; addrInUse: boolean }
   | { type: "stopped" };

@@ -72,11 +72,14 @@ export interface WorkerSetup {
  * The applied-change feed to the workers: every event-loop turn in which
  * batches became visible, ONE `applied` message per worker, carrying the
  * changes of those batches packed once (each worker gets its own copy of
- * the bytes). A worker that has not taken {@linkcode MAX_FEED_BACKLOG_BYTES}
- * of it yet gets only the revision, and its watchers catch up from history.
+ * the bytes) to the workers that have watchers; the others get only the
+ * revision (a worker's first watcher catches up from history until the
+ * worker's `watching` message arrives). A worker that has not taken
+ * {@linkcode MAX_FEED_BACKLOG_BYTES} of it yet gets only the revision too,
+ * and its watchers catch up from history.
  */
 class Feed {
-  readonly #targets = new Map<Worker, { backlog: number }>();
+  readonly #targets = new Map<Worker, { backlog: number; watching: boolean }>();
   #events: Event[] = [];
   #revision = 0;
   #scheduled = false;
@@ -94,13 +97,19 @@ class Feed {
   }
 
   add(worker: Worker): void {
-    this.#targets.set(worker, { backlog: 0 });
+    this.#targets.set(worker, { backlog: 0, watching: false });
   }
 
   /** The worker took `bytes` of its feed. */
   fed(worker: Worker, bytes: number): void {
     const target = this.#targets.get(worker);
     if (target !== undefined) target.backlog = Math.max(0, target.backlog - bytes);
+  }
+
+  /** The worker got its first watcher, or lost its last. */
+  watching(worker: Worker, watching: boolean): void {
+    const target = this.#targets.get(worker);
+    if (target !== undefined) target.watching = watching;
   }
 
   remove(worker: Worker): void {
@@ -123,11 +132,16 @@ class Feed {
     const events = this.#events;
     this.#events = [];
     const revision = this.#revision;
-    const feed = events.length > 0 ? pack({ events, revision }) : undefined;
+    let watched = false;
+    for (const target of this.#targets.values()) watched ||= target.watching;
+    const feed = events.length > 0 && watched ? pack({ events, revision }) : undefined;
     for (const [worker, target] of this.#targets) {
-      if (feed === undefined) {
+      if (events.length === 0) {
         send(worker, { type: "applied" });
-      } else if (target.backlog + feed.length > MAX_FEED_BACKLOG_BYTES) {
+      } else if (
+        feed === undefined || !target.watching ||
+        target.backlog + feed.length > MAX_FEED_BACKLOG_BYTES
+      ) {
         send(worker, { type: "applied", revision });
       } else {
         target.backlog += feed.length;
@@ -252,6 +266,9 @@ async function startWorker(
         return;
       case "fed":
         feed.fed(worker, msg.bytes);
+        return;
+      case "watching":
+        feed.watching(worker, msg.watching);
         return;
       case "listening":
         resolve();

@@ -117,6 +117,11 @@ export interface WatchHubOptions {
   schedule: (fn: () => void) => void;
   /** Events read from history per catch-up step, at most (whole revisions). Default {@linkcode MAX_WATCH_SYNC_EVENTS}. */
   syncEvents?: number;
+  /**
+   * Called when the hub gets its first watcher (true) or loses its last
+   * (false): a feed may carry only revisions while nobody watches.
+   */
+  onWatching?: (watching: boolean) => void;
 }
 
 /** A key as a map key: one UTF-16 unit per byte. */
@@ -133,6 +138,7 @@ export class WatchHub {
   readonly #source: WatchSource;
   readonly #schedule: (fn: () => void) => void;
   readonly #syncEvents: number;
+  readonly #onWatching: ((watching: boolean) => void) | undefined;
   /** Every revision up to this one has been offered to the synced watchers. */
   #feedRevision: number;
   /** Single-key watchers by key. */
@@ -153,6 +159,7 @@ export class WatchHub {
     this.#source = source;
     this.#schedule = options.schedule;
     this.#syncEvents = options.syncEvents ?? MAX_WATCH_SYNC_EVENTS;
+    this.#onWatching = options.onWatching;
     invariant(this.#syncEvents > 0, "a catch-up step reads at least one event");
     this.#feedRevision = source.revision();
   }
@@ -249,7 +256,7 @@ export class WatchHub {
   /** Register a watcher: synced if it starts after the feed revision, else unsynced. */
   add(w: Watcher): void {
     invariant(!w.removed, "a removed watcher is not added again");
-    this.#count++;
+    if (this.#count++ === 0) this.#onWatching?.(true);
     const { key, end } = w.spec;
     if (end === undefined) {
       const id = keyId(key);
@@ -270,7 +277,7 @@ export class WatchHub {
   remove(w: Watcher): void {
     if (w.removed) return;
     w.removed = true;
-    this.#count--;
+    if (--this.#count === 0) this.#onWatching?.(false);
     this.#unsynced.delete(w);
     w.synced = false;
     const { key, end } = w.spec;

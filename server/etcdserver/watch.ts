@@ -35,6 +35,8 @@ export interface WatchServerOptions {
    * Default {@linkcode DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS}.
    */
   progressNotifyIntervalMs?: number;
+  /** Called when this thread gets its first watcher (true) or loses its last (false). */
+  onWatching?: (watching: boolean) => void;
 }
 
 /** The watch source of a member's store: the stored history in `revlog`. */
@@ -57,7 +59,10 @@ export class WatchServer {
   /** A watch service over the member's store; feed it with {@linkcode WatchServer.notify}. */
   constructor(ctx: ServiceContext, options: WatchServerOptions = {}) {
     this.#ctx = ctx;
-    this.hub = new WatchHub(storeSource(ctx), { schedule: (fn) => setTimeout(fn, 0) });
+    this.hub = new WatchHub(storeSource(ctx), {
+      schedule: (fn) => setTimeout(fn, 0),
+      onWatching: options.onWatching,
+    });
     const interval = options.progressNotifyIntervalMs ?? DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS;
     invariant(interval > 0, "the progress-notify interval is positive");
     this.#progressTimer = setInterval(() => this.hub.progressTick(), interval);

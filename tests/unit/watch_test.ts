@@ -383,3 +383,18 @@ Deno.test("watch: a stalled watcher whose next revision is compacted meanwhile i
   assertEquals(drain(slow), []);
   assertEquals(seen(drain(live)).length, 1);
 });
+
+Deno.test("watch: the hub tells when it gets its first watcher and loses its last", () => {
+  const calls: boolean[] = [];
+  const hub = new WatchHub(new History(), { schedule: () => {}, onWatching: (w) => calls.push(w) });
+  const s = hub.openStream({
+    header: (revision) => ({ cluster_id: 1n, member_id: 2n, revision, raft_term: 3 }),
+    maxRequestBytes: 1024,
+  });
+  s.create(spec("a"));
+  s.create(spec("b"));
+  s.cancel(0);
+  assertEquals(calls, [true]);
+  s.close();
+  assertEquals(calls, [true, false]);
+});
