@@ -1,12 +1,11 @@
+import { memoryIO } from "./ctl_io.ts";
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { FlagError, parseFlags } from "../../cli/flags.ts";
 import { buildDel, buildGet, buildPut, DEL_FLAGS, GET_FLAGS, PUT_FLAGS } from "../../cli/ops.ts";
 import { GLOBAL_FLAGS, runCtl } from "../../cli/ctl.ts";
-import type { CtlIO } from "../../cli/context.ts";
 import { prefixRangeEnd } from "../../client/mod.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 const b = (s: string) => enc.encode(s);
 
 Deno.test("parseFlags follows pflag: interleaving, = forms, shorthands, --", () => {
@@ -123,18 +122,6 @@ Deno.test("buildPut takes the value from stdin and the lease in hex", () => {
     prev_kv: true,
   });
 });
-
-function memoryIO(stdin = "", env: Record<string, string> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CtlIO = {
-    stdout: { write: (d) => out.push(typeof d === "string" ? d : dec.decode(d)) },
-    stderr: { write: (d) => err.push(typeof d === "string" ? d : dec.decode(d)) },
-    stdin: () => new Blob([stdin]).stream(),
-    env: (k) => env[k],
-  };
-  return { io, out: () => out.join(""), err: () => err.join("") };
-}
 
 Deno.test("runCtl reports argument errors like etcdctl without contacting a server", async () => {
   const cases: [string[], string, number, string][] = [

@@ -3,27 +3,15 @@
  * interactive-mode messages, and its printers' text for watch responses
  * (captured from etcdctl 3.4.23 against etcd 3.4.23).
  */
+import { memoryIO } from "./ctl_io.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { runCtl } from "../../cli/ctl.ts";
-import type { CtlIO } from "../../cli/context.ts";
 import { jsonWatch, newPrinter, type WatchView } from "../../cli/printer.ts";
 import { pbWatch } from "../../cli/protobuf.ts";
 import type { Event } from "../../core/api/types.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function memoryIO(stdin = "", env: Record<string, string> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CtlIO = {
-    stdout: { write: (d) => out.push(typeof d === "string" ? d : dec.decode(d)) },
-    stderr: { write: (d) => err.push(typeof d === "string" ? d : dec.decode(d)) },
-    stdin: () => new Blob([stdin]).stream(),
-    env: (k) => env[k],
-  };
-  return { io, out: () => out.join(""), err: () => err.join("") };
-}
 
 Deno.test("ctl watch reports etcdctl's argument errors without contacting a server", async () => {
   // An endpoint nothing listens on: none of these may get as far as connecting.
