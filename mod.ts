@@ -23,6 +23,15 @@ import type {
   CompactionResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
@@ -231,6 +240,40 @@ export class Store {
         }
       },
     };
+  }
+
+  /**
+   * etcd LeaseGrant: a lease of `TTL` seconds (raised to the 2 s minimum),
+   * with a random ID unless `ID` is given. Attach keys with put's `lease`.
+   *
+   * @throws {EtcdError} `etcdserver: lease already exists`; `etcdserver: too large lease TTL`.
+   */
+  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    return this.#service.lease.grant(req);
+  }
+
+  /**
+   * etcd LeaseRevoke: the lease and every key attached to it go, in one revision.
+   *
+   * @throws {EtcdError} `etcdserver: requested lease not found`.
+   */
+  leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
+    return this.#service.lease.revoke(req);
+  }
+
+  /** etcd LeaseKeepAlive, once: the lease's full TTL again (TTL 0: the lease does not exist). */
+  leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+    return this.#service.lease.keepAlive(req);
+  }
+
+  /** etcd LeaseTimeToLive: whole seconds left (-1: no such lease), the granted TTL, the keys with `keys`. */
+  leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    return this.#service.lease.timeToLive(req);
+  }
+
+  /** etcd LeaseLeases: every lease's ID. */
+  leaseLeases(): Promise<LeaseLeasesResponse> {
+    return this.#service.lease.leases();
   }
 
   /** Finish in-flight writes and close the store. */

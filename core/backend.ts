@@ -6,7 +6,7 @@
  */
 
 /** The ordered binary tables of one member's store (see native/README.md). */
-export type Table = "current" | "history" | "revlog";
+export type Table = "current" | "history" | "revlog" | "lease";
 
 /** One record of a table scan. */
 export interface Entry {

@@ -71,6 +71,23 @@ export const WATCH_RETRY_MAX_MS = 2_000;
  * response ends the watch with gRPC's `received message larger than max`.
  */
 export const MAX_WATCH_RESPONSE_BYTES = 128 * 1024 * 1024;
+/** The largest lease TTL a grant may ask for, in seconds (etcd's MaxLeaseTTL). */
+export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
+/**
+ * Milliseconds between checks for expired leases: a lease's keys go at most
+ * this long (plus one proposal) after its TTL, never before.
+ */
+export const LEASE_EXPIRY_POLL_MS = 50;
+/** Lease revocations proposed per event-loop turn when many leases expire at once. */
+export const LEASE_REVOKE_BATCH = 1_000;
+/** Leases whose remaining TTL one checkpoint entry records, at most (etcd's maxLeaseCheckpointBatchSize). */
+export const LEASE_CHECKPOINT_BATCH = 1_000;
+/**
+ * Milliseconds between checkpoints of remaining lease TTLs. A restart gives
+ * each lease what it had at the last checkpoint (so at most this much, plus
+ * the downtime, more than it had left).
+ */
+export const LEASE_CHECKPOINT_INTERVAL_MS = 5_000;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */

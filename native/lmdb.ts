@@ -24,7 +24,7 @@ export interface BackendOptions {
   mapSize?: number;
 }
 
-const TABLES: Table[] = ["current", "history", "revlog"];
+const TABLES: Table[] = ["current", "history", "revlog", "lease"];
 
 type Db = ReturnType<RootDatabase["openDB"]>;
 

@@ -16,6 +16,7 @@ import { EtcdServer, type Proposer } from "./etcdserver/mod.ts";
 import { createGateway } from "./gateway/mod.ts";
 import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
+import type { LeaseTtl } from "./raftnode/lease_keeper.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
 import {
   type FeedBatch,
@@ -91,6 +92,31 @@ class RemoteProposer implements Proposer {
 
   async compacted(): Promise<void> {
     await this.#call((id) => ({ type: "compacted", id }));
+  }
+
+  async renewLease(lease: bigint): Promise<number | undefined> {
+    return (await this.#ok(this.#call((id) => ({ type: "lease_renew", id, lease })))) as
+      | number
+      | undefined;
+  }
+
+  async leaseTimeToLive(lease: bigint, keys: boolean): Promise<LeaseTtl | undefined> {
+    return (await this.#ok(this.#call((id) => ({ type: "lease_ttl", id, lease, keys })))) as
+      | LeaseTtl
+      | undefined;
+  }
+
+  async leaseIds(): Promise<bigint[]> {
+    // msgpack may bring small IDs back as numbers.
+    const ids = (await this.#ok(this.#call((id) => ({ type: "lease_ids", id })))) as unknown[];
+    return ids.map((x) => BigInt(x as bigint));
+  }
+
+  /** The value of a call's reply (null becomes undefined), or its error thrown. */
+  async #ok(reply: Promise<WireResult>): Promise<unknown> {
+    const result = resultFromWire(await reply);
+    if ("error" in result) throw result.error;
+    return result.ok ?? undefined;
   }
 
   /** Replies from the main thread, one msgpack buffer for many calls. */

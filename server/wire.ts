@@ -56,13 +56,17 @@ export function errorFromWire(e: { message: string; code: number; httpStatus: nu
 
 /**
  * A worker's call to the main thread: a proposal (`payload` is
- * `encodeRequest(request)`, which becomes the log entry), or a wait for the
- * physical compaction in progress. Calls of one event-loop turn travel
+ * `encodeRequest(request)`, which becomes the log entry), a wait for the
+ * physical compaction in progress, or a lease keep-alive, time-to-live or
+ * list (the leases live on the main thread). Calls of one event-loop turn travel
  * together, msgpack-encoded, in one {@linkcode FromWorker} `calls` message.
  */
 export type WorkerCall =
   | { type: "propose"; id: number; payload: Uint8Array }
-  | { type: "compacted"; id: number };
+  | { type: "compacted"; id: number }
+  | { type: "lease_renew"; id: number; lease: bigint }
+  | { type: "lease_ttl"; id: number; lease: bigint; keys: boolean }
+  | { type: "lease_ids"; id: number };
 
 /** The main thread's answer to a {@linkcode WorkerCall}, by call ID. */
 export interface WorkerReply {

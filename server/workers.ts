@@ -251,6 +251,15 @@ async function startWorker(
       case "compacted":
         node.compacted().then(() => reply(call.id, { ok: null }));
         return;
+      case "lease_renew":
+        reply(call.id, { ok: node.leases.renew(BigInt(call.lease)) ?? null });
+        return;
+      case "lease_ttl":
+        reply(call.id, { ok: node.leases.timeToLive(BigInt(call.lease), call.keys) ?? null });
+        return;
+      case "lease_ids":
+        reply(call.id, { ok: node.leases.ids() });
+        return;
       default:
         unknownMessage(call);
     }

@@ -45,6 +45,19 @@ import type {
   DeleteRangeResponse,
   Event,
   KeyValue,
+  LeaseCheckpoint,
+  LeaseCheckpointRequest,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseLeasesRequest,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseStatus,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
@@ -83,6 +96,33 @@ export interface MessageTypes {
   WatchProgressRequest: WatchProgressRequest;
   /** etcd's `WatchResponse`. */
   WatchResponse: WatchResponse;
+  /** etcd's `LeaseGrantRequest`. */
+  LeaseGrantRequest: LeaseGrantRequest;
+  /** etcd's `LeaseGrantResponse`. */
+  LeaseGrantResponse: LeaseGrantResponse;
+  /** etcd's `LeaseRevokeRequest`. */
+  LeaseRevokeRequest: LeaseRevokeRequest;
+  /** etcd's `LeaseRevokeResponse`. */
+  LeaseRevokeResponse: LeaseRevokeResponse;
+  /** etcd's `LeaseCheckpoint`. */
+  LeaseCheckpoint: LeaseCheckpoint;
+  /** etcd's `LeaseCheckpointRequest`. */
+  LeaseCheckpointRequest: LeaseCheckpointRequest;
+  /** etcd's `LeaseKeepAliveRequest`. */
+  LeaseKeepAliveRequest: LeaseKeepAliveRequest;
+  /** etcd's `LeaseKeepAliveResponse`. */
+  LeaseKeepAliveResponse: LeaseKeepAliveResponse;
+  /** etcd's `LeaseTimeToLiveRequest`. */
+  LeaseTimeToLiveRequest: LeaseTimeToLiveRequest;
+  /** etcd's `LeaseTimeToLiveResponse`. */
+  LeaseTimeToLiveResponse: LeaseTimeToLiveResponse;
+  /** etcd's `LeaseLeasesRequest`. */
+  LeaseLeasesRequest: LeaseLeasesRequest;
+  /** etcd's `LeaseStatus`. */
+  LeaseStatus: LeaseStatus;
+  /** etcd's `LeaseLeasesResponse`. */
+  LeaseLeasesResponse: LeaseLeasesResponse;
+
   /** etcd's `RangeRequest`. */
   RangeRequest: RangeRequest;
   /** etcd's `RangeResponse`. */
@@ -257,6 +297,62 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
       { name: "cancel_reason", no: 6, scalar: "string" },
       { name: "fragment", no: 7, scalar: "bool" },
       { name: "events", no: 11, message: "Event", repeated: true },
+    ],
+  },
+  LeaseGrantRequest: {
+    fields: [
+      { name: "TTL", no: 1, scalar: "int64" },
+      { name: "ID", no: 2, scalar: "int64n" },
+    ],
+  },
+  LeaseGrantResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "ID", no: 2, scalar: "int64n" },
+      { name: "TTL", no: 3, scalar: "int64" },
+      { name: "error", no: 4, scalar: "string" },
+    ],
+  },
+  LeaseRevokeRequest: { fields: [{ name: "ID", no: 1, scalar: "int64n" }] },
+  LeaseRevokeResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  LeaseCheckpoint: {
+    fields: [
+      { name: "ID", no: 1, scalar: "int64n" },
+      { name: "remaining_TTL", no: 2, scalar: "int64" },
+    ],
+  },
+  LeaseCheckpointRequest: {
+    fields: [{ name: "checkpoints", no: 1, message: "LeaseCheckpoint", repeated: true }],
+  },
+  LeaseKeepAliveRequest: { fields: [{ name: "ID", no: 1, scalar: "int64n" }] },
+  LeaseKeepAliveResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "ID", no: 2, scalar: "int64n" },
+      { name: "TTL", no: 3, scalar: "int64" },
+    ],
+  },
+  LeaseTimeToLiveRequest: {
+    fields: [
+      { name: "ID", no: 1, scalar: "int64n" },
+      { name: "keys", no: 2, scalar: "bool" },
+    ],
+  },
+  LeaseTimeToLiveResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "ID", no: 2, scalar: "int64n" },
+      { name: "TTL", no: 3, scalar: "int64" },
+      { name: "grantedTTL", no: 4, scalar: "int64" },
+      { name: "keys", no: 5, scalar: "bytes", repeated: true },
+    ],
+  },
+  LeaseLeasesRequest: { fields: [] },
+  LeaseStatus: { fields: [{ name: "ID", no: 1, scalar: "int64n" }] },
+  LeaseLeasesResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "leases", no: 2, message: "LeaseStatus", repeated: true },
     ],
   },
   RangeRequest: {

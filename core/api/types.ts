@@ -235,6 +235,108 @@ export interface StatusResponse {
   isLearner: boolean;
 }
 
+/** etcdserverpb.LeaseGrantRequest. */
+export interface LeaseGrantRequest {
+  /** Advisory time-to-live in seconds (raised to the server's minimum, 2 s by default). */
+  TTL: number;
+  /** The lease ID to use; 0n lets the server choose a random one. */
+  ID?: bigint;
+}
+
+/** etcdserverpb.LeaseGrantResponse. */
+export interface LeaseGrantResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** The lease ID granted. */
+  ID: bigint;
+  /** The TTL granted, in seconds. */
+  TTL: number;
+  /** Unused by etcd 3.4 (always empty). */
+  error?: string;
+}
+
+/** etcdserverpb.LeaseRevokeRequest. */
+export interface LeaseRevokeRequest {
+  /** The lease to revoke; its keys are deleted. */
+  ID: bigint;
+}
+
+/** etcdserverpb.LeaseRevokeResponse. */
+export interface LeaseRevokeResponse {
+  /** Response header. */
+  header: ResponseHeader;
+}
+
+/** etcdserverpb.LeaseCheckpoint: a lease's remaining TTL as recorded. */
+export interface LeaseCheckpoint {
+  /** The lease ID. */
+  ID: bigint;
+  /** Seconds left; 0 clears the record (the lease has its full TTL). */
+  remaining_TTL: number;
+}
+
+/** etcdserverpb.LeaseCheckpointRequest (replicated only, never sent by clients). */
+export interface LeaseCheckpointRequest {
+  /** The checkpoints. */
+  checkpoints: LeaseCheckpoint[];
+}
+
+/** etcdserverpb.LeaseKeepAliveRequest. */
+export interface LeaseKeepAliveRequest {
+  /** The lease to keep alive. */
+  ID: bigint;
+}
+
+/** etcdserverpb.LeaseKeepAliveResponse. */
+export interface LeaseKeepAliveResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** The lease renewed. */
+  ID: bigint;
+  /** Its new TTL in seconds; 0 (omitted in JSON) when the lease does not exist. */
+  TTL: number;
+}
+
+/** etcdserverpb.LeaseTimeToLiveRequest. */
+export interface LeaseTimeToLiveRequest {
+  /** The lease. */
+  ID: bigint;
+  /** List the keys attached to it. */
+  keys?: boolean;
+}
+
+/** etcdserverpb.LeaseTimeToLiveResponse. */
+export interface LeaseTimeToLiveResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** The lease. */
+  ID: bigint;
+  /** Seconds left; -1 when the lease does not exist (or has expired). */
+  TTL: number;
+  /** The TTL granted, in seconds. */
+  grantedTTL: number;
+  /** The attached keys, when asked for. */
+  keys: Uint8Array[];
+}
+
+/** etcdserverpb.LeaseLeasesRequest: an empty message. */
+// deno-lint-ignore ban-types
+export type LeaseLeasesRequest = {};
+
+/** etcdserverpb.LeaseStatus. */
+export interface LeaseStatus {
+  /** A lease ID. */
+  ID: bigint;
+}
+
+/** etcdserverpb.LeaseLeasesResponse. */
+export interface LeaseLeasesResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Every lease. */
+  leases: LeaseStatus[];
+}
+
 /** mvccpb.Event.EventType. */
 export type EventType = "PUT" | "DELETE";
 

@@ -13,6 +13,7 @@ import { ReadView } from "../../core/mvcc/view.ts";
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "../config.ts";
 import type { InternalRequest } from "../raftnode/request.ts";
 import type { ApplyResult } from "../raftnode/applier.ts";
+import type { LeaseTtl } from "../raftnode/lease_keeper.ts";
 import { checkProposalSize } from "./proposal.ts";
 
 /**
@@ -38,6 +39,12 @@ export interface Proposer {
    * thread; `undefined` when nothing is pending. Called before each read.
    */
   linearize(): Promise<void> | undefined;
+  /** Lease keep-alive on the leader: the lease's TTL in seconds, or undefined when it does not exist. */
+  renewLease(id: bigint): Promise<number | undefined>;
+  /** A lease's remaining TTL, granted TTL and (when `keys`) attached keys; undefined when it does not exist. */
+  leaseTimeToLive(id: bigint, keys: boolean): Promise<LeaseTtl | undefined>;
+  /** Every lease ID. */
+  leaseIds(): Promise<bigint[]>;
 }
 
 /** Options of {@linkcode ServiceContext} (and of `EtcdServer`). */

@@ -32,6 +32,7 @@ import type {
 import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
 import { KVServer } from "./kv.ts";
 import { MaintenanceServer } from "./maintenance.ts";
+import { LeaseServer } from "./lease.ts";
 import { WatchServer, type WatchServerOptions, type WatchSession } from "./watch.ts";
 
 export type { Proposer, ServiceOptions, WatchServerOptions, WatchSession };
@@ -51,6 +52,8 @@ export class EtcdServer implements KVService {
   readonly maintenance: MaintenanceServer;
   /** etcd's Watch service (this thread's watchers). */
   readonly watch: WatchServer;
+  /** etcd's Lease service. */
+  readonly lease: LeaseServer;
 
   /**
    * Serve reads from `backend` and propose writes through `proposer`, with
@@ -66,6 +69,7 @@ export class EtcdServer implements KVService {
     this.kv = new KVServer(this.#ctx);
     this.maintenance = new MaintenanceServer(this.#ctx);
     this.watch = new WatchServer(this.#ctx, options);
+    this.lease = new LeaseServer(this.#ctx);
   }
 
   /** Open a watch stream (etcd's Watch RPC); see {@linkcode WatchServer.open}. */

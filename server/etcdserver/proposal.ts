@@ -12,7 +12,8 @@ import { type InternalRequest, unreachable } from "../raftnode/request.ts";
 /**
  * Size in bytes of the `InternalRaftRequest` etcd 3.4 would propose for a
  * write: a `RequestHeader{ID}` (field 100) plus the request (put,
- * delete_range, txn, compaction: fields 4–7, a one-byte tag). The request ID
+ * delete_range, txn, compaction, lease_grant, lease_revoke: fields 4–9;
+ * lease_checkpoint: 13; each a one-byte tag). The request ID
  * is `(memberID & 0xffff) << 48 | counter`, so its varint is 10 bytes when
  * the member ID's low 16 bits are ≥ 0x8000 and 9 bytes otherwise (for a
  * prefix ≥ 0x100); with no member ID the 10-byte case is assumed.
@@ -39,6 +40,12 @@ function requestSize(req: InternalRequest): number {
       return protoSize("TxnRequest", req.txn);
     case "compaction":
       return protoSize("CompactionRequest", req.compaction);
+    case "lease_grant":
+      return protoSize("LeaseGrantRequest", req.lease_grant);
+    case "lease_revoke":
+      return protoSize("LeaseRevokeRequest", req.lease_revoke);
+    case "lease_checkpoint":
+      return protoSize("LeaseCheckpointRequest", req.lease_checkpoint);
     default:
       return unreachable(req);
   }

@@ -24,6 +24,15 @@ import type { Context } from "hono";
 import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import type {
   KVService,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
   RangeResponse,
   WatchRequest,
   WatchStreamHandle,
@@ -89,7 +98,23 @@ export interface GatewayOptions {
 export type GatewayService = KVService & {
   /** Open a Watch stream (etcd's Watch RPC). */
   openWatch?: () => WatchStreamHandle;
+  /** etcd's Lease service. */
+  lease?: LeaseService;
 };
+
+/** etcd's Lease service as the gateway calls it. */
+export interface LeaseService {
+  /** LeaseGrant. */
+  grant(req: LeaseGrantRequest): Promise<LeaseGrantResponse>;
+  /** LeaseRevoke. */
+  revoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse>;
+  /** One LeaseKeepAlive request of a stream. */
+  keepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>;
+  /** LeaseTimeToLive. */
+  timeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>;
+  /** LeaseLeases. */
+  leases(): Promise<LeaseLeasesResponse>;
+}
 
 /** The etcd API version cairn speaks, as `GET /version` reports it. */
 export { ETCD_API_VERSION };
@@ -346,6 +371,38 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     exec: () => service.status(),
   }, limits);
 
+  const lease = service.lease;
+  if (lease !== undefined) {
+    // etcd 3.4 serves revoke, timetolive and leases under /kv/lease/ too.
+    registerUnary(app, "/lease/grant", {
+      request: "LeaseGrantRequest",
+      response: "LeaseGrantResponse",
+      exec: (req) => lease.grant(req),
+    }, limits);
+    for (const base of ["/lease", "/kv/lease"]) {
+      registerUnary(app, base + "/revoke", {
+        request: "LeaseRevokeRequest",
+        response: "LeaseRevokeResponse",
+        exec: (req) => lease.revoke(req),
+      }, limits);
+      registerUnary(app, base + "/timetolive", {
+        request: "LeaseTimeToLiveRequest",
+        response: "LeaseTimeToLiveResponse",
+        exec: (req) => lease.timeToLive(req),
+      }, limits);
+      registerUnary(app, base + "/leases", {
+        request: "LeaseLeasesRequest",
+        response: "LeaseLeasesResponse",
+        exec: () => lease.leases(),
+      }, limits);
+    }
+    const keepAlive = (c: Context) => serveKeepAlive(c.req.raw, lease, limits);
+    for (const prefix of GATEWAY_PREFIXES) {
+      app.post(prefix + "/lease/keepalive", keepAlive);
+      app.all(prefix + "/lease/keepalive", () => plainText(405, "Method Not Allowed\n"));
+    }
+  }
+
   const openWatch = service.openWatch?.bind(service);
   if (openWatch !== undefined) {
     const handler = (c: Context) => serveWatch(c.req.raw, openWatch(), limits);
@@ -406,13 +463,15 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
  * Reads a streaming request body as Go's `json.Decoder` does: one message
  * after the other, each parsed and decoded as `type` when it is complete.
  */
-class MessageReader {
+class MessageReader<K extends "WatchRequest" | "LeaseKeepAliveRequest"> {
+  readonly #type: K;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   #text = "";
   #done: boolean;
 
-  constructor(body: ReadableStream<Uint8Array> | null) {
+  constructor(type: K, body: ReadableStream<Uint8Array> | null) {
+    this.#type = type;
     this.#reader = body?.getReader();
     this.#done = body === null;
   }
@@ -423,7 +482,7 @@ class MessageReader {
    * @throws {EtcdError} Go's JSON error or jsonpb's decoding error, or
    *   gRPC's size error past the limits.
    */
-  async next(maxRequestBytes: number): Promise<WatchRequest | undefined> {
+  async next(maxRequestBytes: number): Promise<MessageTypes[K] | undefined> {
     for (;;) {
       let end = -1;
       try {
@@ -437,8 +496,8 @@ class MessageReader {
       if (end >= 0) {
         const text = this.#text.slice(0, end);
         this.#text = this.#text.slice(end);
-        const req = fromJson("WatchRequest", parseGoJson(text, "decoder"));
-        checkGrpcSize(protoSize("WatchRequest", req), maxRequestBytes);
+        const req = fromJson(this.#type, parseGoJson(text, "decoder"));
+        checkGrpcSize(protoSize(this.#type, req), maxRequestBytes);
         return req;
       }
       if (this.#done) return undefined;
@@ -477,7 +536,7 @@ async function serveWatch(
   session: WatchStreamHandle,
   limits: { maxRequestBytes: number },
 ): Promise<Response> {
-  const reader = new MessageReader(req.body);
+  const reader = new MessageReader("WatchRequest", req.body);
   let first: WatchRequest | undefined;
   try {
     first = await reader.next(limits.maxRequestBytes);
@@ -521,6 +580,56 @@ async function serveWatch(
     cancel() {
       reader.cancel();
       session.close();
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
+}
+
+/**
+ * POST /v3/lease/keepalive, as etcd 3.4's gateway serves the bidirectional
+ * LeaseKeepAlive stream: each LeaseKeepAliveRequest of the body is answered
+ * with one `{"result":…}` line as it arrives; the response ends after the
+ * body does. A first message that cannot be read gets HTTP 500, code 2;
+ * a later one ends the stream.
+ */
+async function serveKeepAlive(
+  req: Request,
+  lease: LeaseService,
+  limits: { maxRequestBytes: number },
+): Promise<Response> {
+  const reader = new MessageReader("LeaseKeepAliveRequest", req.body);
+  let first: LeaseKeepAliveRequest | undefined;
+  try {
+    first = await reader.next(limits.maxRequestBytes);
+  } catch (err) {
+    reader.cancel();
+    const message = err instanceof Error ? err.message : String(err);
+    return errorResponse(new EtcdError(message, GrpcCode.Unknown));
+  }
+  let next = first;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        if (next === undefined) {
+          controller.close();
+          return;
+        }
+        const res = await lease.keepAlive(next);
+        controller.enqueue(
+          encoder.encode(
+            '{"result":' + stringifyGo(toJson("LeaseKeepAliveResponse", res)) + "}\n",
+          ),
+        );
+        next = await reader.next(limits.maxRequestBytes);
+      } catch (err) {
+        // A bad later message or a failed renewal ends the stream.
+        if (!(err instanceof EtcdError)) log.warn("lease keep-alive stream failed", { error: err });
+        reader.cancel();
+        controller.close();
+      }
+    },
+    cancel() {
+      reader.cancel();
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status: 200, headers: JSON_OK_HEADERS });

@@ -7,6 +7,8 @@
  * @module
  */
 import type { Backend } from "../../core/backend.ts";
+import { Lessor } from "../../core/lease/mod.ts";
+import { decodeRecord } from "../../core/mvcc/encoding.ts";
 import { EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
@@ -14,11 +16,11 @@ import {
   applyDeleteRange,
   applyPut,
   applyTxn,
-  type LeaseLookup,
   revisionHeader,
 } from "../../core/mvcc/apply.ts";
 import type {
   DeleteRangeResponse,
+  LeaseGrantResponse,
   PutResponse,
   ResponseHeader,
   TxnResponse,
@@ -29,8 +31,50 @@ import { decodeEntryData, type InternalRequest, unreachable } from "./request.ts
 
 /** Result of applying one request: its response, or the etcd error it produced. */
 export type ApplyResult =
-  | { ok: PutResponse | DeleteRangeResponse | TxnResponse | { header: ResponseHeader } }
+  | { ok: AppliedResponse }
   | { error: EtcdError };
+
+/** What an applied request answers (its header carries only the revision). */
+export type AppliedResponse =
+  | PutResponse
+  | DeleteRangeResponse
+  | TxnResponse
+  | LeaseGrantResponse
+  | { header: ResponseHeader };
+
+/** A lease ID as the `lease` table's key: 8 bytes, big-endian int64. */
+export function leaseKey(id: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigInt64(0, id);
+  return out;
+}
+
+/** A `lease` table record: granted TTL and checkpointed remaining TTL, in seconds. */
+function leaseRecord(ttl: number, remaining: number): Uint8Array {
+  const out = new Uint8Array(16);
+  const view = new DataView(out.buffer);
+  view.setFloat64(0, ttl);
+  view.setFloat64(8, remaining);
+  return out;
+}
+
+/**
+ * Fill `lessor` from the store: every lease of the `lease` table (expiring
+ * its checkpointed remaining TTL from now, or its full TTL), and the keys
+ * attached to them (the leased records of `current`).
+ */
+export function loadLeases(backend: Backend, lessor: Lessor): void {
+  for (const { key, value } of backend.scan("lease", {})) {
+    const id = new DataView(key.buffer, key.byteOffset, 8).getBigInt64(0);
+    const view = new DataView(value.buffer, value.byteOffset, 16);
+    lessor.restore(id, view.getFloat64(0), view.getFloat64(8));
+  }
+  if (lessor.size === 0) return;
+  for (const { key, value } of backend.scan("current", {})) {
+    const kv = decodeRecord(key, value, true).kv;
+    if (kv.lease !== 0n) lessor.attach(kv.lease, key.slice());
+  }
+}
 
 /** What one batch of committed entries produced. */
 export interface AppliedBatch {
@@ -51,16 +95,22 @@ export interface AppliedBatch {
 /** Applies committed entries to the MVCC store in `backend`. */
 export class Applier {
   readonly #backend: Backend;
-  readonly #leaseExists: LeaseLookup;
+  /** The member's leases, changed only here (and renewed by the lease service). */
+  readonly lessor: Lessor;
   /** Index of the last entry applied (its transaction may still be committing). */
   #applied: number;
   /** Revision state after the last applied entry. */
   #state: ViewState;
 
-  /** An applier over `backend`, which has applied entries up to its `applied_index`. */
-  constructor(backend: Backend, leaseExists: LeaseLookup = () => false) {
+  /**
+   * An applier over `backend`, which has applied entries up to its
+   * `applied_index`; its leases are loaded into `lessor` (by default one
+   * with etcd's 2 s minimum TTL on the wall clock).
+   */
+  constructor(backend: Backend, lessor = new Lessor({ now: Date.now, minTtl: 2 })) {
     this.#backend = backend;
-    this.#leaseExists = leaseExists;
+    this.lessor = lessor;
+    loadLeases(backend, lessor);
     this.#applied = Number(backend.getMeta(Meta.appliedIndex) ?? 0);
     this.#state = {
       revision: Number(backend.getMeta(Meta.revision) ?? 1),
@@ -73,6 +123,8 @@ export class Applier {
    * failed commit, whose writes never reached it).
    */
   reload(): void {
+    this.lessor.clear();
+    loadLeases(this.#backend, this.lessor);
     this.#applied = Number(this.#backend.getMeta(Meta.appliedIndex) ?? 0);
     this.#state = {
       revision: Number(this.#backend.getMeta(Meta.revision) ?? 1),
@@ -164,20 +216,46 @@ export class Applier {
   /** Apply one request in the open write transaction. */
   #applyOne(request: InternalRequest, events: Event[], state: ViewState): ApplyResult {
     const view = new WriteView(this.#backend, state);
-    let ok: PutResponse | DeleteRangeResponse | TxnResponse | { header: ResponseHeader };
+    const lessor = this.lessor;
+    const leaseExists = (id: bigint) => lessor.has(id);
+    let ok: AppliedResponse;
     try {
       switch (request.type) {
         case "put":
-          ok = applyPut(view, request.put, this.#leaseExists);
+          ok = applyPut(view, request.put, leaseExists);
           break;
         case "delete_range":
           ok = applyDeleteRange(view, request.delete_range);
           break;
         case "txn":
-          ok = applyTxn(view, request.txn, this.#leaseExists);
+          ok = applyTxn(view, request.txn, leaseExists);
           break;
         case "compaction":
           applyCompaction(view, request.compaction);
+          ok = { header: revisionHeader(view.rev()) };
+          break;
+        case "lease_grant": {
+          const { ID, TTL } = request.lease_grant;
+          const lease = lessor.grant(ID, TTL);
+          this.#backend.put("lease", leaseKey(ID), leaseRecord(lease.ttl, 0));
+          ok = { header: revisionHeader(view.rev()), ID, TTL: lease.ttl };
+          break;
+        }
+        case "lease_revoke": {
+          const { ID } = request.lease_revoke;
+          // Every attached key goes in this one revision.
+          for (const key of lessor.revoke(ID)) view.deleteRange(key, undefined);
+          this.#backend.del("lease", leaseKey(ID));
+          ok = { header: revisionHeader(view.rev()) };
+          break;
+        }
+        case "lease_checkpoint":
+          for (const { ID, remaining_TTL } of request.lease_checkpoint.checkpoints) {
+            const lease = lessor.get(ID);
+            if (lease === undefined) continue;
+            lessor.checkpoint(ID, remaining_TTL);
+            this.#backend.put("lease", leaseKey(ID), leaseRecord(lease.ttl, remaining_TTL));
+          }
           ok = { header: revisionHeader(view.rev()) };
           break;
         default:
@@ -190,6 +268,12 @@ export class Applier {
       throw err;
     }
     Object.assign(state, view.end());
+    // Keys follow their lease: a put attaches, an overwrite or delete detaches.
+    for (const ev of view.events) {
+      const prev = ev.prev_kv;
+      if (prev !== undefined && prev.lease !== 0n) lessor.detach(prev.lease, prev.key);
+      if (ev.type === "PUT" && ev.kv.lease !== 0n) lessor.attach(ev.kv.lease, ev.kv.key);
+    }
     events.push(...view.events);
     return { ok };
   }

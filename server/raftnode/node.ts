@@ -38,7 +38,8 @@ import {
   STORAGE_RETRY_MS,
 } from "../../core/limits.ts";
 import { compactHistory } from "../../core/mvcc/compact.ts";
-import type { LeaseLookup } from "../../core/mvcc/apply.ts";
+import { Lessor } from "../../core/lease/mod.ts";
+import { LeaseKeeper, type LeaseTtl } from "./lease_keeper.ts";
 import { type Event, Meta } from "../../core/mvcc/view.ts";
 import { Mulberry32 } from "../../core/raft/prng.ts";
 import { RawNode } from "../../core/raft/raw_node.ts";
@@ -91,8 +92,14 @@ export interface RaftNodeOptions {
   reserveFile?: string;
   /** Size of the reserve file in bytes. Default `DISK_RESERVE_BYTES`. */
   reserveBytes?: number;
-  /** Lessor lookup for puts with a lease. Default: no lease exists. */
-  leaseExists?: LeaseLookup;
+  /**
+   * The member's leases: the applier loads them from the store and changes
+   * them as lease requests apply. Default: a lessor with etcd's 2 s minimum
+   * TTL on the wall clock.
+   */
+  lessor?: Lessor;
+  /** Milliseconds between checkpoints of remaining lease TTLs. Default `LEASE_CHECKPOINT_INTERVAL_MS`. */
+  leaseCheckpointMs?: number;
   /** Called when a WAL write or an LMDB commit fails (writes are refused from then on). */
   onFailure?: (err: unknown) => void;
   /** Called when removing history below a compacted revision failed (a restart resumes it). */
@@ -209,7 +216,9 @@ export class RaftNode {
    *   lacks entries the state machine needs), or the WAL is damaged.
    */
   static async open(backend: Backend, options: RaftNodeOptions): Promise<RaftNode> {
-    const applier = new Applier(backend, options.leaseExists);
+    // etcd's minimum lease TTL: ceil(1.5 × election timeout), in seconds.
+    const minTtl = Math.ceil((1.5 * (options.electionMs ?? 1000)) / 1000);
+    const applier = new Applier(backend, options.lessor ?? new Lessor({ now: Date.now, minTtl }));
     const applied = applier.appliedIndex;
     // A new member's log starts after index 1, term 1, with itself as voter.
     // A store written before the WAL existed starts after its applied index.
@@ -271,6 +280,8 @@ export class RaftNode {
     }, heartbeatMs);
     Deno.unrefTimer(ticker);
     node.#ticker = ticker;
+    // The leader expires and checkpoints leases.
+    node.leases.start();
     return node;
   }
 
@@ -318,6 +329,37 @@ export class RaftNode {
     for (const listener of this.#visibleListeners) listener(batch.appliedIndex);
     if (batch.events.length === 0) return;
     for (const listener of this.#changeListeners) listener(batch.events, batch.revision);
+  }
+
+  /** The member's leases (changed by the applier; renewed by the lease service). */
+  get lessor(): Lessor {
+    return this.#applier.lessor;
+  }
+
+  #leases: LeaseKeeper | undefined;
+
+  /** The leader's lease duties: expiry, checkpoints, keep-alive, time-to-live. */
+  get leases(): LeaseKeeper {
+    return this.#leases ??= new LeaseKeeper(
+      this.#applier.lessor,
+      (req) => this.propose(req),
+      this.#options.leaseCheckpointMs,
+    );
+  }
+
+  /** etcd's LeaseKeepAlive on the leader; see {@linkcode LeaseKeeper.renew}. */
+  renewLease(id: bigint): Promise<number | undefined> {
+    return Promise.resolve(this.leases.renew(id));
+  }
+
+  /** etcd's LeaseTimeToLive; see {@linkcode LeaseKeeper.timeToLive}. */
+  leaseTimeToLive(id: bigint, keys: boolean): Promise<LeaseTtl | undefined> {
+    return Promise.resolve(this.leases.timeToLive(id, keys));
+  }
+
+  /** etcd's LeaseLeases: every lease ID. */
+  leaseIds(): Promise<bigint[]> {
+    return Promise.resolve(this.leases.ids());
   }
 
   /** A read on another thread waits for acknowledged writes: commit them now. */
@@ -626,6 +668,7 @@ export class RaftNode {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#ticker);
+    this.#leases?.stop();
     await this.#idle;
     await Promise.allSettled([...this.#inflight]);
     await this.#recovery;

@@ -13,6 +13,9 @@ import { invariant } from "../../core/invariant.ts";
 import type {
   CompactionRequest,
   DeleteRangeRequest,
+  LeaseCheckpointRequest,
+  LeaseGrantRequest,
+  LeaseRevokeRequest,
   PutRequest,
   TxnRequest,
 } from "../../core/api/types.ts";
@@ -26,7 +29,10 @@ export type InternalRequest =
   | { type: "put"; put: PutRequest }
   | { type: "delete_range"; delete_range: DeleteRangeRequest }
   | { type: "txn"; txn: TxnRequest }
-  | { type: "compaction"; compaction: CompactionRequest };
+  | { type: "compaction"; compaction: CompactionRequest }
+  | { type: "lease_grant"; lease_grant: Required<LeaseGrantRequest> }
+  | { type: "lease_revoke"; lease_revoke: LeaseRevokeRequest }
+  | { type: "lease_checkpoint"; lease_checkpoint: LeaseCheckpointRequest };
 
 /**
  * The end of an exhaustive switch over a tagged union: a new kind that one

@@ -560,6 +560,9 @@ async function withRefusingService(
     propose: () => Promise.reject(new Error("proposer must not be called")),
     compacted: () => Promise.resolve(),
     linearize: () => undefined,
+    renewLease: () => Promise.reject(new Error("leases must not be asked")),
+    leaseTimeToLive: () => Promise.reject(new Error("leases must not be asked")),
+    leaseIds: () => Promise.reject(new Error("leases must not be asked")),
   }, { clusterId: 1n, memberId: 2n, ...limits });
   try {
     await fn(

@@ -1,0 +1,102 @@
+/**
+ * etcd's Lease service (`v3rpc/lease.go`, `etcdserver/v3_server.go`), once
+ * for every transport: grant and revoke go through the log; keep-alive,
+ * time-to-live and the list are answered by the member's lessor (on the
+ * leader, which holds the expiry clock).
+ *
+ * @module
+ */
+import type {
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
+} from "../../core/api/types.ts";
+import type { ServiceContext } from "./context.ts";
+
+/** A random lease ID as etcd picks one: a non-zero positive int64. */
+export function randomLeaseId(): bigint {
+  const bytes = new BigUint64Array(1);
+  for (;;) {
+    crypto.getRandomValues(bytes);
+    const id = bytes[0] & 0x7fff_ffff_ffff_ffffn;
+    if (id !== 0n) return id;
+  }
+}
+
+/** etcd's Lease service. */
+export class LeaseServer {
+  readonly #ctx: ServiceContext;
+
+  /** The Lease service over the member's context. */
+  constructor(ctx: ServiceContext) {
+    this.#ctx = ctx;
+  }
+
+  /** A full header at the current revision. */
+  #header() {
+    return this.#ctx.header(this.#ctx.view().rev());
+  }
+
+  /**
+   * etcd LeaseGrant: a lease of `TTL` seconds (raised to the 2 s minimum),
+   * with ID `ID`, or a random one when 0.
+   *
+   * @throws {EtcdError} `etcdserver: lease already exists` (FailedPrecondition)
+   *   for an ID in use; `etcdserver: too large lease TTL` (OutOfRange) over
+   *   9,000,000,000 s.
+   */
+  async grant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    const ID = req.ID && req.ID !== 0n ? req.ID : randomLeaseId();
+    return await this.#ctx.propose<LeaseGrantResponse>({
+      type: "lease_grant",
+      lease_grant: { ID, TTL: req.TTL ?? 0 },
+    });
+  }
+
+  /**
+   * etcd LeaseRevoke: the lease goes, and every key attached to it is
+   * deleted in one revision.
+   *
+   * @throws {EtcdError} `etcdserver: requested lease not found` (NotFound).
+   */
+  async revoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
+    return await this.#ctx.propose<LeaseRevokeResponse>({
+      type: "lease_revoke",
+      lease_revoke: { ID: req.ID ?? 0n },
+    });
+  }
+
+  /**
+   * One etcd LeaseKeepAlive request: the lease expires its full TTL from
+   * now; the answer carries that TTL, or none (0) for an unknown or expired
+   * lease, as etcd answers it.
+   */
+  async keepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+    const ID = req.ID ?? 0n;
+    const ttl = await this.#ctx.proposer.renewLease(ID);
+    return { header: this.#header(), ID, TTL: ttl ?? 0 };
+  }
+
+  /**
+   * etcd LeaseTimeToLive: whole seconds left (truncated), the granted TTL
+   * and, with `keys`, the attached keys; TTL -1 for an unknown lease.
+   */
+  async timeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    const ID = req.ID ?? 0n;
+    const ttl = await this.#ctx.proposer.leaseTimeToLive(ID, req.keys ?? false);
+    if (ttl === undefined) return { header: this.#header(), ID, TTL: -1, grantedTTL: 0, keys: [] };
+    return { header: this.#header(), ID, ...ttl };
+  }
+
+  /** etcd LeaseLeases: every lease ID. */
+  async leases(): Promise<LeaseLeasesResponse> {
+    const ids = await this.#ctx.proposer.leaseIds();
+    return { header: this.#header(), leases: ids.map((ID) => ({ ID })) };
+  }
+}
