@@ -78,6 +78,12 @@ export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
  * this long (plus one proposal) after its TTL, never before.
  */
 export const LEASE_EXPIRY_POLL_MS = 50;
+/**
+ * Milliseconds a lease lives past its TTL, counted from when its grant or
+ * keep-alive is applied: the client hears the answer a little later, and a
+ * lease must never expire before TTL seconds after that answer.
+ */
+export const LEASE_EXPIRY_SLACK_MS = 50;
 /** Lease revocations proposed per event-loop turn when many leases expire at once. */
 export const LEASE_REVOKE_BATCH = 1_000;
 /** Leases whose remaining TTL one checkpoint entry records, at most (etcd's maxLeaseCheckpointBatchSize). */

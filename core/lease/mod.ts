@@ -3,6 +3,10 @@
  * granted TTL in seconds and an expiry on an injected clock; keys attach to
  * it through puts and go with it when it is revoked.
  *
+ * A lease expires its TTL plus {@linkcode LEASE_EXPIRY_SLACK_MS} after its
+ * grant or last keep-alive is applied, so never before TTL seconds after the
+ * client heard the answer.
+ *
  * Two kinds of callers:
  * - the apply path (deterministic, the same on every member): `grant`,
  *   `revoke`, `checkpoint`, `attach`/`detach`; each is the effect of a
@@ -16,7 +20,7 @@
  */
 import { Errors } from "../errors.ts";
 import { invariant } from "../invariant.ts";
-import { MAX_LEASE_TTL_SECONDS } from "../limits.ts";
+import { LEASE_EXPIRY_SLACK_MS, MAX_LEASE_TTL_SECONDS } from "../limits.ts";
 
 export { MAX_LEASE_TTL_SECONDS };
 
@@ -106,6 +110,13 @@ class ExpiryQueue {
   }
 }
 
+/** Bytewise key order. */
+export function compareKeys(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
 /** The leases of one member. */
 export class Lessor {
   readonly #leases = new Map<bigint, Lease>();
@@ -160,12 +171,13 @@ export class Lessor {
    */
   grant(id: bigint, ttl: number): Lease {
     invariant(id !== 0n, "a lease ID is not 0");
-    if (this.#leases.has(id)) throw Errors.LeaseExist();
+    // etcd checks the TTL before the ID.
     const granted = this.grantedTtl(ttl);
+    if (this.#leases.has(id)) throw Errors.LeaseExist();
     const lease: Lease = {
       id,
       ttl: granted,
-      expiry: this.#now() + granted * 1000,
+      expiry: this.#now() + granted * 1000 + LEASE_EXPIRY_SLACK_MS,
       remaining: 0,
       keys: new Map(),
       revoking: false,
@@ -176,8 +188,8 @@ export class Lessor {
   }
 
   /**
-   * Apply a revocation: forget lease `id`; returns its keys (the caller
-   * deletes them, in one revision).
+   * Apply a revocation: forget lease `id`; returns its keys in key order
+   * (the caller deletes them, in one revision, in that order, as etcd).
    *
    * @throws {EtcdError} `etcdserver: requested lease not found`.
    */
@@ -185,7 +197,7 @@ export class Lessor {
     const lease = this.#leases.get(id);
     if (lease === undefined) throw Errors.LeaseNotFound();
     this.#leases.delete(id);
-    return [...lease.keys.values()];
+    return [...lease.keys.values()].sort(compareKeys);
   }
 
   /** Apply a checkpoint: lease `id` has `remaining` seconds left (0 clears it). Unknown IDs are ignored. */
@@ -199,7 +211,7 @@ export class Lessor {
    * `remaining` seconds from now if a checkpoint recorded it, else `ttl`.
    */
   restore(id: bigint, ttl: number, remaining: number): void {
-    const expiry = this.#now() + (remaining > 0 ? remaining : ttl) * 1000;
+    const expiry = this.#now() + (remaining > 0 ? remaining : ttl) * 1000 + LEASE_EXPIRY_SLACK_MS;
     this.#leases.set(id, { id, ttl, expiry, remaining, keys: new Map(), revoking: false });
     this.#queue.push(expiry, id);
   }
@@ -229,7 +241,7 @@ export class Lessor {
     const lease = this.#leases.get(id);
     // An expired lease is as good as revoked (etcd refuses to renew it).
     if (lease === undefined || lease.revoking || lease.expiry <= this.#now()) return undefined;
-    lease.expiry = this.#now() + lease.ttl * 1000;
+    lease.expiry = this.#now() + lease.ttl * 1000 + LEASE_EXPIRY_SLACK_MS;
     this.#queue.push(lease.expiry, id);
     return lease.ttl;
   }

@@ -38,8 +38,9 @@ export class LeaseServer {
     this.#ctx = ctx;
   }
 
-  /** A full header at the current revision. */
-  #header() {
+  /** A full header at the current revision (every answered write included). */
+  async #header() {
+    await this.#ctx.linearize();
     return this.#ctx.header(this.#ctx.view().rev());
   }
 
@@ -80,7 +81,7 @@ export class LeaseServer {
   async keepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
     const ID = req.ID ?? 0n;
     const ttl = await this.#ctx.proposer.renewLease(ID);
-    return { header: this.#header(), ID, TTL: ttl ?? 0 };
+    return { header: await this.#header(), ID, TTL: ttl ?? 0 };
   }
 
   /**
@@ -90,13 +91,14 @@ export class LeaseServer {
   async timeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
     const ID = req.ID ?? 0n;
     const ttl = await this.#ctx.proposer.leaseTimeToLive(ID, req.keys ?? false);
-    if (ttl === undefined) return { header: this.#header(), ID, TTL: -1, grantedTTL: 0, keys: [] };
-    return { header: this.#header(), ID, ...ttl };
+    const header = await this.#header();
+    if (ttl === undefined) return { header, ID, TTL: -1, grantedTTL: 0, keys: [] };
+    return { header, ID, ...ttl };
   }
 
   /** etcd LeaseLeases: every lease ID. */
   async leases(): Promise<LeaseLeasesResponse> {
     const ids = await this.#ctx.proposer.leaseIds();
-    return { header: this.#header(), leases: ids.map((ID) => ({ ID })) };
+    return { header: await this.#header(), leases: ids.map((ID) => ({ ID })) };
   }
 }

@@ -606,7 +606,9 @@ async function serveKeepAlive(
     const message = err instanceof Error ? err.message : String(err);
     return errorResponse(new EtcdError(message, GrpcCode.Unknown));
   }
-  let next = first;
+  // An empty body: etcd's gateway answers an empty stream, without gRPC's header.
+  if (first === undefined) return new Response("", { status: 200, headers: JSON_ERROR_HEADERS });
+  let next: LeaseKeepAliveRequest | undefined = first;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {

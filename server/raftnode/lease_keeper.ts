@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Lessor } from "../../core/lease/mod.ts";
+import { compareKeys, type Lessor } from "../../core/lease/mod.ts";
 import {
   LEASE_CHECKPOINT_BATCH,
   LEASE_CHECKPOINT_INTERVAL_MS,
@@ -137,14 +137,10 @@ export class LeaseKeeper {
     };
   }
 
-  /** Every lease ID. */
+  /** Every lease ID, soonest expiry first (as etcd lists them). */
   ids(): bigint[] {
-    return [...this.#lessor.all()].map((l) => l.id);
+    const leases = [...this.#lessor.all()];
+    leases.sort((a, b) => a.expiry - b.expiry || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return leases.map((l) => l.id);
   }
-}
-
-function compareKeys(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
 }
