@@ -84,6 +84,8 @@ export const LEASE_EXPIRY_POLL_MS = 50;
  * lease must never expire before TTL seconds after that answer.
  */
 export const LEASE_EXPIRY_SLACK_MS = 50;
+/** Keep-alive requests of one stream renewed together (those already received), at most. */
+export const MAX_KEEPALIVE_BATCH = 256;
 /** Lease revocations proposed per event-loop turn when many leases expire at once. */
 export const LEASE_REVOKE_BATCH = 1_000;
 /** Leases whose remaining TTL one checkpoint entry records, at most (etcd's maxLeaseCheckpointBatchSize). */

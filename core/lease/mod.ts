@@ -250,7 +250,8 @@ export class Lessor {
   remainingSeconds(id: bigint): number | undefined {
     const lease = this.#leases.get(id);
     if (lease === undefined) return undefined;
-    return Math.max(0, Math.trunc((lease.expiry - this.#now()) / 1000));
+    // The slack is cairn's margin, not part of the TTL a client sees.
+    return Math.max(0, Math.trunc((lease.expiry - LEASE_EXPIRY_SLACK_MS - this.#now()) / 1000));
   }
 
   /**
@@ -298,7 +299,7 @@ export class Lessor {
     for (const lease of this.#leases.values()) {
       if (out.length >= max) break;
       if (lease.revoking) continue;
-      const left = Math.max(1, Math.ceil((lease.expiry - now) / 1000));
+      const left = Math.max(1, Math.ceil((lease.expiry - LEASE_EXPIRY_SLACK_MS - now) / 1000));
       if (left >= lease.ttl) {
         if (lease.remaining !== 0) out.push({ id: lease.id, remaining: 0 });
       } else if (left !== lease.remaining) {

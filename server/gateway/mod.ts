@@ -54,6 +54,7 @@ import { log } from "../log.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
 import {
   GRPC_OVERHEAD_BYTES,
+  MAX_KEEPALIVE_BATCH,
   MAX_WATCH_REQUEST_BUFFER_BYTES,
   STREAM_CHUNK_BYTES,
   STREAM_KVS_THRESHOLD,
@@ -484,22 +485,8 @@ class MessageReader<K extends "WatchRequest" | "LeaseKeepAliveRequest"> {
    */
   async next(maxRequestBytes: number): Promise<MessageTypes[K] | undefined> {
     for (;;) {
-      let end = -1;
-      try {
-        end = firstValueEnd(this.#text);
-      } catch (err) {
-        // A message cut short may be completed by the next chunk.
-        if (this.#done || !(err instanceof EtcdError) || err.message !== "unexpected EOF") {
-          throw err;
-        }
-      }
-      if (end >= 0) {
-        const text = this.#text.slice(0, end);
-        this.#text = this.#text.slice(end);
-        const req = fromJson(this.#type, parseGoJson(text, "decoder"));
-        checkGrpcSize(protoSize(this.#type, req), maxRequestBytes);
-        return req;
-      }
+      const req = this.buffered(maxRequestBytes);
+      if (req !== undefined) return req;
       if (this.#done) return undefined;
       const { done, value } = await this.#reader!.read();
       if (done) {
@@ -512,6 +499,30 @@ class MessageReader<K extends "WatchRequest" | "LeaseKeepAliveRequest"> {
         }
       }
     }
+  }
+
+  /**
+   * The next message if all of it has been read already, else undefined
+   * (without waiting for more of the body).
+   *
+   * @throws {EtcdError} as {@linkcode MessageReader.next}.
+   */
+  buffered(maxRequestBytes: number): MessageTypes[K] | undefined {
+    let end = -1;
+    try {
+      end = firstValueEnd(this.#text);
+    } catch (err) {
+      // A message cut short may be completed by the next chunk.
+      if (this.#done || !(err instanceof EtcdError) || err.message !== "unexpected EOF") {
+        throw err;
+      }
+    }
+    if (end < 0) return undefined;
+    const text = this.#text.slice(0, end);
+    this.#text = this.#text.slice(end);
+    const req = fromJson(this.#type, parseGoJson(text, "decoder"));
+    checkGrpcSize(protoSize(this.#type, req), maxRequestBytes);
+    return req;
   }
 
   /** Stop reading the body. */
@@ -611,21 +622,36 @@ async function serveKeepAlive(
   let next: LeaseKeepAliveRequest | undefined = first;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (next === undefined) {
+        controller.close();
+        return;
+      }
+      // The requests already read are renewed together, answered in order.
+      const batch = [next];
+      let bad = false;
       try {
-        if (next === undefined) {
-          controller.close();
-          return;
+        for (let r = reader.buffered(limits.maxRequestBytes); r !== undefined;) {
+          batch.push(r);
+          if (batch.length >= MAX_KEEPALIVE_BATCH) break;
+          r = reader.buffered(limits.maxRequestBytes);
         }
-        const res = await lease.keepAlive(next);
-        controller.enqueue(
-          encoder.encode(
-            '{"result":' + stringifyGo(toJson("LeaseKeepAliveResponse", res)) + "}\n",
-          ),
-        );
-        next = await reader.next(limits.maxRequestBytes);
+      } catch {
+        bad = true; // etcd's gateway stops reading at a bad message
+      }
+      try {
+        const answers = await Promise.all(batch.map((r) => lease.keepAlive(r)));
+        let text = "";
+        for (const res of answers) {
+          text += '{"result":' + stringifyGo(toJson("LeaseKeepAliveResponse", res)) + "}\n";
+        }
+        controller.enqueue(encoder.encode(text));
+        next = bad ? undefined : await reader.next(limits.maxRequestBytes);
       } catch (err) {
         // A bad later message or a failed renewal ends the stream.
         if (!(err instanceof EtcdError)) log.warn("lease keep-alive stream failed", { error: err });
+        next = undefined;
+      }
+      if (next === undefined) {
         reader.cancel();
         controller.close();
       }
