@@ -364,7 +364,10 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
  *
  * Routes (each also under `/v3beta/`): POST `/v3/kv/range`, `/v3/kv/put`,
  * `/v3/kv/deleterange`, `/v3/kv/txn`, `/v3/kv/compaction`,
- * `/v3/maintenance/status`; other methods on them → 405
+ * `/v3/maintenance/status`, the lease endpoints, `/v3/lock/lock`,
+ * `/v3/lock/unlock`, `/v3/election/{campaign,proclaim,leader,resign}`,
+ * streaming `/v3/watch`, `/v3/lease/keepalive` and `/v3/election/observe`
+ * (when the service has them); other methods on them → 405
  * `Method Not Allowed`; unknown paths under the prefixes → 404 `Not Found`,
  * elsewhere → 404 `404 page not found` (etcd's texts). `GET /health` reads
  * key `health` through the service: `{"health":"true"}`, or 503
