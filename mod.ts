@@ -19,10 +19,14 @@
  * @module
  */
 import type {
+  CampaignRequest,
+  CampaignResponse,
   CompactionRequest,
   CompactionResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  LeaderRequest,
+  LeaderResponse,
   LeaseGrantRequest,
   LeaseGrantResponse,
   LeaseKeepAliveRequest,
@@ -32,13 +36,21 @@ import type {
   LeaseRevokeResponse,
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
+  LockRequest,
+  LockResponse,
+  ProclaimRequest,
+  ProclaimResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResignRequest,
+  ResignResponse,
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  UnlockRequest,
+  UnlockResponse,
   WatchBatch,
   WatchOptions,
 } from "./core/api/types.ts";
@@ -274,6 +286,63 @@ export class Store {
   /** etcd LeaseLeases: every lease's ID. */
   leaseLeases(): Promise<LeaseLeasesResponse> {
     return this.#service.lease.leases();
+  }
+
+  // etcd's Lock and Election services (v3lock, v3election).
+
+  /**
+   * etcd Lock: resolves once lock `name` is held, with the key it is held
+   * by (`name/<lease hex>`, attached to `lease`; 0 grants a 60 s lease).
+   * The key's create revision is a fencing token. `signal` gives up the
+   * wait (the key is deleted).
+   *
+   * @throws {EtcdError} (gRPC Unknown, as etcd) `etcdserver: requested lease
+   *   not found`; `mutex: session is expired` when the lease ends first.
+   */
+  lock(req: LockRequest, signal?: AbortSignal): Promise<LockResponse> {
+    return this.#service.lock.lock(req, signal);
+  }
+
+  /** etcd Unlock: deletes the key Lock answered with. */
+  unlock(req: UnlockRequest): Promise<UnlockResponse> {
+    return this.#service.lock.unlock(req);
+  }
+
+  /**
+   * etcd Campaign: resolves once elected in election `name`, with the
+   * leader key to proclaim and resign with. `signal` gives up (resigns).
+   *
+   * @throws {EtcdError} (gRPC Unknown) `etcdserver: requested lease not
+   *   found`; `election: not leader` when the lease ends first.
+   */
+  campaign(req: CampaignRequest, signal?: AbortSignal): Promise<CampaignResponse> {
+    return this.#service.election.campaign(req, signal);
+  }
+
+  /**
+   * etcd Proclaim: the leader's new value.
+   * @throws {EtcdError} `election: not leader`; `"leader" field must be provided`.
+   */
+  proclaim(req: ProclaimRequest): Promise<ProclaimResponse> {
+    return this.#service.election.proclaim(req);
+  }
+
+  /**
+   * etcd Leader: the leader's key-value.
+   * @throws {EtcdError} `election: no leader`.
+   */
+  leader(req: LeaderRequest): Promise<LeaderResponse> {
+    return this.#service.election.leader(req);
+  }
+
+  /** etcd Observe: the leader's key-value now and at each change, until `signal` aborts. */
+  observe(req: LeaderRequest, signal?: AbortSignal): AsyncIterable<LeaderResponse> {
+    return this.#service.election.observe(req, signal);
+  }
+
+  /** etcd Resign: deletes the leader's key if it is still the one elected. */
+  resign(req: ResignRequest): Promise<ResignResponse> {
+    return this.#service.election.resign(req);
   }
 
   /** Finish in-flight writes and close the store. */

@@ -165,6 +165,20 @@ export const Errors = {
       `grpc: received message larger than max (${size} vs. ${max})`,
       GrpcCode.ResourceExhausted,
     ),
+  /**
+   * A Lock whose key was deleted (its lease ended) before it got the lock
+   * (clientv3/concurrency's ErrSessionExpired, from etcd 3.5; a plain error,
+   * so gRPC Unknown).
+   */
+  SessionExpired: def("mutex: session is expired", GrpcCode.Unknown),
+  /** Proclaim (or Campaign) by a candidate whose key is no longer the one it campaigned with. */
+  ElectionNotLeader: def("election: not leader", GrpcCode.Unknown),
+  /** Leader of an election nobody holds. */
+  ElectionNoLeader: def("election: no leader", GrpcCode.Unknown),
+  /** Proclaim or Resign without a `leader`. */
+  MissingLeaderKey: def('"leader" field must be provided', GrpcCode.Unknown),
+  /** A request whose client went away (Go's `context.Canceled`). */
+  Canceled: def("context canceled", GrpcCode.Canceled),
   /** Malformed request input (bad JSON, bad base64, unknown enum value). */
   InvalidArgument: (message: string): EtcdError => new EtcdError(message, GrpcCode.InvalidArgument),
 } as const;

@@ -38,6 +38,8 @@
 
 import { Errors } from "../errors.ts";
 import type {
+  CampaignRequest,
+  CampaignResponse,
   CompactionRequest,
   CompactionResponse,
   Compare,
@@ -45,6 +47,9 @@ import type {
   DeleteRangeResponse,
   Event,
   KeyValue,
+  LeaderKey,
+  LeaderRequest,
+  LeaderResponse,
   LeaseCheckpoint,
   LeaseCheckpointRequest,
   LeaseGrantRequest,
@@ -58,17 +63,25 @@ import type {
   LeaseStatus,
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
+  LockRequest,
+  LockResponse,
+  ProclaimRequest,
+  ProclaimResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
   RequestOp,
+  ResignRequest,
+  ResignResponse,
   ResponseHeader,
   ResponseOp,
   StatusRequest,
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  UnlockRequest,
+  UnlockResponse,
   WatchCancelRequest,
   WatchCreateRequest,
   WatchProgressRequest,
@@ -122,6 +135,32 @@ export interface MessageTypes {
   LeaseStatus: LeaseStatus;
   /** etcd's `LeaseLeasesResponse`. */
   LeaseLeasesResponse: LeaseLeasesResponse;
+  /** etcd's `v3lockpb.LockRequest`. */
+  LockRequest: LockRequest;
+  /** etcd's `v3lockpb.LockResponse`. */
+  LockResponse: LockResponse;
+  /** etcd's `v3lockpb.UnlockRequest`. */
+  UnlockRequest: UnlockRequest;
+  /** etcd's `v3lockpb.UnlockResponse`. */
+  UnlockResponse: UnlockResponse;
+  /** etcd's `v3electionpb.LeaderKey`. */
+  LeaderKey: LeaderKey;
+  /** etcd's `v3electionpb.CampaignRequest`. */
+  CampaignRequest: CampaignRequest;
+  /** etcd's `v3electionpb.CampaignResponse`. */
+  CampaignResponse: CampaignResponse;
+  /** etcd's `v3electionpb.ProclaimRequest`. */
+  ProclaimRequest: ProclaimRequest;
+  /** etcd's `v3electionpb.ProclaimResponse`. */
+  ProclaimResponse: ProclaimResponse;
+  /** etcd's `v3electionpb.LeaderRequest`. */
+  LeaderRequest: LeaderRequest;
+  /** etcd's `v3electionpb.LeaderResponse`. */
+  LeaderResponse: LeaderResponse;
+  /** etcd's `v3electionpb.ResignRequest`. */
+  ResignRequest: ResignRequest;
+  /** etcd's `v3electionpb.ResignResponse`. */
+  ResignResponse: ResignResponse;
 
   /** etcd's `RangeRequest`. */
   RangeRequest: RangeRequest;
@@ -234,9 +273,10 @@ const FilterType: EnumSpec = {
 };
 
 /**
- * The message table, transcribed from etcd 3.4's `etcdserverpb/rpc.proto`
- * and `mvccpb/kv.proto`. Field order is declaration order, which is the
- * order jsonpb writes fields in.
+ * The message table, transcribed from etcd 3.4's `etcdserverpb/rpc.proto`,
+ * `mvccpb/kv.proto`, `v3lockpb/v3lock.proto` and
+ * `v3electionpb/v3election.proto`. Field order is declaration order, which
+ * is the order jsonpb writes fields in.
  */
 export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
   KeyValue: {
@@ -355,6 +395,59 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
       { name: "leases", no: 2, message: "LeaseStatus", repeated: true },
     ],
   },
+  // v3lockpb (etcdserver/api/v3lock/v3lockpb/v3lock.proto)
+  LockRequest: {
+    fields: [
+      { name: "name", no: 1, scalar: "bytes" },
+      { name: "lease", no: 2, scalar: "int64n" },
+    ],
+  },
+  LockResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "key", no: 2, scalar: "bytes" },
+    ],
+  },
+  UnlockRequest: { fields: [{ name: "key", no: 1, scalar: "bytes" }] },
+  UnlockResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  // v3electionpb (etcdserver/api/v3election/v3electionpb/v3election.proto)
+  LeaderKey: {
+    fields: [
+      { name: "name", no: 1, scalar: "bytes" },
+      { name: "key", no: 2, scalar: "bytes" },
+      { name: "rev", no: 3, scalar: "int64" },
+      { name: "lease", no: 4, scalar: "int64n" },
+    ],
+  },
+  CampaignRequest: {
+    fields: [
+      { name: "name", no: 1, scalar: "bytes" },
+      { name: "lease", no: 2, scalar: "int64n" },
+      { name: "value", no: 3, scalar: "bytes" },
+    ],
+  },
+  CampaignResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "leader", no: 2, message: "LeaderKey" },
+    ],
+  },
+  ProclaimRequest: {
+    fields: [
+      { name: "leader", no: 1, message: "LeaderKey" },
+      { name: "value", no: 2, scalar: "bytes" },
+    ],
+  },
+  ProclaimResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  LeaderRequest: { fields: [{ name: "name", no: 1, scalar: "bytes" }] },
+  LeaderResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "kv", no: 2, message: "KeyValue" },
+    ],
+  },
+  ResignRequest: { fields: [{ name: "leader", no: 1, message: "LeaderKey" }] },
+  ResignResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
   RangeRequest: {
     fields: [
       { name: "key", no: 1, scalar: "bytes" },

@@ -413,6 +413,104 @@ export interface WatchResponse {
   events?: Event[];
 }
 
+/** v3lockpb.LockRequest. */
+export interface LockRequest {
+  /** The lock's name: its holders' keys are `name/<lease ID in hex>`. */
+  name: Uint8Array;
+  /** The lease the lock key is attached to (0: a new 60 s lease is granted). */
+  lease?: bigint;
+}
+
+/** v3lockpb.LockResponse. */
+export interface LockResponse {
+  /** Response header at the revision the lock was acquired. */
+  header: ResponseHeader;
+  /** The key the lock is held with, until Unlock deletes it or its lease ends. */
+  key: Uint8Array;
+}
+
+/** v3lockpb.UnlockRequest. */
+export interface UnlockRequest {
+  /** The key a Lock answered with. */
+  key: Uint8Array;
+}
+
+/** v3lockpb.UnlockResponse. */
+export interface UnlockResponse {
+  /** Response header of the deletion. */
+  header: ResponseHeader;
+}
+
+/** v3electionpb.LeaderKey: who holds an election, as Campaign answers it. */
+export interface LeaderKey {
+  /** The election's name. */
+  name: Uint8Array;
+  /** The leader's key, `name/<lease ID in hex>`. */
+  key: Uint8Array;
+  /** The key's create revision (leadership holds while it is unchanged). */
+  rev: number;
+  /** The lease the key is attached to. */
+  lease: bigint;
+}
+
+/** v3electionpb.CampaignRequest. */
+export interface CampaignRequest {
+  /** The election's name. */
+  name: Uint8Array;
+  /** The lease the candidate's key is attached to (0: a new 60 s lease is granted). */
+  lease?: bigint;
+  /** The value the candidate proclaims once elected. */
+  value?: Uint8Array;
+}
+
+/** v3electionpb.CampaignResponse. */
+export interface CampaignResponse {
+  /** Response header of the campaign's first write. */
+  header: ResponseHeader;
+  /** The elected candidate's key. */
+  leader: LeaderKey;
+}
+
+/** v3electionpb.ProclaimRequest. */
+export interface ProclaimRequest {
+  /** The leader's key, as Campaign answered it (required). */
+  leader?: LeaderKey;
+  /** The new value. */
+  value?: Uint8Array;
+}
+
+/** v3electionpb.ProclaimResponse. */
+export interface ProclaimResponse {
+  /** Response header of the update. */
+  header: ResponseHeader;
+}
+
+/** v3electionpb.LeaderRequest (Leader and Observe). */
+export interface LeaderRequest {
+  /** The election's name. */
+  name: Uint8Array;
+}
+
+/** v3electionpb.LeaderResponse. */
+export interface LeaderResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** The leader's key-value: the key under `name/` with the lowest create revision. */
+  kv: KeyValue;
+}
+
+/** v3electionpb.ResignRequest. */
+export interface ResignRequest {
+  /** The leader's key, as Campaign answered it (required). */
+  leader?: LeaderKey;
+}
+
+/** v3electionpb.ResignResponse. */
+export interface ResignResponse {
+  /** Response header. */
+  header: ResponseHeader;
+}
+
 /**
  * Options of a watch in the embedded Store and the Client (`watch(key,
  * options)`), etcdctl's names: the range as in a get, then the create

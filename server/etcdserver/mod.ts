@@ -1,6 +1,7 @@
 /**
  * The service layer of a cairn member: etcd's services, each operation
- * implemented once (kv.ts, maintenance.ts), over one shared context
+ * implemented once (kv.ts, maintenance.ts, watch.ts, lease.ts, and lock.ts
+ * and election.ts over those), over one shared context
  * (context.ts). Transports hold no etcd semantics: the JSON gateway, the
  * gRPC server and the embedded Store (mod.ts) decode a request, call
  * {@linkcode EtcdServer}, and encode its answer or its `EtcdError`, so they
@@ -33,10 +34,12 @@ import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts
 import { KVServer } from "./kv.ts";
 import { MaintenanceServer } from "./maintenance.ts";
 import { LeaseServer } from "./lease.ts";
+import { LockServer } from "./lock.ts";
+import { ElectionServer } from "./election.ts";
 import { WatchServer, type WatchServerOptions, type WatchSession } from "./watch.ts";
 
 export type { Proposer, ServiceOptions, WatchServerOptions, WatchSession };
-export { WatchServer };
+export { ElectionServer, LockServer, WatchServer };
 export { checkProposalSize, proposalSize } from "./proposal.ts";
 
 /**
@@ -54,6 +57,10 @@ export class EtcdServer implements KVService {
   readonly watch: WatchServer;
   /** etcd's Lease service. */
   readonly lease: LeaseServer;
+  /** etcd's Lock service (v3lock), over KV, Watch and Lease. */
+  readonly lock: LockServer;
+  /** etcd's Election service (v3election), over KV, Watch and Lease. */
+  readonly election: ElectionServer;
 
   /**
    * Serve reads from `backend` and propose writes through `proposer`, with
@@ -70,6 +77,8 @@ export class EtcdServer implements KVService {
     this.maintenance = new MaintenanceServer(this.#ctx);
     this.watch = new WatchServer(this.#ctx, options);
     this.lease = new LeaseServer(this.#ctx);
+    this.lock = new LockServer(this);
+    this.election = new ElectionServer(this);
   }
 
   /** Open a watch stream (etcd's Watch RPC); see {@linkcode WatchServer.open}. */

@@ -23,7 +23,11 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import type {
+  CampaignRequest,
+  CampaignResponse,
   KVService,
+  LeaderRequest,
+  LeaderResponse,
   LeaseGrantRequest,
   LeaseGrantResponse,
   LeaseKeepAliveRequest,
@@ -33,7 +37,15 @@ import type {
   LeaseRevokeResponse,
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
+  LockRequest,
+  LockResponse,
+  ProclaimRequest,
+  ProclaimResponse,
   RangeResponse,
+  ResignRequest,
+  ResignResponse,
+  UnlockRequest,
+  UnlockResponse,
   WatchRequest,
   WatchStreamHandle,
 } from "../../core/api/types.ts";
@@ -101,7 +113,39 @@ export type GatewayService = KVService & {
   openWatch?: () => WatchStreamHandle;
   /** etcd's Lease service. */
   lease?: LeaseService;
+  /** etcd's Lock service (v3lock). */
+  lock?: LockService;
+  /** etcd's Election service (v3election). */
+  election?: ElectionService;
 };
+
+/**
+ * etcd's Lock service as the gateway calls it; `signal` aborts when the
+ * client goes away.
+ */
+export interface LockService {
+  /** Lock: resolves once the lock is held. */
+  lock(req: LockRequest, signal?: AbortSignal): Promise<LockResponse>;
+  /** Unlock. */
+  unlock(req: UnlockRequest): Promise<UnlockResponse>;
+}
+
+/**
+ * etcd's Election service as the gateway calls it; `signal` aborts when the
+ * client goes away.
+ */
+export interface ElectionService {
+  /** Campaign: resolves once elected. */
+  campaign(req: CampaignRequest, signal?: AbortSignal): Promise<CampaignResponse>;
+  /** Proclaim. */
+  proclaim(req: ProclaimRequest): Promise<ProclaimResponse>;
+  /** Leader. */
+  leader(req: LeaderRequest): Promise<LeaderResponse>;
+  /** Observe: the leader now and at each change, until `signal` aborts. */
+  observe(req: LeaderRequest, signal?: AbortSignal): AsyncIterable<LeaderResponse>;
+  /** Resign. */
+  resign(req: ResignRequest): Promise<ResignResponse>;
+}
 
 /** etcd's Lease service as the gateway calls it. */
 export interface LeaseService {
@@ -271,8 +315,11 @@ export interface UnaryEndpoint<Q extends MessageName, R extends MessageName> {
   request: Q;
   /** The response message type. */
   response: R;
-  /** Runs the request against the service layer, which checks it. */
-  exec: (req: MessageTypes[Q]) => Promise<MessageTypes[R]>;
+  /**
+   * Runs the request against the service layer, which checks it; `signal`
+   * aborts when the client goes away before the answer.
+   */
+  exec: (req: MessageTypes[Q], signal: AbortSignal) => Promise<MessageTypes[R]>;
   /** Custom body encoding (the default is the codec + JSON.stringify). */
   encode?: (res: MessageTypes[R]) => string | ReadableStream<Uint8Array>;
 }
@@ -298,7 +345,7 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
       const text = await readBody(c.req.raw, bodyCap, grpcMax);
       const req = fromJson(endpoint.request, parseGoJson(text, "decoder"));
       checkGrpcSize(protoSize(endpoint.request, req), limits.maxRequestBytes);
-      const res = await endpoint.exec(req);
+      const res = await endpoint.exec(req, c.req.raw.signal);
       const body = endpoint.encode
         ? endpoint.encode(res)
         : stringifyGo(toJson(endpoint.response, res));
@@ -318,7 +365,10 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
  *
  * Routes (each also under `/v3beta/`): POST `/v3/kv/range`, `/v3/kv/put`,
  * `/v3/kv/deleterange`, `/v3/kv/txn`, `/v3/kv/compaction`,
- * `/v3/maintenance/status`; other methods on them → 405
+ * `/v3/maintenance/status`, the lease endpoints, `/v3/lock/lock`,
+ * `/v3/lock/unlock`, `/v3/election/{campaign,proclaim,leader,resign}`,
+ * streaming `/v3/watch`, `/v3/lease/keepalive` and `/v3/election/observe`
+ * (when the service has them); other methods on them → 405
  * `Method Not Allowed`; unknown paths under the prefixes → 404 `Not Found`,
  * elsewhere → 404 `404 page not found` (etcd's texts). `GET /health` reads
  * key `health` through the service: `{"health":"true"}`, or 503
@@ -401,6 +451,49 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     for (const prefix of GATEWAY_PREFIXES) {
       app.post(prefix + "/lease/keepalive", keepAlive);
       app.all(prefix + "/lease/keepalive", () => plainText(405, "Method Not Allowed\n"));
+    }
+  }
+
+  const lock = service.lock;
+  if (lock !== undefined) {
+    registerUnary(app, "/lock/lock", {
+      request: "LockRequest",
+      response: "LockResponse",
+      exec: (req, signal) => lock.lock(req, signal),
+    }, limits);
+    registerUnary(app, "/lock/unlock", {
+      request: "UnlockRequest",
+      response: "UnlockResponse",
+      exec: (req) => lock.unlock(req),
+    }, limits);
+  }
+
+  const election = service.election;
+  if (election !== undefined) {
+    registerUnary(app, "/election/campaign", {
+      request: "CampaignRequest",
+      response: "CampaignResponse",
+      exec: (req, signal) => election.campaign(req, signal),
+    }, limits);
+    registerUnary(app, "/election/proclaim", {
+      request: "ProclaimRequest",
+      response: "ProclaimResponse",
+      exec: (req) => election.proclaim(req),
+    }, limits);
+    registerUnary(app, "/election/leader", {
+      request: "LeaderRequest",
+      response: "LeaderResponse",
+      exec: (req) => election.leader(req),
+    }, limits);
+    registerUnary(app, "/election/resign", {
+      request: "ResignRequest",
+      response: "ResignResponse",
+      exec: (req) => election.resign(req),
+    }, limits);
+    const observe = (c: Context) => serveObserve(c.req.raw, election, limits);
+    for (const prefix of GATEWAY_PREFIXES) {
+      app.post(prefix + "/election/observe", observe);
+      app.all(prefix + "/election/observe", () => plainText(405, "Method Not Allowed\n"));
     }
   }
 
@@ -658,6 +751,53 @@ async function serveKeepAlive(
     },
     cancel() {
       reader.cancel();
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
+}
+
+/**
+ * POST /v3/election/observe, as etcd 3.4's gateway serves the
+ * server-streaming Observe: the body is one LeaderRequest (read and checked
+ * as a unary request's: a bad one gets the unary error answer); the
+ * response streams one `{"result":LeaderResponse}` line each time the
+ * leader changes, until the client goes away. When the service ends the
+ * iteration (a failed read, a canceled watch) the response ends, as etcd's
+ * Observe ends its stream without an error then.
+ */
+async function serveObserve(
+  req: Request,
+  election: ElectionService,
+  limits: { maxRequestBytes: number },
+): Promise<Response> {
+  const grpcMax = limits.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  let request: LeaderRequest;
+  try {
+    const text = await readBody(req, 4 * grpcMax, grpcMax);
+    request = fromJson("LeaderRequest", parseGoJson(text, "decoder"));
+    checkGrpcSize(protoSize("LeaderRequest", request), limits.maxRequestBytes);
+  } catch (err) {
+    return errorResponse(err);
+  }
+  const abort = new AbortController();
+  const responses = election.observe(request, abort.signal)[Symbol.asyncIterator]();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = await responses.next();
+        if (r.done) {
+          controller.close();
+          return;
+        }
+        const line = '{"result":' + stringifyGo(toJson("LeaderResponse", r.value)) + "}\n";
+        controller.enqueue(encoder.encode(line));
+      } catch (err) {
+        log.warn("election observe stream failed", { error: err });
+        controller.close();
+      }
+    },
+    cancel() {
+      abort.abort();
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
