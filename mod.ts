@@ -5,6 +5,8 @@
  *   same MVCC store, log and apply path a cairn server runs).
  * - {@linkcode Client}: a client of cairn's (or etcd's) v3 JSON gateway,
  *   with the same method shapes.
+ * - {@linkcode Lease} and {@linkcode Session}: leases kept alive at TTL/3
+ *   over either of them (clientv3's Lease and concurrency.Session).
  * - Request/response types (etcd's KV messages) and {@linkcode EtcdError}.
  *
  * @example
@@ -80,6 +82,19 @@ export {
   type PutOptions,
 } from "./client/mod.ts";
 export type { CallOptions, HealthResponse, VersionResponse } from "./client/mod.ts";
+export {
+  type Clock,
+  DEFAULT_SESSION_TTL,
+  GrantedLease,
+  KeepAlive,
+  type KeepAliveOptions,
+  Lease,
+  type LeaseApi,
+  type LeaseOptions,
+  Session,
+  type SessionOptions,
+  systemClock,
+} from "./client/lease.ts";
 export {
   isWatchCanceled,
   type WatchCallOptions,

@@ -14,6 +14,8 @@
  * ctl [global flags] watch [--prefix] [--rev n] [--prev-kv] [--progress-notify] [-i]
  *                          [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]
  * ctl [global flags] endpoint health|status
+ * ctl [global flags] lease grant <ttl> | revoke <hex id> | timetolive <hex id> [--keys] | list
+ *                    | keep-alive [--once] <hex id>
  * ctl version
  *
  * global flags: --endpoints a,b (ETCDCTL_ENDPOINTS; default 127.0.0.1:2379),
@@ -23,7 +25,8 @@
  *
  * Exit codes and error text are etcdctl's: `Error: <message>` on stderr,
  * exit 1 for server errors, 128 for bad arguments, 3 for bad txn input,
- * 4 for an unsupported output format, 5 when a watch ends.
+ * 2 when lease timetolive, list or keep-alive --once fails, 4 for an
+ * unsupported output format, 5 when a watch ends.
  *
  * @module
  */
@@ -34,6 +37,7 @@ import * as compaction from "./commands/compaction.ts";
 import * as del from "./commands/del.ts";
 import * as endpoint from "./commands/endpoint.ts";
 import * as get from "./commands/get.ts";
+import * as lease from "./commands/lease.ts";
 import * as put from "./commands/put.ts";
 import * as txn from "./commands/txn.ts";
 import * as version from "./commands/version.ts";
@@ -84,6 +88,10 @@ const UNSUPPORTED_GLOBALS = ["cert", "key", "cacert", "user", "password", "disco
 
 interface Command {
   flags: readonly FlagSpec[];
+  /** The subcommand names of a command group (`endpoint`, `lease`). */
+  SUBCOMMANDS?: readonly string[];
+  /** Flags of one subcommand only. */
+  SUB_FLAGS?: Readonly<Record<string, readonly FlagSpec[]>>;
   run(ctx: CtlContext, args: string[], sub: string): Promise<void>;
 }
 
@@ -94,6 +102,7 @@ const COMMANDS: Record<string, Command> = {
   txn,
   compaction,
   endpoint,
+  lease,
   watch,
   version,
 };
@@ -116,7 +125,7 @@ COMMANDS:
 \tversion\t\t\tPrints the version of etcdctl
 `;
 
-/** Finds the command words (`get`, or `endpoint status`) among the arguments. */
+/** Finds the command words (`get`, or `endpoint status`, `lease grant`) among the arguments. */
 function locateCommand(args: readonly string[]): { at: number[]; words: string[] } {
   const valued = new Set(
     GLOBAL_FLAGS.filter((f) => f.kind !== "bool").flatMap((f) =>
@@ -134,7 +143,8 @@ function locateCommand(args: readonly string[]): { at: number[]; words: string[]
     }
     at.push(i);
     words.push(a);
-    if (words.length === 1 && matchCommand(a, Object.keys(COMMANDS)) !== "endpoint") break;
+    const name = matchCommand(a, Object.keys(COMMANDS));
+    if (words.length === 1 && COMMANDS[name ?? ""]?.SUBCOMMANDS === undefined) break;
   }
   return { at, words };
 }
@@ -194,23 +204,18 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
     io.stderr.write(`Error: ${msg}\nRun 'etcdctl --help' for usage.\nError: ${msg}\n`);
     return ExitCode.Error;
   }
+  const cmd = COMMANDS[name];
   let sub = "";
-  if (name === "endpoint") {
-    const s = words[1] === undefined
-      ? undefined
-      : matchCommand(words[1], endpoint.SUBCOMMANDS as unknown as string[]);
-    if (s === undefined) {
-      io.stdout.write(HELP["endpoint"]);
-      return ExitCode.Success;
-    }
-    sub = s;
+  if (cmd.SUBCOMMANDS !== undefined) {
+    // A group without a known subcommand prints its help (after checking its flags, as cobra).
+    sub = (words[1] === undefined ? undefined : matchCommand(words[1], cmd.SUBCOMMANDS)) ?? "";
   }
   const rest = args.filter((_, i) => !at.includes(i));
-  const cmd = COMMANDS[name];
   const help = HELP[sub === "" ? name : `${name} ${sub}`];
   let parsed;
   try {
-    parsed = parseFlags(rest, [...GLOBAL_FLAGS, HELP_FLAG, ...cmd.flags]);
+    const subFlags = cmd.SUB_FLAGS?.[sub] ?? [];
+    parsed = parseFlags(rest, [...GLOBAL_FLAGS, HELP_FLAG, ...cmd.flags, ...subFlags]);
   } catch (e) {
     if (!(e instanceof FlagError)) throw e;
     // cobra: the error, the usage on stdout, then the error again from etcdctl's main.
@@ -218,7 +223,7 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
     io.stderr.write(`Error: ${e.message}\n\nError: ${e.message}\n`);
     return ExitCode.Error;
   }
-  if (parsed.values.get("help") === true) {
+  if (parsed.values.get("help") === true || (cmd.SUBCOMMANDS !== undefined && sub === "")) {
     io.stdout.write(help);
     return ExitCode.Success;
   }

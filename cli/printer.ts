@@ -7,7 +7,13 @@
  *   `{"Response":{"ResponsePut":…}}` (`printer_json.go`);
  * - fields: `"Key" : value` lines (`printer_fields.go`);
  * - table: tablewriter boxes, for endpoint health and status only;
- * - protobuf: the wire encoding (see protobuf.ts), for put/get/del/txn only.
+ * - protobuf: the wire encoding (see protobuf.ts), for put/get/del/txn/watch;
+ *   for lease grant, keep-alive, timetolive and list only the header (etcdctl
+ *   marshals clientv3's response structs through their embedded header).
+ *
+ * The lease printers take the responses as clientv3 hands them to etcdctl:
+ * the header flattened into the struct (json), IDs as signed decimal (json,
+ * fields) or `%016x` hex (simple).
  *
  * @module
  */
@@ -15,11 +21,16 @@
 import { encodeBase64 } from "../core/api/base64.ts";
 import { CtlError, ExitCode } from "./exit.ts";
 import { goJsonString, goQuote, hexU64, humanizeBytes } from "./go_format.ts";
-import { pbDel, pbPut, pbRange, pbTxn, pbWatch } from "./protobuf.ts";
+import { pbDel, pbHeader, pbPut, pbRange, pbTxn, pbWatch } from "./protobuf.ts";
 import type {
   DeleteRangeResponse,
   Event,
   KeyValue,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
   PutResponse,
   RangeResponse,
   ResponseHeader,
@@ -73,6 +84,21 @@ export interface Printer {
   watch(r: WatchView): void;
   endpointHealth(list: EpHealth[]): void;
   endpointStatus(list: EpStatus[]): void;
+  /** `lease grant`. */
+  leaseGrant(r: LeaseGrantResponse): void;
+  /** `lease revoke <id>`. */
+  leaseRevoke(id: bigint, r: LeaseRevokeResponse): void;
+  /** One `lease keep-alive` answer. */
+  leaseKeepAlive(r: LeaseKeepAliveResponse): void;
+  /** `lease timetolive [--keys]`. */
+  leaseTimeToLive(r: LeaseTimeToLiveResponse, keys: boolean): void;
+  /** `lease list`. */
+  leaseLeases(r: LeaseLeasesResponse): void;
+}
+
+/** A lease ID as Go's `%016x` of an int64 (etcdctl's simple output). */
+export function leaseHex(id: bigint): string {
+  return id < 0n ? "-" + (-id).toString(16).padStart(15, "0") : id.toString(16).padStart(16, "0");
 }
 
 /** The `-w` names etcdctl knows. */
@@ -178,6 +204,36 @@ export class SimplePrinter implements Printer {
 
   endpointStatus(list: EpStatus[]): void {
     for (const row of statusRows(list)) this.out.write(row.join(", ") + "\n");
+  }
+
+  leaseGrant(r: LeaseGrantResponse): void {
+    this.out.write(`lease ${leaseHex(r.ID)} granted with TTL(${r.TTL}s)\n`);
+  }
+
+  leaseRevoke(id: bigint): void {
+    this.out.write(`lease ${leaseHex(id)} revoked\n`);
+  }
+
+  leaseKeepAlive(r: LeaseKeepAliveResponse): void {
+    this.out.write(`lease ${leaseHex(r.ID)} keepalived with TTL(${r.TTL})\n`);
+  }
+
+  leaseTimeToLive(r: LeaseTimeToLiveResponse, keys: boolean): void {
+    if (r.grantedTTL === 0 && r.TTL === -1) {
+      this.out.write(`lease ${leaseHex(r.ID)} already expired\n`);
+      return;
+    }
+    let txt = `lease ${leaseHex(r.ID)} granted with TTL(${r.grantedTTL}s), remaining(${r.TTL}s)`;
+    if (keys) {
+      const names = r.keys.map((k) => new TextDecoder().decode(k));
+      txt += `, attached keys([${names.join(" ")}])`;
+    }
+    this.out.write(txt + "\n");
+  }
+
+  leaseLeases(r: LeaseLeasesResponse): void {
+    this.out.write(`found ${r.leases.length} leases\n`);
+    for (const l of r.leases) this.out.write(`${leaseHex(l.ID)}\n`);
   }
 }
 
@@ -305,6 +361,53 @@ export function jsonStatus(r: StatusResponse): string {
   ]);
 }
 
+/** The header's fields alone, as Go's json flattens an embedded `*pb.ResponseHeader`. */
+function flatHeader(h: ResponseHeader | undefined): [string, string | undefined][] {
+  return [
+    ["cluster_id", u64(h?.cluster_id)],
+    ["member_id", u64(h?.member_id)],
+    ["revision", num(h?.revision ?? 0)],
+    ["raft_term", num(h?.raft_term ?? 0)],
+  ];
+}
+
+/** Go json of clientv3's LeaseGrantResponse. */
+export function jsonLeaseGrant(r: LeaseGrantResponse): string {
+  return obj([
+    ...flatHeader(r.header),
+    ["ID", String(r.ID)],
+    ["TTL", String(r.TTL)],
+    ["Error", goJsonString(r.error ?? "")],
+  ]);
+}
+
+/** Go json of clientv3's LeaseKeepAliveResponse. */
+export function jsonLeaseKeepAlive(r: LeaseKeepAliveResponse): string {
+  return obj([...flatHeader(r.header), ["ID", String(r.ID)], ["TTL", String(r.TTL)]]);
+}
+
+/** Go json of clientv3's LeaseTimeToLiveResponse (its json tags: id, ttl, granted-ttl, keys). */
+export function jsonLeaseTimeToLive(r: LeaseTimeToLiveResponse): string {
+  const keys = r.keys.length === 0
+    ? "null"
+    : `[${r.keys.map((k) => `"${encodeBase64(k)}"`).join(",")}]`;
+  return obj([
+    ...flatHeader(r.header),
+    ["id", String(r.ID)],
+    ["ttl", String(r.TTL)],
+    ["granted-ttl", String(r.grantedTTL)],
+    ["keys", keys],
+  ]);
+}
+
+/** Go json of clientv3's LeaseLeasesResponse. */
+export function jsonLeaseLeases(r: LeaseLeasesResponse): string {
+  return obj([
+    ...flatHeader(r.header),
+    ["leases", `[${r.leases.map((l) => `{"id":${l.ID}}`).join(",")}]`],
+  ]);
+}
+
 /** `-w json`. */
 export class JsonPrinter implements Printer {
   constructor(private out: Out) {}
@@ -339,6 +442,21 @@ export class JsonPrinter implements Printer {
       `{"Endpoint":${goJsonString(s.endpoint)},"Status":${jsonStatus(s.status)}}`
     );
     this.out.write(`[${items.join(",")}]\n`);
+  }
+  leaseGrant(r: LeaseGrantResponse): void {
+    this.out.write(jsonLeaseGrant(r) + "\n");
+  }
+  leaseRevoke(_id: bigint, r: LeaseRevokeResponse): void {
+    this.out.write(obj([["header", jsonHeader(r.header)]]) + "\n");
+  }
+  leaseKeepAlive(r: LeaseKeepAliveResponse): void {
+    this.out.write(jsonLeaseKeepAlive(r) + "\n");
+  }
+  leaseTimeToLive(r: LeaseTimeToLiveResponse): void {
+    this.out.write(jsonLeaseTimeToLive(r) + "\n");
+  }
+  leaseLeases(r: LeaseLeasesResponse): void {
+    this.out.write(jsonLeaseLeases(r) + "\n");
   }
 }
 
@@ -423,6 +541,30 @@ export class FieldsPrinter implements Printer {
       this.#line("");
     }
   }
+  leaseGrant(r: LeaseGrantResponse): void {
+    this.#hdr(r.header);
+    this.#line(`"ID" : ${r.ID}`);
+    this.#line(`"TTL" : ${r.TTL}`);
+  }
+  leaseRevoke(_id: bigint, r: LeaseRevokeResponse): void {
+    this.#hdr(r.header);
+  }
+  leaseKeepAlive(r: LeaseKeepAliveResponse): void {
+    this.#hdr(r.header);
+    this.#line(`"ID" : ${r.ID}`);
+    this.#line(`"TTL" : ${r.TTL}`);
+  }
+  leaseTimeToLive(r: LeaseTimeToLiveResponse): void {
+    this.#hdr(r.header);
+    this.#line(`"ID" : ${r.ID}`);
+    this.#line(`"TTL" : ${r.TTL}`);
+    this.#line(`"GrantedTTL" : ${r.grantedTTL}`);
+    for (const k of r.keys) this.#line(`"Key" : ${goQuote(k)}`);
+  }
+  leaseLeases(r: LeaseLeasesResponse): void {
+    this.#hdr(r.header);
+    for (const l of r.leases) this.#line(`"ID" : ${l.ID}`);
+  }
 }
 
 function statusRows(list: EpStatus[]): string[][] {
@@ -480,6 +622,21 @@ export class TablePrinter implements Printer {
   watch(): void {
     unsupported("table");
   }
+  leaseGrant(): void {
+    unsupported("table");
+  }
+  leaseRevoke(): void {
+    unsupported("table");
+  }
+  leaseKeepAlive(): void {
+    unsupported("table");
+  }
+  leaseTimeToLive(): void {
+    unsupported("table");
+  }
+  leaseLeases(): void {
+    unsupported("table");
+  }
   endpointHealth(list: EpHealth[]): void {
     this.out.write(renderTable(
       ["endpoint", "health", "took", "error"],
@@ -529,4 +686,36 @@ export class ProtobufPrinter implements Printer {
   endpointStatus(): void {
     unsupported("protobuf");
   }
+  leaseGrant(r: LeaseGrantResponse): void {
+    this.out.write(pbHeader(r.header));
+  }
+  /** clientv3's LeaseRevokeResponse is no protobuf message to etcdctl: exit 4. */
+  leaseRevoke(_id: bigint, r: LeaseRevokeResponse): void {
+    throw new CtlError(
+      ExitCode.BadFeature,
+      `marshal unsupported for type clientv3.LeaseRevokeResponse ({${textHeader(r.header)}})`,
+    );
+  }
+  leaseKeepAlive(r: LeaseKeepAliveResponse): void {
+    this.out.write(pbHeader(r.header));
+  }
+  leaseTimeToLive(r: LeaseTimeToLiveResponse): void {
+    this.out.write(pbHeader(r.header));
+  }
+  leaseLeases(r: LeaseLeasesResponse): void {
+    this.out.write(pbHeader(r.header));
+  }
+}
+
+/** A header in protobuf's compact text format, as Go's `%v` prints it (`cluster_id:1 … `). */
+function textHeader(h: ResponseHeader | undefined): string {
+  if (!h) return "<nil>";
+  const parts: [string, bigint | number | undefined][] = [
+    ["cluster_id", h.cluster_id === undefined ? undefined : BigInt.asUintN(64, h.cluster_id)],
+    ["member_id", h.member_id === undefined ? undefined : BigInt.asUintN(64, h.member_id)],
+    ["revision", h.revision],
+    ["raft_term", h.raft_term],
+  ];
+  return parts.filter(([, v]) => v !== undefined && v !== 0 && v !== 0n)
+    .map(([k, v]) => `${k}:${v} `).join("");
 }

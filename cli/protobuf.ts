@@ -72,6 +72,15 @@ function keyValue(kv: KeyValue | undefined): Uint8Array | undefined {
     .int(4, kv.version).bytes(5, kv.value).int(6, kv.lease).done();
 }
 
+/**
+ * A ResponseHeader alone in protobuf wire format: what etcdctl prints for
+ * clientv3's lease responses, whose embedded `*pb.ResponseHeader` lends
+ * them its Marshal.
+ */
+export function pbHeader(h: ResponseHeader | undefined): Uint8Array {
+  return header(h) ?? new Uint8Array();
+}
+
 /** RangeResponse in protobuf wire format. */
 export function pbRange(r: RangeResponse): Uint8Array {
   const w = new Writer().message(1, header(r.header));

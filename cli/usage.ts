@@ -46,4 +46,22 @@ export const HELP: Record<string, string> = {
   "endpoint status":
     "NAME:\n\tendpoint status - Prints out the status of endpoints specified in `--endpoints` flag\n\nUSAGE:\n\tetcdctl endpoint status [flags]\n\nDESCRIPTION:\n\tWhen --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\n\tThe items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.\n\nOPTIONS:\n  -h, --help[=false]\thelp for status\n\n" +
     ENDPOINT_GLOBALS,
+  "lease":
+    "NAME:\n\tlease - Lease related commands\n\nUSAGE:\n\tetcdctl lease <subcommand> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\tgrant\t\tCreates leases\n\tkeep-alive\tKeeps leases alive (renew)\n\tlist\t\tList all active leases\n\trevoke\t\tRevokes leases\n\ttimetolive\tGet lease information\n\nOPTIONS:\n  -h, --help[=false]\thelp for lease\n\n" +
+    GLOBALS,
+  "lease grant":
+    "NAME:\n\tlease grant - Creates leases\n\nUSAGE:\n\tetcdctl lease grant <ttl> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for grant\n\n" +
+    GLOBALS,
+  "lease keep-alive":
+    "NAME:\n\tlease keep-alive - Keeps leases alive (renew)\n\nUSAGE:\n\tetcdctl lease keep-alive [options] <leaseID> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for keep-alive\n      --once[=false]\tResets the keep-alive time to its original value and exits immediately\n\n" +
+    GLOBALS,
+  "lease list":
+    "NAME:\n\tlease list - List all active leases\n\nUSAGE:\n\tetcdctl lease list [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for list\n\n" +
+    GLOBALS,
+  "lease revoke":
+    "NAME:\n\tlease revoke - Revokes leases\n\nUSAGE:\n\tetcdctl lease revoke <leaseID> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for revoke\n\n" +
+    GLOBALS,
+  "lease timetolive":
+    "NAME:\n\tlease timetolive - Get lease information\n\nUSAGE:\n\tetcdctl lease timetolive <leaseID> [options] [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for timetolive\n      --keys[=false]\tGet keys attached to this lease\n\n" +
+    GLOBALS,
 };

@@ -10,9 +10,11 @@
  * Failover: the client keeps a list of endpoints and sends each request to
  * the one that last answered. When an endpoint cannot be reached, or answers
  * 503 Unavailable, it tries the next, but only where a retry is safe:
- * - reads (`range`, read-only `txn`, `status`, `health`, `version`) are
- *   retried on the next endpoint after any transport failure or 503;
- * - writes (`put`, `deleteRange`, `txn` with writes, `compact`) are retried
+ * - reads (`range`, read-only `txn`, `status`, `health`, `version`,
+ *   `leaseTimeToLive`, `leaseLeases`) and `leaseKeepAlive` (renewing twice
+ *   is harmless) are retried on the next endpoint after any transport failure or 503;
+ * - writes (`put`, `deleteRange`, `txn` with writes, `compact`,
+ *   `leaseGrant`, `leaseRevoke`) are retried
  *   only when the failure proves the request was not executed: the TCP
  *   connection was refused / could not be opened, or the server answered
  *   `etcdserver: no leader`, `etcdserver: server stopped` or
@@ -45,6 +47,15 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   KVService,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
@@ -209,6 +220,29 @@ function readOnly(ops: readonly RequestOp[] | undefined): boolean {
     "request_range" in op ||
     ("request_txn" in op && readOnly(op.request_txn.success) && readOnly(op.request_txn.failure))
   );
+}
+
+/**
+ * The first message of a stream answer (`{"result":…}` lines): its
+ * `result`, or the EtcdError of an `{"error":{…}}` frame (grpc-gateway v1's
+ * `grpc_code`/`http_code`/`message`, v2's `code`/`message`).
+ */
+function streamResult(json: unknown): unknown {
+  const frame = json as { result?: unknown; error?: Record<string, unknown> } | undefined;
+  if (frame?.error !== undefined && typeof frame.error === "object") {
+    const e = frame.error;
+    const code = typeof e.grpc_code === "number"
+      ? e.grpc_code
+      : typeof e.code === "number"
+      ? e.code
+      : GrpcCode.Unknown;
+    const status = typeof e.http_code === "number" ? e.http_code : undefined;
+    throw new EtcdError(String(e.message ?? "stream failed"), code as GrpcCode, status);
+  }
+  if (frame?.result === undefined || typeof frame.result !== "object") {
+    throw new EtcdError("unexpected stream answer: no result", GrpcCode.Unknown);
+  }
+  return frame.result;
 }
 
 /** 503 messages that prove the request was not executed. */
@@ -459,6 +493,95 @@ export class Client implements KVService {
       startRevision: options.startRevision,
       signal: options.signal,
     });
+  }
+
+  /**
+   * etcd LeaseGrant (`POST /v3/lease/grant`): a lease of `TTL` seconds
+   * (raised to the server's minimum, 2 s by default) with ID `ID`, or one
+   * the server picks when `ID` is 0 or absent. Not retried after an
+   * ambiguous failure: the lease may have been granted (a server-chosen ID
+   * would then be lost, a chosen one would answer `lease already exists`).
+   *
+   * @throws {EtcdError} `etcdserver: lease already exists` (FailedPrecondition);
+   *   `etcdserver: too large lease TTL` (OutOfRange).
+   */
+  leaseGrant(req: LeaseGrantRequest, opts: CallOptions = {}): Promise<LeaseGrantResponse> {
+    return this.#unary(
+      "/v3/lease/grant",
+      "LeaseGrantRequest",
+      req,
+      "LeaseGrantResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd LeaseRevoke (`POST /v3/lease/revoke`): the lease and every key
+   * attached to it go, in one revision. Not retried after an ambiguous
+   * failure (a second revoke would answer not found).
+   *
+   * @throws {EtcdError} `etcdserver: requested lease not found` (NotFound).
+   */
+  leaseRevoke(req: LeaseRevokeRequest, opts: CallOptions = {}): Promise<LeaseRevokeResponse> {
+    return this.#unary(
+      "/v3/lease/revoke",
+      "LeaseRevokeRequest",
+      req,
+      "LeaseRevokeResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * One etcd LeaseKeepAlive request (`POST /v3/lease/keepalive`, a stream
+   * of one message): the lease expires its full TTL from now. The answer
+   * carries that TTL in seconds, or TTL 0 when the lease does not exist
+   * (etcd's gateway omits it). Retried on failover. For renewal at TTL/3
+   * until told to stop, see `Lease` in client/lease.ts.
+   */
+  async leaseKeepAlive(
+    req: LeaseKeepAliveRequest,
+    opts: CallOptions = {},
+  ): Promise<LeaseKeepAliveResponse> {
+    const body = JSON.stringify(toJson("LeaseKeepAliveRequest", req));
+    const json = await this.#send("/v3/lease/keepalive", body, true, opts, false);
+    return withDefaults(
+      "LeaseKeepAliveResponse",
+      fromJson("LeaseKeepAliveResponse", streamResult(json)),
+    );
+  }
+
+  /**
+   * etcd LeaseTimeToLive (`POST /v3/lease/timetolive`): whole seconds left
+   * (-1 when the lease does not exist), the granted TTL, and with `keys`
+   * the attached keys. Retried on failover.
+   */
+  leaseTimeToLive(
+    req: LeaseTimeToLiveRequest,
+    opts: CallOptions = {},
+  ): Promise<LeaseTimeToLiveResponse> {
+    return this.#unary(
+      "/v3/lease/timetolive",
+      "LeaseTimeToLiveRequest",
+      req,
+      "LeaseTimeToLiveResponse",
+      true,
+      opts,
+    );
+  }
+
+  /** etcd LeaseLeases (`POST /v3/lease/leases`): every lease's ID. Retried on failover. */
+  leaseLeases(opts: CallOptions = {}): Promise<LeaseLeasesResponse> {
+    return this.#unary(
+      "/v3/lease/leases",
+      "LeaseLeasesRequest",
+      {},
+      "LeaseLeasesResponse",
+      true,
+      opts,
+    );
   }
 
   /** Nothing to release: connections belong to fetch's pool. Kept for symmetry with Store. */

@@ -96,6 +96,17 @@ export const LEASE_CHECKPOINT_BATCH = 1_000;
  * the downtime, more than it had left).
  */
 export const LEASE_CHECKPOINT_INTERVAL_MS = 5_000;
+/**
+ * Milliseconds a lease keep-alive (client/lease.ts) waits before trying
+ * again after a failed renewal (clientv3's retryConnWait); it keeps trying
+ * until the lease's TTL since the last renewal has passed.
+ */
+export const KEEPALIVE_RETRY_MS = 500;
+/**
+ * Keep-alive responses a lease keep-alive holds for its reader, at most
+ * (clientv3's LeaseResponseChSize); when full, the oldest is dropped.
+ */
+export const MAX_KEEPALIVE_BUFFER = 16;
 /** Proposals one HTTP worker thread has forwarded and not yet seen answered, at most. */
 export const MAX_WORKER_INFLIGHT = 4_000;
 /** HTTP worker threads per client URL, at most (--http-workers). */
@@ -183,6 +194,11 @@ invariant(
   0 < WATCH_RETRY_MIN_MS && WATCH_RETRY_MIN_MS <= WATCH_RETRY_MAX_MS,
   "a watch's reconnection wait grows from its minimum to its maximum",
 );
+invariant(
+  2 * KEEPALIVE_RETRY_MS < (2_000 * 2) / 3,
+  "two retries fit between a renewal at TTL/3 and the expiry of a lease of the minimum TTL (2 s)",
+);
+invariant(MAX_KEEPALIVE_BUFFER >= 1, "a keep-alive holds at least its latest response");
 invariant(MAX_INFLIGHT_BATCHES >= 1, "at least one batch can be written");
 invariant(
   LMDB_PAGE_BYTES >= 4096 && LMDB_PAGE_BYTES <= 65536 &&

@@ -90,6 +90,41 @@ function ctl(endpoint: string, args: string[], stdin: string): Promise<Result> {
 interface Step {
   args: string[];
   stdin?: string;
+  /**
+   * Name the lease ID this step prints (`lease <hex> granted`, or `"ID":<decimal>`):
+   * later steps' `$NAME` arguments become it in hex, and outputs show it as `<NAME>`.
+   */
+  capture?: string;
+}
+
+/** The lease ID a step printed: `lease <hex> …` (simple) or `"ID":<decimal>` / `"ID" : <decimal>`. */
+function leaseIdOf(stdout: string): bigint | undefined {
+  const hex = /^lease ([0-9a-f]{16}) /m.exec(stdout);
+  if (hex) return BigInt(`0x${hex[1]}`);
+  const dec = /"ID" ?: ?(\d+)/.exec(stdout);
+  return dec ? BigInt(dec[1]) : undefined;
+}
+
+/** Lease IDs captured on one side, by name. */
+type Leases = Map<string, bigint>;
+
+/** `$NAME` arguments replaced by the side's captured lease IDs in hex. */
+function withLeases(args: string[], leases: Leases): string[] {
+  return args.map((a) => a.replace(/\$(\w+)/g, (m, n) => leases.get(n)?.toString(16) ?? m));
+}
+
+/** The side's captured lease IDs (hex and decimal) shown as `<NAME>`; seconds left masked. */
+function maskLeases(text: string, leases: Leases): string {
+  let t = text;
+  for (const [name, id] of leases) {
+    t = t.replaceAll(id.toString(16).padStart(16, "0"), `<${name}>`).replaceAll(
+      String(id),
+      `<${name}>`,
+    );
+  }
+  // Seconds left depend on when each side's step ran.
+  t = t.replace(/remaining\(\d+s\)/g, "remaining(Ns)").replace(/"ttl":\d+/g, '"ttl":N');
+  return t.replace(/"TTL" : \d+\n"GrantedTTL"/g, '"TTL" : N\n"GrantedTTL"');
 }
 
 const TXN_OK = 'mod("foo") > "0"\nvalue("foo") = "baz"\n\nput foo "new v" --prev-kv\nget foo2\n' +
@@ -143,6 +178,48 @@ const STEPS: Step[] = [
   { args: ["endpoint", "health", "-w", "json"] },
   { args: ["endpoint", "status"] },
   { args: ["endpoint", "status", "-w", "json"] },
+  { args: ["lease", "grant", "100"], capture: "L1" },
+  { args: ["lease", "grant", "100", "-w", "json"], capture: "L2" },
+  { args: ["lease", "grant", "100", "-w", "fields"], capture: "L3" },
+  { args: ["lease", "grant", "9000000001"] },
+  { args: ["lease", "grant", "abc"] },
+  { args: ["lease", "grant"] },
+  { args: ["lease", "timetolive", "1234", "-w", "table"] },
+  { args: ["put", "lk1", "v", "--lease", "$L1"] },
+  { args: ["put", "lk2", "v", "--lease", "$L2", "--prev-kv", "-w", "json"] },
+  { args: ["get", "lk", "--prefix", "-w", "json"] },
+  { args: ["lease", "timetolive", "$L1"] },
+  { args: ["lease", "timetolive", "$L1", "--keys"] },
+  { args: ["lease", "timetolive", "$L1", "--keys", "-w", "json"] },
+  { args: ["lease", "timetolive", "$L1", "--keys", "-w", "fields"] },
+  { args: ["lease", "timetolive", "$L2", "-w", "json"] },
+  { args: ["lease", "timetolive", "1234"] },
+  { args: ["lease", "timetolive", "1234", "-w", "json"] },
+  { args: ["lease", "timetolive", "zz"] },
+  { args: ["lease", "keep-alive", "--once", "$L1"] },
+  { args: ["lease", "keep-alive", "--once", "$L1", "-w", "json"] },
+  { args: ["lease", "keep-alive", "--once", "$L1", "-w", "fields"] },
+  { args: ["lease", "keep-alive", "--once", "1234"] },
+  { args: ["lease", "keep-alive", "1234"] },
+  { args: ["lease", "keep-alive", "1234", "-w", "json"] },
+  { args: ["lease", "keep-alive"] },
+  { args: ["lease", "revoke", "$L2"] },
+  { args: ["lease", "revoke", "$L3", "-w", "fields"] },
+  { args: ["lease", "keep-alive", "--once", "$L1", "-w", "table"] },
+  { args: ["get", "lk2"] },
+  { args: ["lease", "list"] },
+  { args: ["lease", "list", "-w", "json"] },
+  { args: ["lease", "list", "-w", "fields"] },
+  { args: ["lease", "revoke", "$L2"] },
+  { args: ["lease", "revoke", "zz"] },
+  { args: ["lease", "revoke", "$L1", "-w", "protobuf"] },
+  { args: ["lease", "timetolive", "$L1"] },
+  { args: ["get", "lk", "--prefix"] },
+  { args: ["put", "lk3", "v", "--lease", "$L1"] },
+  { args: ["lease"] },
+  { args: ["lease", "--bogus"] },
+  { args: ["lease", "ti", "-h"] },
+  { args: ["lease", "keep-alive", "-h"] },
   { args: ["foo"] },
   { args: ["get", "--bogus"] },
   { args: ["get", "--limit", "x", "a"] },
@@ -156,12 +233,13 @@ function mask(text: string, endpoint: string, strict: boolean): string {
   t = t.replace(/^\{"level":"warn".*\n/gm, ""); // clientv3's retry log lines
   t = t.replace(/"(cluster_id|member_id|leader)":\d+/g, '"$1":ID');
   t = t.replace(/"(ClusterID|MemberID|Leader)" : \d+/g, '"$1" : ID');
+  t = t.replace(/\b(cluster_id|member_id):\d+/g, "$1:ID"); // a header in protobuf text
   t = t.replace(/"took":"[^"]*"/g, '"took":"T"').replace(/took = \S+/g, "took = T");
   t = t.replace(/"(dbSize|dbSizeInUse)":\d+/g, '"$1":N');
   t = t.replace(/^EP, [0-9a-f]+, ([^,]+), [^,]+, /gm, "EP, ID, $1, SIZE, ");
   if (!strict) {
     t = t.replace(/"(raft_term|raftTerm|raftIndex|raftAppliedIndex)":\d+/g, '"$1":N');
-    t = t.replace(/"RaftTerm" : \d+/g, '"RaftTerm" : N');
+    t = t.replace(/"RaftTerm" : \d+/g, '"RaftTerm" : N').replace(/\braft_term:\d+/g, "raft_term:N");
     t = t.replace(/"version":"[^"]*"/g, '"version":"V"');
     t = t.replace(
       /^EP, ID, [^,]+, SIZE, (true|false), (true|false), \d+, \d+, \d+, /gm,
@@ -181,6 +259,8 @@ const READS: Step[] = [
   { args: ["txn", "-w", "protobuf"], stdin: 'value("k3") = "zz"\n\n\nget foo\n\n' },
   { args: ["endpoint", "status", "-w", "table"] },
   { args: ["endpoint", "status", "-w", "fields"] },
+  { args: ["lease", "timetolive", "1234", "-w", "protobuf"] },
+  { args: ["lease", "list", "-w", "protobuf"] },
 ];
 
 /** etcdctl and ctl against the same server: identical bytes, nothing masked. */
@@ -198,21 +278,29 @@ async function compareSequence(
   subject: Server,
   strict: boolean,
 ): Promise<void> {
+  const wantLeases: Leases = new Map();
+  const gotLeases: Leases = new Map();
   for (const step of STEPS) {
     const stdin = step.stdin ?? "";
-    const want = await etcdctl(reference.endpoint, step.args, stdin);
-    const got = await ctl(subject.endpoint, step.args, stdin);
+    const want = await etcdctl(reference.endpoint, withLeases(step.args, wantLeases), stdin);
+    const got = await ctl(subject.endpoint, withLeases(step.args, gotLeases), stdin);
     const label = step.args.join(" ");
+    if (step.capture !== undefined) {
+      for (const [side, r] of [[wantLeases, want], [gotLeases, got]] as const) {
+        const id = leaseIdOf(r.stdout);
+        if (id !== undefined) side.set(step.capture, id);
+      }
+    }
     assertEquals(
       {
         code: got.code,
-        stdout: mask(got.stdout, subject.endpoint, strict),
-        stderr: mask(got.stderr, subject.endpoint, strict),
+        stdout: maskLeases(mask(got.stdout, subject.endpoint, strict), gotLeases),
+        stderr: maskLeases(mask(got.stderr, subject.endpoint, strict), gotLeases),
       },
       {
         code: want.code,
-        stdout: mask(want.stdout, reference.endpoint, strict),
-        stderr: mask(want.stderr, reference.endpoint, strict),
+        stdout: maskLeases(mask(want.stdout, reference.endpoint, strict), wantLeases),
+        stderr: maskLeases(mask(want.stderr, reference.endpoint, strict), wantLeases),
       },
       `ctl ${label}`,
     );

@@ -214,3 +214,79 @@ Deno.test("with real sockets, a refused endpoint fails over to a live one", asyn
     await server.finished;
   }
 });
+
+Deno.test("lease calls: gateway paths and bodies, keepalive's stream answer, TTL 0 when gone", async () => {
+  const { fetch, calls } = fakeFetch((url) => {
+    if (url.endsWith("/lease/grant")) return json({ header: HEADER, ID: "255", TTL: "30" });
+    if (url.endsWith("/lease/keepalive")) {
+      const n = calls.length;
+      const body = n === 2
+        ? { result: { header: HEADER, ID: "255", TTL: "30" } }
+        : { result: { header: HEADER, ID: "1" } };
+      return new Response(JSON.stringify(body) + "\n");
+    }
+    if (url.endsWith("/lease/timetolive")) {
+      return json({ header: HEADER, ID: "255", TTL: "29", grantedTTL: "30", keys: ["aw=="] });
+    }
+    if (url.endsWith("/lease/leases")) return json({ header: HEADER, leases: [{ ID: "255" }] });
+    return json({ header: HEADER });
+  });
+  const client = new Client({ endpoints: ["http://a"], fetch });
+  const g = await client.leaseGrant({ TTL: 30 });
+  assertEquals([g.ID, g.TTL], [255n, 30]);
+  const ka = await client.leaseKeepAlive({ ID: 255n });
+  assertEquals([ka.ID, ka.TTL, ka.header.revision], [255n, 30, 7]);
+  const gone = await client.leaseKeepAlive({ ID: 1n });
+  assertEquals([gone.ID, gone.TTL], [1n, 0]);
+  const ttl = await client.leaseTimeToLive({ ID: 255n, keys: true });
+  assertEquals([ttl.TTL, ttl.grantedTTL, ttl.keys], [29, 30, [enc.encode("k")]]);
+  assertEquals((await client.leaseLeases()).leases, [{ ID: 255n }]);
+  await client.leaseRevoke({ ID: 255n });
+  assertEquals(calls.map((c) => [c.url, c.body]), [
+    ["http://a/v3/lease/grant", { TTL: "30" }],
+    ["http://a/v3/lease/keepalive", { ID: "255" }],
+    ["http://a/v3/lease/keepalive", { ID: "1" }],
+    ["http://a/v3/lease/timetolive", { ID: "255", keys: true }],
+    ["http://a/v3/lease/leases", {}],
+    ["http://a/v3/lease/revoke", { ID: "255" }],
+  ]);
+});
+
+Deno.test("a keepalive stream's error frame rejects with its message and code", async () => {
+  const { fetch } = fakeFetch(() =>
+    new Response(
+      JSON.stringify({
+        error: { grpc_code: 7, http_code: 403, message: "etcdserver: permission denied" },
+      }) + "\n",
+    )
+  );
+  const err = await new Client({ endpoints: ["http://a"], fetch })
+    .leaseKeepAlive({ ID: 5n }).catch((e) => e);
+  assertEquals([err instanceof EtcdError, err.message, err.code, err.httpStatus], [
+    true,
+    "etcdserver: permission denied",
+    7,
+    403,
+  ]);
+});
+
+Deno.test("lease grant and revoke are not retried after an ambiguous failure; keepalive and timetolive are", async () => {
+  const { fetch, calls } = fakeFetch((url) =>
+    url.startsWith("http://a")
+      ? reset()
+      : url.endsWith("/keepalive")
+      ? new Response(JSON.stringify({ result: { header: HEADER, ID: "9", TTL: "5" } }))
+      : json({ header: HEADER, ID: "9", TTL: "5" })
+  );
+  const client = new Client({ endpoints: ["http://a", "http://b"], fetch });
+  await assertRejects(client.leaseGrant({ TTL: 5 }), ConnectionError);
+  await assertRejects(client.leaseRevoke({ ID: 9n }), ConnectionError);
+  assertEquals(calls.length, 2);
+  assertEquals((await client.leaseKeepAlive({ ID: 9n })).TTL, 5);
+  await client.leaseTimeToLive({ ID: 9n });
+  assertEquals(calls.map((c) => c.url).slice(2), [
+    "http://a/v3/lease/keepalive",
+    "http://b/v3/lease/keepalive",
+    "http://b/v3/lease/timetolive",
+  ]);
+});
