@@ -188,3 +188,77 @@ export function b64(s: string | number[]): string {
   const bytes = typeof s === "string" ? new TextEncoder().encode(s) : new Uint8Array(s);
   return btoa(String.fromCharCode(...bytes));
 }
+
+/**
+ * A streaming response (watch, keep-alive, observe): its lines, masked as
+ * {@linkcode mask} does, read as they come.
+ */
+export class StreamLines {
+  readonly #abort = new AbortController();
+  readonly #lines: string[] = [];
+  #wake: (() => void) | undefined;
+  /** The HTTP status, once `ready`. */
+  status = 0;
+  /** The response has ended (or could not be made). */
+  ended = false;
+  /** Resolves once the response has started. */
+  readonly ready: Promise<void>;
+
+  /** POST `body` to `url` (the full URL) and read the response as it streams. */
+  constructor(url: string, body: string) {
+    this.ready = (async () => {
+      try {
+        const res = await fetch(url, { method: "POST", body, signal: this.#abort.signal });
+        this.status = res.status;
+        void this.#read(res.body!);
+      } catch {
+        this.ended = true;
+      }
+    })();
+  }
+
+  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for await (const chunk of body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          this.#lines.push(mask(buffer.slice(0, nl)));
+          buffer = buffer.slice(nl + 1);
+        }
+        this.#wake?.();
+      }
+    } catch {
+      // aborted
+    }
+    if (buffer.length > 0) this.#lines.push(mask(buffer));
+    this.ended = true;
+    this.#wake?.();
+  }
+
+  /** The next `n` lines (fewer if the stream ends or `ms` pass). */
+  async take(n: number, ms = 5000): Promise<string[]> {
+    await this.ready;
+    const deadline = Date.now() + ms;
+    while (this.#lines.length < n && !this.ended && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+    return this.#lines.splice(0, n);
+  }
+
+  /** Lines that arrived beyond what was taken, after a short wait. */
+  async extra(): Promise<string[]> {
+    await new Promise((r) => setTimeout(r, 300));
+    return this.#lines.splice(0);
+  }
+
+  /** Stop reading (the client goes away). */
+  close(): void {
+    this.#abort.abort();
+  }
+}

@@ -106,6 +106,7 @@ import {
   HAVE_ETCD,
   mask,
   type Pair,
+  StreamLines,
   withPair,
 } from "./harness.ts";
 
@@ -215,85 +216,17 @@ async function keepalive(
   return etcd;
 }
 
-/** The response lines of one open watch stream (as in watch_test.ts). */
-class Lines {
-  readonly #abort = new AbortController();
-  readonly #lines: string[] = [];
-  #ended = false;
-  #wake: (() => void) | undefined;
-  ready: Promise<void>;
-
-  constructor(url: string, body: string) {
-    this.ready = (async () => {
-      try {
-        const res = await fetch(url + "/v3/watch", {
-          method: "POST",
-          body,
-          signal: this.#abort.signal,
-        });
-        void this.#read(res.body!);
-      } catch {
-        this.#ended = true;
-      }
-    })();
-  }
-
-  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffer = "";
-    try {
-      for await (const chunk of body) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          this.#lines.push(mask(buffer.slice(0, nl)));
-          buffer = buffer.slice(nl + 1);
-        }
-        this.#wake?.();
-      }
-    } catch {
-      // aborted
-    }
-    if (buffer.length > 0) this.#lines.push(mask(buffer));
-    this.#ended = true;
-    this.#wake?.();
-  }
-
-  /** The next `n` lines (fewer if the stream ends or `ms` pass). */
-  async take(n: number, ms = 5000): Promise<string[]> {
-    await this.ready;
-    const deadline = Date.now() + ms;
-    while (this.#lines.length < n && !this.#ended && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        setTimeout(resolve, 100);
-      });
-    }
-    return this.#lines.splice(0, n);
-  }
-
-  /** Lines that arrived beyond what was taken (after a short wait). */
-  async extra(): Promise<string[]> {
-    await new Promise((r) => setTimeout(r, 300));
-    return this.#lines.splice(0);
-  }
-
-  close(): void {
-    this.#abort.abort();
-  }
-}
-
 /** A watch of every key under `prefix` (with prev_kv) on both servers. */
 class Watch {
-  readonly etcd: Lines;
-  readonly cairn: Lines;
+  readonly etcd: StreamLines;
+  readonly cairn: StreamLines;
   constructor(pair: Pair, prefix: string) {
     const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
     const body = JSON.stringify({
       create_request: { key: b64(prefix), range_end: b64(end), prev_kv: true },
     });
-    this.etcd = new Lines(pair.etcd.url, body);
-    this.cairn = new Lines(pair.cairn.url, body);
+    this.etcd = new StreamLines(pair.etcd.url + "/v3/watch", body);
+    this.cairn = new StreamLines(pair.cairn.url + "/v3/watch", body);
   }
   /** The next `n` frames of both, compared; returns etcd's. */
   async expect(n: number, ms = 5000): Promise<string[]> {

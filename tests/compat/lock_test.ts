@@ -7,7 +7,7 @@
  * the step that lets it through is taken only once its key exists on both.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { b64, compatName, HAVE_ETCD, mask, type Pair, withPair } from "./harness.ts";
+import { b64, compatName, HAVE_ETCD, type Pair, StreamLines, withPair } from "./harness.ts";
 
 /** Resolves once `key` exists on `url` (polled). */
 async function untilKey(url: string, key: string): Promise<void> {
@@ -27,62 +27,6 @@ async function untilKey(url: string, key: string): Promise<void> {
 /** Resolves once `key` exists on both servers. */
 async function onBoth(pair: Pair, key: string): Promise<void> {
   await Promise.all([untilKey(pair.etcd.url, key), untilKey(pair.cairn.url, key)]);
-}
-
-/** A streaming response's lines (masked), read as they come. */
-class Lines {
-  readonly #abort = new AbortController();
-  readonly #lines: string[] = [];
-  #wake: (() => void) | undefined;
-  readonly ready: Promise<void>;
-
-  constructor(url: string, body: string) {
-    this.ready = (async () => {
-      const res = await fetch(url, { method: "POST", body, signal: this.#abort.signal });
-      void this.#read(res.body!);
-    })();
-  }
-
-  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffer = "";
-    try {
-      for await (const chunk of body) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          this.#lines.push(mask(buffer.slice(0, nl)));
-          buffer = buffer.slice(nl + 1);
-        }
-        this.#wake?.();
-      }
-    } catch {
-      // aborted
-    }
-  }
-
-  /** The next `n` lines (fewer after 5 s). */
-  async take(n: number): Promise<string[]> {
-    await this.ready;
-    const deadline = Date.now() + 5000;
-    while (this.#lines.length < n && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        setTimeout(resolve, 100);
-      });
-    }
-    return this.#lines.splice(0, n);
-  }
-
-  /** Lines beyond those taken, after a short wait. */
-  async extra(): Promise<string[]> {
-    await new Promise((r) => setTimeout(r, 300));
-    return this.#lines.splice(0);
-  }
-
-  close(): void {
-    this.#abort.abort();
-  }
 }
 
 Deno.test({
@@ -196,8 +140,8 @@ Deno.test({
 
       await t.step("observe streams each leader change", async () => {
         const body = JSON.stringify({ name: b64("o") });
-        const etcd = new Lines(pair.etcd.url + "/v3/election/observe", body);
-        const cairn = new Lines(pair.cairn.url + "/v3/election/observe", body);
+        const etcd = new StreamLines(pair.etcd.url + "/v3/election/observe", body);
+        const cairn = new StreamLines(pair.cairn.url + "/v3/election/observe", body);
         const expect = async (n: number) => {
           const [e, c] = await Promise.all([etcd.take(n), cairn.take(n)]);
           assertEquals(c, e);

@@ -6,82 +6,16 @@
  * write, so the frames cannot legitimately differ in timing.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { b64, compatName, HAVE_ETCD, mask, type Pair, withPair } from "./harness.ts";
-
-/** One open watch stream: its response lines, read as they come. */
-class Stream {
-  readonly #abort = new AbortController();
-  readonly #lines: string[] = [];
-  #buffer = "";
-  #ended = false;
-  #wake: (() => void) | undefined;
-  status = 0;
-  ready: Promise<void>;
-
-  constructor(url: string, body: string) {
-    this.ready = (async () => {
-      const res = await fetch(url + "/v3/watch", {
-        method: "POST",
-        body,
-        signal: this.#abort.signal,
-      });
-      this.status = res.status;
-      void this.#read(res.body!);
-    })();
-  }
-
-  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of body) {
-        this.#buffer += decoder.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = this.#buffer.indexOf("\n")) >= 0) {
-          this.#lines.push(mask(this.#buffer.slice(0, nl)));
-          this.#buffer = this.#buffer.slice(nl + 1);
-        }
-        this.#wake?.();
-      }
-    } catch {
-      // aborted
-    }
-    if (this.#buffer.length > 0) this.#lines.push(mask(this.#buffer));
-    this.#ended = true;
-    this.#wake?.();
-  }
-
-  /** The next `n` lines (fewer if the stream ends or 5 s pass). */
-  async take(n: number): Promise<string[]> {
-    await this.ready;
-    const deadline = Date.now() + 5000;
-    while (this.#lines.length < n && !this.#ended && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        setTimeout(resolve, 100);
-      });
-    }
-    return this.#lines.splice(0, n);
-  }
-
-  /** Lines that arrived beyond what was taken (after a short wait). */
-  async extra(): Promise<string[]> {
-    await new Promise((r) => setTimeout(r, 300));
-    return this.#lines.splice(0);
-  }
-
-  close(): void {
-    this.#abort.abort();
-  }
-}
+import { b64, compatName, HAVE_ETCD, type Pair, StreamLines, withPair } from "./harness.ts";
 
 /** A watch stream opened on both servers. */
 class Both {
-  readonly etcd: Stream;
-  readonly cairn: Stream;
+  readonly etcd: StreamLines;
+  readonly cairn: StreamLines;
   constructor(pair: Pair, body: unknown[] | string) {
     const text = typeof body === "string" ? body : body.map((m) => JSON.stringify(m)).join("");
-    this.etcd = new Stream(pair.etcd.url, text);
-    this.cairn = new Stream(pair.cairn.url, text);
+    this.etcd = new StreamLines(pair.etcd.url + "/v3/watch", text);
+    this.cairn = new StreamLines(pair.cairn.url + "/v3/watch", text);
   }
   /**
    * The next `n` frames of both, compared; returns etcd's. Frames of one
