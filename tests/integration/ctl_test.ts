@@ -225,11 +225,28 @@ const STEPS: Step[] = [
   { args: ["get", "--limit", "x", "a"] },
   { args: ["put", "-h"] },
   { args: ["endpoint", "status", "--help"] },
+  // lock with a command: deterministic apart from the key's lease ID (masked).
+  { args: ["lock"] },
+  { args: ["lock", "ctl-lock", "--", "sh", "-c", "echo $ETCD_LOCK_KEY $ETCD_LOCK_REV"] },
+  { args: ["lock", "--ttl", "5", "ctl-lock", "--", "sh", "-c", "echo $ETCD_LOCK_REV"] },
+  { args: ["lock", "ctl-lock", "sh", "-c", "echo x"] },
+  { args: ["lock", "ctl-lock", "--", "sh", "-c", "exit 3"] },
+  { args: ["lock", "ctl-lock", "--", "no-such-command-in-path"] },
+  { args: ["lock", "ctl-lock", "echo", "held"] },
+  { args: ["lock", "--ttl", "x", "ctl-lock", "echo"] },
+  { args: ["get", "ctl-lock", "--prefix"] },
+  { args: ["lock", "-h"] },
+  { args: ["elect"] },
+  { args: ["elect", "ctl-election"] },
+  { args: ["elect", "ctl-election", "a", "b"] },
+  { args: ["elect", "-l", "ctl-election", "a"] },
+  { args: ["elect", "--help"] },
 ];
 
 /** Masks what legitimately differs between two servers. */
 function mask(text: string, endpoint: string, strict: boolean): string {
   let t = text.replaceAll(endpoint, "EP");
+  t = t.replace(/\bctl-lock\/[0-9a-f]+/g, "ctl-lock/LEASE"); // a lock key names its lease
   t = t.replace(/^\{"level":"warn".*\n/gm, ""); // clientv3's retry log lines
   t = t.replace(/"(cluster_id|member_id|leader)":\d+/g, '"$1":ID');
   t = t.replace(/"(ClusterID|MemberID|Leader)" : \d+/g, '"$1" : ID');
