@@ -95,6 +95,7 @@ export {
   type SessionOptions,
   systemClock,
 } from "./client/lease.ts";
+export { type ConcurrencyApi, Election, Mutex, type WaitOptions } from "./client/concurrency.ts";
 export {
   isWatchCanceled,
   type WatchCallOptions,

@@ -98,3 +98,26 @@ export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8
   }
   return out;
 }
+
+/**
+ * SIGINT as an AbortSignal (etcdctl's `signal.Notify(sigc, os.Interrupt)`):
+ * while listening, an interrupt aborts `signal` instead of ending the
+ * process. `dispose` stops listening.
+ */
+export function onInterrupt(): { signal: AbortSignal; dispose(): void } {
+  const abort = new AbortController();
+  const handler = () => abort.abort();
+  Deno.addSignalListener("SIGINT", handler);
+  return {
+    signal: abort.signal,
+    dispose: () => Deno.removeSignalListener("SIGINT", handler),
+  };
+}
+
+/** Resolves when `signal` aborts. */
+export function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}

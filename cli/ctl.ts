@@ -16,6 +16,8 @@
  * ctl [global flags] endpoint health|status
  * ctl [global flags] lease grant <ttl> | revoke <hex id> | timetolive <hex id> [--keys] | list
  *                    | keep-alive [--once] <hex id>
+ * ctl [global flags] lock [--ttl seconds] <lockname> [exec-command arg1 arg2 ...]
+ * ctl [global flags] elect [-l] <election-name> [proposal]
  * ctl version
  *
  * global flags: --endpoints a,b (ETCDCTL_ENDPOINTS; default 127.0.0.1:2379),
@@ -35,9 +37,11 @@ import { Client } from "../client/mod.ts";
 import { EtcdError } from "../core/errors.ts";
 import * as compaction from "./commands/compaction.ts";
 import * as del from "./commands/del.ts";
+import * as elect from "./commands/elect.ts";
 import * as endpoint from "./commands/endpoint.ts";
 import * as get from "./commands/get.ts";
 import * as lease from "./commands/lease.ts";
+import * as lock from "./commands/lock.ts";
 import * as put from "./commands/put.ts";
 import * as txn from "./commands/txn.ts";
 import * as version from "./commands/version.ts";
@@ -103,6 +107,8 @@ const COMMANDS: Record<string, Command> = {
   compaction,
   endpoint,
   lease,
+  lock,
+  elect,
   watch,
   version,
 };
@@ -120,6 +126,8 @@ COMMANDS:
 \ttxn\t\t\tTxn processes all the requests in one transaction
 \twatch\t\t\tWatches events stream on keys or prefixes
 \tcompaction\t\tCompacts the event history in etcd
+\tlock\t\t\tAcquires a named lock
+\telect\t\t\tObserves and participates in leader election
 \tendpoint health\t\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
 \tendpoint status\t\tPrints out the status of endpoints specified in \`--endpoints\` flag
 \tversion\t\t\tPrints the version of etcdctl

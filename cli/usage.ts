@@ -34,6 +34,12 @@ export const HELP: Record<string, string> = {
   "watch":
     "NAME:\n\twatch - Watches events stream on keys or prefixes\n\nUSAGE:\n\tetcdctl watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...] [flags]\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for watch\n  -i, --interactive[=false]\tInteractive mode\n      --prefix[=false]\t\tWatch on a prefix if prefix is set\n      --prev-kv[=false]\t\tget the previous key-value pair before the event happens\n      --rev=0\t\t\tRevision to start watching\n\n" +
     GLOBALS,
+  "lock":
+    "NAME:\n\tlock - Acquires a named lock\n\nUSAGE:\n\tetcdctl lock <lockname> [exec-command arg1 arg2 ...] [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for lock\n      --ttl=10\t\ttimeout for session\n\n" +
+    GLOBALS,
+  "elect":
+    "NAME:\n\telect - Observes and participates in leader election\n\nUSAGE:\n\tetcdctl elect <election-name> [proposal] [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for elect\n  -l, --listen[=false]\tobservation mode\n\n" +
+    GLOBALS,
   "version":
     "NAME:\n\tversion - Prints the version of etcdctl\n\nUSAGE:\n\tetcdctl version [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for version\n\n" +
     GLOBALS,

@@ -24,6 +24,12 @@
  *   write may or may not have been applied, so the client rejects instead of
  *   risking a second application.
  *
+ * Lock and election calls (`lock`, `unlock`, `campaign`, `proclaim`,
+ * `leader`, `resign`, `observe`) follow the same rules: `lock` and
+ * `campaign` are writes and wait without a deadline unless given one;
+ * `unlock`, `proclaim`, `leader` and `resign` may be sent twice and are
+ * retried; `observe` streams from the first endpoint that answers.
+ *
  * Watches (`watch`, `POST /v3/watch`) stream over one HTTP connection each
  * and are resumed on the endpoints in turn after a lost connection, from the
  * revision after the last one delivered (see client/watch.ts).
@@ -40,13 +46,18 @@
  * @module
  */
 
-import { EtcdError, GrpcCode } from "../core/errors.ts";
+import { Errors, EtcdError, GrpcCode } from "../core/errors.ts";
+import { MAX_OBSERVE_LINE_BYTES } from "../core/limits.ts";
 import type {
+  CampaignRequest,
+  CampaignResponse,
   CompactionRequest,
   CompactionResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
   KVService,
+  LeaderRequest,
+  LeaderResponse,
   LeaseGrantRequest,
   LeaseGrantResponse,
   LeaseKeepAliveRequest,
@@ -56,14 +67,22 @@ import type {
   LeaseRevokeResponse,
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
+  LockRequest,
+  LockResponse,
+  ProclaimRequest,
+  ProclaimResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
   RequestOp,
+  ResignRequest,
+  ResignResponse,
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  UnlockRequest,
+  UnlockResponse,
   WatchCreateRequest,
 } from "../core/api/types.ts";
 import { fromJson, type MessageName, type MessageTypes, toJson } from "../core/api/codec.ts";
@@ -207,6 +226,14 @@ export function applyRangeOptions(
     return { key: key.length === 0 ? new Uint8Array([0]) : key, range_end: new Uint8Array([0]) };
   }
   return o.range_end === undefined ? { key } : { key, range_end: toBytes(o.range_end) };
+}
+
+/**
+ * The per-call options of a call that also takes a bare AbortSignal, as
+ * the Store's lock, campaign and observe do.
+ */
+function callOptions(o: AbortSignal | CallOptions | undefined): CallOptions {
+  return o instanceof AbortSignal ? { signal: o } : o ?? {};
 }
 
 function splitCallOptions<T extends CallOptions>(o: T): [Omit<T, keyof CallOptions>, CallOptions] {
@@ -584,6 +611,210 @@ export class Client implements KVService {
     );
   }
 
+  /**
+   * etcd Lock (`POST /v3/lock/lock`): resolves once lock `name` is held,
+   * with the key it is held by (`name/<lease hex>`, attached to `lease`; 0
+   * grants a 60 s lease nobody keeps alive) and the header of the read that
+   * found it the oldest. Waits as long as it takes (as etcdctl and clientv3
+   * do): no timeout unless `timeout` is given. Takes an AbortSignal or
+   * per-call options as its second argument; an abort gives up the wait
+   * (the server deletes the key). Not retried after an ambiguous failure.
+   *
+   * @throws {EtcdError} (gRPC Unknown, as etcd) `etcdserver: requested lease
+   *   not found`; `mutex: session is expired` when the lease ends first.
+   */
+  lock(req: LockRequest, opts?: AbortSignal | CallOptions): Promise<LockResponse> {
+    const o = callOptions(opts);
+    return this.#unary("/v3/lock/lock", "LockRequest", req, "LockResponse", false, {
+      ...o,
+      timeout: o.timeout ?? Infinity,
+    });
+  }
+
+  /**
+   * etcd Unlock (`POST /v3/lock/unlock`): deletes `key`, the key Lock
+   * answered with, so the next waiter gets the lock. Retried on failover
+   * (deleting twice is harmless).
+   *
+   * @throws {EtcdError} `etcdserver: key is not provided` for an empty key.
+   */
+  unlock(req: UnlockRequest, opts: CallOptions = {}): Promise<UnlockResponse> {
+    return this.#unary("/v3/lock/unlock", "UnlockRequest", req, "UnlockResponse", true, opts);
+  }
+
+  /**
+   * etcd Campaign (`POST /v3/election/campaign`): resolves once elected in
+   * election `name` with `value`, with `leader{name, key, rev, lease}` to
+   * proclaim and resign with (`rev`: the key's create revision). No timeout
+   * unless `timeout` is given; an AbortSignal (or `signal` in the options)
+   * gives up (the server resigns). Not retried after an ambiguous failure.
+   *
+   * @throws {EtcdError} (gRPC Unknown) `etcdserver: requested lease not
+   *   found`; `election: not leader` when the lease ends first.
+   */
+  campaign(req: CampaignRequest, opts?: AbortSignal | CallOptions): Promise<CampaignResponse> {
+    const o = callOptions(opts);
+    return this.#unary("/v3/election/campaign", "CampaignRequest", req, "CampaignResponse", false, {
+      ...o,
+      timeout: o.timeout ?? Infinity,
+    });
+  }
+
+  /**
+   * etcd Proclaim (`POST /v3/election/proclaim`): the leader's key gets
+   * `value` while it is still the key elected. Retried on failover (the
+   * same proclamation twice leaves the same value).
+   *
+   * @throws {EtcdError} `election: not leader`; `"leader" field must be provided`.
+   */
+  proclaim(req: ProclaimRequest, opts: CallOptions = {}): Promise<ProclaimResponse> {
+    return this.#unary(
+      "/v3/election/proclaim",
+      "ProclaimRequest",
+      req,
+      "ProclaimResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd Leader (`POST /v3/election/leader`): the leader's key-value.
+   * Retried on failover.
+   *
+   * @throws {EtcdError} `election: no leader`.
+   */
+  leader(req: LeaderRequest, opts: CallOptions = {}): Promise<LeaderResponse> {
+    return this.#unary("/v3/election/leader", "LeaderRequest", req, "LeaderResponse", true, opts);
+  }
+
+  /**
+   * etcd Resign (`POST /v3/election/resign`): deletes the leader's key if
+   * it is still the one elected. Retried on failover (it compares the
+   * key's create revision, so twice is once).
+   *
+   * @throws {EtcdError} `"leader" field must be provided`.
+   */
+  resign(req: ResignRequest, opts: CallOptions = {}): Promise<ResignResponse> {
+    return this.#unary("/v3/election/resign", "ResignRequest", req, "ResignResponse", true, opts);
+  }
+
+  /**
+   * etcd Observe (`POST /v3/election/observe`, a stream): the leader of
+   * election `name` now (or once there is one), then again at each change
+   * (a proclamation, a new leader). The iteration ends without error when
+   * the signal aborts or the server ends the stream (as etcd's Observe,
+   * e.g. after a compaction); it is not resumed after a lost connection.
+   * `timeout` bounds only the connection (default the client's).
+   *
+   * @throws {EtcdError} from the iteration: an HTTP error answer; an
+   *   `{"error":…}` line; Unavailable when no endpoint could be reached or
+   *   the connection broke; a line over MAX_OBSERVE_LINE_BYTES.
+   */
+  async *observe(
+    req: LeaderRequest,
+    opts?: AbortSignal | CallOptions,
+  ): AsyncGenerator<LeaderResponse, void, undefined> {
+    const o = callOptions(opts);
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    o.signal?.addEventListener("abort", stop);
+    try {
+      if (o.signal?.aborted) return;
+      const body = JSON.stringify(toJson("LeaderRequest", req));
+      let res: Response;
+      try {
+        res = await this.#open("/v3/election/observe", body, o, abort.signal);
+      } catch (e) {
+        if (abort.signal.aborted) return;
+        throw e;
+      }
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      try {
+        for (;;) {
+          let r: ReadableStreamReadResult<string>;
+          try {
+            r = await reader.read();
+          } catch (e) {
+            if (abort.signal.aborted) return;
+            throw new ConnectionError(`observe: ${errorChain(e)}`, false);
+          }
+          if (r.done) return;
+          text += r.value;
+          for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+            const line = text.slice(0, nl);
+            text = text.slice(nl + 1);
+            if (line.trim() === "") continue;
+            const result = streamResult(JSON.parse(line));
+            yield withDefaults("LeaderResponse", fromJson("LeaderResponse", result));
+          }
+          if (text.length > MAX_OBSERVE_LINE_BYTES) {
+            throw Errors.MessageTooLarge(text.length, MAX_OBSERVE_LINE_BYTES);
+          }
+        }
+      } finally {
+        reader.cancel().catch(() => {});
+      }
+    } finally {
+      o.signal?.removeEventListener("abort", stop);
+      abort.abort();
+    }
+  }
+
+  /**
+   * Opens a streaming POST on the first endpoint that answers, in failover
+   * order (or `opts.endpoint` only); the connection must be made within
+   * the call's timeout. `signal` stays with the response body.
+   */
+  async #open(
+    path: string,
+    body: string,
+    opts: CallOptions,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const order = opts.endpoint !== undefined
+      ? [normalizeEndpoint(opts.endpoint)]
+      : this.#endpoints.map((_, i) =>
+        this.#endpoints[(this.#preferred + i) % this.#endpoints.length]
+      );
+    let last: EtcdError | undefined;
+    for (const ep of order) {
+      const connecting = new AbortController();
+      const timer = setTimeout(() => connecting.abort(), opts.timeout ?? this.#timeout);
+      let res: Response;
+      try {
+        res = await this.#fetch(ep + path, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...this.#headers },
+          body,
+          signal: AbortSignal.any([signal, connecting.signal]),
+        });
+      } catch (e) {
+        if (signal.aborted) throw e;
+        if (connecting.signal.aborted) {
+          throw new EtcdError("context deadline exceeded", GrpcCode.DeadlineExceeded);
+        }
+        last = new ConnectionError(`${ep}: ${errorChain(e)}`, isConnectFailure(e));
+        continue;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (res.ok && res.body !== null) return res;
+      const text = await res.text().catch(() => "");
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      const err = errorFromBody(json, res.status, text);
+      if (res.status !== 503) throw err;
+      last = err;
+    }
+    throw last ?? new EtcdError("no endpoint available", GrpcCode.Unavailable);
+  }
+
   /** Nothing to release: connections belong to fetch's pool. Kept for symmetry with Store. */
   close(): void {}
 
@@ -611,7 +842,9 @@ export class Client implements KVService {
     opts: CallOptions,
     anyStatus: boolean,
   ): Promise<unknown> {
-    const deadline = AbortSignal.timeout(opts.timeout ?? this.#timeout);
+    const ms = opts.timeout ?? this.#timeout;
+    // Lock and Campaign wait without a deadline unless one is asked for.
+    const deadline = Number.isFinite(ms) ? AbortSignal.timeout(ms) : new AbortController().signal;
     const signal = opts.signal ? AbortSignal.any([deadline, opts.signal]) : deadline;
     const order = opts.endpoint !== undefined
       ? [normalizeEndpoint(opts.endpoint)]

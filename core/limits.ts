@@ -71,6 +71,12 @@ export const WATCH_RETRY_MAX_MS = 2_000;
  * response ends the watch with gRPC's `received message larger than max`.
  */
 export const MAX_WATCH_RESPONSE_BYTES = 128 * 1024 * 1024;
+/**
+ * Bytes of one `/v3/election/observe` line a Client holds while reading it,
+ * at most (a leader's key-value plus its header). A longer line ends the
+ * observation with gRPC's `received message larger than max`.
+ */
+export const MAX_OBSERVE_LINE_BYTES = 16 * 1024 * 1024;
 /** The largest lease TTL a grant may ask for, in seconds (etcd's MaxLeaseTTL). */
 export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
 /**

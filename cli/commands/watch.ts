@@ -138,7 +138,7 @@ async function runExec(exec: readonly string[], batch: WatchBatch): Promise<void
 }
 
 /** Go's `exec` error text for a command that could not start. */
-function spawnError(name: string, e: unknown): string {
+export function spawnError(name: string, e: unknown): string {
   if (e instanceof Deno.errors.NotFound) {
     return name.includes("/")
       ? `fork/exec ${name}: no such file or directory`
@@ -149,7 +149,7 @@ function spawnError(name: string, e: unknown): string {
 }
 
 /** Go's name of a signal (`os.Signal.String()`), for the common ones. */
-function signalName(sig: string): string {
+export function signalName(sig: string): string {
   const names: Record<string, string> = {
     SIGKILL: "killed",
     SIGTERM: "terminated",

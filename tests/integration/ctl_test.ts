@@ -225,11 +225,34 @@ const STEPS: Step[] = [
   { args: ["get", "--limit", "x", "a"] },
   { args: ["put", "-h"] },
   { args: ["endpoint", "status", "--help"] },
+  // lock with a command: deterministic apart from the key's lease ID (masked).
+  { args: ["lock"] },
+  { args: ["lock", "ctl-lock", "--", "sh", "-c", "echo $ETCD_LOCK_KEY $ETCD_LOCK_REV"] },
+  { args: ["lock", "--ttl", "5", "ctl-lock", "--", "sh", "-c", "echo $ETCD_LOCK_REV"] },
+  { args: ["lock", "ctl-lock", "sh", "-c", "echo x"] },
+  { args: ["lock", "ctl-lock", "--", "sh", "-c", "exit 3"] },
+  { args: ["lock", "ctl-lock", "--", "no-such-command-in-path"] },
+  { args: ["lock", "ctl-lock", "echo", "held"] },
+  { args: ["lock", "--ttl", "x", "ctl-lock", "echo"] },
+  { args: ["get", "ctl-lock", "--prefix"] },
+  { args: ["lock", "-h"] },
+  { args: ["elect"] },
+  { args: ["elect", "ctl-election"] },
+  { args: ["elect", "ctl-election", "a", "b"] },
+  { args: ["elect", "-l", "ctl-election", "a"] },
+  { args: ["elect", "--help"] },
 ];
 
 /** Masks what legitimately differs between two servers. */
 function mask(text: string, endpoint: string, strict: boolean): string {
   let t = text.replaceAll(endpoint, "EP");
+  // A lock or candidate key names its lease.
+  t = t.replace(/\b(ctl-lock|ctl-held|ctl-el)\/[0-9a-f]+/g, "$1/LEASE");
+  t = t.replace(/"key":"([A-Za-z0-9+/=]+)"/g, (m, b64) => {
+    const key = atob(b64);
+    return /^ctl-(held|el)\/[0-9a-f]+$/.test(key) ? '"key":"LOCK-KEY"' : m;
+  });
+  t = t.replace(/"lease":\d+/g, '"lease":LEASE');
   t = t.replace(/^\{"level":"warn".*\n/gm, ""); // clientv3's retry log lines
   t = t.replace(/"(cluster_id|member_id|leader)":\d+/g, '"$1":ID');
   t = t.replace(/"(ClusterID|MemberID|Leader)" : \d+/g, '"$1" : ID');
@@ -585,6 +608,129 @@ Deno.test({
       await compareWatches(a, c, ctlCmd, false);
     } finally {
       await Promise.all([a.stop(), c.stop()]);
+    }
+  },
+});
+
+/** A long-running ctl or etcdctl process whose output is collected as it comes. */
+class Running {
+  stdout = "";
+  stderr = "";
+  readonly #proc: Deno.ChildProcess;
+  readonly #reading: Promise<unknown>;
+
+  constructor(cmd: string[], args: string[], env: Record<string, string>) {
+    this.#proc = new Deno.Command(cmd[0], {
+      args: [...cmd.slice(1), ...args],
+      cwd: ROOT,
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const dec = new TextDecoder();
+    const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+      for await (const c of s) add(dec.decode(c, { stream: true }));
+    };
+    this.#reading = Promise.all([
+      pump(this.#proc.stdout, (t) => this.stdout += t),
+      pump(this.#proc.stderr, (t) => this.stderr += t),
+    ]);
+  }
+
+  /** Waits until stdout holds `text` `times` times (at most 20 s). */
+  async printed(text: string, times = 1): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (this.stdout.split(text).length - 1 < times && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** SIGINT (what Ctrl-C sends), then the exit. */
+  interrupt(): Promise<Result> {
+    this.#proc.kill("SIGINT");
+    return this.exit();
+  }
+
+  /** The process's exit code and whole output. */
+  async exit(): Promise<Result> {
+    const { code } = await this.#proc.status;
+    await this.#reading;
+    return { code, stdout: this.stdout, stderr: this.stderr };
+  }
+}
+
+/** Waits until `count` keys exist under `prefix` (a waiter has queued its key). */
+async function keysUnder(endpoint: string, prefix: string, count: number): Promise<void> {
+  const client = new Client({ endpoints: [endpoint] });
+  const deadline = Date.now() + 20_000;
+  while ((await client.get(prefix, { prefix: true, count_only: true })).count < count) {
+    if (Date.now() > deadline) throw new Error(`${count} keys under ${prefix} never appeared`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Locks and elections held until SIGINT, on one side: a held lock printed,
+ * a waiter running its command once the holder is interrupted, a waiter
+ * interrupted before it holds; two candidates and an observer.
+ */
+async function interruptScenario(cmd: string[], endpoint: string, env: Record<string, string>) {
+  const start = (...args: string[]) => new Running(cmd, args, env);
+  const out: Record<string, Result> = {};
+  const holder = start("lock", "ctl-held");
+  await holder.printed("\n\n");
+  const waiter = start("lock", "ctl-held", "--", "sh", "-c", "echo got $ETCD_LOCK_REV");
+  await keysUnder(endpoint, "ctl-held/", 2);
+  out.holder = await holder.interrupt();
+  out.waiter = await waiter.exit();
+
+  const json = start("lock", "-w", "json", "ctl-held");
+  await json.printed("\n");
+  const giver = start("lock", "ctl-held");
+  await keysUnder(endpoint, "ctl-held/", 2);
+  out.giver = await giver.interrupt();
+  out.json = await json.interrupt();
+
+  const observer = start("elect", "-l", "ctl-el");
+  const first = start("elect", "ctl-el", "p1");
+  await first.printed("p1\n");
+  await observer.printed("p1\n");
+  const second = start("elect", "-w", "json", "ctl-el", "p2");
+  await keysUnder(endpoint, "ctl-el/", 2);
+  out.first = await first.interrupt();
+  await second.printed("\n");
+  await observer.printed("p2\n");
+  out.second = await second.interrupt();
+  out.observer = await observer.interrupt();
+  return out;
+}
+
+async function compareInterrupts(reference: Server, subject: Server, strict: boolean) {
+  const [want, got] = await Promise.all([
+    interruptScenario(etcdctlCmd(reference.endpoint), reference.endpoint, { ETCDCTL_API: "3" }),
+    interruptScenario(ctlCmd(subject.endpoint), subject.endpoint, {}),
+  ]);
+  for (const name of Object.keys(want)) {
+    const show = (r: Result, ep: string) => ({
+      code: r.code,
+      stdout: mask(r.stdout, ep, strict),
+      stderr: mask(r.stderr, ep, strict),
+    });
+    assertEquals(show(got[name], subject.endpoint), show(want[name], reference.endpoint), name);
+  }
+}
+
+Deno.test({
+  name: "ctl lock and elect held until SIGINT print and exit as etcdctl's, on etcd and on cairn",
+  ignore: !HAVE_ETCD,
+  async fn() {
+    const servers = await Promise.all([startEtcd(), startEtcd(), startEtcd(), startCairn()]);
+    const [a, b, a2, c] = servers;
+    try {
+      await Promise.all([compareInterrupts(a, b, true), compareInterrupts(a2, c, false)]);
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
     }
   },
 });
