@@ -103,6 +103,11 @@ export const LEASE_CHECKPOINT_BATCH = 1_000;
  */
 export const LEASE_CHECKPOINT_INTERVAL_MS = 5_000;
 /**
+ * Leases checkpointed per interval, at most; with more leases, each waits
+ * its turn (so with 100,000 leases each is recorded about every 50 s).
+ */
+export const LEASE_CHECKPOINTS_PER_ROUND = 10_000;
+/**
  * Milliseconds a lease keep-alive (client/lease.ts) waits before trying
  * again after a failed renewal (clientv3's retryConnWait); it keeps trying
  * until the lease's TTL since the last renewal has passed.

@@ -287,23 +287,34 @@ export class Lessor {
     return this.#queue.size;
   }
 
+  /** The lease the last {@linkcode Lessor.checkpoints} call looked at last. */
+  #checkpointCursor: bigint | undefined;
+
   /**
    * Remaining TTLs worth recording, at most `max`: each lease whose
    * remaining time (rounded up to seconds) differs from the one recorded, so
    * a restart gives it what it had at the last checkpoint (never less than
    * it had at the crash). A lease with its full TTL left records 0 (none).
+   * Each call goes on from where the previous one stopped, so with more
+   * leases than `max` every lease gets its turn.
    */
   checkpoints(max: number): { id: bigint; remaining: number }[] {
     const out: { id: bigint; remaining: number }[] = [];
     const now = this.#now();
-    for (const lease of this.#leases.values()) {
-      if (out.length >= max) break;
+    const ids = [...this.#leases.keys()];
+    const start = this.#checkpointCursor === undefined
+      ? 0
+      : ids.indexOf(this.#checkpointCursor) + 1;
+    for (let k = 0; k < ids.length && out.length < max; k++) {
+      const id = ids[(start + k) % ids.length];
+      this.#checkpointCursor = id;
+      const lease = this.#leases.get(id)!;
       if (lease.revoking) continue;
       const left = Math.max(1, Math.ceil((lease.expiry - LEASE_EXPIRY_SLACK_MS - now) / 1000));
       if (left >= lease.ttl) {
-        if (lease.remaining !== 0) out.push({ id: lease.id, remaining: 0 });
+        if (lease.remaining !== 0) out.push({ id, remaining: 0 });
       } else if (left !== lease.remaining) {
-        out.push({ id: lease.id, remaining: left });
+        out.push({ id, remaining: left });
       }
     }
     return out;

@@ -16,6 +16,7 @@ import { compareKeys, type Lessor } from "../../core/lease/mod.ts";
 import {
   LEASE_CHECKPOINT_BATCH,
   LEASE_CHECKPOINT_INTERVAL_MS,
+  LEASE_CHECKPOINTS_PER_ROUND,
   LEASE_EXPIRY_POLL_MS,
   LEASE_REVOKE_BATCH,
 } from "../../core/limits.ts";
@@ -92,7 +93,9 @@ export class LeaseKeeper {
     if (this.#checkpointing) return;
     this.#checkpointing = true;
     try {
-      const all = this.#lessor.checkpoints(Infinity);
+      // At most LEASE_CHECKPOINTS_PER_ROUND a round: with many leases each
+      // waits its turn, and the log is not flooded with lease records.
+      const all = this.#lessor.checkpoints(LEASE_CHECKPOINTS_PER_ROUND);
       for (let i = 0; i < all.length; i += LEASE_CHECKPOINT_BATCH) {
         const checkpoints = all.slice(i, i + LEASE_CHECKPOINT_BATCH).map((c) => ({
           ID: c.id,

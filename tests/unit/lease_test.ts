@@ -214,3 +214,14 @@ Deno.test("lease service: 5,000 leases expiring at once all go, while writes kee
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("lessor: with more leases than a round takes, every lease gets its checkpoint in turn", () => {
+  let now = 0;
+  const lessor = new Lessor({ now: () => now, minTtl: 1 });
+  for (let i = 1n; i <= 5n; i++) lessor.grant(i, 100);
+  now = 10_000;
+  const first = lessor.checkpoints(2).map((c) => c.id);
+  const second = lessor.checkpoints(2).map((c) => c.id);
+  const third = lessor.checkpoints(2).map((c) => c.id);
+  assertEquals([...first, ...second, ...third].slice(0, 5).sort(), [1n, 2n, 3n, 4n, 5n]);
+});
