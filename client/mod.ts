@@ -236,6 +236,12 @@ function callOptions(o: AbortSignal | CallOptions | undefined): CallOptions {
   return o instanceof AbortSignal ? { signal: o } : o ?? {};
 }
 
+/** {@linkcode callOptions} for a call that waits its turn: no timeout unless one is given. */
+function waitOptions(o: AbortSignal | CallOptions | undefined): CallOptions {
+  const c = callOptions(o);
+  return { ...c, timeout: c.timeout ?? Infinity };
+}
+
 function splitCallOptions<T extends CallOptions>(o: T): [Omit<T, keyof CallOptions>, CallOptions] {
   const { endpoint, timeout, signal, ...rest } = o;
   return [rest, { endpoint, timeout, signal }];
@@ -624,11 +630,14 @@ export class Client implements KVService {
    *   not found`; `mutex: session is expired` when the lease ends first.
    */
   lock(req: LockRequest, opts?: AbortSignal | CallOptions): Promise<LockResponse> {
-    const o = callOptions(opts);
-    return this.#unary("/v3/lock/lock", "LockRequest", req, "LockResponse", false, {
-      ...o,
-      timeout: o.timeout ?? Infinity,
-    });
+    return this.#unary(
+      "/v3/lock/lock",
+      "LockRequest",
+      req,
+      "LockResponse",
+      false,
+      waitOptions(opts),
+    );
   }
 
   /**
@@ -653,11 +662,14 @@ export class Client implements KVService {
    *   found`; `election: not leader` when the lease ends first.
    */
   campaign(req: CampaignRequest, opts?: AbortSignal | CallOptions): Promise<CampaignResponse> {
-    const o = callOptions(opts);
-    return this.#unary("/v3/election/campaign", "CampaignRequest", req, "CampaignResponse", false, {
-      ...o,
-      timeout: o.timeout ?? Infinity,
-    });
+    return this.#unary(
+      "/v3/election/campaign",
+      "CampaignRequest",
+      req,
+      "CampaignResponse",
+      false,
+      waitOptions(opts),
+    );
   }
 
   /**

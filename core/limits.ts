@@ -54,8 +54,8 @@ export const MAX_WATCH_SYNC_EVENTS = 10_000;
  * watchers catch up from the stored history.
  */
 export const MAX_FEED_BACKLOG_BYTES = 64 * 1024 * 1024;
-/** Bytes of a watch stream's request body not yet parsed into requests, at most. */
-export const MAX_WATCH_REQUEST_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Bytes of a streaming request body (watch, lease keep-alive) not yet parsed into requests, at most. */
+export const MAX_STREAM_REQUEST_BUFFER_BYTES = 8 * 1024 * 1024;
 /**
  * Milliseconds a Client watch waits before reconnecting once every endpoint
  * has failed in a row, at first; the wait doubles with each further round

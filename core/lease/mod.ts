@@ -19,6 +19,7 @@
  * @module
  */
 import { Errors } from "../errors.ts";
+import { compareBytes, keyId } from "../mvcc/encoding.ts";
 import { invariant } from "../invariant.ts";
 import { LEASE_EXPIRY_SLACK_MS, MAX_LEASE_TTL_SECONDS } from "../limits.ts";
 
@@ -46,15 +47,6 @@ export interface LessorOptions {
   now: () => number;
   /** The smallest TTL granted, in seconds (etcd: ceil(1.5 × election timeout)); smaller ones are raised. */
   minTtl: number;
-}
-
-/** A key as a map key: one UTF-16 unit per byte. */
-export function keyId(key: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < key.length; i += 4096) {
-    s += String.fromCharCode(...key.subarray(i, i + 4096));
-  }
-  return s;
 }
 
 /**
@@ -108,13 +100,6 @@ class ExpiryQueue {
   clear(): void {
     this.#heap = [];
   }
-}
-
-/** Bytewise key order. */
-export function compareKeys(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
 }
 
 /** The leases of one member. */
@@ -197,7 +182,7 @@ export class Lessor {
     const lease = this.#leases.get(id);
     if (lease === undefined) throw Errors.LeaseNotFound();
     this.#leases.delete(id);
-    return [...lease.keys.values()].sort(compareKeys);
+    return [...lease.keys.values()].sort(compareBytes);
   }
 
   /** Apply a checkpoint: lease `id` has `remaining` seconds left (0 clears it). Unknown IDs are ignored. */

@@ -238,6 +238,18 @@ function plain(bytes: Uint8Array): Uint8Array {
     : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * A key as a JS map key: one UTF-16 unit per byte, so two keys are the same
+ * map key exactly when they are the same bytes.
+ */
+export function keyId(key: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < key.length; i += 4096) {
+    s += String.fromCharCode(...key.subarray(i, i + 4096));
+  }
+  return s;
+}
+
 /** Bytewise comparison of two keys: negative, zero or positive. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);

@@ -27,7 +27,7 @@
  */
 import type { Event, KeyValue, ResponseHeader, WatchResponse } from "../api/types.ts";
 import { protoSize } from "../api/codec.ts";
-import { compareBytes } from "../mvcc/encoding.ts";
+import { compareBytes, keyId } from "../mvcc/encoding.ts";
 import { invariant } from "../invariant.ts";
 import {
   MAX_WATCH_STREAM_EVENTS,
@@ -81,9 +81,12 @@ export interface WatchSpec {
 }
 
 /** One watcher: a key range on a stream, and how far it has been served. */
-class Watcher {
+export class Watcher {
+  /** Its watch ID on its stream. */
   readonly id: number;
+  /** The stream it answers on. */
   readonly stream: WatchStream;
+  /** What it watches. */
   readonly spec: WatchSpec;
   /**
    * The next revision this watcher needs. While synced, every revision up to
@@ -91,11 +94,14 @@ class Watcher {
    * max(next, feed revision + 1).
    */
   next: number;
+  /** It gets its events from the feed (else it catches up from history). */
   synced = false;
   /** No events were sent since the last progress interval (etcd's `progress[id]`). */
   idle = true;
+  /** It left its hub. */
   removed = false;
 
+  /** A watcher `id` on `stream`, starting at revision `next`; the stream makes it. */
   constructor(id: number, stream: WatchStream, spec: WatchSpec, next: number) {
     this.id = id;
     this.stream = stream;
@@ -103,6 +109,7 @@ class Watcher {
     this.next = next;
   }
 
+  /** Whether `key` is in its range. */
   contains(key: Uint8Array): boolean {
     const { key: start, end } = this.spec;
     if (end === undefined) return compareBytes(key, start) === 0;
@@ -122,15 +129,6 @@ export interface WatchHubOptions {
    * (false): a feed may carry only revisions while nobody watches.
    */
   onWatching?: (watching: boolean) => void;
-}
-
-/** A key as a map key: one UTF-16 unit per byte. */
-function keyId(key: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < key.length; i += 4096) {
-    s += String.fromCharCode(...key.subarray(i, i + 4096));
-  }
-  return s;
 }
 
 /** The watchers of one thread, fed with every applied change. */

@@ -67,7 +67,7 @@ import { ETCD_API_VERSION } from "../../version.ts";
 import {
   GRPC_OVERHEAD_BYTES,
   MAX_KEEPALIVE_BATCH,
-  MAX_WATCH_REQUEST_BUFFER_BYTES,
+  MAX_STREAM_REQUEST_BUFFER_BYTES,
   STREAM_CHUNK_BYTES,
   STREAM_KVS_THRESHOLD,
 } from "../../core/limits.ts";
@@ -587,7 +587,7 @@ class MessageReader<K extends "WatchRequest" | "LeaseKeepAliveRequest"> {
         this.#text += this.#decoder.decode();
       } else {
         this.#text += this.#decoder.decode(value, { stream: true });
-        if (this.#text.length > MAX_WATCH_REQUEST_BUFFER_BYTES) {
+        if (this.#text.length > MAX_STREAM_REQUEST_BUFFER_BYTES) {
           throw Errors.MessageTooLarge(this.#text.length, maxRequestBytes + GRPC_OVERHEAD_BYTES);
         }
       }

@@ -97,6 +97,8 @@ export class Applier {
   readonly #backend: Backend;
   /** The member's leases, changed only here (and renewed by the lease service). */
   readonly lessor: Lessor;
+  /** Put's lease check, made once. */
+  readonly #leaseExists: (id: bigint) => boolean;
   /** Index of the last entry applied (its transaction may still be committing). */
   #applied: number;
   /** Revision state after the last applied entry. */
@@ -110,6 +112,7 @@ export class Applier {
   constructor(backend: Backend, lessor = new Lessor({ now: Date.now, minTtl: 2 })) {
     this.#backend = backend;
     this.lessor = lessor;
+    this.#leaseExists = (id) => lessor.has(id);
     loadLeases(backend, lessor);
     this.#applied = Number(backend.getMeta(Meta.appliedIndex) ?? 0);
     this.#state = {
@@ -217,7 +220,7 @@ export class Applier {
   #applyOne(request: InternalRequest, events: Event[], state: ViewState): ApplyResult {
     const view = new WriteView(this.#backend, state);
     const lessor = this.lessor;
-    const leaseExists = (id: bigint) => lessor.has(id);
+    const leaseExists = this.#leaseExists;
     let ok: AppliedResponse;
     try {
       switch (request.type) {

@@ -6,13 +6,15 @@
  *
  * Expiry is checked every {@linkcode LEASE_EXPIRY_POLL_MS} against a queue
  * ordered by expiry, so a lease's keys go at most that long (plus one
- * proposal) after its TTL, never before; at most
+ * proposal) after its expiry, which is its TTL plus `LEASE_EXPIRY_SLACK_MS`
+ * after its grant or keep-alive applied (never before the TTL); at most
  * {@linkcode LEASE_REVOKE_BATCH} revocations are proposed per turn, so a
  * mass expiry is spread over turns and client requests keep being served.
  *
  * @module
  */
-import { compareKeys, type Lessor } from "../../core/lease/mod.ts";
+import type { Lessor } from "../../core/lease/mod.ts";
+import { compareBytes } from "../../core/mvcc/encoding.ts";
 import {
   LEASE_CHECKPOINT_BATCH,
   LEASE_CHECKPOINT_INTERVAL_MS,
@@ -132,7 +134,7 @@ export class LeaseKeeper {
     const lease = this.#lessor.get(id);
     if (lease === undefined) return undefined;
     const attached = keys ? [...lease.keys.values()] : [];
-    attached.sort(compareKeys);
+    attached.sort(compareBytes);
     return {
       TTL: this.#lessor.remainingSeconds(id)!,
       grantedTTL: lease.ttl,
