@@ -83,6 +83,12 @@ export interface Backend {
   refresh(): void;
   /** Size of the database file in bytes, and of the pages in use. */
   size(): { dbSize: number; dbSizeInUse: number };
+  /**
+   * Copy the newest committed state (every table and `meta`, one consistent
+   * read transaction) into directory `dir` as an environment file; resolves
+   * with the file's path. Writes go on meanwhile.
+   */
+  copyTo(dir: string): Promise<string>;
   /** Flush and close; pending writes finish first. */
   close(): Promise<void>;
 }

@@ -154,6 +154,15 @@ export const Errors = {
     "etcdserver: can only promote a learner member",
     GrpcCode.FailedPrecondition,
   ),
+  /** A member added with peer URLs another member has. */
+  PeerURLExists: def("etcdserver: Peer URLs already exists", GrpcCode.FailedPrecondition),
+  /** Promotion of a learner whose log is not close enough to the leader's. */
+  LearnerNotReady: def(
+    "etcdserver: can only promote a learner member which is in sync with leader",
+    GrpcCode.FailedPrecondition,
+  ),
+  /** A leader-only request (MoveLeader) sent to a follower. */
+  NotLeader: def("etcdserver: not leader", GrpcCode.FailedPrecondition),
   /** Leader transfer to a member that cannot take it. */
   BadLeaderTransferee: def("etcdserver: bad leader transferee", GrpcCode.FailedPrecondition),
   /**

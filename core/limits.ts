@@ -217,3 +217,16 @@ invariant(
   "LMDB pages are a power of two from 4 KiB to 64 KiB",
 );
 invariant(INITIAL_MAP_BYTES % LMDB_PAGE_BYTES === 0, "the LMDB map is a whole number of pages");
+
+/**
+ * How long a proposal or a ReadIndex waits for its answer before it fails
+ * with `etcdserver: request timed out`, beyond 2 election timeouts (etcd's
+ * ReqTimeout: 5 s + 2 × election timeout).
+ */
+export const REQUEST_TIMEOUT_BASE_MS = 5_000;
+
+/** A ReadIndex request unanswered for this long is sent again with a fresh ID (etcd: 500 ms). */
+export const READ_INDEX_RETRY_MS = 500;
+
+/** ReadIndex requests of one member waiting for their answer, at most (each serves a batch of reads). */
+export const MAX_PENDING_READ_INDEX = 1_000;

@@ -460,6 +460,13 @@ class LmdbBackend implements Backend {
     return { dbSize, dbSizeInUse: (stats.lastPageNumber + 1) * stats.pageSize };
   }
 
+  async copyTo(dir: string): Promise<string> {
+    Deno.mkdirSync(dir, { recursive: true });
+    // mdb_env_copy2 in one read transaction: the newest committed state.
+    await this.#env.backup(dir, false);
+    return `${dir}/data.mdb`;
+  }
+
   async close(): Promise<void> {
     await this.#last;
     await this.#env.flushed;
@@ -468,6 +475,43 @@ class LmdbBackend implements Backend {
 }
 
 function ignore(): void {}
+
+/** A read-only LMDB environment file, such as a snapshot received from the leader. */
+export interface EnvironmentFile {
+  /** The records of `table`, in key order (keys and values are copies). */
+  scan(table: Table): Iterable<Entry>;
+  /** A metadata value. */
+  getMeta(name: string): unknown;
+  /** Close the file. */
+  close(): Promise<void>;
+}
+
+/**
+ * Open the environment file `file` (a `data.mdb` written by
+ * {@linkcode Backend.copyTo}) read-only.
+ *
+ * @throws {Error} when it is not an LMDB environment.
+ */
+export function openEnvironmentFile(file: string): EnvironmentFile {
+  const env = open({ path: file, compression: false, maxDbs: 16, readOnly: true, noSubdir: true });
+  const tables = new Map<Table, Db>();
+  for (const name of TABLES) {
+    tables.set(
+      name,
+      env.openDB({ name, keyEncoding: "binary", encoder: BYTES, cache: false } as { name: string }),
+    );
+  }
+  const meta = env.openDB({ name: "meta", cache: false });
+  return {
+    *scan(table: Table): Iterable<Entry> {
+      for (const { key, value } of tables.get(table)!.getRange({})) {
+        yield { key: (key as Uint8Array).slice(), value: (value as Uint8Array).slice() };
+      }
+    },
+    getMeta: (name) => meta.get(name),
+    close: () => env.close(),
+  };
+}
 
 // When a commit fails (a full disk), lmdb-js 3.5.6 also rejects a promise of
 // its own that no caller holds (the write instruction that starts each

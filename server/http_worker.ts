@@ -18,6 +18,7 @@ import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import type { LeaseTtl } from "./raftnode/lease_keeper.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
+import type { ClusterCall, ClusterResult } from "./cluster/manager.ts";
 import {
   type FeedBatch,
   type FromWorker,
@@ -54,6 +55,17 @@ class RemoteProposer implements Proposer {
 
   linearize(): Promise<void> | undefined {
     return this.#fence.wait();
+  }
+
+  linearizeRead(): Promise<void> | undefined {
+    if (!this.#fence.clustered) return this.#fence.wait();
+    return this.#ok(this.#call((id) => ({ type: "read_index", id }))).then((index) =>
+      this.#fence.waitFor(Number(index))
+    );
+  }
+
+  async cluster(call: ClusterCall): Promise<ClusterResult> {
+    return (await this.#ok(this.#call((id) => ({ type: "cluster", id, call })))) as ClusterResult;
   }
 
   /** The main thread made more entries visible. */

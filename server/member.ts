@@ -7,7 +7,8 @@
  */
 import type { Backend } from "../core/backend.ts";
 import { Meta, RECORD_FORMAT } from "../core/mvcc/view.ts";
-import { openBackend } from "../native/lmdb.ts";
+import { openBackend, openEnvironmentFile } from "../native/lmdb.ts";
+import type { Membership } from "./cluster/membership.ts";
 import { EtcdServer } from "./etcdserver/mod.ts";
 import { RaftNode, type RaftNodeOptions } from "./raftnode/node.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
@@ -16,6 +17,27 @@ import { log } from "./log.ts";
 /** The member directory under --data-dir that holds the LMDB environment. */
 export function memberDir(dataDir: string): string {
   return `${dataDir}/member`;
+}
+
+/** The directory under --data-dir of snapshot files received from the leader. */
+export function snapDir(dataDir: string): string {
+  return `${dataDir}/member/snap`;
+}
+
+/**
+ * Who a new member is: etcd's member and cluster IDs, and, in a cluster of
+ * more than one, its raft ID and the membership its log starts from (the
+ * bootstrap members of a new cluster; none for a member joining an existing
+ * one, which learns it from the leader's snapshot). A store keeps what it
+ * was created with.
+ */
+export interface MemberIdentity {
+  memberId: bigint;
+  clusterId: bigint;
+  /** core/raft node ID. Default 1 (a one-member cluster). */
+  raftId?: number;
+  /** The membership a new member's log starts from. Default: this member alone. */
+  membership?: Membership;
 }
 
 /** The WAL directory under --data-dir. */
@@ -57,9 +79,12 @@ export interface Member {
  */
 export async function openMember(
   dataDir: string,
-  ids: { memberId: bigint; clusterId: bigint },
+  ids: MemberIdentity,
   limits: MemberLimits,
-  raft: Omit<RaftNodeOptions, "walDir" | "onFailure" | "onRecovered" | "onCompactionFailure"> = {},
+  raft: Omit<
+    RaftNodeOptions,
+    "walDir" | "onFailure" | "onRecovered" | "onCompactionFailure" | "raftId" | "snapDir"
+  > = {},
 ): Promise<Member> {
   const lock = lockDataDir(dataDir);
   let backend: Backend | undefined;
@@ -73,6 +98,8 @@ export async function openMember(
         b.putMeta(Meta.clusterId, ids.clusterId.toString());
         b.putMeta(Meta.revision, 1);
         b.putMeta(Meta.recordFormat, RECORD_FORMAT);
+        b.putMeta(Meta.raftId, ids.raftId ?? 1);
+        if (ids.membership !== undefined) b.putMeta(Meta.membership, ids.membership.encode());
       });
     }
     const format = b.getMeta(Meta.recordFormat) ?? 1;
@@ -88,6 +115,9 @@ export async function openMember(
     }
     const node = await RaftNode.open(b, {
       walDir: walDir(dataDir),
+      snapDir: snapDir(dataDir),
+      raftId: Number(b.getMeta(Meta.raftId) ?? 1),
+      openStoreFile: openEnvironmentFile,
       reserveFile: `${memberDir(dataDir)}/reserve`,
       ...raft,
       onFailure: (err) => log.error("storage failure; refusing writes", { error: err }),

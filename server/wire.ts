@@ -10,6 +10,7 @@ import { Packr } from "msgpackr";
 import { EtcdError, type GrpcCode } from "../core/errors.ts";
 import type { LogLevel } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
+import type { ClusterCall } from "./cluster/manager.ts";
 import type { Event } from "../core/api/types.ts";
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
@@ -66,7 +67,9 @@ export type WorkerCall =
   | { type: "compacted"; id: number }
   | { type: "lease_renew"; id: number; lease: bigint }
   | { type: "lease_ttl"; id: number; lease: bigint; keys: boolean }
-  | { type: "lease_ids"; id: number };
+  | { type: "lease_ids"; id: number }
+  | { type: "read_index"; id: number }
+  | { type: "cluster"; id: number; call: ClusterCall };
 
 /** The main thread's answer to a {@linkcode WorkerCall}, by call ID. */
 export interface WorkerReply {

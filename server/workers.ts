@@ -260,6 +260,18 @@ async function startWorker(
       case "lease_ids":
         reply(call.id, { ok: node.leases.ids() });
         return;
+      case "read_index":
+        node.readIndex().then(
+          (index) => reply(call.id, { ok: index }),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
+        return;
+      case "cluster":
+        node.cluster(call.call).then(
+          (result) => reply(call.id, { ok: result }),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
+        return;
       default:
         unknownMessage(call);
     }

@@ -201,6 +201,22 @@ export class Lessor {
     this.#queue.push(expiry, id);
   }
 
+  /**
+   * This member became leader (etcd's `Promote`): every lease expires its
+   * checkpointed remaining TTL (or its full TTL) plus `extendMs` from now, so
+   * no lease expires for the time the cluster had no leader to renew it.
+   */
+  promote(extendMs: number): void {
+    const now = this.#now();
+    this.#queue.clear();
+    for (const lease of this.#leases.values()) {
+      const ttl = lease.remaining > 0 ? lease.remaining : lease.ttl;
+      lease.expiry = now + ttl * 1000 + extendMs + LEASE_EXPIRY_SLACK_MS;
+      lease.revoking = false;
+      this.#queue.push(lease.expiry, lease.id);
+    }
+  }
+
   /** Forget every lease (before loading them again from the store). */
   clear(): void {
     this.#leases.clear();

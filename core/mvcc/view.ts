@@ -56,6 +56,15 @@ export const Meta = {
   clusterId: "cluster_id",
   /** The record format of `current` and `history` ({@linkcode RECORD_FORMAT}), set at creation. */
   recordFormat: "record_format",
+  /** This member's core/raft node ID, fixed when the member is created. */
+  raftId: "raft_id",
+  /** Raft term of the last applied entry (a snapshot of the store carries it). */
+  appliedTerm: "applied_term",
+  /**
+   * The cluster's membership as of the applied index (JSON of
+   * server/cluster/membership.ts), written with each conf change entry.
+   */
+  membership: "membership",
 } as const;
 
 /**

@@ -15,6 +15,7 @@ import type { InternalRequest } from "../raftnode/request.ts";
 import type { ApplyResult } from "../raftnode/applier.ts";
 import type { LeaseTtl } from "../raftnode/lease_keeper.ts";
 import { checkProposalSize } from "./proposal.ts";
+import type { ClusterCall, ClusterResult } from "../cluster/manager.ts";
 
 /**
  * Where writes go: the member's raft node (server/raftnode/node.ts), or, in an HTTP
@@ -39,6 +40,15 @@ export interface Proposer {
    * thread; `undefined` when nothing is pending. Called before each read.
    */
   linearize(): Promise<void> | undefined;
+  /**
+   * Wait until a linearizable read may be served on this thread: in a
+   * cluster, etcd's ReadIndex (the leader confirms its leadership; this
+   * member applies and shows up to the read index); in a one-member
+   * cluster, as `linearize`. Rejects with NoLeader, Timeout.
+   */
+  linearizeRead(): Promise<void> | undefined;
+  /** etcd's Cluster service and Raft status (server/cluster/manager.ts). */
+  cluster(call: ClusterCall): Promise<ClusterResult>;
   /** Lease keep-alive on the leader: the lease's TTL in seconds, or undefined when it does not exist. */
   renewLease(id: bigint): Promise<number | undefined>;
   /** A lease's remaining TTL, granted TTL and (when `keys`) attached keys; undefined when it does not exist. */
@@ -113,6 +123,15 @@ export class ServiceContext {
    */
   linearize(): Promise<void> | undefined {
     return this.proposer.linearize();
+  }
+
+  /**
+   * Wait until a read may be served: `serializable` ones as
+   * {@linkcode ServiceContext.linearize}, the rest through ReadIndex
+   * (etcd's linearizable read).
+   */
+  linearizeRead(serializable: boolean): Promise<void> | undefined {
+    return serializable ? this.proposer.linearize() : this.proposer.linearizeRead();
   }
 
   /** A full response header at `revision`: the member's IDs and the current term. */

@@ -59,7 +59,7 @@ export class KVServer {
   range(req: RangeRequest): Promise<RangeResponse> {
     try {
       checkRangeRequest(req);
-      const pending = this.#ctx.linearize();
+      const pending = this.#ctx.linearizeRead(req.serializable === true);
       if (pending !== undefined) return pending.then(() => this.#range(req));
       return Promise.resolve(this.#range(req));
     } catch (err) {
@@ -116,7 +116,7 @@ export class KVServer {
   async txn(req: TxnRequest): Promise<TxnResponse> {
     checkTxnRequest(req, this.#ctx.maxTxnOps);
     if (isTxnReadOnly(req)) {
-      await this.#ctx.linearize();
+      await this.#ctx.linearizeRead(false);
       const resp = applyTxn(this.#ctx.view(), req, () => false);
       resp.header = this.#ctx.header(resp.header.revision);
       return resp;

@@ -46,6 +46,11 @@ function requestSize(req: InternalRequest): number {
       return protoSize("LeaseRevokeRequest", req.lease_revoke);
     case "lease_checkpoint":
       return protoSize("LeaseCheckpointRequest", req.lease_checkpoint);
+    case "member_update": {
+      // etcd sends these as v2 store requests (a path and a JSON value): about its JSON.
+      const u = req.member_update;
+      return 64 + JSON.stringify({ ...u, ID: String(u.ID) }).length;
+    }
     default:
       return unreachable(req);
   }

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import type { Backend } from "../../core/backend.ts";
+import type { Backend, Table } from "../../core/backend.ts";
 import { Lessor } from "../../core/lease/mod.ts";
 import { decodeRecord } from "../../core/mvcc/encoding.ts";
-import { EtcdError } from "../../core/errors.ts";
+import { Errors, EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
   applyCompaction,
@@ -26,8 +26,14 @@ import type {
   TxnResponse,
 } from "../../core/api/types.ts";
 import { type Event, Meta, type ViewState, WriteView } from "../../core/mvcc/view.ts";
-import type { Entry } from "../../core/raft/types.ts";
-import { decodeEntryData, type InternalRequest, unreachable } from "./request.ts";
+import { decodeConfChange, type Entry } from "../../core/raft/types.ts";
+import { decodeMemberContext, Membership } from "../cluster/membership.ts";
+import {
+  decodeEntryData,
+  type InternalRequest,
+  type MemberUpdateRequest,
+  unreachable,
+} from "./request.ts";
 
 /** Result of applying one request: its response, or the etcd error it produced. */
 export type ApplyResult =
@@ -103,6 +109,8 @@ export class Applier {
   #applied: number;
   /** Revision state after the last applied entry. */
   #state: ViewState;
+  /** The membership as of the last applied entry. */
+  #membership: Membership;
 
   /**
    * An applier over `backend`, which has applied entries up to its
@@ -119,6 +127,12 @@ export class Applier {
       revision: Number(backend.getMeta(Meta.revision) ?? 1),
       compactRevision: Number(backend.getMeta(Meta.compactRevision) ?? 0),
     };
+    this.#membership = loadMembership(backend);
+  }
+
+  /** The membership as of the last applied entry (a copy). */
+  get membership(): Membership {
+    return this.#membership.clone();
   }
 
   /**
@@ -132,6 +146,49 @@ export class Applier {
     this.#state = {
       revision: Number(this.#backend.getMeta(Meta.revision) ?? 1),
       compactRevision: Number(this.#backend.getMeta(Meta.compactRevision) ?? 0),
+    };
+    this.#membership = loadMembership(this.#backend);
+  }
+
+  /**
+   * Replace the whole replicated state with `source`'s (a copy of the
+   * leader's store, received with a Raft snapshot), in one write
+   * transaction: every table, the revisions, the applied index and term, and
+   * the membership. The member's own IDs stay. Returns at once; `committed`
+   * settles when the transaction does.
+   */
+  restore(source: StoreSource): { appliedIndex: number; committed: Promise<void> } {
+    const b = this.#backend;
+    const tables: Table[] = ["current", "history", "revlog", "lease"];
+    const committed = b.write(() => {
+      for (const table of tables) {
+        const keys: Uint8Array[] = [];
+        for (const { key } of b.scan(table, {})) keys.push(key);
+        for (const key of keys) b.del(table, key);
+        for (const { key, value } of source.scan(table)) b.put(table, key, value);
+      }
+      for (const name of REPLICATED_META) {
+        const value = source.getMeta(name);
+        if (value !== undefined) b.putMeta(name, value);
+      }
+    });
+    this.lessor.clear();
+    this.#applied = Number(source.getMeta(Meta.appliedIndex));
+    this.#state = {
+      revision: Number(source.getMeta(Meta.revision) ?? 1),
+      compactRevision: Number(source.getMeta(Meta.compactRevision) ?? 0),
+    };
+    const membership = source.getMeta(Meta.membership);
+    invariant(typeof membership === "string", "a snapshot carries the membership");
+    this.#membership = Membership.decode(membership);
+    // Leases: from the committed copy once it is visible.
+    return {
+      appliedIndex: this.#applied,
+      committed: committed.then(() => {
+        this.#backend.refresh();
+        this.lessor.clear();
+        loadLeases(this.#backend, this.lessor);
+      }),
     };
   }
 
@@ -203,9 +260,20 @@ export class Applier {
     state: ViewState,
   ): void {
     const startRevision = state.revision;
+    let membership: Membership | undefined;
     for (const e of entries) {
-      if (e.type !== "normal" || e.data.length === 0) continue;
+      if (e.type === "confChange") {
+        membership ??= this.#membership.clone();
+        applyConfChangeEntry(membership, e.data);
+        continue;
+      }
+      if (e.data.length === 0) continue;
       const { id, request } = decodeEntryData(e.data);
+      if (request.type === "member_update") {
+        membership ??= this.#membership.clone();
+        results.set(id, applyMemberUpdate(membership, request.member_update));
+        continue;
+      }
       const result = this.#applyOne(request, events, state);
       if ("ok" in result && request.type === "compaction") {
         compactions.push(request.compaction.revision);
@@ -213,7 +281,13 @@ export class Applier {
       results.set(id, result);
     }
     if (state.revision !== startRevision) this.#backend.putMeta(Meta.revision, state.revision);
-    this.#backend.putMeta(Meta.appliedIndex, entries[entries.length - 1].index);
+    const last = entries[entries.length - 1];
+    this.#backend.putMeta(Meta.appliedIndex, last.index);
+    this.#backend.putMeta(Meta.appliedTerm, last.term);
+    if (membership !== undefined) {
+      this.#backend.putMeta(Meta.membership, membership.encode());
+      this.#membership = membership;
+    }
   }
 
   /** Apply one request in the open write transaction. */
@@ -261,6 +335,9 @@ export class Applier {
           }
           ok = { header: revisionHeader(view.rev()) };
           break;
+        case "member_update":
+          invariant(false, "member updates apply beside the MVCC store");
+          break;
         default:
           unreachable(request);
       }
@@ -280,4 +357,82 @@ export class Applier {
     events.push(...view.events);
     return { ok };
   }
+}
+
+/** The meta values a snapshot carries from the leader (the member's own IDs are not among them). */
+const REPLICATED_META = [
+  Meta.revision,
+  Meta.compactRevision,
+  Meta.compactDone,
+  Meta.appliedIndex,
+  Meta.appliedTerm,
+  Meta.membership,
+];
+
+/** Where {@linkcode Applier.restore} reads a store copy from (an LMDB environment file). */
+export interface StoreSource {
+  /** The records of `table`, in key order. */
+  scan(table: Table): Iterable<{ key: Uint8Array; value: Uint8Array }>;
+  /** A `meta` value. */
+  getMeta(name: string): unknown;
+}
+
+/**
+ * The membership stored in `backend`; a store from before memberships were
+ * stored is its own one-member cluster (raft ID 1).
+ */
+export function loadMembership(backend: Backend): Membership {
+  const stored = backend.getMeta(Meta.membership);
+  if (typeof stored === "string") return Membership.decode(stored);
+  const m = new Membership();
+  const id = backend.getMeta(Meta.memberId);
+  if (id !== undefined) {
+    m.set({
+      id: BigInt(id as string),
+      raftId: 1,
+      name: "",
+      peerURLs: [],
+      clientURLs: [],
+      isLearner: false,
+    });
+  }
+  return m;
+}
+
+/** Apply a conf change entry's member to `membership` (core/raft applies it to its tracker). */
+function applyConfChangeEntry(membership: Membership, data: Uint8Array): void {
+  const change = decodeConfChange(data);
+  if (change.context === undefined || change.context.length === 0) return;
+  const member = decodeMemberContext(change.context);
+  invariant(member.raftId === change.nodeId, "a conf change names its member's raft ID");
+  switch (change.type) {
+    case "addNode": {
+      // A new voter, or a learner promoted.
+      const known = membership.get(member.id);
+      membership.set({ ...(known ?? member), isLearner: false });
+      break;
+    }
+    case "addLearnerNode":
+      membership.set({ ...member, isLearner: true });
+      break;
+    case "removeNode":
+      membership.remove(member.id);
+      break;
+  }
+}
+
+/** Apply etcd's member attribute or peer URL update. */
+function applyMemberUpdate(
+  membership: Membership,
+  update: MemberUpdateRequest,
+): ApplyResult {
+  const known = membership.get(update.ID);
+  if (known === undefined) return { error: Errors.MemberNotFound() };
+  membership.set({
+    ...known,
+    ...(update.peerURLs !== undefined ? { peerURLs: update.peerURLs } : {}),
+    ...(update.name !== undefined ? { name: update.name } : {}),
+    ...(update.clientURLs !== undefined ? { clientURLs: update.clientURLs } : {}),
+  });
+  return { ok: { header: revisionHeader(0) } };
 }

@@ -33,7 +33,11 @@ import {
   MAX_BATCH_ENTRIES,
   MAX_INFLIGHT_BATCHES,
   MAX_PENDING_PROPOSALS,
+  MAX_PENDING_READ_INDEX,
   MAX_RETAINED_LOG_BYTES,
+  MAX_WAITING_READS,
+  READ_INDEX_RETRY_MS,
+  REQUEST_TIMEOUT_BASE_MS,
   SNAPSHOT_CATCHUP_ENTRIES,
   STORAGE_RETRY_MS,
 } from "../../core/limits.ts";
@@ -44,9 +48,22 @@ import { type Event, Meta } from "../../core/mvcc/view.ts";
 import { Mulberry32 } from "../../core/raft/prng.ts";
 import { RawNode } from "../../core/raft/raw_node.ts";
 import { MemoryStorage } from "../../core/raft/storage.ts";
-import type { Ready, SnapshotMetadata } from "../../core/raft/types.ts";
+import {
+  type ConfChange,
+  type ConfState,
+  encodeConfChange,
+  type Message,
+  ProposalDroppedError,
+  type ReadState,
+  type Ready,
+  type Snapshot,
+  type SnapshotMetadata,
+} from "../../core/raft/types.ts";
+import type { Status } from "../../core/raft/raw_node.ts";
+import { Membership } from "../cluster/membership.ts";
+import { type ClusterCall, ClusterManager, type ClusterResult } from "../cluster/manager.ts";
 import { Wal } from "../../wal/wal.ts";
-import { type AppliedBatch, Applier, type ApplyResult } from "./applier.ts";
+import { type AppliedBatch, Applier, type ApplyResult, type StoreSource } from "./applier.ts";
 import { ReadyHandler } from "./ready.ts";
 import { encodeRequest, entryData, type InternalRequest } from "./request.ts";
 import { createFenceBuffer, type FenceBuffer, ReadFence } from "./read_fence.ts";
@@ -64,8 +81,17 @@ export function storageError(err: unknown): EtcdError {
   return Errors.Stopped();
 }
 
-/** The Raft node ID of a single member (etcd's 64-bit member IDs map onto it). */
-const SINGLE_MEMBER_ID = 1;
+/** How a raft node reaches its peers (server/peer/transport.ts). */
+export interface NodeTransport {
+  /** Send messages to their `to` peers; never waits (Raft retries what gets lost). */
+  send(messages: Message[]): void;
+}
+
+/** A store copy received with a Raft snapshot, open for reading. */
+export interface StoreFile extends StoreSource {
+  /** Close it. */
+  close(): Promise<void>;
+}
 
 /** Options of {@linkcode RaftNode.open}. */
 export interface RaftNodeOptions {
@@ -100,6 +126,18 @@ export interface RaftNodeOptions {
   lessor?: Lessor;
   /** Milliseconds between checkpoints of remaining lease TTLs. Default `LEASE_CHECKPOINT_INTERVAL_MS`. */
   leaseCheckpointMs?: number;
+  /** This member's core/raft node ID (server/cluster/membership.ts maps member IDs onto them). Default 1. */
+  raftId?: number;
+  /** How messages reach the other members; none for a one-member cluster. */
+  transport?: NodeTransport;
+  /** Open a store copy received with a snapshot (native/lmdb.ts `openEnvironmentFile`). */
+  openStoreFile?: (file: string) => StoreFile;
+  /** Directory of snapshot files received from the leader (`<term>-<index>.snap`). */
+  snapDir?: string;
+  /** Called when the known leader changes: its raft ID (0: none) and the term. */
+  onLeaderChange?: (leader: number, term: number) => void;
+  /** Called after a membership change was applied, with the membership after it. */
+  onMembership?: (membership: Membership) => void;
   /** Called when a WAL write or an LMDB commit fails (writes are refused from then on). */
   onFailure?: (err: unknown) => void;
   /** Called when removing history below a compacted revision failed (a restart resumes it). */
@@ -111,10 +149,26 @@ export interface RaftNodeOptions {
 interface Waiter {
   resolve: (r: ApplyResult) => void;
   reject: (e: unknown) => void;
+  /** When it fails with `request timed out` (performance.now(), ms). */
+  deadline: number;
 }
 
+/** A ReadIndex request sent to Raft, and the reads it serves. */
+interface ReadRound {
+  /** When it was sent (performance.now(), ms); resent with a fresh ID after READ_INDEX_RETRY_MS. */
+  sent: number;
+  /** When its reads fail with `request timed out`. */
+  deadline: number;
+  waiters: { resolve: (index: number) => void; reject: (e: unknown) => void }[];
+}
+
+/** Bits of a request ID that name the member that proposed it. */
+const PROPOSER_BITS = 1024;
+/** Request IDs count from this epoch (2023-11-14), 16 a millisecond. */
+const ID_EPOCH_MS = 1_700_000_000_000;
+
 /**
- * The Ready loop of one member (a single voter for now). Create with
+ * The Ready loop of one member of a cluster of one or more. Create with
  * {@linkcode RaftNode.open}.
  */
 export class RaftNode {
@@ -167,6 +221,21 @@ export class RaftNode {
   /** Called after each batch becomes visible (worker threads are told this way). */
   readonly #visibleListeners = new Set<(appliedIndex: number) => void>();
   readonly #changeListeners = new Set<(events: Event[], revision: number) => void>();
+  /** This member's raft node ID. */
+  readonly #id: number;
+  /** The leader as of the last Ready (0: none known). */
+  #leader = 0;
+  /** Reads waiting for the next ReadIndex request. */
+  #readQueue: ReadRound["waiters"] = [];
+  /** ReadIndex requests in flight, by context. */
+  readonly #readRounds = new Map<string, ReadRound>();
+  #readSeq = 0;
+  /** Milliseconds a proposal or read waits before `request timed out`. */
+  readonly #requestTimeoutMs: number;
+  /** Received snapshot files, by the snapshot index they carry. */
+  readonly #snapshotFiles = new Map<number, string>();
+  /** Membership change waiters, by the member ID they wait for. */
+  readonly #confWaiters = new Map<bigint, Waiter>();
 
   private constructor(
     backend: Backend,
@@ -185,24 +254,34 @@ export class RaftNode {
     this.#fenceBuffer = createFenceBuffer(applier.appliedIndex);
     this.#fence = new ReadFence(this.#fenceBuffer, () => backend.commitSoon());
     this.#durableIndex = applier.appliedIndex;
+    this.#id = options.raftId ?? 1;
+    this.#requestTimeoutMs = REQUEST_TIMEOUT_BASE_MS + 2 * (options.electionMs ?? 1000);
     this.#ready = new ReadyHandler(raw, storage, {
-      persistence: wal,
+      persistence: {
+        save: (hardState, entries, sync, snapshot) =>
+          snapshot === undefined
+            ? wal.save(hardState, entries, sync)
+            : wal.saveSnapshot(snapshot.metadata).then(() => wal.save(hardState, entries, sync)),
+      },
       transport: {
-        send: (messages) =>
-          invariant(
-            messages.every((m) => m.to === SINGLE_MEMBER_ID),
-            "a single voter sends no messages to peers",
-          ),
+        send: (messages) => {
+          if (messages.length === 0) return;
+          invariant(options.transport !== undefined, "a member with peers has a transport");
+          options.transport.send(messages);
+        },
       },
       stateMachine: {
         admit: () => this.#admit(),
         // Its LMDB commit overlaps the next Ready's WAL write.
         apply: (entries) => this.#track(this.#applier.apply(entries)),
-        restore: () => invariant(false, "a single voter never receives a snapshot"),
+        restore: (snapshot) => this.#restore(snapshot),
+        confChanged: (change, confState, index) => this.#confChanged(change, confState, index),
+        read: (state) => this.#readState(state),
       },
     });
-    // Request IDs only need to be unique among this process's proposals.
-    this.#nextId = Date.now() * 1000;
+    // Request IDs are unique in the cluster: the low bits name the member
+    // (its raft ID), the rest count from the time this process started.
+    this.#nextId = Math.max(1, (Date.now() - ID_EPOCH_MS) * 16);
   }
 
   /**
@@ -219,17 +298,38 @@ export class RaftNode {
     // etcd's minimum lease TTL: ceil(1.5 × election timeout), in seconds.
     const minTtl = Math.ceil((1.5 * (options.electionMs ?? 1000)) / 1000);
     const applier = new Applier(backend, options.lessor ?? new Lessor({ now: Date.now, minTtl }));
-    const applied = applier.appliedIndex;
-    // A new member's log starts after index 1, term 1, with itself as voter.
-    // A store written before the WAL existed starts after its applied index.
+    const raftId = options.raftId ?? 1;
+    // The membership as of the applied index: entries after it (conf
+    // changes included) are applied again below.
+    const confState = applier.membership.confState();
+    const appliedTerm = Number(
+      backend.getMeta(Meta.appliedTerm) ?? backend.getMeta(Meta.term) ?? 1,
+    );
+    // A new member's log starts after index 1, term 1, with the bootstrap
+    // membership. A store written before the WAL existed starts after its
+    // applied index.
     const initial: SnapshotMetadata = {
-      index: Math.max(applied, 1),
-      term: Number(backend.getMeta(Meta.term) ?? 1),
-      confState: { voters: [SINGLE_MEMBER_ID], learners: [] },
+      index: Math.max(applier.appliedIndex, 1),
+      term: appliedTerm,
+      confState,
     };
     const { wal, state } = await Wal.open(options.walDir, initial, {
       segmentBytes: options.walSegmentBytes,
     });
+    // A snapshot installed from the leader whose store copy LMDB lost in a
+    // crash: restore it again from the file kept for this.
+    if (applier.appliedIndex < state.base.index - 1 && options.snapDir !== undefined) {
+      const file = `${options.snapDir}/${state.base.term}-${state.base.index}.snap`;
+      if (existsFile(file) && options.openStoreFile !== undefined) {
+        const source = options.openStoreFile(file);
+        try {
+          await applier.restore(source).committed;
+        } finally {
+          await source.close();
+        }
+      }
+    }
+    const applied = applier.appliedIndex;
     const last = state.entries.at(-1)?.index ?? state.base.index;
     if (applied < state.base.index - (state.base.index === 1 ? 1 : 0) || applied > last) {
       await wal.close();
@@ -238,7 +338,10 @@ export class RaftNode {
       );
     }
     const storage = new MemoryStorage();
-    storage.applySnapshot({ metadata: state.base, data: new Uint8Array() });
+    storage.applySnapshot({
+      metadata: { ...state.base, confState: applier.membership.confState() },
+      data: new Uint8Array(),
+    });
     storage.append(state.entries);
     storage.setHardState(
       state.hardState.term > 0
@@ -248,20 +351,26 @@ export class RaftNode {
     const heartbeatMs = options.heartbeatMs ?? 100;
     const electionTick = Math.max(2, Math.round((options.electionMs ?? 1000) / heartbeatMs));
     const raw = new RawNode({
-      id: SINGLE_MEMBER_ID,
+      id: raftId,
       electionTick,
       heartbeatTick: 1,
       storage,
-      prng: new Mulberry32(Date.now() >>> 0),
+      prng: new Mulberry32((Date.now() ^ (raftId * 0x9e3779b1)) >>> 0),
       applied: Math.max(applied, state.base.index),
-      maxSizePerMsg: Number.MAX_SAFE_INTEGER,
+      // etcd's --max-request-bytes-sized appends: 1 MiB per message.
+      maxSizePerMsg: 1024 * 1024,
+      maxCommittedSizePerReady: Number.MAX_SAFE_INTEGER,
+      maxInflightMsgs: 256,
       checkQuorum: true,
       preVote: true,
     });
     const node = new RaftNode(backend, raw, storage, wal, applier, options);
     for (const e of state.entries) node.#logBytes += e.data.length;
+    const conf = raw.confState();
+    const alone = conf.voters.length === 1 && conf.voters[0] === raftId &&
+      conf.learners.length === 0;
     // One voter: win the election now rather than after a timeout.
-    raw.campaign();
+    if (alone) raw.campaign();
     node.#kick();
     await node.#idle;
     await Promise.allSettled([...node.#inflight]);
@@ -269,20 +378,38 @@ export class RaftNode {
       await node.close();
       throw node.#failure;
     }
-    invariant(raw.isLeader(), "a single voter is leader after campaigning");
+    if (alone) invariant(raw.isLeader(), "a single voter is leader after campaigning");
+    node.#fence.setClustered(!node.alone);
     await node.#reserve();
     const requested = Number(backend.getMeta(Meta.compactRevision) ?? 0);
     const done = Number(backend.getMeta(Meta.compactDone) ?? 0);
     if (requested > done) node.#scheduleCompaction(requested);
-    const ticker = setInterval(() => {
-      node.#raw.tick();
-      if (node.#raw.hasReady()) node.#kick();
-    }, heartbeatMs);
+    const ticker = setInterval(() => node.#tick(), heartbeatMs);
     Deno.unrefTimer(ticker);
     node.#ticker = ticker;
-    // The leader expires and checkpoints leases.
-    node.leases.start();
     return node;
+  }
+
+  /** A Raft tick; then time out what waited too long and resend unanswered ReadIndex requests. */
+  #tick(): void {
+    this.#raw.tick();
+    const now = performance.now();
+    for (const [id, w] of this.#waiters) {
+      if (w.deadline > now) break; // in proposal order: the rest are younger
+      this.#waiters.delete(id);
+      w.reject(Errors.Timeout());
+    }
+    for (const [ctx, round] of this.#readRounds) {
+      if (round.deadline <= now) {
+        this.#readRounds.delete(ctx);
+        for (const w of round.waiters) w.reject(Errors.Timeout());
+      } else if (now - round.sent >= READ_INDEX_RETRY_MS) {
+        // Lost, or the leader changed: ask again with a fresh ID.
+        this.#readRounds.delete(ctx);
+        this.#sendReadIndex(round);
+      }
+    }
+    if (this.#raw.hasReady() || this.#readQueue.length > 0) this.#kick();
   }
 
   /** The current Raft term. */
@@ -377,6 +504,260 @@ export class RaftNode {
     return this.#fence.wait();
   }
 
+  /** Whether this member is the only voter and has no learners (reads need no ReadIndex). */
+  get alone(): boolean {
+    const conf = this.#ready.confState;
+    return conf.voters.length === 1 && conf.voters[0] === this.#id && conf.learners.length === 0;
+  }
+
+  /**
+   * The read index of a linearizable read (etcd's ReadIndex): the leader's
+   * commit index once it confirmed with a quorum that it still leads. Reads
+   * that arrive while a request is in flight share the next one. Resolves
+   * once this member applied up to it (then wait for it to be visible with
+   * {@linkcode RaftNode.waitVisible}). A one-member cluster answers at once
+   * with the highest index answered to a client.
+   *
+   * @throws {EtcdError} NoLeader without a leader; Timeout when no answer
+   *   came within the request timeout; TooManyRequests over the bounds.
+   */
+  readIndex(): Promise<number> {
+    if (this.#closed) return Promise.reject(Errors.Stopped());
+    if (!this.#fence.clustered) return Promise.resolve(this.#fence.acknowledgedIndex);
+    if (this.#readQueue.length >= MAX_WAITING_READS) {
+      return Promise.reject(Errors.TooManyRequests());
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    this.#readQueue.push({ resolve, reject });
+    this.#kick();
+    return promise;
+  }
+
+  /**
+   * Wait until a linearizable read may be served on this thread: ReadIndex,
+   * then until the read index is visible; the local fence in a one-member
+   * cluster (undefined when nothing is pending).
+   *
+   * @throws {EtcdError} as {@linkcode RaftNode.readIndex}.
+   */
+  linearizeRead(): Promise<void> | undefined {
+    if (!this.#fence.clustered) return this.#fence.wait();
+    return this.readIndex().then((index) => this.#fence.waitFor(index));
+  }
+
+  /** Wait until the entries up to `index` are visible to readers (undefined: they are). */
+  waitVisible(index: number): Promise<void> | undefined {
+    return this.#fence.waitFor(index);
+  }
+
+  /** The election timeout in milliseconds (--election-timeout). */
+  get electionMs(): number {
+    return this.#options.electionMs ?? 1000;
+  }
+
+  /** This member's raft node ID. */
+  get raftId(): number {
+    return this.#id;
+  }
+
+  /** The leader's raft node ID as of the last Ready (0: none known). */
+  get leader(): number {
+    return this.#leader;
+  }
+
+  /** Whether this member is the leader. */
+  get isLeader(): boolean {
+    return this.#raw.isLeader();
+  }
+
+  /** core/raft's status: term, commit index, role, and on the leader every member's progress. */
+  status(): Status {
+    return this.#raw.status();
+  }
+
+  #cluster: ClusterManager | undefined;
+
+  /** etcd's Cluster service and Raft status; see {@linkcode ClusterManager.call}. */
+  cluster(call: ClusterCall): Promise<ClusterResult> {
+    return (this.#cluster ??= new ClusterManager(this)).call(call);
+  }
+
+  /** The membership as of the applied index. */
+  get membership(): Membership {
+    return this.#applier.membership;
+  }
+
+  /** Step a message received from a peer. Messages from unknown members are dropped by Raft. */
+  step(messages: Message[]): void {
+    for (const m of messages) {
+      try {
+        this.#raw.step(m);
+      } catch (err) {
+        // A forwarded proposal the leader cannot take: the proposer times out.
+        if (!(err instanceof ProposalDroppedError)) throw err;
+      }
+    }
+    if (this.#raw.hasReady()) this.#kick();
+  }
+
+  /**
+   * A MsgSnap arrived with the store copy at `file`: step it, carrying the
+   * file so that {@linkcode RaftNode} restores from it when Raft installs
+   * the snapshot.
+   */
+  stepSnapshot(message: Message, file: string): void {
+    invariant(message.snapshot !== undefined, "a MsgSnap carries a snapshot");
+    this.#snapshotFiles.set(message.snapshot.metadata.index, file);
+    this.step([message]);
+  }
+
+  /** The transport could not reach `id` (Raft probes it again). */
+  reportUnreachable(id: number): void {
+    this.#raw.reportUnreachable(id);
+    if (this.#raw.hasReady()) this.#kick();
+  }
+
+  /** A snapshot to `id` was delivered (or failed). */
+  reportSnapshot(id: number, failed: boolean): void {
+    this.#raw.reportSnapshot(id, failed);
+    if (this.#raw.hasReady()) this.#kick();
+  }
+
+  /** Ask the leader to hand leadership to `id` (etcd's MoveLeader); see core/raft's transferLeader. */
+  transferLeader(id: number): void {
+    this.#raw.transferLeader(id);
+    if (this.#raw.hasReady()) this.#kick();
+  }
+
+  /**
+   * Propose a membership change for `member` (whose ID is in the change's
+   * context) and wait until it is applied.
+   *
+   * @throws {EtcdError} NoLeader, LeaderChanged when it cannot be proposed;
+   *   Timeout when it was not applied in time (another change was pending,
+   *   or leadership changed).
+   */
+  changeMembership(change: ConfChange, member: bigint): Promise<void> {
+    if (this.#closed) return Promise.reject(Errors.Stopped());
+    if (this.#confWaiters.has(member)) return Promise.reject(Errors.TooManyRequests());
+    const { promise, resolve, reject } = Promise.withResolvers<ApplyResult>();
+    const deadline = performance.now() + this.#requestTimeoutMs;
+    this.#confWaiters.set(member, { resolve, reject, deadline });
+    const timer = setTimeout(() => {
+      if (this.#confWaiters.get(member)?.resolve !== resolve) return;
+      this.#confWaiters.delete(member);
+      reject(Errors.Timeout());
+    }, this.#requestTimeoutMs);
+    try {
+      this.#raw.proposeConfChange(change);
+    } catch (err) {
+      clearTimeout(timer);
+      this.#confWaiters.delete(member);
+      if (!(err instanceof ProposalDroppedError)) throw err;
+      return Promise.reject(this.#raw.leader() === 0 ? Errors.NoLeader() : Errors.LeaderChanged());
+    }
+    this.#kick();
+    return promise.then(() => clearTimeout(timer));
+  }
+
+  /** A conf change took effect: tell who waits for it; snapshot so a new member can catch up. */
+  #confChanged(change: ConfChange, confState: ConfState, index: number): void {
+    const membership = this.#applier.membership;
+    // A follower ignores a snapshot whose membership does not list it, so a
+    // member added here must be sent one taken at or after this index.
+    if (index > this.#storage.snapshot().metadata.index) {
+      this.#storage.createSnapshot(index, confState, new Uint8Array());
+    }
+    for (const [id, w] of this.#confWaiters) {
+      const m = membership.get(id);
+      const done = change.type === "removeNode" ? m === undefined : m?.raftId === change.nodeId;
+      if (!done) continue;
+      this.#confWaiters.delete(id);
+      w.resolve({ ok: { header: { cluster_id: 0n, member_id: 0n, revision: 0, raft_term: 0 } } });
+    }
+    this.#fence.setClustered(!this.alone);
+    this.#options.onMembership?.(membership);
+  }
+
+  /**
+   * Raft installs a snapshot: replace the state machine with the store copy
+   * that came with it.
+   */
+  #restore(snapshot: Snapshot): void {
+    const { index } = snapshot.metadata;
+    const file = this.#snapshotFiles.get(index);
+    invariant(file !== undefined, "a snapshot is installed with the store copy it came with");
+    invariant(
+      this.#options.openStoreFile !== undefined,
+      "a member that takes snapshots opens them",
+    );
+    for (const k of this.#snapshotFiles.keys()) if (k <= index) this.#snapshotFiles.delete(k);
+    const source = this.#options.openStoreFile(file);
+    let restored: { appliedIndex: number; committed: Promise<void> };
+    try {
+      restored = this.#applier.restore(source);
+    } finally {
+      void source.close();
+    }
+    invariant(restored.appliedIndex === index, "the store copy is at the snapshot's index");
+    this.#fence.acknowledge(Math.max(index, this.#fence.acknowledgedIndex));
+    const done = restored.committed.then(async () => {
+      this.#fence.publish(index);
+      await this.#backend.flushed();
+      this.#durableIndex = Math.max(this.#durableIndex, index);
+      // Kept until LMDB holds the restored state durably (a restart restores it again).
+      this.#removeSnapshotFiles(index);
+      this.#options.onMembership?.(this.#applier.membership);
+    }, (err) => {
+      this.#commitFailure ??= err;
+      this.#options.onFailure?.(err);
+    });
+    this.#inflight.add(done);
+    done.finally(() => this.#inflight.delete(done));
+  }
+
+  #removeSnapshotFiles(upTo: number): void {
+    const dir = this.#options.snapDir;
+    if (dir === undefined) return;
+    try {
+      for (const e of Deno.readDirSync(dir)) {
+        const m = /^\d+-(\d+)\.snap$/.exec(e.name);
+        if (m !== null && Number(m[1]) <= upTo) Deno.removeSync(`${dir}/${e.name}`);
+      }
+    } catch { /* the directory does not exist yet */ }
+  }
+
+  /**
+   * The store copy to send with a MsgSnap (etcd's merged snapshot): a
+   * consistent copy of the LMDB environment, and the message with the
+   * snapshot metadata of that copy (its applied index and term, its
+   * membership) in place of the Raft storage's.
+   */
+  async snapshotToSend(message: Message, dir: string): Promise<{ message: Message; file: string }> {
+    const file = await this.#backend.copyTo(dir);
+    invariant(
+      this.#options.openStoreFile !== undefined,
+      "a member that sends snapshots opens them",
+    );
+    const copy = this.#options.openStoreFile(file);
+    try {
+      const index = Number(copy.getMeta(Meta.appliedIndex));
+      const term = Number(copy.getMeta(Meta.appliedTerm) ?? this.#storage.snapshot().metadata.term);
+      const membership = copy.getMeta(Meta.membership);
+      invariant(typeof membership === "string", "a store copy carries the membership");
+      const confState = Membership.decode(membership).confState();
+      return {
+        message: {
+          ...message,
+          snapshot: { metadata: { index, term, confState }, data: new Uint8Array() },
+        },
+        file,
+      };
+    } finally {
+      await copy.close();
+    }
+  }
+
   /**
    * Propose a write; resolves once its entry is durable in the WAL and
    * applied, with its response or the etcd error it produced.
@@ -402,9 +783,13 @@ export class RaftNode {
     if (this.#waiters.size >= MAX_PENDING_PROPOSALS) {
       return Promise.reject(Errors.TooManyRequests());
     }
-    const id = this.#nextId++;
+    const id = this.#nextId++ * PROPOSER_BITS + (this.#id % PROPOSER_BITS);
     const { promise, resolve, reject } = Promise.withResolvers<ApplyResult>();
-    this.#waiters.set(id, { resolve, reject });
+    this.#waiters.set(id, {
+      resolve,
+      reject,
+      deadline: performance.now() + this.#requestTimeoutMs,
+    });
     this.#queue.push(entryData(id, encoded));
     this.#queuedIds.push(id);
     this.#kick();
@@ -429,9 +814,10 @@ export class RaftNode {
     try {
       for (;;) {
         this.#proposeQueued();
+        this.#readQueued();
         if (!this.#raw.hasReady()) break;
         const rd = this.#raw.ready();
-        invariant(rd.snapshot === undefined, "a single voter never receives a snapshot");
+        if (rd.softState !== undefined) this.#softState(rd.softState.lead);
         const pending = this.#ready.handle(rd);
         if (pending !== undefined) await pending;
         this.#retained(rd);
@@ -451,9 +837,71 @@ export class RaftNode {
     const batch = this.#queue.length <= MAX_BATCH_ENTRIES
       ? this.#queue
       : this.#queue.slice(0, MAX_BATCH_ENTRIES);
+    const ids = this.#queuedIds.slice(0, batch.length);
     this.#queue = batch === this.#queue ? [] : this.#queue.slice(MAX_BATCH_ENTRIES);
     this.#queuedIds = this.#queuedIds.slice(batch.length);
-    this.#raw.proposeMany(batch);
+    try {
+      this.#raw.proposeMany(batch);
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err;
+      // No leader to take them (or a leader transfer is in progress).
+      const reason = this.#raw.leader() === 0 ? Errors.NoLeader() : Errors.LeaderChanged();
+      for (const id of ids) {
+        this.#waiters.get(id)?.reject(reason);
+        this.#waiters.delete(id);
+      }
+    }
+  }
+
+  /** Send a ReadIndex request for the reads queued since the last one. */
+  #readQueued(): void {
+    if (this.#readQueue.length === 0) return;
+    const waiters = this.#readQueue;
+    this.#readQueue = [];
+    if (this.#raw.leader() === 0) {
+      for (const w of waiters) w.reject(Errors.NoLeader());
+      return;
+    }
+    const now = performance.now();
+    this.#sendReadIndex({ sent: now, deadline: now + this.#requestTimeoutMs, waiters });
+  }
+
+  #sendReadIndex(round: ReadRound): void {
+    if (this.#readRounds.size >= MAX_PENDING_READ_INDEX) {
+      for (const w of round.waiters) w.reject(Errors.TooManyRequests());
+      return;
+    }
+    // A fresh context per attempt: a late answer to an earlier one is ignored.
+    const ctx = new Uint8Array(12);
+    const view = new DataView(ctx.buffer);
+    view.setUint32(0, this.#id);
+    view.setFloat64(4, ++this.#readSeq);
+    const key = ctxKey(ctx);
+    round.sent = performance.now();
+    this.#readRounds.set(key, round);
+    this.#raw.readIndex(ctx);
+  }
+
+  /** A read state whose index the applied index reached: its reads go on once it is visible. */
+  #readState(state: ReadState): void {
+    const key = ctxKey(state.requestCtx);
+    const round = this.#readRounds.get(key);
+    if (round === undefined) return; // answered already, or timed out
+    this.#readRounds.delete(key);
+    for (const w of round.waiters) w.resolve(state.index);
+  }
+
+  /** The leader changed (or is now known): leases follow leadership. */
+  #softState(lead: number): void {
+    if (lead === this.#leader) return;
+    const wasLeader = this.#leader === this.#id;
+    this.#leader = lead;
+    if (lead === this.#id) {
+      // etcd's Promote: no lease expires for the time without a leader.
+      this.lessor.promote(this.#options.electionMs ?? 1000);
+      this.leases.start();
+    } else if (wasLeader) this.#leases?.stop();
+    this.#options.onLeaderChange?.(lead, this.#raw.status().hardState.term);
   }
 
   /**
@@ -675,4 +1123,18 @@ export class RaftNode {
     await this.#compaction;
     await this.#wal.close();
   }
+}
+
+function existsFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function ctxKey(ctx: Uint8Array): string {
+  let k = "";
+  for (const b of ctx) k += String.fromCharCode(b);
+  return k;
 }

@@ -24,13 +24,14 @@ import { MAX_WAITING_READS } from "../../core/limits.ts";
 const ACKNOWLEDGED = 0;
 const VISIBLE = 1;
 const FAILED = 2;
+const CLUSTERED = 3;
 
-/** Shared state of a fence: three 64-bit slots (acknowledged, visible, failed). */
+/** Shared state of a fence: four 64-bit slots (acknowledged, visible, failed, clustered). */
 export type FenceBuffer = SharedArrayBuffer;
 
 /** Create the shared memory of a fence, starting with everything visible up to `index`. */
 export function createFenceBuffer(index: number): FenceBuffer {
-  const sab = new SharedArrayBuffer(3 * 8);
+  const sab = new SharedArrayBuffer(4 * 8);
   const slots = new BigInt64Array(sab);
   slots[ACKNOWLEDGED] = BigInt(index);
   slots[VISIBLE] = BigInt(index);
@@ -78,6 +79,19 @@ export class ReadFence {
     this.wake();
   }
 
+  /**
+   * Whether the member has peers: linearizable reads then need ReadIndex
+   * from the leader (set by the main thread as the membership changes).
+   */
+  get clustered(): boolean {
+    return Atomics.load(this.#slots, CLUSTERED) !== 0n;
+  }
+
+  /** Record whether the member has peers. */
+  setClustered(clustered: boolean): void {
+    Atomics.store(this.#slots, CLUSTERED, clustered ? 1n : 0n);
+  }
+
   /** Index of the last entry visible to readers. */
   get visibleIndex(): number {
     return Number(Atomics.load(this.#slots, VISIBLE));
@@ -92,7 +106,25 @@ export class ReadFence {
    *   MAX_WAITING_READS reads of this thread already wait.
    */
   wait(): Promise<void> | undefined {
-    const target = Atomics.load(this.#slots, ACKNOWLEDGED);
+    return this.#waitFor(Atomics.load(this.#slots, ACKNOWLEDGED));
+  }
+
+  /** Index of the last entry acknowledged to a client (or about to be). */
+  get acknowledgedIndex(): number {
+    return Number(Atomics.load(this.#slots, ACKNOWLEDGED));
+  }
+
+  /**
+   * Wait until entries up to `index` (a read index) are visible: undefined
+   * when they already are.
+   *
+   * @throws {EtcdError} as {@linkcode ReadFence.wait}.
+   */
+  waitFor(index: number): Promise<void> | undefined {
+    return this.#waitFor(BigInt(index));
+  }
+
+  #waitFor(target: bigint): Promise<void> | undefined {
     if (Atomics.load(this.#slots, VISIBLE) >= target) return undefined;
     if (this.#waiting.length >= MAX_WAITING_READS) return Promise.reject(Errors.TooManyRequests());
     const { promise, resolve, reject } = Promise.withResolvers<void>();

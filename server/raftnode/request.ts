@@ -32,7 +32,23 @@ export type InternalRequest =
   | { type: "compaction"; compaction: CompactionRequest }
   | { type: "lease_grant"; lease_grant: Required<LeaseGrantRequest> }
   | { type: "lease_revoke"; lease_revoke: LeaseRevokeRequest }
-  | { type: "lease_checkpoint"; lease_checkpoint: LeaseCheckpointRequest };
+  | { type: "lease_checkpoint"; lease_checkpoint: LeaseCheckpointRequest }
+  | { type: "member_update"; member_update: MemberUpdateRequest };
+
+/**
+ * A change of a member's attributes: its peer URLs (etcd's MemberUpdate) or
+ * the name and client URLs it publishes when it starts (etcd's publish).
+ */
+export interface MemberUpdateRequest {
+  /** The member's 64-bit ID. */
+  ID: bigint;
+  /** New peer URLs; unchanged when absent. */
+  peerURLs?: string[];
+  /** The member's --name; unchanged when absent. */
+  name?: string;
+  /** The member's client URLs; unchanged when absent. */
+  clientURLs?: string[];
+}
 
 /**
  * The end of an exhaustive switch over a tagged union: a new kind that one

@@ -157,6 +157,10 @@ export class MemoryBackend implements Backend {
     return Promise.resolve();
   }
 
+  copyTo(_dir: string): Promise<string> {
+    return Promise.reject(new Error("the simulator's snapshots are dump() and load()"));
+  }
+
   /** The whole state as plain data (for the simulator's snapshots). */
   dump(): { tables: [Table, [number[], number[]][]][]; meta: [string, unknown][] } {
     return {

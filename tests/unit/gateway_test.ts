@@ -560,6 +560,8 @@ async function withRefusingService(
     propose: () => Promise.reject(new Error("proposer must not be called")),
     compacted: () => Promise.resolve(),
     linearize: () => undefined,
+    linearizeRead: () => undefined,
+    cluster: () => Promise.reject(new Error("the cluster must not be asked")),
     renewLease: () => Promise.reject(new Error("leases must not be asked")),
     leaseTimeToLive: () => Promise.reject(new Error("leases must not be asked")),
     leaseIds: () => Promise.reject(new Error("leases must not be asked")),
