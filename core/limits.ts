@@ -177,6 +177,35 @@ export const INITIAL_MAP_BYTES = 256 * 1024 * 1024;
  * that etcd's default --max-txn-ops stays within it.
  */
 export const MAX_TXN_DEPTH = 256;
+/**
+ * Raft messages queued for one peer and not yet in a request, at most
+ * (etcd's streamBufSize). Past this, or past MAX_PEER_QUEUE_BYTES, new
+ * messages to that peer are dropped and Raft resends them.
+ */
+export const MAX_PEER_QUEUE_MESSAGES = 4_096;
+/** Bytes of Raft messages queued for one peer (estimated from entry and context sizes), at most. */
+export const MAX_PEER_QUEUE_BYTES = 64 * 1024 * 1024;
+/**
+ * Bytes of messages one peer request carries, at most, unless a single
+ * message is larger (it then goes alone): a heartbeat queued behind a batch
+ * waits for at most this much to cross the network.
+ */
+export const MAX_PEER_REQUEST_BYTES = 4 * 1024 * 1024;
+/**
+ * Message requests to one peer in flight, at most (etcd's connPerPipeline):
+ * requests are numbered and the receiver delivers them in order, so this is
+ * also how many batches a receiver holds per sender while an earlier one is
+ * still arriving.
+ */
+export const MAX_PEER_INFLIGHT_REQUESTS = 4;
+/** Bytes of one received message request body, at most (larger gets HTTP 413). */
+export const MAX_PEER_BODY_BYTES = 128 * 1024 * 1024;
+/** Peers whose message order one transport tracks on the receiving side, at most. */
+export const MAX_PEER_SENDERS = 1_024;
+/** Milliseconds a peer message request may take, at most (then the batch is dropped). */
+export const PEER_REQUEST_TIMEOUT_MS = 5_000;
+/** Milliseconds streaming one snapshot to a peer may take, at most (then it failed). */
+export const PEER_SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
 /** Ranges with more kvs than this are streamed as JSON chunks. */
 export const STREAM_KVS_THRESHOLD = 512;
 /** Approximate bytes of one streamed JSON chunk. */
@@ -230,3 +259,12 @@ export const READ_INDEX_RETRY_MS = 500;
 
 /** ReadIndex requests of one member waiting for their answer, at most (each serves a batch of reads). */
 export const MAX_PENDING_READ_INDEX = 1_000;
+invariant(MAX_PEER_INFLIGHT_REQUESTS >= 1, "at least one request to a peer can be in flight");
+invariant(
+  MAX_PEER_REQUEST_BYTES <= MAX_PEER_QUEUE_BYTES && MAX_PEER_QUEUE_BYTES < MAX_PEER_BODY_BYTES,
+  "a batch, at most the whole peer queue (a message larger than the queue is dropped), fits in a received body",
+);
+invariant(
+  PEER_REQUEST_TIMEOUT_MS <= PEER_SNAPSHOT_TIMEOUT_MS,
+  "a snapshot may take at least as long as a message request",
+);

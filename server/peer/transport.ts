@@ -1,0 +1,667 @@
+/**
+ * The Raft transport between members: HTTP on the peer URLs, in the shape of
+ * etcd's rafthttp (a bounded queue per peer, batched and pipelined message
+ * requests, a separate streamed path for snapshots).
+ *
+ * Sending, per peer: {@linkcode PeerTransport.send} queues messages (at most
+ * MAX_PEER_QUEUE_MESSAGES and MAX_PEER_QUEUE_BYTES; beyond, they are
+ * dropped and Raft resends). Everything queued while requests are in flight
+ * goes in the next request, up to MAX_PEER_REQUEST_BYTES, so one POST
+ * carries many messages. At most MAX_PEER_INFLIGHT_REQUESTS requests to a
+ * peer are in flight, numbered within a window of that many. A failed
+ * request (connection error, timeout, HTTP error) drops its batch, reports
+ * the peer unreachable, and the next request goes to the peer's next URL.
+ *
+ * Receiving: requests are numbered per sender instance (`X-Cairn-Stream`,
+ * `X-Cairn-Seq`), and each request says the lowest number the sender still
+ * has in flight (`X-Cairn-Floor`); every number below it was answered or
+ * given up. The receiver delivers batches in number order, holds a batch
+ * that arrives before an earlier one still in flight, skips numbers the
+ * sender gave up, and drops a batch that arrives after a later one was
+ * delivered. So messages from one peer are delivered in the order they were
+ * sent, some possibly missing, never reordered.
+ *
+ * Wire format (server/peer/codec.ts): POST /raft/messages carries a msgpack
+ * batch; POST /raft/snapshot carries a length-prefixed message then the
+ * database file, streamed. Both carry `X-Etcd-Cluster-ID` (hex) and
+ * `X-Server-From` / `X-Raft-To` (decimal raft IDs); another cluster's
+ * requests get HTTP 412 `cluster ID mismatch`, as in etcd.
+ *
+ * Callbacks (`reportUnreachable`, `reportSnapshot`) are never called from
+ * inside `send`, so the raft node may call `send` from its Ready loop and
+ * step Raft in the callbacks. No callback is called after `close`.
+ *
+ * @module
+ */
+import type { Message } from "../../core/raft/types.ts";
+import { isLocalMsg } from "../../core/raft/types.ts";
+import { invariant, InvariantError } from "../../core/invariant.ts";
+import {
+  MAX_PEER_BODY_BYTES,
+  MAX_PEER_INFLIGHT_REQUESTS,
+  MAX_PEER_QUEUE_BYTES,
+  MAX_PEER_QUEUE_MESSAGES,
+  MAX_PEER_REQUEST_BYTES,
+  MAX_PEER_SENDERS,
+  PEER_REQUEST_TIMEOUT_MS,
+  PEER_SNAPSHOT_TIMEOUT_MS,
+} from "../../core/limits.ts";
+import { listenError, socketHostname } from "../listen.ts";
+import {
+  decodeMessage,
+  decodeMessages,
+  encodeMessages,
+  encodeSnapshotHead,
+  messageSize,
+  PeerCodecError,
+} from "./codec.ts";
+
+/** Path of message batches on the peer port. */
+export const RAFT_MESSAGES_PATH = "/raft/messages";
+/** Path of snapshot streams on the peer port. */
+export const RAFT_SNAPSHOT_PATH = "/raft/snapshot";
+
+/** Callbacks and identity of a PeerTransport. */
+export interface PeerTransportOptions {
+  /** This member's raft node ID (a small positive integer). */
+  id: number;
+  /** The cluster's 64-bit ID; requests from another cluster are refused (HTTP 412, etcd's "cluster ID mismatch"). Sent as header X-Etcd-Cluster-ID (hex, as etcd). */
+  clusterId: bigint;
+  /** Messages received from peers, in arrival order per peer; called synchronously as each batch is decoded. */
+  deliver(messages: Message[]): void;
+  /** A MsgSnap arrived with its database file, fully received and fsynced at `file` (under snapDir). The receiver owns the file. */
+  deliverSnapshot(message: Message, file: string): void;
+  /** Build the database file that goes with an outgoing MsgSnap: returns the message to send (its snapshot metadata may be rewritten by the node), the path of a file to stream, and `done()` to call after streaming (it deletes the file). */
+  openSnapshot(message: Message): Promise<{ message: Message; file: string; done(): void }>;
+  /** A peer could not be reached (etcd's transport calls raft's ReportUnreachable). */
+  reportUnreachable(id: number): void;
+  /** An outgoing snapshot finished (failed = true when it did not arrive); raft's ReportSnapshot. */
+  reportSnapshot(id: number, failed: boolean): void;
+  /** Directory where received snapshot files are written. */
+  snapDir: string;
+  /** Extra GET handlers on the peer port, by path, e.g. "/members" (returns a JSON-serialisable value). Peer endpoints serve no client (KV) requests. */
+  handlers?: Record<string, () => unknown>;
+}
+
+interface Queued {
+  message: Message;
+  size: number;
+}
+
+interface Peer {
+  id: number;
+  urls: string[];
+  /** Index into `urls` of the URL the next request goes to. */
+  urlIndex: number;
+  queue: Queued[];
+  queueBytes: number;
+  /** Number of the next message request. */
+  nextSeq: number;
+  /** Numbers of the message requests in flight. */
+  inflight: Set<number>;
+  snapshotInFlight: boolean;
+  pumpScheduled: boolean;
+  removed: boolean;
+  /** Aborts this peer's requests when it is removed or the transport closes. */
+  abort: AbortController;
+}
+
+/** What a receiver keeps per sender to deliver its batches in order. */
+interface SenderState {
+  stream: string;
+  /** Number of the next batch to deliver. */
+  next: number;
+  /** Batches that arrived before `next`'s, by number (at most MAX_PEER_INFLIGHT_REQUESTS). */
+  held: Map<number, Message[]>;
+}
+
+const textHeaders = { "content-type": "text/plain; charset=utf-8" };
+
+/**
+ * Raft messages between members over HTTP (see the module doc for the
+ * protocol). Build one with {@linkcode PeerTransport.listen}.
+ */
+export class PeerTransport {
+  readonly #options: PeerTransportOptions;
+  readonly #clusterHex: string;
+  /** Names this instance's request numbering to receivers; new on every start. */
+  readonly #stream = crypto.randomUUID();
+  readonly #servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  readonly #urls: string[] = [];
+  readonly #peers = new Map<number, Peer>();
+  readonly #senders = new Map<number, SenderState>();
+  readonly #pending = new Set<Promise<void>>();
+  readonly #receiving = new Set<string>();
+  readonly #closing = new AbortController();
+  readonly #client: Deno.HttpClient;
+  #fault: ((m: Message) => boolean) | undefined;
+  #closed = false;
+
+  private constructor(options: PeerTransportOptions) {
+    this.#options = options;
+    this.#clusterHex = options.clusterId.toString(16);
+    this.#client = Deno.createHttpClient({});
+  }
+
+  /**
+   * Listen on each of `urls` (http: only for now; https is refused with a clear Error naming the URL); port 0 picks a free port. Throws AddressInUseError (server/listen.ts has listenError/socketHostname helpers; reuse them) when taken.
+   *
+   * Creates `options.snapDir` if it does not exist.
+   * @throws {Error} for a URL that is not http: (naming it).
+   * @throws {AddressInUseError} when a URL's address is taken.
+   * @throws {InvariantError} when `options.id` is not a positive safe integer, or
+   *   `options.clusterId` is not a 64-bit unsigned value.
+   */
+  static async listen(urls: URL[], options: PeerTransportOptions): Promise<PeerTransport> {
+    invariant(
+      Number.isSafeInteger(options.id) && options.id > 0,
+      "a raft ID is a positive integer",
+    );
+    invariant(
+      options.clusterId >= 0n && options.clusterId < 1n << 64n,
+      "a cluster ID is 64-bit unsigned",
+    );
+    for (const url of urls) {
+      if (url.protocol !== "http:") {
+        throw new Error(`peer URL ${url.href}: only http: is supported (not ${url.protocol})`);
+      }
+    }
+    await Deno.mkdir(options.snapDir, { recursive: true });
+    const t = new PeerTransport(options);
+    try {
+      for (const url of urls) {
+        const port = Number(url.port || 80);
+        let server: Deno.HttpServer<Deno.NetAddr>;
+        try {
+          server = Deno.serve(
+            { hostname: socketHostname(url), port, onListen: () => {} },
+            (req) => t.#handle(req),
+          );
+        } catch (err) {
+          throw listenError(err, url.hostname, port);
+        }
+        t.#servers.push(server);
+        t.#urls.push(`http://${url.hostname}:${server.addr.port}`);
+      }
+    } catch (err) {
+      await t.close();
+      throw err;
+    }
+    return t;
+  }
+
+  /** The URLs actually listened on (port 0 resolved). */
+  get urls(): string[] {
+    return [...this.#urls];
+  }
+
+  /**
+   * Add or replace the peer with raft ID `id`, reachable at `urls` (peer URLs like http://127.0.0.1:2380).
+   * Replacing keeps the peer's queue and requests in flight.
+   * @throws {InvariantError} when `id` is not a positive integer other than this member's, or
+   *   `urls` is empty or holds a URL that is not http:.
+   */
+  setPeer(id: number, urls: string[]): void {
+    invariant(Number.isSafeInteger(id) && id > 0, "a peer's raft ID is a positive integer");
+    invariant(id !== this.#options.id, "a member is not its own peer");
+    invariant(urls.length > 0, "a peer has at least one URL");
+    const bases = urls.map((u) => {
+      const url = new URL(u);
+      invariant(url.protocol === "http:", "peer URLs are http:");
+      return url.origin;
+    });
+    const peer = this.#peers.get(id);
+    if (peer) {
+      peer.urls = bases;
+      peer.urlIndex = 0;
+      return;
+    }
+    this.#peers.set(id, {
+      id,
+      urls: bases,
+      urlIndex: 0,
+      queue: [],
+      queueBytes: 0,
+      nextSeq: 1,
+      inflight: new Set(),
+      snapshotInFlight: false,
+      pumpScheduled: false,
+      removed: false,
+      abort: new AbortController(),
+    });
+  }
+
+  /** Forget the peer `id`: its queue is dropped and its requests in flight are aborted (no callbacks for them). Unknown IDs are ignored. */
+  removePeer(id: number): void {
+    const peer = this.#peers.get(id);
+    if (!peer) return;
+    peer.removed = true;
+    peer.queue = [];
+    peer.queueBytes = 0;
+    peer.abort.abort();
+    this.#peers.delete(id);
+    this.#senders.delete(id);
+  }
+
+  /**
+   * Queue messages for their `to` peers; never waits, never throws for unreachable peers (raft retries). MsgSnap goes through the snapshot path. Messages to unknown peers are dropped.
+   *
+   * A message that does not fit the peer's queue is dropped (a MsgApp also
+   * reports the peer unreachable); a MsgSnap while another snapshot to that
+   * peer is in flight is dropped (the one in flight reports). Messages
+   * dropped by the fault hook are lost silently (a MsgSnap reports a failed
+   * snapshot). Does nothing after `close`.
+   * @throws {InvariantError} for a message not from this member or of a local type.
+   */
+  send(messages: Message[]): void {
+    if (this.#closed) return;
+    for (const m of messages) {
+      invariant(m.from === this.#options.id, "an outgoing message is from this member");
+      invariant(!isLocalMsg(m.type), "local messages never cross the network");
+      const peer = this.#peers.get(m.to);
+      if (!peer) continue;
+      if (m.type === "MsgSnap") {
+        invariant(m.snapshot !== undefined, "a MsgSnap carries snapshot metadata");
+        if (this.#fault?.(m)) {
+          this.#later(() => this.#options.reportSnapshot(peer.id, true), peer);
+        } else if (!peer.snapshotInFlight) {
+          this.#track(this.#sendSnapshot(peer, m));
+        }
+        continue;
+      }
+      if (this.#fault?.(m)) continue;
+      const size = messageSize(m);
+      if (
+        peer.queue.length >= MAX_PEER_QUEUE_MESSAGES ||
+        peer.queueBytes + size > MAX_PEER_QUEUE_BYTES
+      ) {
+        if (m.type === "MsgApp") this.#later(() => this.#options.reportUnreachable(peer.id), peer);
+        continue;
+      }
+      peer.queue.push({ message: m, size });
+      peer.queueBytes += size;
+      this.#schedulePump(peer);
+    }
+  }
+
+  /** Fault hook for tests: when it returns true for a message (outgoing or incoming), the message is dropped. undefined clears it. Used to build network partitions in tests. */
+  setFault(drop: ((m: Message) => boolean) | undefined): void {
+    this.#fault = drop;
+  }
+
+  /** Messages queued for peer `id` and not yet in a request (0 for an unknown peer); at most MAX_PEER_QUEUE_MESSAGES. */
+  queueLength(id: number): number {
+    return this.#peers.get(id)?.queue.length ?? 0;
+  }
+
+  /** Estimated bytes of the messages queued for peer `id` (0 for an unknown peer); at most MAX_PEER_QUEUE_BYTES. */
+  queueBytes(id: number): number {
+    return this.#peers.get(id)?.queueBytes ?? 0;
+  }
+
+  /** Message requests to peer `id` in flight (0 for an unknown peer); at most MAX_PEER_INFLIGHT_REQUESTS. */
+  inflight(id: number): number {
+    return this.#peers.get(id)?.inflight.size ?? 0;
+  }
+
+  /** Stop sending and listening: requests in flight are aborted (no callbacks for them), received snapshots in progress are discarded. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing.abort();
+    for (const peer of this.#peers.values()) {
+      peer.removed = true;
+      peer.queue = [];
+      peer.queueBytes = 0;
+      peer.abort.abort();
+    }
+    this.#peers.clear();
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    await Promise.all(this.#servers.map((s) => s.shutdown()));
+    this.#client.close();
+  }
+
+  // ---- sending ----
+
+  /** Runs `fn` in a later microtask unless the peer is gone by then. */
+  #later(fn: () => void, peer: Peer): void {
+    queueMicrotask(() => {
+      if (!peer.removed && !this.#closed) fn();
+    });
+  }
+
+  #track(p: Promise<void>): void {
+    this.#pending.add(p);
+    p.finally(() => this.#pending.delete(p));
+  }
+
+  /** Starts requests at the end of this task, so that every message queued in it can join them. */
+  #schedulePump(peer: Peer): void {
+    if (peer.pumpScheduled) return;
+    peer.pumpScheduled = true;
+    queueMicrotask(() => {
+      peer.pumpScheduled = false;
+      this.#pump(peer);
+    });
+  }
+
+  #pump(peer: Peer): void {
+    while (!peer.removed && peer.queue.length > 0) {
+      const floor = peer.inflight.size > 0 ? Math.min(...peer.inflight) : peer.nextSeq;
+      if (peer.nextSeq >= floor + MAX_PEER_INFLIGHT_REQUESTS) return;
+      let take = 0;
+      let bytes = 0;
+      while (
+        take < peer.queue.length &&
+        (take === 0 || bytes + peer.queue[take].size <= MAX_PEER_REQUEST_BYTES)
+      ) {
+        bytes += peer.queue[take].size;
+        take++;
+      }
+      const batch = peer.queue.splice(0, take).map((q) => q.message);
+      peer.queueBytes -= bytes;
+      const seq = peer.nextSeq++;
+      peer.inflight.add(seq);
+      invariant(peer.inflight.size <= MAX_PEER_INFLIGHT_REQUESTS, "the in-flight window holds");
+      this.#track(this.#post(peer, batch, seq, floor));
+    }
+  }
+
+  #headers(peer: Peer): Record<string, string> {
+    return {
+      "x-etcd-cluster-id": this.#clusterHex,
+      "x-server-from": String(this.#options.id),
+      "x-raft-to": String(peer.id),
+    };
+  }
+
+  async #post(peer: Peer, batch: Message[], seq: number, floor: number): Promise<void> {
+    const url = peer.urls[peer.urlIndex % peer.urls.length];
+    let ok = false;
+    try {
+      const res = await fetch(url + RAFT_MESSAGES_PATH, {
+        method: "POST",
+        body: encodeMessages(batch),
+        headers: {
+          ...this.#headers(peer),
+          "content-type": "application/octet-stream",
+          "x-cairn-stream": this.#stream,
+          "x-cairn-seq": String(seq),
+          "x-cairn-floor": String(floor),
+        },
+        client: this.#client,
+        signal: AbortSignal.any([peer.abort.signal, AbortSignal.timeout(PEER_REQUEST_TIMEOUT_MS)]),
+      });
+      await res.body?.cancel();
+      ok = res.ok;
+    } catch {
+      ok = false;
+    }
+    peer.inflight.delete(seq);
+    if (peer.removed || this.#closed) return;
+    if (!ok) {
+      peer.urlIndex = (peer.urlIndex + 1) % peer.urls.length;
+      this.#options.reportUnreachable(peer.id);
+    }
+    this.#schedulePump(peer);
+  }
+
+  async #sendSnapshot(peer: Peer, m: Message): Promise<void> {
+    peer.snapshotInFlight = true;
+    // Callbacks stay out of send(): the first await below leaves it.
+    await Promise.resolve();
+    let opened: { message: Message; file: string; done(): void } | undefined;
+    let file: Deno.FsFile | undefined;
+    let failed = true;
+    try {
+      opened = await this.#options.openSnapshot(m);
+      invariant(
+        opened.message.type === "MsgSnap" && opened.message.to === peer.id &&
+          opened.message.snapshot !== undefined,
+        "openSnapshot returns a MsgSnap to the same peer",
+      );
+      if (peer.removed || this.#closed) return;
+      file = await Deno.open(opened.file, { read: true });
+      const head = encodeSnapshotHead(opened.message);
+      const body = file.readable.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({ start: (c) => c.enqueue(head) }),
+      );
+      const url = peer.urls[peer.urlIndex % peer.urls.length];
+      const res = await fetch(url + RAFT_SNAPSHOT_PATH, {
+        method: "POST",
+        body,
+        headers: { ...this.#headers(peer), "content-type": "application/octet-stream" },
+        client: this.#client,
+        signal: AbortSignal.any([
+          peer.abort.signal,
+          AbortSignal.timeout(PEER_SNAPSHOT_TIMEOUT_MS),
+        ]),
+      });
+      await res.body?.cancel();
+      failed = !res.ok;
+    } catch (err) {
+      if (err instanceof InvariantError) throw err;
+      failed = true;
+    } finally {
+      try {
+        file?.close();
+      } catch {
+        // The readable closed the file when the stream ended.
+      }
+      opened?.done();
+      peer.snapshotInFlight = false;
+      if (!peer.removed && !this.#closed) {
+        if (failed) {
+          peer.urlIndex = (peer.urlIndex + 1) % peer.urls.length;
+          this.#options.reportUnreachable(peer.id);
+        }
+        this.#options.reportSnapshot(peer.id, failed);
+      }
+    }
+  }
+
+  // ---- receiving ----
+
+  async #handle(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname;
+    if (path === RAFT_MESSAGES_PATH || path === RAFT_SNAPSHOT_PATH) {
+      if (req.method !== "POST") return new Response("method not allowed\n", { status: 405 });
+      const from = this.#checkHeaders(req);
+      if (typeof from !== "number") return from;
+      try {
+        return path === RAFT_MESSAGES_PATH
+          ? await this.#receiveMessages(req, from)
+          : await this.#receiveSnapshot(req, from);
+      } catch (err) {
+        if (err instanceof PeerCodecError) return text(400, err.message);
+        if (this.#closing.signal.aborted) return text(503, "closing");
+        throw err;
+      }
+    }
+    const handler = this.#options.handlers?.[path];
+    if (handler && Object.hasOwn(this.#options.handlers!, path)) {
+      if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+      return Response.json(handler());
+    }
+    return text(404, "404 page not found");
+  }
+
+  /** The sender's raft ID, or the response refusing the request. */
+  #checkHeaders(req: Request): number | Response {
+    const cluster = req.headers.get("x-etcd-cluster-id");
+    if (
+      cluster === null || !/^[0-9a-fA-F]{1,16}$/.test(cluster) ||
+      cluster.toLowerCase() !== this.#clusterHex
+    ) {
+      return text(412, "cluster ID mismatch");
+    }
+    const to = req.headers.get("x-raft-to");
+    if (to !== null && to !== String(this.#options.id)) return text(412, "to field mismatch");
+    const from = Number(req.headers.get("x-server-from") ?? NaN);
+    if (!Number.isSafeInteger(from) || from <= 0) return text(400, "bad X-Server-From");
+    return from;
+  }
+
+  async #receiveMessages(req: Request, from: number): Promise<Response> {
+    const stream = req.headers.get("x-cairn-stream");
+    const seq = Number(req.headers.get("x-cairn-seq") ?? NaN);
+    const floor = Number(req.headers.get("x-cairn-floor") ?? NaN);
+    if (
+      stream === null || !Number.isSafeInteger(seq) || !Number.isSafeInteger(floor) ||
+      floor < 1 || seq < floor || seq >= floor + MAX_PEER_INFLIGHT_REQUESTS
+    ) {
+      return text(400, "bad request numbering");
+    }
+    const declared = Number(req.headers.get("content-length") ?? 0);
+    if (declared > MAX_PEER_BODY_BYTES) return text(413, "request body too large");
+    const body = await readAll(req.body, MAX_PEER_BODY_BYTES, this.#closing.signal);
+    if (body === undefined) return text(413, "request body too large");
+    const messages = decodeMessages(body);
+    for (const m of messages) {
+      if (m.from !== from || m.to !== this.#options.id) {
+        return text(400, "a message's from/to differs from the request's");
+      }
+      if (m.type === "MsgSnap") return text(400, "MsgSnap goes to " + RAFT_SNAPSHOT_PATH);
+    }
+    if (this.#closed) return text(503, "closing");
+    let state = this.#senders.get(from);
+    if (!state || state.stream !== stream) {
+      if (!state && this.#senders.size >= MAX_PEER_SENDERS) return text(503, "too many senders");
+      state = { stream, next: floor, held: new Map() };
+      this.#senders.set(from, state);
+    }
+    if (floor > state.next) {
+      // The sender gave up every number below floor: deliver what came of them.
+      for (const n of [...state.held.keys()].sort((a, b) => a - b)) {
+        if (n >= floor) break;
+        this.#deliver(state.held.get(n)!);
+        state.held.delete(n);
+      }
+      state.next = floor;
+    }
+    if (seq >= state.next) {
+      state.held.set(seq, messages);
+      invariant(state.held.size <= MAX_PEER_INFLIGHT_REQUESTS, "held batches fit the window");
+      for (let batch; (batch = state.held.get(state.next)) !== undefined; state.next++) {
+        state.held.delete(state.next);
+        this.#deliver(batch);
+      }
+    }
+    return new Response(null, { status: 204 });
+  }
+
+  #deliver(messages: Message[]): void {
+    const fault = this.#fault;
+    const kept = fault ? messages.filter((m) => !fault(m)) : messages;
+    if (kept.length > 0) this.#options.deliver(kept);
+  }
+
+  async #receiveSnapshot(req: Request, from: number): Promise<Response> {
+    if (req.body === null) return text(400, "no body");
+    const reader = req.body.getReader();
+    const onClose = () => reader.cancel().catch(() => {});
+    this.#closing.signal.addEventListener("abort", onClose);
+    let file: Deno.FsFile | undefined;
+    let tmp: string | undefined;
+    try {
+      let buf: Uint8Array = new Uint8Array(0);
+      const fill = async (n: number): Promise<boolean> => {
+        while (buf.byteLength < n) {
+          const r = await reader.read();
+          if (r.done) return false;
+          buf = concat(buf, r.value);
+        }
+        return true;
+      };
+      if (!(await fill(4))) return text(400, "snapshot head missing");
+      const length = new DataView(buf.buffer, buf.byteOffset).getUint32(0);
+      if (length > MAX_PEER_REQUEST_BYTES) return text(413, "snapshot head too large");
+      if (!(await fill(4 + length))) return text(400, "snapshot head cut short");
+      const m = decodeMessage(buf.subarray(4, 4 + length));
+      if (m.type !== "MsgSnap" || m.snapshot === undefined) return text(400, "not a MsgSnap");
+      if (m.from !== from || m.to !== this.#options.id) {
+        return text(400, "the message's from/to differs from the request's");
+      }
+      if (this.#fault?.(m)) return text(503, "dropped");
+      const { term, index } = m.snapshot.metadata;
+      const name = `${this.#options.snapDir}/${term}-${index}.snap`;
+      if (this.#receiving.has(name)) return text(409, "this snapshot is being received");
+      this.#receiving.add(name);
+      tmp = `${name}.tmp`;
+      try {
+        file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+        await writeAll(file, buf.subarray(4 + length));
+        for (let r = await reader.read(); !r.done; r = await reader.read()) {
+          await writeAll(file, r.value);
+        }
+        await file.sync();
+        file.close();
+        file = undefined;
+        await Deno.rename(tmp, name);
+        tmp = undefined;
+      } finally {
+        this.#receiving.delete(name);
+      }
+      if (this.#closed) {
+        await Deno.remove(name).catch(() => {});
+        return text(503, "closing");
+      }
+      this.#options.deliverSnapshot(m, name);
+      return new Response(null, { status: 204 });
+    } finally {
+      this.#closing.signal.removeEventListener("abort", onClose);
+      file?.close();
+      if (tmp !== undefined) await Deno.remove(tmp).catch(() => {});
+      reader.cancel().catch(() => {});
+    }
+  }
+}
+
+function text(status: number, body: string): Response {
+  return new Response(body + "\n", { status, headers: textHeaders });
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.byteLength === 0) return b;
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.byteLength;) off += await file.write(bytes.subarray(off));
+}
+
+/** The whole body, or undefined when it is longer than `max` bytes; cancelled when `signal` aborts. */
+async function readAll(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+  signal: AbortSignal,
+): Promise<Uint8Array | undefined> {
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
+  const onAbort = () => reader.cancel().catch(() => {});
+  signal.addEventListener("abort", onAbort);
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      total += r.value.byteLength;
+      if (total > max) return undefined;
+      chunks.push(r.value);
+    }
+    if (signal.aborted) throw new Error("closing");
+    if (chunks.length === 1) return chunks[0];
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const c of chunks) {
+      out.set(c, off);
+      off += c.byteLength;
+    }
+    return out;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    reader.cancel().catch(() => {});
+  }
+}
