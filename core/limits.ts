@@ -268,3 +268,6 @@ invariant(
   PEER_REQUEST_TIMEOUT_MS <= PEER_SNAPSHOT_TIMEOUT_MS,
   "a snapshot may take at least as long as a message request",
 );
+
+/** Milliseconds between attempts of a starting member to publish its name and client URLs. */
+export const PUBLISH_RETRY_MS = 1_000;

@@ -47,13 +47,11 @@ export const FLAGS = {
     type: "string",
     default: "http://localhost:2379",
     help: "List of this member's client URLs to advertise to the public.",
-    compatOnly: true,
   },
   "listen-peer-urls": {
     type: "string",
     default: "http://localhost:2380",
     help: "List of URLs to listen on for peer traffic.",
-    compatOnly: true,
   },
   "initial-advertise-peer-urls": {
     type: "string",
@@ -70,7 +68,6 @@ export const FLAGS = {
     type: "string",
     default: "new",
     help: "Initial cluster state ('new' or 'existing').",
-    compatOnly: true,
   },
   "initial-cluster-token": {
     type: "string",

@@ -39,14 +39,16 @@ const port = self as unknown as {
 };
 
 class RemoteProposer implements Proposer {
-  term: number;
   #fence: ReadFence;
   #next = 1;
   #waiting = new Map<number, (result: WireResult) => void>();
 
-  constructor(term: number, fence: ReadFence) {
-    this.term = term;
+  constructor(fence: ReadFence) {
     this.#fence = fence;
+  }
+
+  get term(): number {
+    return this.#fence.term;
   }
 
   get appliedIndex(): number {
@@ -181,7 +183,6 @@ function init(init: InitMessage, fence: SharedArrayBuffer): void {
   log.level = init.logLevel;
   const backend = openBackend(init.kvPath);
   proposer = new RemoteProposer(
-    init.term,
     new ReadFence(fence, () => port.postMessage({ type: "read-waiting" })),
   );
   service = new EtcdServer(backend, proposer, {

@@ -8,8 +8,12 @@
 import { createGateway } from "./gateway/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcdserver/mod.ts";
-import { clusterId, memberId } from "./ids.ts";
-import { memberDir, openMember } from "./member.ts";
+import { memberId } from "./ids.ts";
+import { memberDir, type MemberIdentity, openMember, snapDir } from "./member.ts";
+import { Membership } from "./cluster/membership.ts";
+import { PeerTransport } from "./peer/transport.ts";
+import type { RaftNode } from "./raftnode/node.ts";
+import { PUBLISH_RETRY_MS } from "../core/limits.ts";
 import { type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { Compactor } from "./compactor.ts";
 import { listenError, socketHostname } from "./listen.ts";
@@ -38,31 +42,38 @@ export interface RunningServer {
  *   be bound.
  */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  if (config.initialCluster.size > 1) {
-    throw new Error("Clusters of more than one member are not supported yet");
-  }
   for (const url of config.listenClientUrls) {
     if (url.protocol !== "http:") {
       throw new Error(`Client URLs with ${url.protocol} are not supported yet: ${url.href}`);
     }
   }
-  const peers = config.initialAdvertisePeerUrls.map((u) => u.origin);
-  const id = memberId(peers, config.initialClusterToken);
-  const member = await openMember(
-    config.dataDir,
-    { memberId: id, clusterId: clusterId([id]) },
-    {
-      maxTxnOps: config.maxTxnOps,
-      maxRequestBytes: config.maxRequestBytes,
-      progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
-    },
-    {
-      heartbeatMs: config.heartbeatIntervalMs,
-      electionMs: config.electionTimeoutMs,
-      snapshotCount: config.snapshotCount,
-    },
-  );
+  const identity = await memberIdentity(config);
+  // The transport starts once the node is open (which sends nothing before
+  // it has heard from a peer, except as a single voter).
+  let peer: Peers | undefined;
+  const member = await openMember(config.dataDir, identity, {
+    maxTxnOps: config.maxTxnOps,
+    maxRequestBytes: config.maxRequestBytes,
+    progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+  }, {
+    heartbeatMs: config.heartbeatIntervalMs,
+    electionMs: config.electionTimeoutMs,
+    snapshotCount: config.snapshotCount,
+    transport: { send: (messages) => peer?.send(messages) },
+    onLeaderChange: (leader, term) => log.info("raft leader changed", { leader, term }),
+    onMembership: (membership) => peer?.update(membership),
+  });
   const { node, service } = member;
+  try {
+    peer = await startPeers(config, node, service.memberId, service.clusterId);
+  } catch (err) {
+    await member.close();
+    throw err;
+  }
+  if (peer !== undefined) {
+    peer.update(node.membership);
+    publish(node, service.memberId, config);
+  }
   const compactor = startCompactor(config, service);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
@@ -84,6 +95,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     } catch (err) {
       clearInterval(compactor);
       await member.close();
+      await peer?.close();
       throw err;
     }
     return {
@@ -92,6 +104,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       async close() {
         clearInterval(compactor);
         await workers.stop();
+        await peer?.close();
         await member.close();
       },
     };
@@ -118,6 +131,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   } catch (err) {
     clearInterval(compactor);
     await Promise.all(servers.map((s) => s.shutdown()));
+    await peer?.close();
     await member.close();
     throw err;
   }
@@ -129,6 +143,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       // Open watch streams end first: a server's shutdown waits for them.
       service.close();
       await Promise.all(servers.map((s) => s.shutdown()));
+      await peer?.close();
       await member.close();
     },
   };
@@ -156,4 +171,188 @@ function startCompactor(
     },
   });
   return setInterval(() => void compactor.tick(Date.now()), compactor.intervalMs);
+}
+
+/** The peer side of a member: its transport, and the peers it knows. */
+interface Peers {
+  /** Send Raft messages (the node's transport port). */
+  send: PeerTransport["send"];
+  /** Point the transport at the members of `membership` (all but this one). */
+  update(membership: Membership): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Who this member is. A data dir that exists keeps the identity it was
+ * created with (etcd ignores the --initial-* flags then). A new member of a
+ * new cluster takes its IDs from --initial-cluster; a new member joining an
+ * existing cluster (--initial-cluster-state existing) asks the cluster's
+ * members, at the peer URLs of --initial-cluster, which member it is.
+ *
+ * @throws {Error} when no member of the cluster lists this member's peer URLs.
+ */
+async function memberIdentity(config: ServerConfig): Promise<MemberIdentity> {
+  const mine = config.initialAdvertisePeerUrls.map((u) => u.origin).sort();
+  const id = memberId(mine, config.initialClusterToken);
+  const initial = new Map(
+    [...config.initialCluster].map(([name, urls]) => [name, urls.map((u) => u.origin)]),
+  );
+  const existingDir = (() => {
+    try {
+      return Deno.statSync(`${memberDir(config.dataDir)}/data.mdb`).isFile;
+    } catch {
+      return false;
+    }
+  })();
+  if (existingDir || config.initialClusterState === "new") {
+    const membership = Membership.bootstrap(initial, config.initialClusterToken);
+    const me = membership.get(id);
+    return {
+      memberId: id,
+      clusterId: membership.clusterId(),
+      raftId: me?.raftId ?? 1,
+      membership,
+    };
+  }
+  // Joining: the cluster's members know this member (added with `member add`).
+  const errors: string[] = [];
+  for (const [, urls] of initial) {
+    for (const url of urls) {
+      if (mine.includes(url)) continue;
+      try {
+        const res = await fetch(`${url}/members`, { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const body = await res.json() as {
+          clusterId: string;
+          members: { id: string; raftId: number; peerURLs: string[] }[];
+        };
+        const me = body.members.find((m) => m.peerURLs.some((u) => mine.includes(u)));
+        if (me === undefined) {
+          throw new Error(
+            `error validating peerURLs: member with peer URLs ${
+              mine.join(",")
+            } is not in the cluster; add it with 'member add' first`,
+          );
+        }
+        return {
+          memberId: BigInt(me.id),
+          clusterId: BigInt(body.clusterId),
+          raftId: me.raftId,
+          // Learned from the leader's snapshot.
+          membership: new Membership(),
+        };
+      } catch (err) {
+        errors.push(`${url}: ${(err as Error).message}`);
+      }
+    }
+  }
+  throw new Error(`cannot fetch cluster info from peer urls: ${errors.join("; ")}`);
+}
+
+/**
+ * Listen on --listen-peer-urls when the member has or may get peers (a
+ * cluster of more than one, or one it joins), and reach the others there.
+ */
+async function startPeers(
+  config: ServerConfig,
+  raftNode: RaftNode,
+  memberId: bigint,
+  clusterId: bigint,
+): Promise<Peers | undefined> {
+  const members = raftNode.membership.members.length;
+  if (config.initialCluster.size <= 1 && members <= 1 && config.initialClusterState === "new") {
+    return undefined;
+  }
+  const node = () => raftNode;
+  const identity = { raftId: raftNode.raftId, clusterId, memberId };
+  const dir = snapDir(config.dataDir);
+  let snapSeq = 0;
+  const transport = await PeerTransport.listen(config.listenPeerUrls, {
+    id: identity.raftId,
+    clusterId: identity.clusterId,
+    snapDir: dir,
+    deliver: (messages) => node()?.step(messages),
+    deliverSnapshot: (message, file) => node()?.stepSnapshot(message, file),
+    openSnapshot: async (message) => {
+      const n = raftNode;
+      const out = `${dir}/out-${Date.now()}-${++snapSeq}`;
+      const built = await n.snapshotToSend(message, out);
+      log.info("sending database snapshot", {
+        to: message.to,
+        index: built.message.snapshot?.metadata.index,
+      });
+      return {
+        message: built.message,
+        file: built.file,
+        done: () => Deno.remove(out, { recursive: true }).catch(() => {}),
+      };
+    },
+    reportUnreachable: (id) => node()?.reportUnreachable(id),
+    reportSnapshot: (id, failed) => node()?.reportSnapshot(id, failed),
+    handlers: {
+      "/members": () => {
+        const membership = raftNode.membership;
+        return {
+          clusterId: identity.clusterId.toString(),
+          members: membership.members.map((m) => ({
+            id: m.id.toString(),
+            raftId: m.raftId,
+            name: m.name,
+            peerURLs: m.peerURLs,
+            clientURLs: m.clientURLs,
+            isLearner: m.isLearner,
+          })),
+        };
+      },
+    },
+  });
+  const self = identity.raftId;
+  let removed = false;
+  return {
+    send: (messages) => transport.send(messages),
+    update(membership) {
+      const known = new Set<number>();
+      for (const m of membership.members) {
+        if (m.raftId === self) continue;
+        known.add(m.raftId);
+        transport.setPeer(m.raftId, m.peerURLs);
+      }
+      for (const id of transport.peers()) if (!known.has(id)) transport.removePeer(id);
+      if (!removed && membership.isRemoved(identity.memberId)) {
+        removed = true;
+        // etcd: "the member has been permanently removed from the cluster".
+        log.error("the member has been permanently removed from the cluster; exiting", {
+          member: identity.memberId.toString(16),
+        });
+        setTimeout(() => Deno.exit(1), 100);
+      }
+    },
+    close: () => transport.close(),
+  };
+}
+
+/**
+ * etcd's publish: record this member's name and client URLs in the
+ * replicated membership once a leader takes the proposal, retrying until
+ * it is applied (or the member stops).
+ */
+function publish(node: RaftNode, id: bigint, config: ServerConfig): void {
+  const clientURLs = config.advertiseClientUrls.map((u) => u.origin);
+  const attempt = () => {
+    const m = node.membership.get(id);
+    if (
+      m !== undefined && m.name === config.name &&
+      m.clientURLs.join(",") === clientURLs.join(",")
+    ) return;
+    node.propose({
+      type: "member_update",
+      member_update: { ID: id, name: config.name, clientURLs },
+    }).then((r) => {
+      if ("error" in r) log.warn("publish failed", { error: r.error });
+    }, () => {
+      const timer = setTimeout(attempt, PUBLISH_RETRY_MS);
+      Deno.unrefTimer(timer);
+    });
+  };
+  attempt();
 }

@@ -65,6 +65,13 @@ import type {
   LeaseTimeToLiveResponse,
   LockRequest,
   LockResponse,
+  Member,
+  MemberAddRequest,
+  MemberAddResponse,
+  MemberIdRequest,
+  MemberListResponse,
+  MemberUpdateRequest,
+  MoveLeaderRequest,
   ProclaimRequest,
   ProclaimResponse,
   PutRequest,
@@ -188,6 +195,24 @@ export interface MessageTypes {
   CompactionRequest: CompactionRequest;
   /** etcd's `CompactionResponse`. */
   CompactionResponse: CompactionResponse;
+  /** etcd's `Member`. */
+  Member: Member;
+  /** etcd's `MemberAddRequest`. */
+  MemberAddRequest: MemberAddRequest;
+  /** etcd's `MemberAddResponse`. */
+  MemberAddResponse: MemberAddResponse;
+  /** etcd's `MemberRemoveRequest` (and `MemberPromoteRequest`: same fields). */
+  MemberIdRequest: MemberIdRequest;
+  /** etcd's `MemberUpdateRequest`. */
+  MemberUpdateRequest: MemberUpdateRequest;
+  /** etcd's `MemberListRequest` (empty in 3.4). */
+  MemberListRequest: Record<string, never>;
+  /** etcd's `MemberListResponse` (and the Remove, Update and Promote responses: same fields). */
+  MemberListResponse: MemberListResponse;
+  /** etcd's `MoveLeaderRequest`. */
+  MoveLeaderRequest: MoveLeaderRequest;
+  /** etcd's `MoveLeaderResponse`. */
+  MoveLeaderResponse: { header: ResponseHeader };
   /** etcd's `StatusRequest`. */
   StatusRequest: StatusRequest;
   /** etcd's `StatusResponse`. */
@@ -555,6 +580,44 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
   CompactionResponse: {
     fields: [{ name: "header", no: 1, message: "ResponseHeader" }],
   },
+  Member: {
+    fields: [
+      { name: "ID", no: 1, scalar: "uint64n" },
+      { name: "name", no: 2, scalar: "string" },
+      { name: "peerURLs", no: 3, scalar: "string", repeated: true },
+      { name: "clientURLs", no: 4, scalar: "string", repeated: true },
+      { name: "isLearner", no: 5, scalar: "bool" },
+    ],
+  },
+  MemberAddRequest: {
+    fields: [
+      { name: "peerURLs", no: 1, scalar: "string", repeated: true },
+      { name: "isLearner", no: 2, scalar: "bool" },
+    ],
+  },
+  MemberAddResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "member", no: 2, message: "Member" },
+      { name: "members", no: 3, message: "Member", repeated: true },
+    ],
+  },
+  MemberIdRequest: { fields: [{ name: "ID", no: 1, scalar: "uint64n" }] },
+  MemberUpdateRequest: {
+    fields: [
+      { name: "ID", no: 1, scalar: "uint64n" },
+      { name: "peerURLs", no: 2, scalar: "string", repeated: true },
+    ],
+  },
+  MemberListRequest: { fields: [] },
+  MemberListResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "members", no: 2, message: "Member", repeated: true },
+    ],
+  },
+  MoveLeaderRequest: { fields: [{ name: "targetID", no: 1, scalar: "uint64n" }] },
+  MoveLeaderResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
   StatusRequest: { fields: [] },
   StatusResponse: {
     fields: [

@@ -211,6 +211,55 @@ export interface CompactionResponse {
 // deno-lint-ignore ban-types
 export type StatusRequest = {};
 
+/** etcdserverpb.Member: one member of the cluster. */
+export interface Member {
+  /** The member's 64-bit ID. */
+  ID: bigint;
+  /** Its --name; empty until it has started. */
+  name: string;
+  /** Its peer URLs. */
+  peerURLs: string[];
+  /** Its client URLs; empty until it has started. */
+  clientURLs: string[];
+  /** Whether it is a learner. */
+  isLearner: boolean;
+}
+
+/** etcdserverpb.MemberAddRequest. */
+export interface MemberAddRequest {
+  peerURLs?: string[];
+  isLearner?: boolean;
+}
+
+/** etcdserverpb.MemberAddResponse: the new member and the members after the change. */
+export interface MemberAddResponse {
+  header: ResponseHeader;
+  member: Member;
+  members: Member[];
+}
+
+/** etcdserverpb.MemberRemoveRequest and MemberPromoteRequest. */
+export interface MemberIdRequest {
+  ID?: bigint;
+}
+
+/** etcdserverpb.MemberUpdateRequest. */
+export interface MemberUpdateRequest {
+  ID?: bigint;
+  peerURLs?: string[];
+}
+
+/** etcdserverpb.MemberListResponse (and the Remove, Update and Promote responses). */
+export interface MemberListResponse {
+  header: ResponseHeader;
+  members: Member[];
+}
+
+/** etcdserverpb.MoveLeaderRequest. */
+export interface MoveLeaderRequest {
+  targetID?: bigint;
+}
+
 /** etcdserverpb.StatusResponse (Maintenance.Status). */
 export interface StatusResponse {
   /** Response header. */

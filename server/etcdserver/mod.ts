@@ -33,13 +33,14 @@ import type {
 import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
 import { KVServer } from "./kv.ts";
 import { MaintenanceServer } from "./maintenance.ts";
+import { ClusterServer } from "./cluster.ts";
 import { LeaseServer } from "./lease.ts";
 import { LockServer } from "./lock.ts";
 import { ElectionServer } from "./election.ts";
 import { WatchServer, type WatchServerOptions, type WatchSession } from "./watch.ts";
 
 export type { Proposer, ServiceOptions, WatchServerOptions, WatchSession };
-export { ElectionServer, LockServer, WatchServer };
+export { ClusterServer, ElectionServer, LockServer, WatchServer };
 export { checkProposalSize, proposalSize } from "./proposal.ts";
 
 /**
@@ -53,6 +54,8 @@ export class EtcdServer implements KVService {
   readonly kv: KVServer;
   /** etcd's Maintenance service. */
   readonly maintenance: MaintenanceServer;
+  /** etcd's Cluster service (and Maintenance.MoveLeader). */
+  readonly cluster: ClusterServer;
   /** etcd's Watch service (this thread's watchers). */
   readonly watch: WatchServer;
   /** etcd's Lease service. */
@@ -75,6 +78,7 @@ export class EtcdServer implements KVService {
     this.#ctx = new ServiceContext(backend, proposer, options);
     this.kv = new KVServer(this.#ctx);
     this.maintenance = new MaintenanceServer(this.#ctx);
+    this.cluster = new ClusterServer(this.#ctx);
     this.watch = new WatchServer(this.#ctx, options);
     this.lease = new LeaseServer(this.#ctx);
     this.lock = new LockServer(this);

@@ -39,11 +39,18 @@ import type {
   LeaseTimeToLiveResponse,
   LockRequest,
   LockResponse,
+  MemberAddRequest,
+  MemberAddResponse,
+  MemberIdRequest,
+  MemberListResponse,
+  MemberUpdateRequest,
+  MoveLeaderRequest,
   ProclaimRequest,
   ProclaimResponse,
   RangeResponse,
   ResignRequest,
   ResignResponse,
+  ResponseHeader,
   UnlockRequest,
   UnlockResponse,
   WatchRequest,
@@ -117,7 +124,19 @@ export type GatewayService = KVService & {
   lock?: LockService;
   /** etcd's Election service (v3election). */
   election?: ElectionService;
+  /** etcd's Cluster service and Maintenance.MoveLeader. */
+  cluster?: ClusterService;
 };
+
+/** etcd's Cluster service as the gateway calls it (server/etcdserver/cluster.ts). */
+export interface ClusterService {
+  memberList(): Promise<MemberListResponse>;
+  memberAdd(req: MemberAddRequest): Promise<MemberAddResponse>;
+  memberRemove(req: MemberIdRequest): Promise<MemberListResponse>;
+  memberUpdate(req: MemberUpdateRequest): Promise<MemberListResponse>;
+  memberPromote(req: MemberIdRequest): Promise<MemberListResponse>;
+  moveLeader(req: MoveLeaderRequest): Promise<{ header: ResponseHeader }>;
+}
 
 /**
  * etcd's Lock service as the gateway calls it; `signal` aborts when the
@@ -495,6 +514,40 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
       app.post(prefix + "/election/observe", observe);
       app.all(prefix + "/election/observe", () => plainText(405, "Method Not Allowed\n"));
     }
+  }
+
+  const cluster = service.cluster;
+  if (cluster !== undefined) {
+    registerUnary(app, "/cluster/member/list", {
+      request: "MemberListRequest",
+      response: "MemberListResponse",
+      exec: () => cluster.memberList(),
+    }, limits);
+    registerUnary(app, "/cluster/member/add", {
+      request: "MemberAddRequest",
+      response: "MemberAddResponse",
+      exec: (req) => cluster.memberAdd(req),
+    }, limits);
+    registerUnary(app, "/cluster/member/remove", {
+      request: "MemberIdRequest",
+      response: "MemberListResponse",
+      exec: (req) => cluster.memberRemove(req),
+    }, limits);
+    registerUnary(app, "/cluster/member/update", {
+      request: "MemberUpdateRequest",
+      response: "MemberListResponse",
+      exec: (req) => cluster.memberUpdate(req),
+    }, limits);
+    registerUnary(app, "/cluster/member/promote", {
+      request: "MemberIdRequest",
+      response: "MemberListResponse",
+      exec: (req) => cluster.memberPromote(req),
+    }, limits);
+    registerUnary(app, "/maintenance/transfer-leadership", {
+      request: "MoveLeaderRequest",
+      response: "MoveLeaderResponse",
+      exec: (req) => cluster.moveLeader(req),
+    }, limits);
   }
 
   const openWatch = service.openWatch?.bind(service);

@@ -231,6 +231,11 @@ export class PeerTransport {
     });
   }
 
+  /** The raft IDs of the peers this transport reaches. */
+  peers(): number[] {
+    return [...this.#peers.keys()];
+  }
+
   /** Forget the peer `id`: its queue is dropped and its requests in flight are aborted (no callbacks for them). Unknown IDs are ignored. */
   removePeer(id: number): void {
     const peer = this.#peers.get(id);

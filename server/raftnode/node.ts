@@ -380,6 +380,7 @@ export class RaftNode {
     }
     if (alone) invariant(raw.isLeader(), "a single voter is leader after campaigning");
     node.#fence.setClustered(!node.alone);
+    node.#fence.setTerm(raw.status().hardState.term);
     await node.#reserve();
     const requested = Number(backend.getMeta(Meta.compactRevision) ?? 0);
     const done = Number(backend.getMeta(Meta.compactDone) ?? 0);
@@ -818,6 +819,7 @@ export class RaftNode {
         if (!this.#raw.hasReady()) break;
         const rd = this.#raw.ready();
         if (rd.softState !== undefined) this.#softState(rd.softState.lead);
+        if (rd.hardState !== undefined) this.#fence.setTerm(rd.hardState.term);
         const pending = this.#ready.handle(rd);
         if (pending !== undefined) await pending;
         this.#retained(rd);

@@ -25,13 +25,14 @@ const ACKNOWLEDGED = 0;
 const VISIBLE = 1;
 const FAILED = 2;
 const CLUSTERED = 3;
+const TERM = 4;
 
-/** Shared state of a fence: four 64-bit slots (acknowledged, visible, failed, clustered). */
+/** Shared state of a fence: five 64-bit slots (acknowledged, visible, failed, clustered, term). */
 export type FenceBuffer = SharedArrayBuffer;
 
 /** Create the shared memory of a fence, starting with everything visible up to `index`. */
 export function createFenceBuffer(index: number): FenceBuffer {
-  const sab = new SharedArrayBuffer(4 * 8);
+  const sab = new SharedArrayBuffer(5 * 8);
   const slots = new BigInt64Array(sab);
   slots[ACKNOWLEDGED] = BigInt(index);
   slots[VISIBLE] = BigInt(index);
@@ -85,6 +86,16 @@ export class ReadFence {
    */
   get clustered(): boolean {
     return Atomics.load(this.#slots, CLUSTERED) !== 0n;
+  }
+
+  /** The member's current Raft term (response headers carry it). */
+  get term(): number {
+    return Number(Atomics.load(this.#slots, TERM));
+  }
+
+  /** Record the current Raft term. */
+  setTerm(term: number): void {
+    Atomics.store(this.#slots, TERM, BigInt(term));
   }
 
   /** Record whether the member has peers. */
