@@ -59,7 +59,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     heartbeatMs: config.heartbeatIntervalMs,
     electionMs: config.electionTimeoutMs,
     snapshotCount: config.snapshotCount,
-    transport: { send: (messages) => peer?.send(messages) },
+    transport: {
+      send: (messages) => peer?.send(messages),
+      request: (id, path, body) =>
+        peer === undefined ? Promise.reject(new Error("no peers")) : peer.request(id, path, body),
+    },
     onLeaderChange: (leader, term) => log.info("raft leader changed", { leader, term }),
     onMembership: (membership) => peer?.update(membership),
   });
@@ -71,7 +75,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     throw err;
   }
   if (peer !== undefined) {
-    peer.update(node.membership);
+    // A member that joined learns the membership from the leader's snapshot;
+    // until then it answers the members that told it who it is.
+    const known = node.membership;
+    peer.update(known.members.length > 0 ? known : identity.remoteMembership ?? known);
     publish(node, service.memberId, config);
   }
   const compactor = startCompactor(config, service);
@@ -177,6 +184,8 @@ function startCompactor(
 interface Peers {
   /** Send Raft messages (the node's transport port). */
   send: PeerTransport["send"];
+  /** A request to a peer's POST handler. */
+  request: PeerTransport["request"];
   /** Point the transport at the members of `membership` (all but this one). */
   update(membership: Membership): void;
   close(): Promise<void>;
@@ -191,7 +200,9 @@ interface Peers {
  *
  * @throws {Error} when no member of the cluster lists this member's peer URLs.
  */
-async function memberIdentity(config: ServerConfig): Promise<MemberIdentity> {
+async function memberIdentity(
+  config: ServerConfig,
+): Promise<MemberIdentity & { remoteMembership?: Membership }> {
   const mine = config.initialAdvertisePeerUrls.map((u) => u.origin).sort();
   const id = memberId(mine, config.initialClusterToken);
   const initial = new Map(
@@ -234,12 +245,24 @@ async function memberIdentity(config: ServerConfig): Promise<MemberIdentity> {
             } is not in the cluster; add it with 'member add' first`,
           );
         }
+        const remote = new Membership();
+        for (const m of body.members) {
+          remote.set({
+            id: BigInt(m.id),
+            raftId: m.raftId,
+            name: "",
+            peerURLs: m.peerURLs,
+            clientURLs: [],
+            isLearner: false,
+          });
+        }
         return {
           memberId: BigInt(me.id),
           clusterId: BigInt(body.clusterId),
           raftId: me.raftId,
           // Learned from the leader's snapshot.
           membership: new Membership(),
+          remoteMembership: remote,
         };
       } catch (err) {
         errors.push(`${url}: ${(err as Error).message}`);
@@ -289,6 +312,7 @@ async function startPeers(
     },
     reportUnreachable: (id) => node()?.reportUnreachable(id),
     reportSnapshot: (id, failed) => node()?.reportSnapshot(id, failed),
+    postHandlers: raftNode.leaseHandlers(),
     handlers: {
       "/members": () => {
         const membership = raftNode.membership;
@@ -310,6 +334,7 @@ async function startPeers(
   let removed = false;
   return {
     send: (messages) => transport.send(messages),
+    request: (id, path, body) => transport.request(id, path, body),
     update(membership) {
       const known = new Set<number>();
       for (const m of membership.members) {

@@ -252,10 +252,16 @@ async function startWorker(
         node.compacted().then(() => reply(call.id, { ok: null }));
         return;
       case "lease_renew":
-        reply(call.id, { ok: node.leases.renew(BigInt(call.lease)) ?? null });
+        node.renewLease(BigInt(call.lease)).then(
+          (ttl) => reply(call.id, { ok: ttl ?? null }),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
         return;
       case "lease_ttl":
-        reply(call.id, { ok: node.leases.timeToLive(BigInt(call.lease), call.keys) ?? null });
+        node.leaseTimeToLive(BigInt(call.lease), call.keys).then(
+          (ttl) => reply(call.id, { ok: ttl ?? null }),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
         return;
       case "lease_ids":
         reply(call.id, { ok: node.leases.ids() });

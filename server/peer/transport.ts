@@ -81,6 +81,13 @@ export interface PeerTransportOptions {
   snapDir: string;
   /** Extra GET handlers on the peer port, by path, e.g. "/members" (returns a JSON-serialisable value). Peer endpoints serve no client (KV) requests. */
   handlers?: Record<string, () => unknown>;
+  /**
+   * POST handlers on the peer port for requests between members (e.g. a
+   * lease keep-alive forwarded to the leader), by path: JSON in, JSON out;
+   * only from members of this cluster (the cluster ID header is checked).
+   * A handler's EtcdError travels back as `{error, code}` with status 500.
+   */
+  postHandlers?: Record<string, (body: unknown) => Promise<unknown>>;
 }
 
 interface Queued {
@@ -229,6 +236,49 @@ export class PeerTransport {
       removed: false,
       abort: new AbortController(),
     });
+  }
+
+  /**
+   * POST `body` (JSON) to `path` of peer `id`, trying its URLs in turn;
+   * resolves with the JSON answer.
+   *
+   * @throws {PeerRequestError} with the peer's error (message and gRPC
+   *   code) when it answered one; {Error} when no URL of it answered, or
+   *   the peer is unknown.
+   */
+  async request(id: number, path: string, body: unknown): Promise<unknown> {
+    const peer = this.#peers.get(id);
+    if (peer === undefined) throw new Error(`unknown peer ${id}`);
+    let last: unknown;
+    for (const base of peer.urls) {
+      let res: Response;
+      try {
+        res = await fetch(base + path, {
+          method: "POST",
+          client: this.#client,
+          headers: {
+            "content-type": "application/json",
+            "x-etcd-cluster-id": this.#clusterHex,
+            "x-server-from": String(this.#options.id),
+            "x-raft-to": String(id),
+          },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(PEER_REQUEST_TIMEOUT_MS),
+        });
+      } catch (err) {
+        last = err;
+        continue;
+      }
+      const answer = await res.json().catch(() => undefined) as
+        | { error?: string; code?: number }
+        | undefined;
+      if (res.status === 500 && typeof answer?.error === "string") {
+        throw new PeerRequestError(answer.error, answer.code ?? 2);
+      }
+      if (!res.ok) throw new Error(`peer ${id} answered ${res.status}`);
+      return answer;
+    }
+    throw new Error(`peer ${id} is unreachable: ${String(last)}`);
   }
 
   /** The raft IDs of the peers this transport reaches. */
@@ -483,6 +533,20 @@ export class PeerTransport {
         throw err;
       }
     }
+    const post = this.#options.postHandlers;
+    if (post !== undefined && Object.hasOwn(post, path)) {
+      if (req.method !== "POST") return new Response("method not allowed\n", { status: 405 });
+      const from = this.#checkHeaders(req);
+      if (typeof from !== "number") return from;
+      try {
+        return Response.json(await post[path](await req.json()));
+      } catch (err) {
+        const e = err as { message?: string; code?: number };
+        return Response.json({ error: String(e?.message ?? err), code: e?.code ?? 2 }, {
+          status: 500,
+        });
+      }
+    }
     const handler = this.#options.handlers?.[path];
     if (handler && Object.hasOwn(this.#options.handlers!, path)) {
       if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
@@ -668,5 +732,17 @@ async function readAll(
   } finally {
     signal.removeEventListener("abort", onAbort);
     reader.cancel().catch(() => {});
+  }
+}
+
+/** An error a peer answered to {@linkcode PeerTransport.request}: etcd's message and gRPC code. */
+export class PeerRequestError extends Error {
+  /** The gRPC code of the peer's error. */
+  readonly code: number;
+  /** The peer's error message and code. */
+  constructor(message: string, code: number) {
+    super(message);
+    this.name = "PeerRequestError";
+    this.code = code;
   }
 }

@@ -26,7 +26,8 @@
  * @module
  */
 import type { Backend } from "../../core/backend.ts";
-import { Errors, type EtcdError } from "../../core/errors.ts";
+import { Errors, EtcdError, type GrpcCode } from "../../core/errors.ts";
+import { decodeGoBase64, encodeBase64 } from "../../core/api/base64.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
   DISK_RESERVE_BYTES,
@@ -85,7 +86,18 @@ export function storageError(err: unknown): EtcdError {
 export interface NodeTransport {
   /** Send messages to their `to` peers; never waits (Raft retries what gets lost). */
   send(messages: Message[]): void;
+  /**
+   * POST a JSON request to a peer's `path` and resolve with its JSON answer
+   * (PeerTransport.request); rejects with a `PeerRequestError` carrying the
+   * peer's etcd error, or an Error when it cannot be reached.
+   */
+  request?(id: number, path: string, body: unknown): Promise<unknown>;
 }
+
+/** Peer path of a lease keep-alive forwarded to the leader. */
+export const LEASE_RENEW_PATH = "/cairn/lease/renew";
+/** Peer path of a lease time-to-live forwarded to the leader. */
+export const LEASE_TTL_PATH = "/cairn/lease/ttl";
 
 /** A store copy received with a Raft snapshot, open for reading. */
 export interface StoreFile extends StoreSource {
@@ -475,14 +487,76 @@ export class RaftNode {
     );
   }
 
-  /** etcd's LeaseKeepAlive on the leader; see {@linkcode LeaseKeeper.renew}. */
+  /**
+   * etcd's LeaseKeepAlive: on the leader, {@linkcode LeaseKeeper.renew};
+   * elsewhere forwarded to the leader (leases expire on the leader's clock).
+   *
+   * @throws {EtcdError} NoLeader without a leader; the leader's error.
+   */
   renewLease(id: bigint): Promise<number | undefined> {
-    return Promise.resolve(this.leases.renew(id));
+    if (this.#raw.isLeader()) return Promise.resolve(this.leases.renew(id));
+    return this.#toLeader(LEASE_RENEW_PATH, { ID: id.toString() }).then((r) =>
+      (r as { TTL: number | null }).TTL ?? undefined
+    );
   }
 
-  /** etcd's LeaseTimeToLive; see {@linkcode LeaseKeeper.timeToLive}. */
+  /**
+   * etcd's LeaseTimeToLive: on the leader, {@linkcode LeaseKeeper.timeToLive};
+   * elsewhere forwarded to the leader.
+   *
+   * @throws {EtcdError} NoLeader without a leader; the leader's error.
+   */
   leaseTimeToLive(id: bigint, keys: boolean): Promise<LeaseTtl | undefined> {
-    return Promise.resolve(this.leases.timeToLive(id, keys));
+    if (this.#raw.isLeader()) return Promise.resolve(this.leases.timeToLive(id, keys));
+    return this.#toLeader(LEASE_TTL_PATH, { ID: id.toString(), keys }).then((r) => {
+      const ttl = r as { TTL: number; grantedTTL: number; keys: string[] } | null;
+      if (ttl === null) return undefined;
+      return {
+        TTL: ttl.TTL,
+        grantedTTL: ttl.grantedTTL,
+        keys: ttl.keys.map((k) => decodeGoBase64(k) as Uint8Array),
+      };
+    });
+  }
+
+  /** The answers of the leader's side of the forwarded lease requests (peer POST handlers). */
+  leaseHandlers(): Record<string, (body: unknown) => Promise<unknown>> {
+    const leader = () => {
+      if (!this.#raw.isLeader()) {
+        throw this.#raw.leader() === 0 ? Errors.NoLeader() : Errors.LeaderChanged();
+      }
+    };
+    return {
+      [LEASE_RENEW_PATH]: (body) => {
+        leader();
+        const { ID } = body as { ID: string };
+        return Promise.resolve({ TTL: this.leases.renew(BigInt(ID)) ?? null });
+      },
+      [LEASE_TTL_PATH]: (body) => {
+        leader();
+        const { ID, keys } = body as { ID: string; keys: boolean };
+        const ttl = this.leases.timeToLive(BigInt(ID), keys === true);
+        return Promise.resolve(
+          ttl === undefined ? null : { ...ttl, keys: ttl.keys.map(encodeBase64) },
+        );
+      },
+    };
+  }
+
+  /** POST a request to the leader's peer port. */
+  async #toLeader(path: string, body: unknown): Promise<unknown> {
+    const lead = this.#raw.leader();
+    const request = this.#options.transport?.request;
+    if (lead === 0 || request === undefined) throw Errors.NoLeader();
+    try {
+      return await request.call(this.#options.transport, lead, path, body);
+    } catch (err) {
+      const e = err as { name?: string; message?: string; code?: number };
+      if (e?.name === "PeerRequestError") {
+        throw new EtcdError(String(e.message), (e.code ?? 2) as GrpcCode);
+      }
+      throw Errors.LeaderChanged();
+    }
   }
 
   /** etcd's LeaseLeases: every lease ID. */
@@ -999,6 +1073,12 @@ export class RaftNode {
     if (target < first) return;
     for (const e of this.#storage.entries(first, target + 1, Infinity)) {
       this.#logBytes -= e.data.length;
+    }
+    // A follower that needs compacted entries gets a snapshot for at least
+    // this index (sent as a copy of the store, with that copy's index and
+    // membership: snapshotToSend).
+    if (target > this.#storage.snapshot().metadata.index) {
+      this.#storage.createSnapshot(target, this.#ready.confState, new Uint8Array());
     }
     this.#storage.compact(target);
     this.#wal.release(target);

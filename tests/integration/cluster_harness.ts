@@ -39,6 +39,10 @@ export const POLL_INTERVAL_MS = 50;
 export const EXIT_TIMEOUT_MS = 10_000;
 /** Lines of a member's log quoted in an error. */
 export const LOG_TAIL_LINES = 30;
+/** Attempts of a member add that etcd refuses as `unhealthy cluster`, at most. */
+export const MEMBER_ADD_ATTEMPTS = 20;
+/** Pause between those attempts, in ms. */
+export const MEMBER_ADD_RETRY_MS = 500;
 
 /** The upper bound on polls of a wait of `timeoutMs` (every poll sleeps {@linkcode POLL_INTERVAL_MS}). */
 function maxPolls(timeoutMs: number): number {
@@ -261,6 +265,11 @@ export interface Member {
   id: string;
   /** running, stopped (SIGSTOP) or killed (exited). */
   state: "running" | "stopped" | "killed";
+  /**
+   * For a member added to a running cluster: the --initial-cluster it
+   * starts with (state `existing`); undefined for a bootstrap member.
+   */
+  joined?: string;
 }
 
 interface Proc {
@@ -297,7 +306,9 @@ export class Cluster {
 
   /** The command line of `member` (the same at every start). */
   args(member: Member): { cmd: string; args: string[] } {
-    const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
+    const initialCluster = member.joined ??
+      this.members.filter((m) => m.joined === undefined).map((m) => `${m.name}=${m.peerUrl}`)
+        .join(",");
     const flags = [
       "--name",
       member.name,
@@ -314,7 +325,7 @@ export class Cluster {
       "--initial-cluster",
       initialCluster,
       "--initial-cluster-state",
-      "new",
+      member.joined === undefined ? "new" : "existing",
       "--initial-cluster-token",
       this.#token,
       ...this.#flags,
@@ -504,6 +515,49 @@ export class Cluster {
       await sleep(POLL_INTERVAL_MS);
     }
     throw new Error(`no leader among the running members in ${timeoutMs} ms`);
+  }
+
+  /**
+   * Add a member through `via` (etcd's MemberAdd, a learner when `learner`)
+   * and start it with --initial-cluster-state existing; resolves once it
+   * answers its status. The cluster's `members` then include it.
+   */
+  async join(via: Member, learner = false): Promise<Member> {
+    const [clientPort, peerPort] = allocatePorts(2);
+    const name = `m${this.members.length}`;
+    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    // etcd refuses a change until its members have been connected for a while.
+    let added: Record<string, unknown> | undefined;
+    for (let i = 0; added === undefined; i++) {
+      try {
+        added = await postJson(via.clientUrl, "/v3/cluster/member/add", {
+          peerURLs: [peerUrl],
+          isLearner: learner,
+        });
+      } catch (err) {
+        if (i >= MEMBER_ADD_ATTEMPTS || !String(err).includes("unhealthy cluster")) throw err;
+        await sleep(MEMBER_ADD_RETRY_MS);
+      }
+    }
+    const members = added.members as { ID: string; name?: string; peerURLs: string[] }[];
+    const newId = (added.member as { ID: string }).ID;
+    const joined = members.map((m) => `${m.ID === newId ? name : m.name ?? ""}=${m.peerURLs[0]}`)
+      .join(",");
+    const member: Member = {
+      name,
+      clientUrl: `http://127.0.0.1:${clientPort}`,
+      peerUrl,
+      dataDir: `${this.dir}/${name}`,
+      logFile: `${this.dir}/${name}.log`,
+      pid: undefined,
+      id: newId,
+      state: "killed",
+      joined,
+    };
+    this.members.push(member);
+    await this.restart(member);
+    member.id = newId;
+    return member;
   }
 
   /** The running members other than `member`. */

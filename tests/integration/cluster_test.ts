@@ -6,8 +6,7 @@
  * linearizable read, a history with a leader crash in it is linearizable,
  * and a 5-member cluster serves writes with 2 members down and none with 3.
  *
- * The etcd variants run whenever etcd is on PATH; the cairn variants only
- * with CAIRN_CLUSTER=1.
+ * The etcd variants run whenever etcd is on PATH; the cairn variants always.
  *
  * A network partition test needs a fault hook in the peer transport (or a
  * proxy, or network namespaces); none exists yet, so there is none here.
@@ -16,11 +15,13 @@ import assert from "node:assert/strict";
 import { HAVE_ETCD } from "../servers.ts";
 import { checkHistory, type Operation } from "../sim/linearizability.ts";
 import {
+  b64,
   type Cluster,
   type ClusterKind,
   get,
   getPrefix,
   type Member,
+  postJson,
   put,
   RequestError,
   startCluster,
@@ -76,11 +77,7 @@ const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)];
 
 const KINDS: { kind: ClusterKind; ignore: boolean; why: string }[] = [
   { kind: "etcd", ignore: !HAVE_ETCD, why: "no etcd binary on PATH" },
-  {
-    kind: "cairn",
-    ignore: Deno.env.get("CAIRN_CLUSTER") !== "1",
-    why: "set CAIRN_CLUSTER=1 to run",
-  },
+  { kind: "cairn", ignore: false, why: "" },
 ];
 
 /** Register `fn` once per kind, on a fresh cluster of `size` members that is closed afterwards. */
@@ -88,13 +85,14 @@ function clusterTest(
   name: string,
   size: 3 | 5,
   fn: (cluster: Cluster) => Promise<void>,
+  flags: string[] = [],
 ): void {
   for (const { kind, ignore, why } of KINDS) {
     Deno.test({
       name: `cluster[${kind}]: ${name}${ignore ? ` (skipped: ${why})` : ""}`,
       ignore,
       fn: async () => {
-        const cluster = await startCluster({ kind, size, flags: FLAGS });
+        const cluster = await startCluster({ kind, size, flags: [...FLAGS, ...flags] });
         try {
           await fn(cluster);
         } catch (err) {
@@ -393,3 +391,103 @@ clusterTest("5 members serve writes with 2 down and none with 3 down", 5, async 
   );
   assert.deepEqual(attempts.filter((a) => a !== undefined), []);
 });
+
+/** Poll `check` until it returns true, at most `timeoutMs`; throws with `what` otherwise. */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = RECOVER_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (let i = 0; i < Math.ceil(timeoutMs / RETRY_PAUSE_MS); i++) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      last = String(err);
+    }
+    if (Date.now() > deadline) break;
+    await sleep(RETRY_PAUSE_MS);
+  }
+  throw new Error(`${what} not within ${timeoutMs} ms ${last}`);
+}
+
+/** Keys written before a member joins (more than --snapshot-count, so it catches up by snapshot). */
+const JOIN_KEYS = 300;
+
+clusterTest(
+  "a learner added after the log was compacted catches up by snapshot, is promoted, and a member is removed",
+  3,
+  async (c) => {
+    const leader = await c.leader();
+    for (let i = 0; i < JOIN_KEYS; i += 20) {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, j) => put(pick(c.running()), `join/${i + j}`, `v${i + j}`)),
+      );
+    }
+    const learner = await c.join(leader, true);
+    // Writes go on while it catches up.
+    for (let i = JOIN_KEYS; i < JOIN_KEYS + 20; i++) await put(leader, `join/${i}`, `v${i}`);
+    await eventually("the learner holds every key", async () => {
+      const kvs = await getPrefix(learner, "join/", { serializable: true });
+      return kvs.size === JOIN_KEYS + 20 && kvs.get("join/7") === "v7";
+    });
+    // Promotion is refused until the learner has caught up; by now it has.
+    await eventually("the learner is promoted", async () => {
+      await postJson(leader.clientUrl, "/v3/cluster/member/promote", { ID: learner.id });
+      return true;
+    });
+    const listed = await postJson(learner.clientUrl, "/v3/cluster/member/list", {});
+    const members = listed.members as { ID: string; isLearner?: boolean }[];
+    assert.equal(members.length, 4);
+    assert.ok(members.every((m) => m.isLearner !== true), "no learner is left");
+    // The new voter serves linearizable writes and reads.
+    await put(learner, "join/after", "promoted");
+    assert.equal(await get(pick(c.others(learner)), "join/after"), "promoted");
+    // Remove a follower of the original three.
+    const current = await c.leader();
+    const victim = c.running().find((m) => m !== current && m !== learner)!;
+    await postJson(current.clientUrl, "/v3/cluster/member/remove", { ID: victim.id });
+    await c.kill(victim);
+    const after = await postJson(current.clientUrl, "/v3/cluster/member/list", {});
+    assert.equal((after.members as unknown[]).length, 3);
+    await putUntilAcked(() => c.running(), "join/removed", "yes");
+    for (const m of c.running()) {
+      await eventually(
+        `${m.name} has the last write`,
+        async () => (await get(m, "join/removed", { serializable: true })) === "yes",
+      );
+    }
+  },
+  ["--snapshot-count", "100"],
+);
+
+clusterTest(
+  "a lease kept alive through a follower outlives its TTL and expires without it",
+  3,
+  async (c) => {
+    const leader = await c.leader();
+    const follower = c.others(leader)[0];
+    const grant = await postJson(follower.clientUrl, "/v3/lease/grant", { TTL: 3 });
+    const id = grant.ID as string;
+    await postJson(follower.clientUrl, "/v3/kv/put", {
+      key: b64("lease/k"),
+      value: b64("v"),
+      lease: id,
+    });
+    // Keep it alive through the follower for twice its TTL.
+    const until = Date.now() + 6_000;
+    for (let i = 0; i < 20 && Date.now() < until; i++) {
+      const res = await postJson(follower.clientUrl, "/v3/lease/keepalive", { ID: id });
+      const result = (res.result ?? res) as { TTL?: string };
+      assert.equal(result.TTL, "3", "the keep-alive renews the full TTL");
+      await sleep(500);
+    }
+    assert.equal(await get(pick(c.running()), "lease/k"), "v", "the kept-alive key is there");
+    const ttl = await postJson(follower.clientUrl, "/v3/lease/timetolive", { ID: id, keys: true });
+    assert.equal(ttl.grantedTTL, "3");
+    assert.deepEqual(ttl.keys, [b64("lease/k")]);
+    // Without keep-alives the leader revokes it.
+    await eventually(
+      "the key is gone after the lease expired",
+      async () => (await get(follower, "lease/k")) === null,
+      10_000,
+    );
+  },
+);
