@@ -136,9 +136,15 @@ export async function openMember(
       progressNotifyIntervalMs: limits.progressNotifyIntervalMs,
     });
     // The applied-change feed of this thread's watchers.
-    const unsubscribe = node.onApplied((events, revision) =>
+    const unsubscribeFeed = node.onApplied((events, revision) =>
       service.watch.notify(events, revision)
     );
+    // A snapshot replaced the store: watchers catch up from its history.
+    const unsubscribeRestore = node.onRestored((revision) => service.watch.skip(revision));
+    const unsubscribe = () => {
+      unsubscribeFeed();
+      unsubscribeRestore();
+    };
     return {
       backend: b,
       node,

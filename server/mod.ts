@@ -314,6 +314,7 @@ async function startPeers(
     reportSnapshot: (id, failed) => node()?.reportSnapshot(id, failed),
     postHandlers: raftNode.leaseHandlers(),
     handlers: {
+      ...faultHandlers(() => transport),
       "/members": () => {
         const membership = raftNode.membership;
         return {
@@ -380,4 +381,26 @@ function publish(node: RaftNode, id: bigint, config: ServerConfig): void {
     });
   };
   attempt();
+}
+
+/**
+ * Network partitions for tests of real processes: with
+ * CAIRN_FAULT_INJECTION=1 in the environment, GET /cairn/fault/isolate on
+ * the peer port drops every Raft message to and from this member, and GET
+ * /cairn/fault/heal ends that. Without it, no such endpoint exists.
+ */
+function faultHandlers(transport: () => PeerTransport): Record<string, () => unknown> {
+  if (Deno.env.get("CAIRN_FAULT_INJECTION") !== "1") return {};
+  return {
+    "/cairn/fault/isolate": () => {
+      transport().setFault(() => true);
+      log.warn("fault injection: this member is cut off from its peers");
+      return { isolated: true };
+    },
+    "/cairn/fault/heal": () => {
+      transport().setFault(undefined);
+      log.warn("fault injection: this member reaches its peers again");
+      return { isolated: false };
+    },
+  };
 }

@@ -82,6 +82,8 @@ class Feed {
   readonly #targets = new Map<Worker, { backlog: number; watching: boolean }>();
   #events: Event[] = [];
   #revision = 0;
+  /** The store was replaced up to this revision: every worker's watchers skip to it. */
+  #skipTo: number | undefined;
   #scheduled = false;
   readonly #unsubscribe: (() => void)[];
 
@@ -91,6 +93,12 @@ class Feed {
       node.onApplied((events, revision) => {
         for (const ev of events) this.#events.push(ev);
         this.#revision = revision;
+        this.#schedule();
+      }),
+      node.onRestored((revision) => {
+        this.#events = [];
+        this.#revision = revision;
+        this.#skipTo = revision;
         this.#schedule();
       }),
     ];
@@ -129,6 +137,11 @@ class Feed {
 
   #flush(): void {
     this.#scheduled = false;
+    if (this.#skipTo !== undefined) {
+      const revision = this.#skipTo;
+      this.#skipTo = undefined;
+      for (const worker of this.#targets.keys()) send(worker, { type: "applied", revision });
+    }
     const events = this.#events;
     this.#events = [];
     const revision = this.#revision;

@@ -233,6 +233,7 @@ export class RaftNode {
   /** Called after each batch becomes visible (worker threads are told this way). */
   readonly #visibleListeners = new Set<(appliedIndex: number) => void>();
   readonly #changeListeners = new Set<(events: Event[], revision: number) => void>();
+  readonly #restoreListeners = new Set<(revision: number) => void>();
   /** This member's raft node ID. */
   readonly #id: number;
   /** The leader as of the last Ready (0: none known). */
@@ -463,6 +464,17 @@ export class RaftNode {
   onApplied(listener: (events: Event[], revision: number) => void): () => void {
     this.#changeListeners.add(listener);
     return () => this.#changeListeners.delete(listener);
+  }
+
+  /**
+   * Call `listener` with the store's revision each time the whole store was
+   * replaced by a snapshot from the leader (the feed skipped everything up
+   * to it: watchers catch up from the restored history). Returns the
+   * function that unsubscribes it.
+   */
+  onRestored(listener: (revision: number) => void): () => void {
+    this.#restoreListeners.add(listener);
+    return () => this.#restoreListeners.delete(listener);
   }
 
   #announce(batch: AppliedBatch): void {
@@ -776,8 +788,10 @@ export class RaftNode {
     }
     invariant(restored.appliedIndex === index, "the store copy is at the snapshot's index");
     this.#fence.acknowledge(Math.max(index, this.#fence.acknowledgedIndex));
+    const revision = this.#applier.revision;
     const done = restored.committed.then(async () => {
       this.#fence.publish(index);
+      for (const listener of this.#restoreListeners) listener(revision);
       await this.#backend.flushed();
       this.#durableIndex = Math.max(this.#durableIndex, index);
       // Kept until LMDB holds the restored state durably (a restart restores it again).

@@ -347,7 +347,8 @@ export class Cluster {
     // (exec): the pid is the server's, so signals reach it directly.
     const child = new Deno.Command("sh", {
       args: ["-c", 'exec "$0" "$@" >>"$CLUSTER_MEMBER_LOG" 2>&1', cmd, ...args],
-      env: { CLUSTER_MEMBER_LOG: member.logFile },
+      // cairn's peer port then takes the fault injection of isolate() and heal().
+      env: { CLUSTER_MEMBER_LOG: member.logFile, CAIRN_FAULT_INJECTION: "1" },
       cwd: ROOT,
       stdin: "null",
       stdout: "null",
@@ -558,6 +559,28 @@ export class Cluster {
     await this.restart(member);
     member.id = newId;
     return member;
+  }
+
+  /**
+   * Cut `member` off from its peers (every Raft message to and from it is
+   * dropped) through cairn's fault injection on its peer port; cairn only.
+   */
+  async isolate(member: Member): Promise<void> {
+    await this.#fault(member, "isolate");
+  }
+
+  /** End {@linkcode Cluster.isolate} of `member`. */
+  async heal(member: Member): Promise<void> {
+    await this.#fault(member, "heal");
+  }
+
+  async #fault(member: Member, what: "isolate" | "heal"): Promise<void> {
+    if (this.kind !== "cairn") throw new Error("fault injection is cairn's");
+    const res = await fetch(`${member.peerUrl}/cairn/fault/${what}`, {
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`${what} ${member.name}: HTTP ${res.status}`);
   }
 
   /** The running members other than `member`. */
