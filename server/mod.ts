@@ -68,6 +68,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     onMembership: (membership) => peer?.update(membership),
   });
   const { node, service } = member;
+  if (node.membership.isRemoved(service.memberId)) {
+    await member.close();
+    // etcd refuses to start a member removed from its cluster.
+    throw new Error("the member has been permanently removed from the cluster");
+  }
   try {
     peer = await startPeers(config, node, service.memberId, service.clusterId);
   } catch (err) {
@@ -313,6 +318,8 @@ async function startPeers(
     reportUnreachable: (id) => node()?.reportUnreachable(id),
     reportSnapshot: (id, failed) => node()?.reportSnapshot(id, failed),
     postHandlers: raftNode.leaseHandlers(),
+    isRemoved: (id) => raftNode.membership.isRemovedRaftId(id),
+    onRemoved: () => removedFromCluster(),
     handlers: {
       ...faultHandlers(() => transport),
       "/members": () => {
@@ -333,6 +340,15 @@ async function startPeers(
   });
   const self = identity.raftId;
   let removed = false;
+  // etcd stops a member removed from its cluster.
+  const removedFromCluster = () => {
+    if (removed) return;
+    removed = true;
+    log.error("the member has been permanently removed from the cluster; exiting", {
+      member: identity.memberId.toString(16),
+    });
+    setTimeout(() => Deno.exit(1), 100);
+  };
   return {
     send: (messages) => transport.send(messages),
     request: (id, path, body) => transport.request(id, path, body),
@@ -344,14 +360,7 @@ async function startPeers(
         transport.setPeer(m.raftId, m.peerURLs);
       }
       for (const id of transport.peers()) if (!known.has(id)) transport.removePeer(id);
-      if (!removed && membership.isRemoved(identity.memberId)) {
-        removed = true;
-        // etcd: "the member has been permanently removed from the cluster".
-        log.error("the member has been permanently removed from the cluster; exiting", {
-          member: identity.memberId.toString(16),
-        });
-        setTimeout(() => Deno.exit(1), 100);
-      }
+      if (membership.isRemoved(identity.memberId)) removedFromCluster();
     },
     close: () => transport.close(),
   };

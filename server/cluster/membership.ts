@@ -87,6 +87,8 @@ export function decodeMemberContext(data: Uint8Array): Member {
 interface StoredMembership {
   members: MemberContext[];
   removed: string[];
+  /** Raft IDs of the removed members (absent in stores written before they were kept). */
+  removedRaftIds?: number[];
   maxRaftId: number;
 }
 
@@ -98,6 +100,7 @@ interface StoredMembership {
 export class Membership {
   readonly #members = new Map<bigint, Member>();
   readonly #removed = new Set<bigint>();
+  readonly #removedRaftIds = new Set<number>();
   #maxRaftId = 0;
 
   /** The members, in raft ID order. */
@@ -119,6 +122,11 @@ export class Membership {
   /** Whether member `id` was removed from the cluster. */
   isRemoved(id: bigint): boolean {
     return this.#removed.has(id);
+  }
+
+  /** Whether the member with raft ID `raftId` was removed from the cluster. */
+  isRemovedRaftId(raftId: number): boolean {
+    return this.#removedRaftIds.has(raftId);
   }
 
   /** The raft ID the next added member gets. */
@@ -143,6 +151,8 @@ export class Membership {
 
   /** Remove member `id` for good. */
   remove(id: bigint): void {
+    const m = this.#members.get(id);
+    if (m !== undefined) this.#removedRaftIds.add(m.raftId);
     this.#members.delete(id);
     this.#removed.add(id);
   }
@@ -164,6 +174,7 @@ export class Membership {
         isLearner: m.isLearner,
       })),
       removed: [...this.#removed].map(String),
+      removedRaftIds: [...this.#removedRaftIds],
       maxRaftId: this.#maxRaftId,
     };
     return JSON.stringify(stored);
@@ -174,6 +185,7 @@ export class Membership {
     const o = JSON.parse(json) as StoredMembership;
     const m = new Membership();
     for (const r of o.removed) m.#removed.add(BigInt(r));
+    for (const r of o.removedRaftIds ?? []) m.#removedRaftIds.add(r);
     for (const c of o.members) {
       m.#members.set(BigInt(c.id), {
         id: BigInt(c.id),

@@ -43,10 +43,12 @@ import {
   MAX_PEER_QUEUE_MESSAGES,
   MAX_PEER_REQUEST_BYTES,
   MAX_PEER_SENDERS,
+  PEER_MISMATCH_LOG_MS,
   PEER_REQUEST_TIMEOUT_MS,
   PEER_SNAPSHOT_TIMEOUT_MS,
 } from "../../core/limits.ts";
 import { listenError, socketHostname } from "../listen.ts";
+import { log } from "../log.ts";
 import {
   decodeMessage,
   decodeMessages,
@@ -88,6 +90,10 @@ export interface PeerTransportOptions {
    * A handler's EtcdError travels back as `{error, code}` with status 500.
    */
   postHandlers?: Record<string, (body: unknown) => Promise<unknown>>;
+  /** Whether the member with raft ID `id` was removed from the cluster (its requests get 410). */
+  isRemoved?(id: number): boolean;
+  /** A peer answered 410: this member was removed from the cluster. */
+  onRemoved?(): void;
 }
 
 interface Queued {
@@ -131,6 +137,8 @@ const textHeaders = { "content-type": "text/plain; charset=utf-8" };
 export class PeerTransport {
   readonly #options: PeerTransportOptions;
   readonly #clusterHex: string;
+  /** When a cluster ID mismatch was last logged (ms since the epoch). */
+  #mismatchLogged = 0;
   /** Names this instance's request numbering to receivers; new on every start. */
   readonly #stream = crypto.randomUUID();
   readonly #servers: Deno.HttpServer<Deno.NetAddr>[] = [];
@@ -449,6 +457,7 @@ export class PeerTransport {
       });
       await res.body?.cancel();
       ok = res.ok;
+      if (res.status === 410) this.#options.onRemoved?.();
     } catch {
       ok = false;
     }
@@ -562,7 +571,22 @@ export class PeerTransport {
       cluster === null || !/^[0-9a-fA-F]{1,16}$/.test(cluster) ||
       cluster.toLowerCase() !== this.#clusterHex
     ) {
+      // etcd: a data dir or flags of another cluster; never a silent fork.
+      const now = Date.now();
+      if (now - this.#mismatchLogged >= PEER_MISMATCH_LOG_MS) {
+        this.#mismatchLogged = now;
+        log.warn("request cluster ID mismatch", {
+          "local-member-cluster-id": this.#clusterHex,
+          "remote-peer-cluster-id": cluster ?? "",
+          "remote-peer-id": req.headers.get("x-server-from") ?? "",
+        });
+      }
       return text(412, "cluster ID mismatch");
+    }
+    const sender = Number(req.headers.get("x-server-from") ?? NaN);
+    if (this.#options.isRemoved?.(sender) === true) {
+      // etcd's answer to a member removed from the cluster.
+      return text(410, "the member has been permanently removed from the cluster");
     }
     const to = req.headers.get("x-raft-to");
     if (to !== null && to !== String(this.#options.id)) return text(412, "to field mismatch");

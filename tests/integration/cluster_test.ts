@@ -449,6 +449,11 @@ clusterTest(
     const after = await postJson(current.clientUrl, "/v3/cluster/member/list", {});
     assert.equal((after.members as unknown[]).length, 3);
     await putUntilAcked(() => c.running(), "join/removed", "yes");
+    // A removed member that starts again is told so by its old peers and stops.
+    c.spawn(victim);
+    await eventually("the removed member stops", () => Promise.resolve(c.exited(victim)));
+    victim.state = "killed";
+    assert.match(c.logTail(victim), /permanently removed/);
     for (const m of c.running()) {
       await eventually(
         `${m.name} has the last write`,
