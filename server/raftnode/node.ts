@@ -52,7 +52,6 @@ import { MemoryStorage } from "../../core/raft/storage.ts";
 import {
   type ConfChange,
   type ConfState,
-  encodeConfChange,
   type Message,
   ProposalDroppedError,
   type ReadState,
