@@ -290,6 +290,8 @@ export class RaftNode {
         confChanged: (change, confState, index) => this.#confChanged(change, confState, index),
         read: (state) => this.#readState(state),
       },
+      // The followers write while the leader does (etcd's optimisation).
+      leaderSendsFirst: true,
     });
     // Request IDs are unique in the cluster: the low bits name the member
     // (its raft ID), the rest count from the time this process started.

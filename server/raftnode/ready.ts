@@ -100,6 +100,12 @@ export interface ReadyPorts {
   transport: ReadyTransport;
   /** What committed entries and snapshots are applied to. */
   stateMachine: ReadyStateMachine;
+  /**
+   * A leader sends its messages before its own append is durable, so the
+   * followers' writes run in parallel with the leader's (etcd's
+   * optimisation, Raft thesis §10.2.1). Default false.
+   */
+  leaderSendsFirst?: boolean;
 }
 
 /**
@@ -135,6 +141,9 @@ export class ReadyHandler {
   #confState: ConfState;
   /** Read states whose index the applied index has not reached yet, in arrival order. */
   readonly #reads: ReadState[] = [];
+  readonly #leaderSendsFirst: boolean;
+  /** Whether the node led as of the last Ready's soft state. */
+  #leading: boolean;
 
   /**
    * A handler for `raw`, whose persisted state `storage` holds; the
@@ -150,6 +159,8 @@ export class ReadyHandler {
     this.#term = initial.hardState.term;
     this.#confState = initial.confState;
     this.#applied = raw.logView().applied;
+    this.#leaderSendsFirst = ports.leaderSendsFirst ?? false;
+    this.#leading = this.#leaderSendsFirst && raw.isLeader();
   }
 
   /** Term of the last hard state persisted. */
@@ -178,20 +189,31 @@ export class ReadyHandler {
    * @throws whatever a port throws; the Ready is then not advanced.
    */
   handle(rd: Ready): Promise<void> | undefined {
+    if (rd.softState !== undefined) this.#leading = rd.softState.raftState === "leader";
+    // A leader's messages (appends, heartbeats, read-index answers) reveal
+    // nothing it must have persisted: its term and vote were durable before
+    // it became leader, and a commit that counts its own new entries leaves
+    // only in a later Ready, after this one's write. Its own entries count
+    // toward a commit as soon as they are appended, as in etcd.
+    const early = this.#leaderSendsFirst && this.#leading && rd.snapshot === undefined;
+    if (early) this.#transport.send(rd.messages);
     const saving = this.#persistence.save(rd.hardState, rd.entries, rd.mustSync, rd.snapshot);
-    if (saving === undefined) return this.#persisted(rd);
-    return saving.then(() => this.#persisted(rd));
+    if (saving === undefined) return this.#persisted(rd, early);
+    return saving.then(() => this.#persisted(rd, early));
   }
 
-  /** The Ready is durable: update the raft Storage, send, then apply (after any backpressure). */
-  #persisted(rd: Ready): Promise<void> | undefined {
+  /**
+   * The Ready is durable: update the raft Storage, send (unless sent
+   * already), then apply (after any backpressure).
+   */
+  #persisted(rd: Ready, sent: boolean): Promise<void> | undefined {
     if (rd.snapshot !== undefined) this.#storage.applySnapshot(rd.snapshot);
     this.#storage.append(rd.entries);
     if (rd.hardState !== undefined) {
       this.#storage.setHardState(rd.hardState);
       this.#term = rd.hardState.term;
     }
-    this.#transport.send(rd.messages);
+    if (!sent) this.#transport.send(rd.messages);
     if (rd.committedEntries.length > 0) {
       const admitted = this.#stateMachine.admit?.();
       if (admitted !== undefined) return admitted.then(() => this.#applyAndAdvance(rd));

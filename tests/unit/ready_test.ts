@@ -117,6 +117,42 @@ Deno.test("ready: nothing after the write happens before an asynchronous write i
   assert.equal(s.lastIndex(), 2);
 });
 
+Deno.test("ready: with leaderSendsFirst, a leader sends before its write and a follower after", async () => {
+  const calls: string[] = [];
+  const ports = recording(calls);
+  const write = Promise.withResolvers<void>();
+  ports.persistence = {
+    save: (_hs, entries) => {
+      calls.push(`save ${entries.map((e) => e.index)}`);
+      return write.promise;
+    },
+  };
+  ports.leaderSendsFirst = true;
+  let leader = true;
+  const raw = { ...fakeRaw(calls), isLeader: () => leader } as unknown as RawNode;
+  const handler = new ReadyHandler(raw, storage(), ports);
+  const appends = [
+    msg({ type: "MsgApp", to: 2, from: 1 }),
+    msg({ type: "MsgApp", to: 3, from: 1 }),
+  ];
+  const pending = handler.handle(ready({ entries: [entry(2)], messages: appends }));
+  await Promise.resolve();
+  assert.deepEqual(calls, ["send 2", "save 2"], "the appends leave while the leader writes");
+  write.resolve();
+  await pending;
+  assert.deepEqual(calls, ["send 2", "save 2", "advance"]);
+  // Stepped down in this Ready: its messages (a vote) wait for the write.
+  calls.length = 0;
+  leader = false;
+  const vote = [msg({ type: "MsgVoteResp", to: 2, from: 1 })];
+  await handler.handle(ready({
+    softState: { lead: 0, raftState: "follower" },
+    hardState: { term: 3, vote: 2, commit: 1 },
+    messages: vote,
+  }));
+  assert.deepEqual(calls, ["save ", "send 1", "advance"]);
+});
+
 Deno.test("ready: committed entries wait for the state machine's backpressure", async () => {
   const calls: string[] = [];
   const ports = recording(calls);
