@@ -65,6 +65,19 @@ import type {
   LeaseTimeToLiveResponse,
   LockRequest,
   LockResponse,
+  Member,
+  MemberAddRequest,
+  MemberAddResponse,
+  MemberListRequest,
+  MemberListResponse,
+  MemberPromoteRequest,
+  MemberPromoteResponse,
+  MemberRemoveRequest,
+  MemberRemoveResponse,
+  MemberUpdateRequest,
+  MemberUpdateResponse,
+  MoveLeaderRequest,
+  MoveLeaderResponse,
   ProclaimRequest,
   ProclaimResponse,
   PutRequest,
@@ -192,6 +205,32 @@ export interface MessageTypes {
   StatusRequest: StatusRequest;
   /** etcd's `StatusResponse`. */
   StatusResponse: StatusResponse;
+  /** etcd's `Member`. */
+  Member: Member;
+  /** etcd's `MemberAddRequest`. */
+  MemberAddRequest: MemberAddRequest;
+  /** etcd's `MemberAddResponse`. */
+  MemberAddResponse: MemberAddResponse;
+  /** etcd's `MemberRemoveRequest`. */
+  MemberRemoveRequest: MemberRemoveRequest;
+  /** etcd's `MemberRemoveResponse`. */
+  MemberRemoveResponse: MemberRemoveResponse;
+  /** etcd's `MemberUpdateRequest`. */
+  MemberUpdateRequest: MemberUpdateRequest;
+  /** etcd's `MemberUpdateResponse`. */
+  MemberUpdateResponse: MemberUpdateResponse;
+  /** etcd's `MemberListRequest`. */
+  MemberListRequest: MemberListRequest;
+  /** etcd's `MemberListResponse`. */
+  MemberListResponse: MemberListResponse;
+  /** etcd's `MemberPromoteRequest`. */
+  MemberPromoteRequest: MemberPromoteRequest;
+  /** etcd's `MemberPromoteResponse`. */
+  MemberPromoteResponse: MemberPromoteResponse;
+  /** etcd's `MoveLeaderRequest`. */
+  MoveLeaderRequest: MoveLeaderRequest;
+  /** etcd's `MoveLeaderResponse`. */
+  MoveLeaderResponse: MoveLeaderResponse;
 }
 
 /** Name of a message in {@linkcode SCHEMA}. */
@@ -570,6 +609,63 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
       { name: "isLearner", no: 10, scalar: "bool" },
     ],
   },
+  Member: {
+    fields: [
+      { name: "ID", no: 1, scalar: "uint64n" },
+      { name: "name", no: 2, scalar: "string" },
+      { name: "peerURLs", no: 3, scalar: "string", repeated: true },
+      { name: "clientURLs", no: 4, scalar: "string", repeated: true },
+      { name: "isLearner", no: 5, scalar: "bool" },
+    ],
+  },
+  MemberAddRequest: {
+    fields: [
+      { name: "peerURLs", no: 1, scalar: "string", repeated: true },
+      { name: "isLearner", no: 2, scalar: "bool" },
+    ],
+  },
+  MemberAddResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "member", no: 2, message: "Member" },
+      { name: "members", no: 3, message: "Member", repeated: true },
+    ],
+  },
+  MemberRemoveRequest: { fields: [{ name: "ID", no: 1, scalar: "uint64n" }] },
+  MemberRemoveResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "members", no: 2, message: "Member", repeated: true },
+    ],
+  },
+  MemberUpdateRequest: {
+    fields: [
+      { name: "ID", no: 1, scalar: "uint64n" },
+      { name: "peerURLs", no: 2, scalar: "string", repeated: true },
+    ],
+  },
+  MemberUpdateResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "members", no: 2, message: "Member", repeated: true },
+    ],
+  },
+  MemberListRequest: { fields: [] },
+  MemberListResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "members", no: 2, message: "Member", repeated: true },
+    ],
+  },
+  MemberPromoteRequest: { fields: [{ name: "ID", no: 1, scalar: "uint64n" }] },
+  MemberPromoteResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "members", no: 2, message: "Member", repeated: true },
+    ],
+  },
+  MoveLeaderRequest: { fields: [{ name: "targetID", no: 1, scalar: "uint64n" }] },
+  MoveLeaderResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
 };
 
 /**

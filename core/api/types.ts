@@ -235,6 +235,106 @@ export interface StatusResponse {
   isLearner: boolean;
 }
 
+/** etcdserverpb.Member: one member of the cluster as Cluster.MemberList reports it. */
+export interface Member {
+  /** The member's ID (uint64). */
+  ID: bigint;
+  /** The member's name; empty until the member has started and published it. */
+  name: string;
+  /** URLs the member serves Raft traffic on. */
+  peerURLs: string[];
+  /** URLs the member serves clients on; empty until it has started. */
+  clientURLs: string[];
+  /** Whether the member is a Raft learner (non-voting). */
+  isLearner: boolean;
+}
+
+/** etcdserverpb.MemberAddRequest. */
+export interface MemberAddRequest {
+  /** Peer URLs of the member to add. */
+  peerURLs: string[];
+  /** Add the member as a learner (non-voting). */
+  isLearner?: boolean;
+}
+
+/** etcdserverpb.MemberAddResponse. */
+export interface MemberAddResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** The member added, with the ID the cluster gave it. */
+  member?: Member;
+  /** Every member after the addition. */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberRemoveRequest. */
+export interface MemberRemoveRequest {
+  /** ID of the member to remove. */
+  ID: bigint;
+}
+
+/** etcdserverpb.MemberRemoveResponse. */
+export interface MemberRemoveResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Every member left after the removal. */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberUpdateRequest. */
+export interface MemberUpdateRequest {
+  /** ID of the member to update. */
+  ID: bigint;
+  /** The member's new peer URLs. */
+  peerURLs: string[];
+}
+
+/** etcdserverpb.MemberUpdateResponse. */
+export interface MemberUpdateResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Every member after the update. */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberListRequest (3.4: no fields). */
+// deno-lint-ignore ban-types
+export type MemberListRequest = {};
+
+/** etcdserverpb.MemberListResponse. */
+export interface MemberListResponse {
+  /** Response header (etcd sends no revision in it). */
+  header: ResponseHeader;
+  /** Every member, in the order the server lists them (etcd: by ID). */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberPromoteRequest. */
+export interface MemberPromoteRequest {
+  /** ID of the learner to promote. */
+  ID: bigint;
+}
+
+/** etcdserverpb.MemberPromoteResponse. */
+export interface MemberPromoteResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Every member after the promotion. */
+  members: Member[];
+}
+
+/** etcdserverpb.MoveLeaderRequest (Maintenance.MoveLeader). */
+export interface MoveLeaderRequest {
+  /** ID of the member to hand leadership to. */
+  targetID: bigint;
+}
+
+/** etcdserverpb.MoveLeaderResponse (etcd 3.4 sends it without a header: `{}`). */
+export interface MoveLeaderResponse {
+  /** Response header, when the server sends one. */
+  header?: ResponseHeader;
+}
+
 /** etcdserverpb.LeaseGrantRequest. */
 export interface LeaseGrantRequest {
   /** Advisory time-to-live in seconds (raised to the server's minimum, 2 s by default). */
