@@ -13,7 +13,10 @@
  * ctl [global flags] compaction [--physical] <revision>
  * ctl [global flags] watch [--prefix] [--rev n] [--prev-kv] [--progress-notify] [-i]
  *                          [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]
- * ctl [global flags] endpoint health|status
+ * ctl [global flags] endpoint health|status [--cluster]
+ * ctl [global flags] member list | add <name> --peer-urls=u1,u2 [--learner] | remove <hex id>
+ *                    | update <hex id> --peer-urls=u1,u2 | promote <hex id>
+ * ctl [global flags] move-leader <hex member id>
  * ctl [global flags] lease grant <ttl> | revoke <hex id> | timetolive <hex id> [--keys] | list
  *                    | keep-alive [--once] <hex id>
  * ctl [global flags] lock [--ttl seconds] <lockname> [exec-command arg1 arg2 ...]
@@ -42,6 +45,8 @@ import * as endpoint from "./commands/endpoint.ts";
 import * as get from "./commands/get.ts";
 import * as lease from "./commands/lease.ts";
 import * as lock from "./commands/lock.ts";
+import * as member from "./commands/member.ts";
+import * as moveLeader from "./commands/move_leader.ts";
 import * as put from "./commands/put.ts";
 import * as txn from "./commands/txn.ts";
 import * as version from "./commands/version.ts";
@@ -110,6 +115,8 @@ const COMMANDS: Record<string, Command> = {
   lock,
   elect,
   watch,
+  member,
+  "move-leader": moveLeader,
   version,
 };
 
@@ -130,6 +137,12 @@ COMMANDS:
 \telect\t\t\tObserves and participates in leader election
 \tendpoint health\t\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
 \tendpoint status\t\tPrints out the status of endpoints specified in \`--endpoints\` flag
+\tmember add\t\tAdds a member into the cluster
+\tmember list\t\tLists all members in the cluster
+\tmember promote\t\tPromotes a non-voting member in the cluster
+\tmember remove\t\tRemoves a member from the cluster
+\tmember update\t\tUpdates a member in the cluster
+\tmove-leader\t\tTransfers leadership to another etcd cluster member.
 \tversion\t\t\tPrints the version of etcdctl
 `;
 

@@ -146,3 +146,22 @@ export function parseGoInt64(s: string, base = 10): bigint {
   }
   return v;
 }
+
+/**
+ * Parses an unsigned 64-bit integer as `strconv.ParseUint(s, base, 64)`
+ * (no sign, no prefix, no underscores).
+ *
+ * @throws {Error} Go's text: `strconv.ParseUint: parsing "x": invalid syntax`
+ * or `... value out of range`.
+ */
+export function parseGoUint64(s: string, base = 10): bigint {
+  const digits = base === 16 ? /^[0-9a-fA-F]+$/ : /^[0-9]+$/;
+  if (!digits.test(s)) {
+    throw new Error(`strconv.ParseUint: parsing ${goQuoteString(s)}: invalid syntax`);
+  }
+  const v = BigInt(base === 16 ? `0x${s}` : s);
+  if (v > 0xffffffffffffffffn) {
+    throw new Error(`strconv.ParseUint: parsing ${goQuoteString(s)}: value out of range`);
+  }
+  return v;
+}

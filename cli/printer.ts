@@ -6,7 +6,7 @@
  *   are numbers, bytes base64, zero values omitted, oneofs wrapped as
  *   `{"Response":{"ResponsePut":…}}` (`printer_json.go`);
  * - fields: `"Key" : value` lines (`printer_fields.go`);
- * - table: tablewriter boxes, for endpoint health and status only;
+ * - table: tablewriter boxes, for endpoint health and status and member list only;
  * - protobuf: the wire encoding (see protobuf.ts), for put/get/del/txn/watch;
  *   for lease grant, keep-alive, timetolive and list only the header (etcdctl
  *   marshals clientv3's response structs through their embedded header).
@@ -20,8 +20,18 @@
 
 import { encodeBase64 } from "../core/api/base64.ts";
 import { CtlError, ExitCode } from "./exit.ts";
-import { goJsonString, goQuote, hexU64, humanizeBytes } from "./go_format.ts";
-import { pbDel, pbHeader, pbPut, pbRange, pbTxn, pbWatch } from "./protobuf.ts";
+import { goJsonString, goQuote, goQuoteString, hexU64, humanizeBytes } from "./go_format.ts";
+import {
+  pbDel,
+  pbHeader,
+  pbMemberAdd,
+  pbMembers,
+  pbMoveLeader,
+  pbPut,
+  pbRange,
+  pbTxn,
+  pbWatch,
+} from "./protobuf.ts";
 import type {
   DeleteRangeResponse,
   Event,
@@ -31,6 +41,10 @@ import type {
   LeaseLeasesResponse,
   LeaseRevokeResponse,
   LeaseTimeToLiveResponse,
+  Member,
+  MemberAddResponse,
+  MemberListResponse,
+  MoveLeaderResponse,
   PutResponse,
   RangeResponse,
   ResponseHeader,
@@ -94,7 +108,43 @@ export interface Printer {
   leaseTimeToLive(r: LeaseTimeToLiveResponse, keys: boolean): void;
   /** `lease list`. */
   leaseLeases(r: LeaseLeasesResponse): void;
+  /** `member add`: the response (simple: one line; the env lines are the command's). */
+  memberAdd(r: MemberAddResponse): void;
+  /** `member remove <id>`, `member update <id>`, `member promote <id>`. */
+  memberChanged(verb: MemberVerb, id: bigint, r: MembersResponse): void;
+  /** `member list`. */
+  memberList(r: MemberListResponse): void;
+  /** `move-leader`: leadership went from `leader` to `target`. */
+  moveLeader(leader: bigint, target: bigint, r: MoveLeaderResponse): void;
 }
+
+/** What `member remove|update|promote` did, as the simple printer words it. */
+export type MemberVerb = "removed from" | "updated in" | "promoted in";
+
+/** The answer of member remove, update and promote: a header and the member list. */
+export interface MembersResponse {
+  header: ResponseHeader;
+  members: Member[];
+}
+
+/** A uint64 as Go's `%16x`: lower-case hex, space-padded to 16 columns. */
+function hex16(v: bigint): string {
+  return hexU64(v).padStart(16, " ");
+}
+
+/** etcdctl's member table rows: ID, status, name, peer addrs, client addrs, is learner. */
+function memberRows(r: MemberListResponse): string[][] {
+  return r.members.map((m) => [
+    hexU64(m.ID),
+    m.name.length === 0 ? "unstarted" : "started",
+    m.name,
+    m.peerURLs.join(","),
+    m.clientURLs.join(","),
+    String(m.isLearner ?? false),
+  ]);
+}
+
+const MEMBER_HEADER = ["ID", "Status", "Name", "Peer Addrs", "Client Addrs", "Is Learner"];
 
 /** A lease ID as Go's `%016x` of an int64 (etcdctl's simple output). */
 export function leaseHex(id: bigint): string {
@@ -234,6 +284,24 @@ export class SimplePrinter implements Printer {
   leaseLeases(r: LeaseLeasesResponse): void {
     this.out.write(`found ${r.leases.length} leases\n`);
     for (const l of r.leases) this.out.write(`${leaseHex(l.ID)}\n`);
+  }
+
+  memberAdd(r: MemberAddResponse): void {
+    this.out.write(
+      `Member ${hex16(r.member?.ID ?? 0n)} added to cluster ${hex16(r.header.cluster_id)}\n`,
+    );
+  }
+
+  memberChanged(verb: MemberVerb, id: bigint, r: MembersResponse): void {
+    this.out.write(`Member ${hex16(id)} ${verb} cluster ${hex16(r.header.cluster_id)}\n`);
+  }
+
+  memberList(r: MemberListResponse): void {
+    for (const row of memberRows(r)) this.out.write(row.join(", ") + "\n");
+  }
+
+  moveLeader(leader: bigint, target: bigint): void {
+    this.out.write(`Leadership transferred from ${hexU64(leader)} to ${hexU64(target)}\n`);
   }
 }
 
@@ -408,6 +476,38 @@ export function jsonLeaseLeases(r: LeaseLeasesResponse): string {
   ]);
 }
 
+const strings = (v: string[] | undefined): string | undefined =>
+  v && v.length > 0 ? `[${v.map(goJsonString).join(",")}]` : undefined;
+
+function jsonMember(m: Member | undefined): string | undefined {
+  if (!m) return undefined;
+  return obj([
+    ["ID", u64(m.ID)],
+    ["name", m.name ? goJsonString(m.name) : undefined],
+    ["peerURLs", strings(m.peerURLs)],
+    ["clientURLs", strings(m.clientURLs)],
+    ["isLearner", bool(m.isLearner)],
+  ]);
+}
+
+function jsonMembers(ms: Member[] | undefined): string | undefined {
+  return ms && ms.length > 0 ? `[${ms.map((m) => jsonMember(m)).join(",")}]` : undefined;
+}
+
+/** Go json of a MemberAddResponse. */
+export function jsonMemberAdd(r: MemberAddResponse): string {
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["member", jsonMember(r.member)],
+    ["members", jsonMembers(r.members)],
+  ]);
+}
+
+/** Go json of a MemberListResponse (and of the remove, update and promote responses). */
+export function jsonMembersResponse(r: MembersResponse): string {
+  return obj([["header", jsonHeader(r.header)], ["members", jsonMembers(r.members)]]);
+}
+
 /** `-w json`. */
 export class JsonPrinter implements Printer {
   constructor(private out: Out) {}
@@ -457,6 +557,18 @@ export class JsonPrinter implements Printer {
   }
   leaseLeases(r: LeaseLeasesResponse): void {
     this.out.write(jsonLeaseLeases(r) + "\n");
+  }
+  memberAdd(r: MemberAddResponse): void {
+    this.out.write(jsonMemberAdd(r) + "\n");
+  }
+  memberChanged(_verb: MemberVerb, _id: bigint, r: MembersResponse): void {
+    this.out.write(jsonMembersResponse(r) + "\n");
+  }
+  memberList(r: MemberListResponse): void {
+    this.out.write(jsonMembersResponse(r) + "\n");
+  }
+  moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
+    this.out.write(obj([["header", jsonHeader(r.header)]]) + "\n");
   }
 }
 
@@ -565,6 +677,26 @@ export class FieldsPrinter implements Printer {
     this.#hdr(r.header);
     for (const l of r.leases) this.#line(`"ID" : ${l.ID}`);
   }
+  memberAdd(): void {
+    unsupported("fields");
+  }
+  memberChanged(): void {
+    unsupported("fields");
+  }
+  memberList(r: MemberListResponse): void {
+    this.#hdr(r.header);
+    for (const m of r.members) {
+      this.#line(`"ID" : ${BigInt.asUintN(64, m.ID)}`);
+      this.#line(`"Name" : ${goQuoteString(m.name)}`);
+      for (const u of m.peerURLs) this.#line(`"PeerURL" : ${goQuoteString(u)}`);
+      for (const u of m.clientURLs) this.#line(`"ClientURL" : ${goQuoteString(u)}`);
+      this.#line(`"IsLearner" : ${m.isLearner ?? false}`);
+      this.#line("");
+    }
+  }
+  moveLeader(): void {
+    unsupported("fields");
+  }
 }
 
 function statusRows(list: EpStatus[]): string[][] {
@@ -637,6 +769,18 @@ export class TablePrinter implements Printer {
   leaseLeases(): void {
     unsupported("table");
   }
+  memberAdd(): void {
+    unsupported("table");
+  }
+  memberChanged(): void {
+    unsupported("table");
+  }
+  memberList(r: MemberListResponse): void {
+    this.out.write(renderTable(MEMBER_HEADER, memberRows(r)));
+  }
+  moveLeader(): void {
+    unsupported("table");
+  }
   endpointHealth(list: EpHealth[]): void {
     this.out.write(renderTable(
       ["endpoint", "health", "took", "error"],
@@ -704,6 +848,19 @@ export class ProtobufPrinter implements Printer {
   }
   leaseLeases(r: LeaseLeasesResponse): void {
     this.out.write(pbHeader(r.header));
+  }
+  memberAdd(r: MemberAddResponse): void {
+    this.out.write(pbMemberAdd(r));
+  }
+  memberChanged(_verb: MemberVerb, _id: bigint, r: MembersResponse): void {
+    this.out.write(pbMembers(r));
+  }
+  memberList(r: MemberListResponse): void {
+    this.out.write(pbMembers(r));
+  }
+  /** A MoveLeaderResponse is its header alone (none from etcd 3.4: no bytes). */
+  moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
+    this.out.write(r.header ? pbMoveLeader(r.header) : new Uint8Array());
   }
 }
 

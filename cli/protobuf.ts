@@ -11,6 +11,8 @@ import type {
   DeleteRangeResponse,
   Event,
   KeyValue,
+  Member,
+  MemberAddResponse,
   PutResponse,
   RangeResponse,
   ResponseHeader,
@@ -137,4 +139,33 @@ export function pbWatch(r: {
     .int(5, r.compactRevision);
   for (const ev of r.events ?? []) w.message(11, event(ev));
   return w.done();
+}
+
+const enc = new TextEncoder();
+
+function member(m: Member): Uint8Array {
+  const w = new Writer().int(1, m.ID).bytes(2, enc.encode(m.name));
+  for (const u of m.peerURLs) w.bytes(3, enc.encode(u), true);
+  for (const u of m.clientURLs) w.bytes(4, enc.encode(u), true);
+  return w.int(5, m.isLearner).done();
+}
+
+/** MemberAddResponse in protobuf wire format. */
+export function pbMemberAdd(r: MemberAddResponse): Uint8Array {
+  const w = new Writer().message(1, header(r.header));
+  if (r.member) w.message(2, member(r.member));
+  for (const m of r.members) w.message(3, member(m));
+  return w.done();
+}
+
+/** MemberListResponse (and MemberRemove/Update/PromoteResponse) in protobuf wire format. */
+export function pbMembers(r: { header: ResponseHeader; members: Member[] }): Uint8Array {
+  const w = new Writer().message(1, header(r.header));
+  for (const m of r.members) w.message(2, member(m));
+  return w.done();
+}
+
+/** MoveLeaderResponse with a header in protobuf wire format. */
+export function pbMoveLeader(h: ResponseHeader): Uint8Array {
+  return new Writer().message(1, header(h)).done();
 }

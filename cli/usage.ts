@@ -70,4 +70,25 @@ export const HELP: Record<string, string> = {
   "lease timetolive":
     "NAME:\n\tlease timetolive - Get lease information\n\nUSAGE:\n\tetcdctl lease timetolive <leaseID> [options] [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for timetolive\n      --keys[=false]\tGet keys attached to this lease\n\n" +
     GLOBALS,
+  "member":
+    "NAME:\n\tmember - Membership related commands\n\nUSAGE:\n\tetcdctl member <subcommand> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\tadd\tAdds a member into the cluster\n\tlist\tLists all members in the cluster\n\tpromote\tPromotes a non-voting member in the cluster\n\tremove\tRemoves a member from the cluster\n\tupdate\tUpdates a member in the cluster\n\nOPTIONS:\n  -h, --help[=false]\thelp for member\n\n" +
+    GLOBALS,
+  "member add":
+    'NAME:\n\tmember add - Adds a member into the cluster\n\nUSAGE:\n\tetcdctl member add <memberName> [options] [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for add\n      --learner[=false]\tindicates if the new member is raft learner\n      --peer-urls=""\tcomma separated peer URLs for the new member.\n\n' +
+    GLOBALS,
+  "member remove":
+    "NAME:\n\tmember remove - Removes a member from the cluster\n\nUSAGE:\n\tetcdctl member remove <memberID> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for remove\n\n" +
+    GLOBALS,
+  "member update":
+    'NAME:\n\tmember update - Updates a member in the cluster\n\nUSAGE:\n\tetcdctl member update <memberID> [options] [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for update\n      --peer-urls=""\tcomma separated peer URLs for the updated member.\n\n' +
+    GLOBALS,
+  "member list":
+    "NAME:\n\tmember list - Lists all members in the cluster\n\nUSAGE:\n\tetcdctl member list [flags]\n\nDESCRIPTION:\n\tWhen --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.\n\tThe items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.\n\nOPTIONS:\n  -h, --help[=false]\thelp for list\n\n" +
+    GLOBALS,
+  "member promote":
+    "NAME:\n\tmember promote - Promotes a non-voting member in the cluster\n\nUSAGE:\n\tetcdctl member promote <memberID> [flags]\n\nDESCRIPTION:\n\tPromotes a non-voting learner member to a voting one in the cluster.\n\nOPTIONS:\n  -h, --help[=false]\thelp for promote\n\n" +
+    GLOBALS,
+  "move-leader":
+    "NAME:\n\tmove-leader - Transfers leadership to another etcd cluster member.\n\nUSAGE:\n\tetcdctl move-leader <transferee-member-id> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for move-leader\n\n" +
+    GLOBALS,
 };

@@ -8,21 +8,31 @@
  * values as strings (encoded as UTF-8).
  *
  * Failover: the client keeps a list of endpoints and sends each request to
- * the one that last answered. When an endpoint cannot be reached, or answers
- * 503 Unavailable, it tries the next, but only where a retry is safe:
- * - reads (`range`, read-only `txn`, `status`, `health`, `version`,
- *   `leaseTimeToLive`, `leaseLeases`) and `leaseKeepAlive` (renewing twice
- *   is harmless) are retried on the next endpoint after any transport failure or 503;
+ * the one that last answered. When an attempt fails in a way that allows a
+ * retry, the call moves to the next endpoint; once every endpoint has failed
+ * in the call it waits before each further retry (`CLIENT_RETRY_MIN_MS`
+ * doubling up to `CLIENT_RETRY_MAX_MS`), and it gives up after
+ * `CLIENT_MAX_ATTEMPTS` attempts (core/limits.ts) or at its timeout. The next
+ * call starts on the endpoint after the one that failed. What allows a retry:
+ * - reads (`range`, serializable or not, read-only `txn`, `status`,
+ *   `health`, `version`, `leaseTimeToLive`, `leaseLeases`, `memberList`)
+ *   and calls that may safely run twice (`leaseKeepAlive`, `memberUpdate`,
+ *   `unlock`, `proclaim`, `leader`, `resign`) are retried after any
+ *   transport failure (connection refused, reset, or lost mid-answer) and
+ *   after any Unavailable answer (HTTP 503 or gRPC code 14);
  * - writes (`put`, `deleteRange`, `txn` with writes, `compact`,
- *   `leaseGrant`, `leaseRevoke`) are retried
- *   only when the failure proves the request was not executed: the TCP
- *   connection was refused / could not be opened, or the server answered
- *   `etcdserver: no leader`, `etcdserver: server stopped` or
- *   `etcdserver: not capable`. After an ambiguous failure (connection lost
- *   after the request was sent, `etcdserver: request timed out`,
- *   `etcdserver: leader changed`, a 503 without an etcd error body) the
- *   write may or may not have been applied, so the client rejects instead of
+ *   `leaseGrant`, `leaseRevoke`, `memberAdd`, `memberRemove`,
+ *   `memberPromote`, `moveLeader`, `lock`, `campaign`) are retried only when
+ *   the failure proves the request was not executed: the TCP connection was
+ *   refused or could not be opened (nothing was sent), or the server
+ *   answered `etcdserver: no leader`, `etcdserver: leader changed` or
+ *   `etcdserver: not capable`, which etcd returns before it proposes
+ *   anything. After an ambiguous failure (the connection broke after the
+ *   request was sent, `etcdserver: request timed out`, `etcdserver: server
+ *   stopped`, a 503 without an etcd error body, the call's timeout) the
+ *   write may or may not have been applied, so the call rejects instead of
  *   risking a second application.
+ * Other errors (`key is not provided`, `member not found`, …) reject at once.
  *
  * Lock and election calls (`lock`, `unlock`, `campaign`, `proclaim`,
  * `leader`, `resign`, `observe`) follow the same rules: `lock` and
@@ -47,7 +57,12 @@
  */
 
 import { Errors, EtcdError, GrpcCode } from "../core/errors.ts";
-import { MAX_OBSERVE_LINE_BYTES } from "../core/limits.ts";
+import {
+  CLIENT_MAX_ATTEMPTS,
+  CLIENT_RETRY_MAX_MS,
+  CLIENT_RETRY_MIN_MS,
+  MAX_OBSERVE_LINE_BYTES,
+} from "../core/limits.ts";
 import type {
   CampaignRequest,
   CampaignResponse,
@@ -69,6 +84,17 @@ import type {
   LeaseTimeToLiveResponse,
   LockRequest,
   LockResponse,
+  MemberAddRequest,
+  MemberAddResponse,
+  MemberListResponse,
+  MemberPromoteRequest,
+  MemberPromoteResponse,
+  MemberRemoveRequest,
+  MemberRemoveResponse,
+  MemberUpdateRequest,
+  MemberUpdateResponse,
+  MoveLeaderRequest,
+  MoveLeaderResponse,
   ProclaimRequest,
   ProclaimResponse,
   PutRequest,
@@ -278,12 +304,42 @@ function streamResult(json: unknown): unknown {
   return frame.result;
 }
 
-/** 503 messages that prove the request was not executed. */
-const NOT_EXECUTED = new Set([
+/**
+ * Unavailable answers that prove the request was not executed: etcd returns
+ * them before proposing (no leader to forward to, a read index lost to a
+ * leader change, a cluster version without the API). `server stopped` is not
+ * among them: etcd also returns it for a proposal already made.
+ */
+const NOT_EXECUTED: ReadonlySet<string> = new Set([
   "etcdserver: no leader",
-  "etcdserver: server stopped",
+  "etcdserver: leader changed",
   "etcdserver: not capable",
 ]);
+
+/**
+ * Milliseconds to wait before attempt `attempt` (0-based) of a call over
+ * `endpoints` endpoints: none while endpoints not yet tried in the call
+ * remain, then CLIENT_RETRY_MIN_MS doubling up to CLIENT_RETRY_MAX_MS.
+ */
+export function retryDelay(attempt: number, endpoints: number): number {
+  const round = attempt - endpoints;
+  if (round < 0) return 0;
+  return Math.min(CLIENT_RETRY_MAX_MS, CLIENT_RETRY_MIN_MS * 2 ** Math.min(round, 30));
+}
+
+/** Resolves after `ms` milliseconds, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted || ms <= 0) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
 
 /** A failure that may move the call to the next endpoint. */
 class Retryable extends Error {
@@ -442,6 +498,133 @@ export class Client implements KVService {
       {},
       "StatusResponse",
       true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd MemberList (`POST /v3/cluster/member/list`): every member with its
+   * ID, name (empty until it has started), peer and client URLs and learner
+   * flag. Retried on failover.
+   */
+  memberList(opts: CallOptions = {}): Promise<MemberListResponse> {
+    return this.#unary(
+      "/v3/cluster/member/list",
+      "MemberListRequest",
+      {},
+      "MemberListResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd MemberAdd (`POST /v3/cluster/member/add`): adds a member (a learner
+   * with `isLearner`) with the given peer URLs; answers with the new member
+   * (its ID chosen by the cluster) and the member list. Not retried after an
+   * ambiguous failure.
+   *
+   * @throws {EtcdError} `etcdserver: given member URLs are invalid`
+   *   (InvalidArgument); `etcdserver: Peer URLs already exists`
+   *   (FailedPrecondition); `etcdserver: too many learner members in
+   *   cluster`; `etcdserver: unhealthy cluster` (Unavailable).
+   */
+  memberAdd(req: MemberAddRequest, opts: CallOptions = {}): Promise<MemberAddResponse> {
+    return this.#unary(
+      "/v3/cluster/member/add",
+      "MemberAddRequest",
+      req,
+      "MemberAddResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd MemberRemove (`POST /v3/cluster/member/remove`): removes member
+   * `ID`; answers with the members left. Not retried after an ambiguous
+   * failure (a second removal would answer `member not found`).
+   *
+   * @throws {EtcdError} `etcdserver: member not found` (NotFound);
+   *   `etcdserver: re-configuration failed due to not enough started
+   *   members` (FailedPrecondition).
+   */
+  memberRemove(
+    req: MemberRemoveRequest,
+    opts: CallOptions = {},
+  ): Promise<MemberRemoveResponse> {
+    return this.#unary(
+      "/v3/cluster/member/remove",
+      "MemberRemoveRequest",
+      req,
+      "MemberRemoveResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd MemberUpdate (`POST /v3/cluster/member/update`): member `ID` gets
+   * the peer URLs `peerURLs`; answers with the member list. Retried on
+   * failover (the same update twice leaves the same URLs).
+   *
+   * @throws {EtcdError} `etcdserver: member not found` (NotFound);
+   *   `etcdserver: Peer URLs already exists` (FailedPrecondition).
+   */
+  memberUpdate(
+    req: MemberUpdateRequest,
+    opts: CallOptions = {},
+  ): Promise<MemberUpdateResponse> {
+    return this.#unary(
+      "/v3/cluster/member/update",
+      "MemberUpdateRequest",
+      req,
+      "MemberUpdateResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd MemberPromote (`POST /v3/cluster/member/promote`): learner `ID`
+   * becomes a voting member, once it has caught up with the leader. Not
+   * retried after an ambiguous failure.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: can only promote a
+   *   learner member which is in sync with leader`; `etcdserver: can only
+   *   promote a learner member`; `etcdserver: member not found` (NotFound).
+   */
+  memberPromote(
+    req: MemberPromoteRequest,
+    opts: CallOptions = {},
+  ): Promise<MemberPromoteResponse> {
+    return this.#unary(
+      "/v3/cluster/member/promote",
+      "MemberPromoteRequest",
+      req,
+      "MemberPromoteResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd MoveLeader (`POST /v3/maintenance/transfer-leadership`): the leader
+   * hands leadership to member `targetID`. Only the leader accepts it, so
+   * send it with `opts.endpoint` set to the leader's endpoint. etcd 3.4
+   * answers `{}` (no header). Not retried after an ambiguous failure.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: not leader` from a
+   *   follower; `etcdserver: bad leader transferee` for an unknown or
+   *   learner target.
+   */
+  moveLeader(req: MoveLeaderRequest, opts: CallOptions = {}): Promise<MoveLeaderResponse> {
+    return this.#unary(
+      "/v3/maintenance/transfer-leadership",
+      "MoveLeaderRequest",
+      req,
+      "MoveLeaderResponse",
+      false,
       opts,
     );
   }
@@ -863,19 +1046,27 @@ export class Client implements KVService {
       : this.#endpoints.map((_, i) =>
         this.#endpoints[(this.#preferred + i) % this.#endpoints.length]
       );
+    const stopped = () => {
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      if (deadline.aborted) {
+        throw new EtcdError("context deadline exceeded", GrpcCode.DeadlineExceeded);
+      }
+    };
     let last: EtcdError | undefined;
-    for (const ep of order) {
+    for (let attempt = 0; attempt < CLIENT_MAX_ATTEMPTS; attempt++) {
+      await pause(retryDelay(attempt, order.length), signal);
+      stopped();
+      const ep = order[attempt % order.length];
+      const idx = this.#endpoints.indexOf(ep);
       try {
         const json = await this.#attempt(ep, path, body, signal, anyStatus);
-        const idx = this.#endpoints.indexOf(ep);
         if (idx >= 0) this.#preferred = idx;
         return json;
       } catch (e) {
-        if (opts.signal?.aborted) throw opts.signal.reason;
-        if (deadline.aborted) {
-          throw new EtcdError("context deadline exceeded", GrpcCode.DeadlineExceeded);
-        }
+        stopped();
         if (!(e instanceof Retryable)) throw e;
+        // The next call starts past the endpoint that failed.
+        if (idx >= 0) this.#preferred = (idx + 1) % this.#endpoints.length;
         if (e.executedMaybe && !idempotent) throw e.cause;
         last = e.cause;
       }

@@ -66,6 +66,22 @@ export const WATCH_RETRY_MIN_MS = 50;
 /** Milliseconds a Client watch waits between reconnection rounds, at most. */
 export const WATCH_RETRY_MAX_MS = 2_000;
 /**
+ * Attempts one unary Client call makes at most, the first included, across
+ * its endpoints (each retry goes to the next endpoint in turn). Only
+ * failures that allow a retry count (see client/mod.ts); the call's timeout
+ * ends it sooner.
+ */
+export const CLIENT_MAX_ATTEMPTS = 10;
+/**
+ * Milliseconds a Client call waits before a retry once every endpoint has
+ * failed in this call, at first; the wait doubles with each further retry,
+ * up to CLIENT_RETRY_MAX_MS. A retry on an endpoint not yet tried in the
+ * call does not wait.
+ */
+export const CLIENT_RETRY_MIN_MS = 25;
+/** Milliseconds a Client call waits before a retry, at most. */
+export const CLIENT_RETRY_MAX_MS = 500;
+/**
  * Bytes of one watch response a Client holds while reading it (one JSON
  * line, or every fragment of a fragmented response), at most. A larger
  * response ends the watch with gRPC's `received message larger than max`.
@@ -233,6 +249,11 @@ invariant(
 invariant(
   0 < WATCH_RETRY_MIN_MS && WATCH_RETRY_MIN_MS <= WATCH_RETRY_MAX_MS,
   "a watch's reconnection wait grows from its minimum to its maximum",
+);
+invariant(CLIENT_MAX_ATTEMPTS >= 2, "a Client call can move on to a second endpoint");
+invariant(
+  0 < CLIENT_RETRY_MIN_MS && CLIENT_RETRY_MIN_MS <= CLIENT_RETRY_MAX_MS,
+  "a Client call's retry wait grows from its minimum to its maximum",
 );
 invariant(
   2 * KEEPALIVE_RETRY_MS < (2_000 * 2) / 3,

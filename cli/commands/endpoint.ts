@@ -6,6 +6,11 @@
  * order, exit 1 with `unhealthy cluster` if any failed. status:
  * Maintenance.Status of each endpoint in turn.
  *
+ * `--cluster`: the endpoints are the client URLs of every member, from a
+ * member list asked of `--endpoints` (with failover), in the list's order;
+ * when that fails, exit 1 with `failed to fetch endpoints from etcd cluster
+ * member list: <error>`.
+ *
  * @module
  */
 
@@ -16,7 +21,7 @@ import type { FlagSpec } from "../flags.ts";
 import { formatGoDuration } from "../go_format.ts";
 import type { EpHealth, EpStatus } from "../printer.ts";
 
-/** Flags of `endpoint`. `--cluster` is parsed but needs member list, not served yet. */
+/** Flags of `endpoint`: `--cluster` (every member's client URLs instead of `--endpoints`). */
 export const flags: readonly FlagSpec[] = [
   { name: "cluster", kind: "bool", default: false },
 ];
@@ -28,9 +33,28 @@ function errorText(e: unknown): string {
   return e instanceof EtcdError ? e.message : String((e as Error)?.message ?? e);
 }
 
+/** `--endpoints`, or with `--cluster` every member's client URLs. */
+async function endpointsOf(ctx: CtlContext): Promise<string[]> {
+  if (ctx.flags.get("cluster") !== true) return ctx.endpoints;
+  try {
+    const resp = await untilDeadline(
+      ctx.commandTimeout,
+      true,
+      (timeout) => ctx.client().memberList({ timeout }),
+    );
+    return resp.members.flatMap((m) => m.clientURLs);
+  } catch (e) {
+    throw new CtlError(
+      ExitCode.Error,
+      `failed to fetch endpoints from etcd cluster member list: ${errorText(e)}`,
+    );
+  }
+}
+
 async function health(ctx: CtlContext): Promise<void> {
   const results: EpHealth[] = [];
-  await Promise.all(ctx.endpoints.map(async (ep) => {
+  const endpoints = await endpointsOf(ctx);
+  await Promise.all(endpoints.map(async (ep) => {
     const start = performance.now();
     let error: string | undefined;
     try {
@@ -60,7 +84,7 @@ async function health(ctx: CtlContext): Promise<void> {
 async function status(ctx: CtlContext): Promise<void> {
   const list: EpStatus[] = [];
   let failed = false;
-  for (const ep of ctx.endpoints) {
+  for (const ep of await endpointsOf(ctx)) {
     try {
       const s = await untilDeadline(
         ctx.commandTimeout,
@@ -79,9 +103,6 @@ async function status(ctx: CtlContext): Promise<void> {
 
 /** Runs `endpoint <sub>`. */
 export function run(ctx: CtlContext, args: string[], sub: string): Promise<void> {
-  if (ctx.flags.get("cluster") === true) {
-    throw new CtlError(ExitCode.Error, "--cluster is not supported by cairn ctl yet");
-  }
   void args;
   return sub === "health" ? health(ctx) : status(ctx);
 }

@@ -68,10 +68,16 @@ import type {
   Member,
   MemberAddRequest,
   MemberAddResponse,
-  MemberIdRequest,
+  MemberListRequest,
   MemberListResponse,
+  MemberPromoteRequest,
+  MemberPromoteResponse,
+  MemberRemoveRequest,
+  MemberRemoveResponse,
   MemberUpdateRequest,
+  MemberUpdateResponse,
   MoveLeaderRequest,
+  MoveLeaderResponse,
   ProclaimRequest,
   ProclaimResponse,
   PutRequest,
@@ -195,28 +201,36 @@ export interface MessageTypes {
   CompactionRequest: CompactionRequest;
   /** etcd's `CompactionResponse`. */
   CompactionResponse: CompactionResponse;
+  /** etcd's `StatusRequest`. */
+  StatusRequest: StatusRequest;
+  /** etcd's `StatusResponse`. */
+  StatusResponse: StatusResponse;
   /** etcd's `Member`. */
   Member: Member;
   /** etcd's `MemberAddRequest`. */
   MemberAddRequest: MemberAddRequest;
   /** etcd's `MemberAddResponse`. */
   MemberAddResponse: MemberAddResponse;
-  /** etcd's `MemberRemoveRequest` (and `MemberPromoteRequest`: same fields). */
-  MemberIdRequest: MemberIdRequest;
+  /** etcd's `MemberRemoveRequest`. */
+  MemberRemoveRequest: MemberRemoveRequest;
+  /** etcd's `MemberRemoveResponse`. */
+  MemberRemoveResponse: MemberRemoveResponse;
   /** etcd's `MemberUpdateRequest`. */
   MemberUpdateRequest: MemberUpdateRequest;
-  /** etcd's `MemberListRequest` (empty in 3.4). */
-  MemberListRequest: Record<string, never>;
-  /** etcd's `MemberListResponse` (and the Remove, Update and Promote responses: same fields). */
+  /** etcd's `MemberUpdateResponse`. */
+  MemberUpdateResponse: MemberUpdateResponse;
+  /** etcd's `MemberListRequest`. */
+  MemberListRequest: MemberListRequest;
+  /** etcd's `MemberListResponse`. */
   MemberListResponse: MemberListResponse;
+  /** etcd's `MemberPromoteRequest`. */
+  MemberPromoteRequest: MemberPromoteRequest;
+  /** etcd's `MemberPromoteResponse`. */
+  MemberPromoteResponse: MemberPromoteResponse;
   /** etcd's `MoveLeaderRequest`. */
   MoveLeaderRequest: MoveLeaderRequest;
   /** etcd's `MoveLeaderResponse`. */
-  MoveLeaderResponse: { header: ResponseHeader };
-  /** etcd's `StatusRequest`. */
-  StatusRequest: StatusRequest;
-  /** etcd's `StatusResponse`. */
-  StatusResponse: StatusResponse;
+  MoveLeaderResponse: MoveLeaderResponse;
 }
 
 /** Name of a message in {@linkcode SCHEMA}. */
@@ -580,6 +594,21 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
   CompactionResponse: {
     fields: [{ name: "header", no: 1, message: "ResponseHeader" }],
   },
+  StatusRequest: { fields: [] },
+  StatusResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "version", no: 2, scalar: "string" },
+      { name: "dbSize", no: 3, scalar: "int64" },
+      { name: "leader", no: 4, scalar: "uint64n" },
+      { name: "raftIndex", no: 5, scalar: "uint64" },
+      { name: "raftTerm", no: 6, scalar: "uint64" },
+      { name: "raftAppliedIndex", no: 7, scalar: "uint64" },
+      { name: "errors", no: 8, scalar: "string", repeated: true },
+      { name: "dbSizeInUse", no: 9, scalar: "int64" },
+      { name: "isLearner", no: 10, scalar: "bool" },
+    ],
+  },
   Member: {
     fields: [
       { name: "ID", no: 1, scalar: "uint64n" },
@@ -602,11 +631,23 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
       { name: "members", no: 3, message: "Member", repeated: true },
     ],
   },
-  MemberIdRequest: { fields: [{ name: "ID", no: 1, scalar: "uint64n" }] },
+  MemberRemoveRequest: { fields: [{ name: "ID", no: 1, scalar: "uint64n" }] },
+  MemberRemoveResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "members", no: 2, message: "Member", repeated: true },
+    ],
+  },
   MemberUpdateRequest: {
     fields: [
       { name: "ID", no: 1, scalar: "uint64n" },
       { name: "peerURLs", no: 2, scalar: "string", repeated: true },
+    ],
+  },
+  MemberUpdateResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "members", no: 2, message: "Member", repeated: true },
     ],
   },
   MemberListRequest: { fields: [] },
@@ -616,23 +657,15 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
       { name: "members", no: 2, message: "Member", repeated: true },
     ],
   },
-  MoveLeaderRequest: { fields: [{ name: "targetID", no: 1, scalar: "uint64n" }] },
-  MoveLeaderResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
-  StatusRequest: { fields: [] },
-  StatusResponse: {
+  MemberPromoteRequest: { fields: [{ name: "ID", no: 1, scalar: "uint64n" }] },
+  MemberPromoteResponse: {
     fields: [
       { name: "header", no: 1, message: "ResponseHeader" },
-      { name: "version", no: 2, scalar: "string" },
-      { name: "dbSize", no: 3, scalar: "int64" },
-      { name: "leader", no: 4, scalar: "uint64n" },
-      { name: "raftIndex", no: 5, scalar: "uint64" },
-      { name: "raftTerm", no: 6, scalar: "uint64" },
-      { name: "raftAppliedIndex", no: 7, scalar: "uint64" },
-      { name: "errors", no: 8, scalar: "string", repeated: true },
-      { name: "dbSizeInUse", no: 9, scalar: "int64" },
-      { name: "isLearner", no: 10, scalar: "bool" },
+      { name: "members", no: 2, message: "Member", repeated: true },
     ],
   },
+  MoveLeaderRequest: { fields: [{ name: "targetID", no: 1, scalar: "uint64n" }] },
+  MoveLeaderResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
 };
 
 /**

@@ -211,55 +211,6 @@ export interface CompactionResponse {
 // deno-lint-ignore ban-types
 export type StatusRequest = {};
 
-/** etcdserverpb.Member: one member of the cluster. */
-export interface Member {
-  /** The member's 64-bit ID. */
-  ID: bigint;
-  /** Its --name; empty until it has started. */
-  name: string;
-  /** Its peer URLs. */
-  peerURLs: string[];
-  /** Its client URLs; empty until it has started. */
-  clientURLs: string[];
-  /** Whether it is a learner. */
-  isLearner: boolean;
-}
-
-/** etcdserverpb.MemberAddRequest. */
-export interface MemberAddRequest {
-  peerURLs?: string[];
-  isLearner?: boolean;
-}
-
-/** etcdserverpb.MemberAddResponse: the new member and the members after the change. */
-export interface MemberAddResponse {
-  header: ResponseHeader;
-  member: Member;
-  members: Member[];
-}
-
-/** etcdserverpb.MemberRemoveRequest and MemberPromoteRequest. */
-export interface MemberIdRequest {
-  ID?: bigint;
-}
-
-/** etcdserverpb.MemberUpdateRequest. */
-export interface MemberUpdateRequest {
-  ID?: bigint;
-  peerURLs?: string[];
-}
-
-/** etcdserverpb.MemberListResponse (and the Remove, Update and Promote responses). */
-export interface MemberListResponse {
-  header: ResponseHeader;
-  members: Member[];
-}
-
-/** etcdserverpb.MoveLeaderRequest. */
-export interface MoveLeaderRequest {
-  targetID?: bigint;
-}
-
 /** etcdserverpb.StatusResponse (Maintenance.Status). */
 export interface StatusResponse {
   /** Response header. */
@@ -282,6 +233,106 @@ export interface StatusResponse {
   dbSizeInUse: number;
   /** Whether the member is a Raft learner (non-voting). */
   isLearner: boolean;
+}
+
+/** etcdserverpb.Member: one member of the cluster as Cluster.MemberList reports it. */
+export interface Member {
+  /** The member's ID (uint64). */
+  ID: bigint;
+  /** The member's name; empty until the member has started and published it. */
+  name: string;
+  /** URLs the member serves Raft traffic on. */
+  peerURLs: string[];
+  /** URLs the member serves clients on; empty until it has started. */
+  clientURLs: string[];
+  /** Whether the member is a Raft learner (non-voting). */
+  isLearner: boolean;
+}
+
+/** etcdserverpb.MemberAddRequest. */
+export interface MemberAddRequest {
+  /** Peer URLs of the member to add. */
+  peerURLs: string[];
+  /** Add the member as a learner (non-voting). */
+  isLearner?: boolean;
+}
+
+/** etcdserverpb.MemberAddResponse. */
+export interface MemberAddResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** The member added, with the ID the cluster gave it. */
+  member?: Member;
+  /** Every member after the addition. */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberRemoveRequest. */
+export interface MemberRemoveRequest {
+  /** ID of the member to remove. */
+  ID: bigint;
+}
+
+/** etcdserverpb.MemberRemoveResponse. */
+export interface MemberRemoveResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Every member left after the removal. */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberUpdateRequest. */
+export interface MemberUpdateRequest {
+  /** ID of the member to update. */
+  ID: bigint;
+  /** The member's new peer URLs. */
+  peerURLs: string[];
+}
+
+/** etcdserverpb.MemberUpdateResponse. */
+export interface MemberUpdateResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Every member after the update. */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberListRequest (3.4: no fields). */
+// deno-lint-ignore ban-types
+export type MemberListRequest = {};
+
+/** etcdserverpb.MemberListResponse. */
+export interface MemberListResponse {
+  /** Response header (etcd sends no revision in it). */
+  header: ResponseHeader;
+  /** Every member, in the order the server lists them (etcd: by ID). */
+  members: Member[];
+}
+
+/** etcdserverpb.MemberPromoteRequest. */
+export interface MemberPromoteRequest {
+  /** ID of the learner to promote. */
+  ID: bigint;
+}
+
+/** etcdserverpb.MemberPromoteResponse. */
+export interface MemberPromoteResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Every member after the promotion. */
+  members: Member[];
+}
+
+/** etcdserverpb.MoveLeaderRequest (Maintenance.MoveLeader). */
+export interface MoveLeaderRequest {
+  /** ID of the member to hand leadership to. */
+  targetID: bigint;
+}
+
+/** etcdserverpb.MoveLeaderResponse (etcd 3.4 sends it without a header: `{}`). */
+export interface MoveLeaderResponse {
+  /** Response header, when the server sends one. */
+  header?: ResponseHeader;
 }
 
 /** etcdserverpb.LeaseGrantRequest. */

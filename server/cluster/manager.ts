@@ -52,9 +52,9 @@ export type ClusterResult =
   | RaftStatus
   | Record<string, never>;
 
-/** Members of the membership as the API lists them, in raft ID order. */
+/** Members of the membership as the API lists them: by member ID, as etcd. */
 export function memberInfos(membership: Membership): MemberInfo[] {
-  return membership.members.map(info);
+  return membership.members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map(info);
 }
 
 function info(m: Member): MemberInfo {

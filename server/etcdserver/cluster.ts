@@ -10,10 +10,15 @@ import type {
   Member,
   MemberAddRequest,
   MemberAddResponse,
-  MemberIdRequest,
   MemberListResponse,
+  MemberPromoteRequest,
+  MemberPromoteResponse,
+  MemberRemoveRequest,
+  MemberRemoveResponse,
   MemberUpdateRequest,
+  MemberUpdateResponse,
   MoveLeaderRequest,
+  MoveLeaderResponse,
   ResponseHeader,
 } from "../../core/api/types.ts";
 import { Errors } from "../../core/errors.ts";
@@ -62,7 +67,7 @@ export class ClusterServer {
    *
    * @throws {EtcdError} MemberNotFound, NoLeader, Timeout.
    */
-  async memberRemove(req: MemberIdRequest): Promise<MemberListResponse> {
+  async memberRemove(req: MemberRemoveRequest): Promise<MemberRemoveResponse> {
     return await this.#members({ method: "member_remove", ID: req.ID ?? 0n });
   }
 
@@ -71,7 +76,7 @@ export class ClusterServer {
    *
    * @throws {EtcdError} BadMemberURLs, MemberNotFound, NoLeader, Timeout.
    */
-  async memberUpdate(req: MemberUpdateRequest): Promise<MemberListResponse> {
+  async memberUpdate(req: MemberUpdateRequest): Promise<MemberUpdateResponse> {
     return await this.#members({
       method: "member_update",
       ID: req.ID ?? 0n,
@@ -84,7 +89,7 @@ export class ClusterServer {
    *
    * @throws {EtcdError} MemberNotFound, MemberNotLearner, LearnerNotReady.
    */
-  async memberPromote(req: MemberIdRequest): Promise<MemberListResponse> {
+  async memberPromote(req: MemberPromoteRequest): Promise<MemberPromoteResponse> {
     return await this.#members({ method: "member_promote", ID: req.ID ?? 0n });
   }
 
@@ -94,10 +99,11 @@ export class ClusterServer {
    * @throws {EtcdError} NotLeader on a follower; BadLeaderTransferee;
    *   Timeout when the transfer did not happen in time.
    */
-  async moveLeader(req: MoveLeaderRequest): Promise<{ header: ResponseHeader }> {
+  async moveLeader(req: MoveLeaderRequest): Promise<MoveLeaderResponse> {
     if ((req.targetID ?? 0n) === 0n) throw Errors.BadLeaderTransferee();
-    await this.#ctx.proposer.cluster({ method: "move_leader", targetID: req.targetID! });
-    return { header: this.#ctx.header(0) };
+    await this.#ctx.proposer.cluster({ method: "move_leader", targetID: req.targetID });
+    // etcd 3.4 answers `{}`: no header.
+    return {};
   }
 
   async #members(

@@ -41,10 +41,15 @@ import type {
   LockResponse,
   MemberAddRequest,
   MemberAddResponse,
-  MemberIdRequest,
   MemberListResponse,
+  MemberPromoteRequest,
+  MemberPromoteResponse,
+  MemberRemoveRequest,
+  MemberRemoveResponse,
   MemberUpdateRequest,
+  MemberUpdateResponse,
   MoveLeaderRequest,
+  MoveLeaderResponse,
   ProclaimRequest,
   ProclaimResponse,
   RangeResponse,
@@ -132,10 +137,10 @@ export type GatewayService = KVService & {
 export interface ClusterService {
   memberList(): Promise<MemberListResponse>;
   memberAdd(req: MemberAddRequest): Promise<MemberAddResponse>;
-  memberRemove(req: MemberIdRequest): Promise<MemberListResponse>;
-  memberUpdate(req: MemberUpdateRequest): Promise<MemberListResponse>;
-  memberPromote(req: MemberIdRequest): Promise<MemberListResponse>;
-  moveLeader(req: MoveLeaderRequest): Promise<{ header: ResponseHeader }>;
+  memberRemove(req: MemberRemoveRequest): Promise<MemberRemoveResponse>;
+  memberUpdate(req: MemberUpdateRequest): Promise<MemberUpdateResponse>;
+  memberPromote(req: MemberPromoteRequest): Promise<MemberPromoteResponse>;
+  moveLeader(req: MoveLeaderRequest): Promise<MoveLeaderResponse>;
 }
 
 /**
@@ -529,18 +534,18 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
       exec: (req) => cluster.memberAdd(req),
     }, limits);
     registerUnary(app, "/cluster/member/remove", {
-      request: "MemberIdRequest",
-      response: "MemberListResponse",
+      request: "MemberRemoveRequest",
+      response: "MemberRemoveResponse",
       exec: (req) => cluster.memberRemove(req),
     }, limits);
     registerUnary(app, "/cluster/member/update", {
       request: "MemberUpdateRequest",
-      response: "MemberListResponse",
+      response: "MemberUpdateResponse",
       exec: (req) => cluster.memberUpdate(req),
     }, limits);
     registerUnary(app, "/cluster/member/promote", {
-      request: "MemberIdRequest",
-      response: "MemberListResponse",
+      request: "MemberPromoteRequest",
+      response: "MemberPromoteResponse",
       exec: (req) => cluster.memberPromote(req),
     }, limits);
     registerUnary(app, "/maintenance/transfer-leadership", {

@@ -1,5 +1,14 @@
-import { deepStrictEqual as assertEquals, rejects as assertRejects } from "node:assert/strict";
-import { Client, ConnectionError, EtcdError } from "../../client/mod.ts";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  rejects as assertRejects,
+} from "node:assert/strict";
+import { Client, ConnectionError, EtcdError, retryDelay } from "../../client/mod.ts";
+import {
+  CLIENT_MAX_ATTEMPTS,
+  CLIENT_RETRY_MAX_MS,
+  CLIENT_RETRY_MIN_MS,
+} from "../../core/limits.ts";
 
 const enc = new TextEncoder();
 
@@ -118,39 +127,168 @@ Deno.test("a write is not retried after an ambiguous failure; a read is", async 
   const err = await client.put("k", "v").catch((e) => e);
   assertEquals(err instanceof ConnectionError && !err.notExecuted, true);
   assertEquals(calls.length, 1);
-  await client.get("k");
-  assertEquals(calls.map((c) => c.url).slice(1), ["http://a/v3/kv/range", "http://b/v3/kv/range"]);
-  // A txn of reads only is retried too.
-  await client.txn({
+  // The next call starts past the endpoint that failed.
+  await client.put("k", "v");
+  assertEquals(calls.map((c) => c.url).slice(1), ["http://b/v3/kv/put"]);
+  // A read (linearizable or serializable) and a read-only txn move on after the same failure.
+  const reader = () => new Client({ endpoints: ["http://a", "http://b"], fetch });
+  await reader().get("k");
+  await reader().get("k", { serializable: true });
+  await reader().txn({
     compare: [],
     success: [{ request_range: { key: enc.encode("k") } }],
     failure: [],
   });
-  assertEquals(calls.length, 4);
+  assertEquals(calls.map((c) => c.url).slice(2), [
+    "http://a/v3/kv/range",
+    "http://b/v3/kv/range",
+    "http://a/v3/kv/range",
+    "http://b/v3/kv/range",
+    "http://a/v3/kv/txn",
+    "http://b/v3/kv/txn",
+  ]);
 });
 
-Deno.test("503 no leader moves a write on; 503 request timed out does not", async () => {
-  let { fetch, calls } = fakeFetch((url) =>
-    url.startsWith("http://a") ? unavailable("etcdserver: no leader") : json({ header: HEADER })
-  );
-  await new Client({ endpoints: ["http://a", "http://b"], fetch }).deleteRange({
-    key: enc.encode("k"),
-  });
-  assertEquals(calls.length, 2);
+Deno.test("503 no leader and leader changed move a write on; request timed out and server stopped do not", async () => {
+  for (const message of ["etcdserver: no leader", "etcdserver: leader changed"]) {
+    const { fetch, calls } = fakeFetch((url) =>
+      url.startsWith("http://a") ? unavailable(message) : json({ header: HEADER })
+    );
+    const client = new Client({ endpoints: ["http://a", "http://b"], fetch });
+    await client.deleteRange({ key: enc.encode("k") });
+    await new Client({ endpoints: ["http://a", "http://b"], fetch }).txn({
+      compare: [],
+      success: [{ request_put: { key: enc.encode("k"), value: enc.encode("v") } }],
+      failure: [],
+    });
+    assertEquals(calls.map((c) => c.url), [
+      "http://a/v3/kv/deleterange",
+      "http://b/v3/kv/deleterange",
+      "http://a/v3/kv/txn",
+      "http://b/v3/kv/txn",
+    ], message);
+  }
 
-  ({ fetch, calls } = fakeFetch((url) =>
-    url.startsWith("http://a")
-      ? unavailable("etcdserver: request timed out")
-      : json({ header: HEADER })
-  ));
-  const client = new Client({ endpoints: ["http://a", "http://b"], fetch });
+  for (
+    const message of [
+      "etcdserver: request timed out",
+      "etcdserver: request timed out, possibly due to previous leader failure",
+      "etcdserver: server stopped",
+    ]
+  ) {
+    const { fetch, calls } = fakeFetch((url) =>
+      url.startsWith("http://a") ? unavailable(message) : json({ header: HEADER })
+    );
+    const client = () => new Client({ endpoints: ["http://a", "http://b"], fetch });
+    const err = await client().put("k", "v").catch((e) => e);
+    assertEquals([err.message, err.code, err.httpStatus], [message, 14, 503]);
+    assertEquals(calls.length, 1);
+    await client().status();
+    assertEquals(calls.map((c) => c.url).slice(1), [
+      "http://a/v3/maintenance/status",
+      "http://b/v3/maintenance/status",
+    ]);
+  }
+});
+
+Deno.test("retries are bounded: CLIENT_MAX_ATTEMPTS attempts over the endpoints in turn", async () => {
+  const { fetch, calls } = fakeFetch(() => refused());
+  const client = new Client({ endpoints: ["http://a", "http://b", "http://c"], fetch });
   const err = await client.put("k", "v").catch((e) => e);
-  assertEquals([err.message, err.code, err.httpStatus], ["etcdserver: request timed out", 14, 503]);
-  assertEquals(calls.length, 1);
-  await client.status();
-  assertEquals(calls.map((c) => c.url).slice(1), [
-    "http://a/v3/maintenance/status",
-    "http://b/v3/maintenance/status",
+  assertEquals(err instanceof ConnectionError && err.notExecuted, true);
+  assertEquals(
+    calls.map((c) => c.url),
+    Array.from(
+      { length: CLIENT_MAX_ATTEMPTS },
+      (_, i) => `http://${"abc"[i % 3]}/v3/kv/put`,
+    ),
+  );
+  // A failure that allows no retry ends the call at once.
+  const bad = fakeFetch(() =>
+    json({
+      error: "etcdserver: key is not provided",
+      message: "etcdserver: key is not provided",
+      code: 3,
+    }, 400)
+  );
+  await assertRejects(
+    new Client({ endpoints: ["http://a", "http://b"], fetch: bad.fetch }).get(""),
+    { message: "etcdserver: key is not provided", code: 3 },
+  );
+  assertEquals(bad.calls.length, 1);
+});
+
+Deno.test("retryDelay: no wait while untried endpoints remain, then growing up to the maximum", () => {
+  assertEquals([0, 1, 2].map((a) => retryDelay(a, 3)), [0, 0, 0]);
+  assertEquals(retryDelay(3, 3), CLIENT_RETRY_MIN_MS);
+  assertEquals(retryDelay(4, 3), 2 * CLIENT_RETRY_MIN_MS);
+  assertEquals(retryDelay(1, 1), CLIENT_RETRY_MIN_MS);
+  assertEquals(retryDelay(1_000, 1), CLIENT_RETRY_MAX_MS);
+  for (let a = 1; a < 40; a++) assert(retryDelay(a, 2) >= retryDelay(a - 1, 2));
+});
+
+Deno.test("member calls: gateway paths and JSON, IDs as bigints, absent fields as zero values", async () => {
+  const members = [
+    { ID: "10906813271585048163", name: "m3", peerURLs: ["http://p3"], clientURLs: ["http://c3"] },
+    { ID: "16", peerURLs: ["http://p4"], isLearner: true },
+  ];
+  const { fetch, calls } = fakeFetch((url) =>
+    url.endsWith("/member/add")
+      ? json({ header: HEADER, member: members[1], members })
+      : url.endsWith("/transfer-leadership")
+      ? json({})
+      : json({ header: HEADER, members })
+  );
+  const client = new Client({ endpoints: ["http://a"], fetch });
+  const list = await client.memberList();
+  assertEquals(list.members, [
+    {
+      ID: 10906813271585048163n,
+      name: "m3",
+      peerURLs: ["http://p3"],
+      clientURLs: ["http://c3"],
+      isLearner: false,
+    },
+    { ID: 16n, name: "", peerURLs: ["http://p4"], clientURLs: [], isLearner: true },
+  ]);
+  assertEquals(
+    (await client.memberAdd({ peerURLs: ["http://p4"], isLearner: true })).member?.ID,
+    16n,
+  );
+  await client.memberRemove({ ID: 16n });
+  await client.memberUpdate({ ID: 16n, peerURLs: ["http://p5"] });
+  await client.memberPromote({ ID: 10906813271585048163n });
+  assertEquals(await client.moveLeader({ targetID: 16n }), {});
+  assertEquals(calls.map((c) => [c.url, c.body]), [
+    ["http://a/v3/cluster/member/list", {}],
+    ["http://a/v3/cluster/member/add", { peerURLs: ["http://p4"], isLearner: true }],
+    ["http://a/v3/cluster/member/remove", { ID: "16" }],
+    ["http://a/v3/cluster/member/update", { ID: "16", peerURLs: ["http://p5"] }],
+    ["http://a/v3/cluster/member/promote", { ID: "10906813271585048163" }],
+    ["http://a/v3/maintenance/transfer-leadership", { targetID: "16" }],
+  ]);
+});
+
+Deno.test("member list and update are retried after an ambiguous failure; add, remove, promote are not", async () => {
+  const { fetch, calls } = fakeFetch((url) =>
+    url.startsWith("http://a") ? reset() : json({ header: HEADER, members: [] })
+  );
+  const client = () => new Client({ endpoints: ["http://a", "http://b"], fetch });
+  await client().memberList();
+  await client().memberUpdate({ ID: 1n, peerURLs: ["http://p"] });
+  await assertRejects(client().memberAdd({ peerURLs: ["http://p"] }), ConnectionError);
+  await assertRejects(client().memberRemove({ ID: 1n }), ConnectionError);
+  await assertRejects(client().memberPromote({ ID: 1n }), ConnectionError);
+  await assertRejects(client().moveLeader({ targetID: 1n }), ConnectionError);
+  assertEquals(calls.map((c) => c.url.replace(/\/v3\/.*\//, "/")), [
+    "http://a/list",
+    "http://b/list",
+    "http://a/update",
+    "http://b/update",
+    "http://a/add",
+    "http://a/remove",
+    "http://a/promote",
+    "http://a/transfer-leadership",
   ]);
 });
 
@@ -278,15 +416,16 @@ Deno.test("lease grant and revoke are not retried after an ambiguous failure; ke
       ? new Response(JSON.stringify({ result: { header: HEADER, ID: "9", TTL: "5" } }))
       : json({ header: HEADER, ID: "9", TTL: "5" })
   );
-  const client = new Client({ endpoints: ["http://a", "http://b"], fetch });
-  await assertRejects(client.leaseGrant({ TTL: 5 }), ConnectionError);
-  await assertRejects(client.leaseRevoke({ ID: 9n }), ConnectionError);
+  const client = () => new Client({ endpoints: ["http://a", "http://b"], fetch });
+  await assertRejects(client().leaseGrant({ TTL: 5 }), ConnectionError);
+  await assertRejects(client().leaseRevoke({ ID: 9n }), ConnectionError);
   assertEquals(calls.length, 2);
-  assertEquals((await client.leaseKeepAlive({ ID: 9n })).TTL, 5);
-  await client.leaseTimeToLive({ ID: 9n });
+  assertEquals((await client().leaseKeepAlive({ ID: 9n })).TTL, 5);
+  await client().leaseTimeToLive({ ID: 9n });
   assertEquals(calls.map((c) => c.url).slice(2), [
     "http://a/v3/lease/keepalive",
     "http://b/v3/lease/keepalive",
+    "http://a/v3/lease/timetolive",
     "http://b/v3/lease/timetolive",
   ]);
 });
