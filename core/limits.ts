@@ -291,7 +291,7 @@ invariant(
 );
 
 /** Milliseconds between attempts of a starting member to publish its name and client URLs. */
-export const PUBLISH_RETRY_MS = 1_000;
+export const PUBLISH_RETRY_MS = 100;
 
 /** A member logs requests of another cluster (cluster ID mismatch) at most once per this many ms. */
 export const PEER_MISMATCH_LOG_MS = 10_000;
