@@ -295,3 +295,10 @@ export const PUBLISH_RETRY_MS = 100;
 
 /** A member logs requests of another cluster (cluster ID mismatch) at most once per this many ms. */
 export const PEER_MISMATCH_LOG_MS = 10_000;
+
+/**
+ * Bytes of framed messages a member's stream to one peer holds before the
+ * connection takes them (then messages wait in the peer's queue, bounded by
+ * MAX_PEER_QUEUE_MESSAGES and MAX_PEER_QUEUE_BYTES).
+ */
+export const MAX_PEER_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;

@@ -43,6 +43,7 @@ import {
   MAX_PEER_QUEUE_MESSAGES,
   MAX_PEER_REQUEST_BYTES,
   MAX_PEER_SENDERS,
+  MAX_PEER_STREAM_BUFFER_BYTES,
   PEER_MISMATCH_LOG_MS,
   PEER_REQUEST_TIMEOUT_MS,
   PEER_SNAPSHOT_TIMEOUT_MS,
@@ -60,6 +61,8 @@ import {
 
 /** Path of message batches on the peer port. */
 export const RAFT_MESSAGES_PATH = "/raft/messages";
+/** Path of a member's long-lived message stream to a peer. */
+export const RAFT_STREAM_PATH = "/raft/stream";
 /** Path of snapshot streams on the peer port. */
 export const RAFT_SNAPSHOT_PATH = "/raft/snapshot";
 
@@ -94,6 +97,16 @@ export interface PeerTransportOptions {
   isRemoved?(id: number): boolean;
   /** A peer answered 410: this member was removed from the cluster. */
   onRemoved?(): void;
+  /**
+   * Send messages over one long-lived streaming POST per peer (default),
+   * or, when false, one POST per batch with numbered requests.
+   */
+  streams?: boolean;
+  /**
+   * Milliseconds a stream may take nothing before it is given up and
+   * another opened. Default PEER_REQUEST_TIMEOUT_MS.
+   */
+  stallTimeoutMs?: number;
 }
 
 interface Queued {
@@ -114,8 +127,21 @@ interface Peer {
   inflight: Set<number>;
   snapshotInFlight: boolean;
   pumpScheduled: boolean;
+  /** The open message stream to this peer (one long POST), if any. */
+  stream: PeerStream | undefined;
   removed: boolean;
   /** Aborts this peer's requests when it is removed or the transport closes. */
+  abort: AbortController;
+}
+
+/** One long-lived streaming POST to a peer, carrying framed message batches. */
+interface PeerStream {
+  controller: ReadableStreamDefaultController<Uint8Array>;
+  /** The request ended (the peer went away, refused it, or the stream was replaced). */
+  ended: boolean;
+  /** Since when (ms) the stream has taken nothing more: a peer that stopped reading. */
+  stalledSince: number | undefined;
+  /** Ends the request. */
   abort: AbortController;
 }
 
@@ -241,6 +267,7 @@ export class PeerTransport {
       inflight: new Set(),
       snapshotInFlight: false,
       pumpScheduled: false,
+      stream: undefined,
       removed: false,
       abort: new AbortController(),
     });
@@ -362,9 +389,11 @@ export class PeerTransport {
     return this.#peers.get(id)?.queueBytes ?? 0;
   }
 
-  /** Message requests to peer `id` in flight (0 for an unknown peer); at most MAX_PEER_INFLIGHT_REQUESTS. */
+  /** Message requests (or the stream) to peer `id` in flight (0 for an unknown peer); at most MAX_PEER_INFLIGHT_REQUESTS. */
   inflight(id: number): number {
-    return this.#peers.get(id)?.inflight.size ?? 0;
+    const peer = this.#peers.get(id);
+    if (peer === undefined) return 0;
+    return peer.inflight.size + (peer.stream !== undefined ? 1 : 0);
   }
 
   /** Stop sending and listening: requests in flight are aborted (no callbacks for them), received snapshots in progress are discarded. Idempotent. */
@@ -409,6 +438,10 @@ export class PeerTransport {
   }
 
   #pump(peer: Peer): void {
+    if (this.#options.streams !== false) {
+      this.#pumpStream(peer);
+      return;
+    }
     while (!peer.removed && peer.queue.length > 0) {
       const floor = peer.inflight.size > 0 ? Math.min(...peer.inflight) : peer.nextSeq;
       if (peer.nextSeq >= floor + MAX_PEER_INFLIGHT_REQUESTS) return;
@@ -428,6 +461,107 @@ export class PeerTransport {
       invariant(peer.inflight.size <= MAX_PEER_INFLIGHT_REQUESTS, "the in-flight window holds");
       this.#track(this.#post(peer, batch, seq, floor));
     }
+  }
+
+  /**
+   * Move queued messages into the peer's stream, in frames of at most
+   * MAX_PEER_REQUEST_BYTES, while the stream takes more
+   * (MAX_PEER_STREAM_BUFFER_BYTES not yet sent); it asks again (pull) as it
+   * drains. Opens the stream when there is none.
+   */
+  #pumpStream(peer: Peer): void {
+    while (!peer.removed && !this.#closed && peer.queue.length > 0) {
+      const stream = peer.stream ?? this.#openStream(peer);
+      const room = stream.controller.desiredSize;
+      if (room !== null && room <= 0) {
+        // A connection that takes nothing for this long is given up (a peer
+        // gone without closing it); the next message opens another.
+        const now = Date.now();
+        stream.stalledSince ??= now;
+        const limit = this.#options.stallTimeoutMs ?? PEER_REQUEST_TIMEOUT_MS;
+        if (now - stream.stalledSince >= limit) stream.abort.abort();
+        return;
+      }
+      stream.stalledSince = undefined;
+      let take = 0;
+      let bytes = 0;
+      while (
+        take < peer.queue.length &&
+        (take === 0 || bytes + peer.queue[take].size <= MAX_PEER_REQUEST_BYTES)
+      ) {
+        bytes += peer.queue[take].size;
+        take++;
+      }
+      const batch = peer.queue.splice(0, take).map((q) => q.message);
+      peer.queueBytes -= bytes;
+      const payload = encodeMessages(batch);
+      const frame = new Uint8Array(4 + payload.length);
+      new DataView(frame.buffer).setUint32(0, payload.length);
+      frame.set(payload, 4);
+      try {
+        stream.controller.enqueue(frame);
+      } catch {
+        // The request ended meanwhile: the batch is lost (Raft sends again).
+        this.#endStream(peer, stream, true);
+      }
+    }
+  }
+
+  /** Open a message stream to `peer`: one POST whose body stays open. */
+  #openStream(peer: Peer): PeerStream {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        controller = c;
+      },
+      pull: () => this.#schedulePump(peer),
+    }, new ByteLengthQueuingStrategy({ highWaterMark: MAX_PEER_STREAM_BUFFER_BYTES }));
+    const stream: PeerStream = {
+      controller,
+      ended: false,
+      stalledSince: undefined,
+      abort: new AbortController(),
+    };
+    peer.stream = stream;
+    const url = peer.urls[peer.urlIndex % peer.urls.length];
+    this.#track((async () => {
+      let failed = true;
+      try {
+        const res = await fetch(url + RAFT_STREAM_PATH, {
+          method: "POST",
+          body,
+          headers: { ...this.#headers(peer), "content-type": "application/octet-stream" },
+          client: this.#client,
+          signal: AbortSignal.any([peer.abort.signal, stream.abort.signal]),
+          duplex: "half",
+        } as RequestInit);
+        await res.body?.cancel();
+        if (res.status === 410) this.#options.onRemoved?.();
+        failed = !res.ok;
+      } catch {
+        failed = true;
+      }
+      this.#endStream(peer, stream, failed);
+    })());
+    return stream;
+  }
+
+  /** A stream ended: the next message opens another (on the next URL after a failure). */
+  #endStream(peer: Peer, stream: PeerStream, failed: boolean): void {
+    if (stream.ended) return;
+    stream.ended = true;
+    try {
+      stream.controller.close();
+    } catch {
+      // already closed or errored
+    }
+    if (peer.stream === stream) peer.stream = undefined;
+    if (peer.removed || this.#closed) return;
+    if (failed) {
+      peer.urlIndex = (peer.urlIndex + 1) % peer.urls.length;
+      this.#later(() => this.#options.reportUnreachable(peer.id), peer);
+    }
+    if (peer.queue.length > 0) this.#schedulePump(peer);
   }
 
   #headers(peer: Peer): Record<string, string> {
@@ -528,11 +662,12 @@ export class PeerTransport {
 
   async #handle(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname;
-    if (path === RAFT_MESSAGES_PATH || path === RAFT_SNAPSHOT_PATH) {
+    if (path === RAFT_MESSAGES_PATH || path === RAFT_SNAPSHOT_PATH || path === RAFT_STREAM_PATH) {
       if (req.method !== "POST") return new Response("method not allowed\n", { status: 405 });
       const from = this.#checkHeaders(req);
       if (typeof from !== "number") return from;
       try {
+        if (path === RAFT_STREAM_PATH) return await this.#receiveStream(req, from);
         return path === RAFT_MESSAGES_PATH
           ? await this.#receiveMessages(req, from)
           : await this.#receiveSnapshot(req, from);
@@ -641,6 +776,47 @@ export class PeerTransport {
       }
     }
     return new Response(null, { status: 204 });
+  }
+
+  /**
+   * A sender's message stream: frames (4-byte big-endian length, then a
+   * batch as /raft/messages carries it), delivered in order as each
+   * arrives, until the sender ends the request or a frame is bad.
+   */
+  async #receiveStream(req: Request, from: number): Promise<Response> {
+    if (req.body === null) return text(400, "no body");
+    const reader = req.body.getReader();
+    const onClose = () => reader.cancel().catch(() => {});
+    this.#closing.signal.addEventListener("abort", onClose);
+    let buf: Uint8Array = new Uint8Array(0);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return new Response(null, { status: 204 });
+        buf = concat(buf, value);
+        let at = 0;
+        while (buf.length - at >= 4) {
+          const n = new DataView(buf.buffer, buf.byteOffset + at, 4).getUint32(0);
+          if (n > MAX_PEER_BODY_BYTES) return text(413, "frame too large");
+          if (buf.length - at - 4 < n) break;
+          const messages = decodeMessages(buf.subarray(at + 4, at + 4 + n));
+          at += 4 + n;
+          for (const m of messages) {
+            if (m.from !== from || m.to !== this.#options.id) {
+              return text(400, "a message's from/to differs from the request's");
+            }
+            if (m.type === "MsgSnap") return text(400, "MsgSnap goes to " + RAFT_SNAPSHOT_PATH);
+          }
+          if (this.#closed) return text(503, "closing");
+          this.#deliver(messages);
+        }
+        // Keep only the partial frame (a copy: delivered messages may view `buf`).
+        buf = at === 0 ? buf : buf.slice(at);
+      }
+    } finally {
+      this.#closing.signal.removeEventListener("abort", onClose);
+      reader.cancel().catch(() => {});
+    }
   }
 
   #deliver(messages: Message[]): void {

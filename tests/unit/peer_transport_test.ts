@@ -4,6 +4,7 @@ import {
   MAX_PEER_INFLIGHT_REQUESTS,
   MAX_PEER_QUEUE_BYTES,
   MAX_PEER_QUEUE_MESSAGES,
+  MAX_PEER_STREAM_BUFFER_BYTES,
 } from "../../core/limits.ts";
 import { AddressInUseError } from "../../server/listen.ts";
 import {
@@ -377,43 +378,86 @@ Deno.test("peer transport: a snapshot of a few MiB is streamed end to end", asyn
   }
 });
 
-Deno.test("peer transport: the queue to a peer that does not answer stays bounded", async () => {
-  // Accepts connections and never answers: requests stay in flight.
+for (const streams of [true, false]) {
+  Deno.test(
+    `peer transport: the queue to a peer that does not answer stays bounded (${
+      streams ? "stream" : "a request per batch"
+    })`,
+    async () => {
+      // Accepts connections and never reads or answers: the stream's buffer
+      // and the kernel's fill up, or requests stay in flight.
+      const hole = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const conns: Deno.Conn[] = [];
+      const accepting = (async () => {
+        for await (const conn of hole) conns.push(conn);
+      })();
+      const a = await Member.start(1, { streams });
+      try {
+        a.t.setPeer(2, [`http://127.0.0.1:${(hole.addr as Deno.NetAddr).port}`]);
+        let maxLength = 0;
+        // A stream takes MAX_PEER_STREAM_BUFFER_BYTES (and the socket some more) before the queue grows.
+        const sends = 3 * MAX_PEER_QUEUE_MESSAGES +
+          (streams ? 2 * MAX_PEER_STREAM_BUFFER_BYTES / 100 : 0);
+        for (let i = 0; i < sends; i++) {
+          a.t.send([msg("MsgApp", 1, 2, i, payload(i))]);
+          maxLength = Math.max(maxLength, a.t.queueLength(2));
+          assert.ok(a.t.queueLength(2) <= MAX_PEER_QUEUE_MESSAGES);
+          if (i % 1000 === 0) await yieldTask();
+        }
+        assert.equal(maxLength, MAX_PEER_QUEUE_MESSAGES, "the queue filled up to its bound");
+        assert.ok(a.t.inflight(2) >= 1 && a.t.inflight(2) <= MAX_PEER_INFLIGHT_REQUESTS);
+        await a.until(() => a.unreachable.length > 0, "dropped MsgApps reported");
+        assert.ok(a.unreachable.every((id) => id === 2));
+        // The bytes bound: large entries fill it long before the count does.
+        a.t.removePeer(2);
+        a.t.setPeer(2, [`http://127.0.0.1:${(hole.addr as Deno.NetAddr).port}`]);
+        const big = new Uint8Array(1024 * 1024);
+        let maxBytes = 0;
+        for (let i = 0; i < 200; i++) {
+          a.t.send([msg("MsgApp", 1, 2, i, big)]);
+          maxBytes = Math.max(maxBytes, a.t.queueBytes(2));
+          assert.ok(a.t.queueBytes(2) <= MAX_PEER_QUEUE_BYTES);
+          if (i % 10 === 0) await yieldTask();
+        }
+        assert.ok(
+          maxBytes > MAX_PEER_QUEUE_BYTES - 2 * 1024 * 1024,
+          "the queue filled up to its bytes bound",
+        );
+        assert.ok(a.t.queueLength(2) < 200);
+      } finally {
+        await a.close();
+        hole.close();
+        await accepting.catch(() => {});
+        for (const c of conns) c.close();
+      }
+    },
+  );
+}
+
+Deno.test("peer transport: a stream the peer stopped reading is given up and another opened", async () => {
   const hole = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns: Deno.Conn[] = [];
   const accepting = (async () => {
     for await (const conn of hole) conns.push(conn);
   })();
-  const a = await Member.start(1);
+  const a = await Member.start(1, { stallTimeoutMs: 200 });
   try {
     a.t.setPeer(2, [`http://127.0.0.1:${(hole.addr as Deno.NetAddr).port}`]);
-    let maxLength = 0;
-    for (let i = 0; i < 3 * MAX_PEER_QUEUE_MESSAGES; i++) {
-      a.t.send([msg("MsgApp", 1, 2, i, payload(i))]);
-      maxLength = Math.max(maxLength, a.t.queueLength(2));
-      assert.ok(a.t.queueLength(2) <= MAX_PEER_QUEUE_MESSAGES);
-      if (i % 1000 === 0) await yieldTask();
-    }
-    assert.equal(maxLength, MAX_PEER_QUEUE_MESSAGES, "the queue filled up to its bound");
-    assert.ok(a.t.inflight(2) >= 1 && a.t.inflight(2) <= MAX_PEER_INFLIGHT_REQUESTS);
-    await a.until(() => a.unreachable.length > 0, "dropped MsgApps reported");
-    assert.ok(a.unreachable.every((id) => id === 2));
-    // The bytes bound: large entries fill it long before the count does.
-    a.t.removePeer(2);
-    a.t.setPeer(2, [`http://127.0.0.1:${(hole.addr as Deno.NetAddr).port}`]);
-    const big = new Uint8Array(1024 * 1024);
-    let maxBytes = 0;
-    for (let i = 0; i < 200; i++) {
+    const big = new Uint8Array(256 * 1024);
+    // Fill the stream and the socket until the queue grows.
+    for (let i = 0; i < 400 && a.t.queueLength(2) === 0; i++) {
       a.t.send([msg("MsgApp", 1, 2, i, big)]);
-      maxBytes = Math.max(maxBytes, a.t.queueBytes(2));
-      assert.ok(a.t.queueBytes(2) <= MAX_PEER_QUEUE_BYTES);
-      if (i % 10 === 0) await yieldTask();
+      await yieldTask();
     }
-    assert.ok(
-      maxBytes > MAX_PEER_QUEUE_BYTES - 2 * 1024 * 1024,
-      "the queue filled up to its bytes bound",
-    );
-    assert.ok(a.t.queueLength(2) < 200);
+    assert.ok(a.t.queueLength(2) > 0, "the stream stopped taking messages");
+    assert.equal(conns.length, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    // Raft sends at least a heartbeat per tick: each send looks at the stream.
+    for (let i = 0; i < 100 && conns.length < 2; i++) {
+      a.t.send([msg("MsgHeartbeat", 1, 2, 0)]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(conns.length >= 2, "another connection opened");
   } finally {
     await a.close();
     hole.close();
