@@ -35,7 +35,7 @@ const FAILOVER_ROUNDS = 3;
 /** Time the writers write before the kill, in ms. */
 const BEFORE_KILL_MS = 500;
 /** Time allowed for one put of the failover writers, in ms. */
-const FAILOVER_PUT_TIMEOUT_MS = 1_000;
+const FAILOVER_PUT_TIMEOUT_MS = 250;
 /** Time allowed for writes to succeed again after the kill, in ms. */
 const FAILOVER_MAX_MS = 30_000;
 /** Upper bound on one failover writer's puts in a round. */
