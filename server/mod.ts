@@ -84,8 +84,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // until then it answers the members that told it who it is.
     const known = node.membership;
     peer.update(known.members.length > 0 ? known : identity.remoteMembership ?? known);
-    publish(node, service.memberId, config);
   }
+  // Clients find the members' client URLs in the member list (Patroni, ctl --cluster).
+  publish(node, service.memberId, config);
   const compactor = startCompactor(config, service);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
