@@ -59,11 +59,21 @@ class RemoteProposer implements Proposer {
     return this.#fence.wait();
   }
 
+  /** A read_index call not yet sent to the main thread: reads until it goes share it. */
+  #readIndex: Promise<number> | undefined;
+
   linearizeRead(): Promise<void> | undefined {
     if (!this.#fence.clustered) return this.#fence.wait();
-    return this.#ok(this.#call((id) => ({ type: "read_index", id }))).then((index) =>
-      this.#fence.waitFor(Number(index))
-    );
+    // Every read that joins it arrived before the ReadIndex request is made.
+    let pending = this.#readIndex;
+    if (pending === undefined) {
+      const p = this.#ok(this.#call((id) => ({ type: "read_index", id }))).then(Number);
+      p.catch(() => {
+        if (this.#readIndex === p) this.#readIndex = undefined;
+      });
+      pending = this.#readIndex = p;
+    }
+    return pending.then((index) => this.#fence.waitFor(index));
   }
 
   async cluster(call: ClusterCall): Promise<ClusterResult> {
@@ -93,6 +103,8 @@ class RemoteProposer implements Proposer {
    * object per call costs several times more on the receiving thread).
    */
   #flush(): void {
+    // Reads from here on need a ReadIndex request made after them.
+    this.#readIndex = undefined;
     const bytes = pack(this.#outbox);
     this.#outbox = [];
     port.postMessage({ type: "calls", bytes }, [bytes.buffer as ArrayBuffer]);
