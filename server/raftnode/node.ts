@@ -944,9 +944,13 @@ export class RaftNode {
     }
   }
 
-  /** Send a ReadIndex request for the reads queued since the last one. */
+  /**
+   * Send a ReadIndex request for the reads queued since the last one; one
+   * at a time (etcd's read loop): reads that arrive meanwhile share the
+   * next, so a heartbeat round serves all of them.
+   */
   #readQueued(): void {
-    if (this.#readQueue.length === 0) return;
+    if (this.#readQueue.length === 0 || this.#readRounds.size > 0) return;
     const waiters = this.#readQueue;
     this.#readQueue = [];
     if (this.#raw.leader() === 0) {
@@ -980,6 +984,8 @@ export class RaftNode {
     if (round === undefined) return; // answered already, or timed out
     this.#readRounds.delete(key);
     for (const w of round.waiters) w.resolve(state.index);
+    // The reads that waited for this round go next.
+    if (this.#readQueue.length > 0) this.#kick();
   }
 
   /** The leader changed (or is now known): leases follow leadership. */
