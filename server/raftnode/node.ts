@@ -246,6 +246,8 @@ export class RaftNode {
   readonly #requestTimeoutMs: number;
   /** Received snapshot files, by the snapshot index they carry. */
   readonly #snapshotFiles = new Map<number, string>();
+  /** A member was added: drop the in-memory log after this Ready (see #retained). */
+  #compactForNewMember = false;
   /** Membership change waiters, by the member ID they wait for. */
   readonly #confWaiters = new Map<bigint, Waiter>();
 
@@ -756,6 +758,10 @@ export class RaftNode {
     if (index > this.#storage.snapshot().metadata.index) {
       this.#storage.createSnapshot(index, confState, new Uint8Array());
     }
+    // A new member's log starts from the bootstrap base, and the bootstrap
+    // membership is in no entry: it must start from a snapshot. Dropping
+    // the in-memory log (not the WAL) makes the leader send one.
+    if (change.type !== "removeNode") this.#compactForNewMember = true;
     for (const [id, w] of this.#confWaiters) {
       const m = membership.get(id);
       const done = change.type === "removeNode" ? m === undefined : m?.raftId === change.nodeId;
@@ -1028,7 +1034,29 @@ export class RaftNode {
   /** After a Ready: count the bytes its entries added to the log; compact the log. */
   #retained(rd: Ready): void {
     for (const e of rd.entries) this.#logBytes += e.data.length;
+    if (this.#compactForNewMember) {
+      this.#compactForNewMember = false;
+      // Only entries LMDB holds durably: a failed commit re-applies from memory.
+      const target = Math.min(this.#durableIndex, this.appliedIndex);
+      if (target >= this.#storage.firstIndex()) this.#compactMemory(target);
+    }
     this.#compactLog();
+  }
+
+  /**
+   * Drop the in-memory log up to `target` (a follower that needs those
+   * entries gets a snapshot for at least this index, sent as a copy of the
+   * store with that copy's index and membership: snapshotToSend). The WAL
+   * keeps them until {@linkcode RaftNode.#compactLog} releases them.
+   */
+  #compactMemory(target: number): void {
+    for (const e of this.#storage.entries(this.#storage.firstIndex(), target + 1, Infinity)) {
+      this.#logBytes -= e.data.length;
+    }
+    if (target > this.#storage.snapshot().metadata.index) {
+      this.#storage.createSnapshot(target, this.#ready.confState, new Uint8Array());
+    }
+    this.#storage.compact(target);
   }
 
   /**
@@ -1092,16 +1120,7 @@ export class RaftNode {
     const keep = overBytes ? 0 : Math.min(SNAPSHOT_CATCHUP_ENTRIES, snapshotCount);
     const target = Math.min(this.#durableIndex, applied - keep);
     if (target < first) return;
-    for (const e of this.#storage.entries(first, target + 1, Infinity)) {
-      this.#logBytes -= e.data.length;
-    }
-    // A follower that needs compacted entries gets a snapshot for at least
-    // this index (sent as a copy of the store, with that copy's index and
-    // membership: snapshotToSend).
-    if (target > this.#storage.snapshot().metadata.index) {
-      this.#storage.createSnapshot(target, this.#ready.confState, new Uint8Array());
-    }
-    this.#storage.compact(target);
+    this.#compactMemory(target);
     this.#wal.release(target);
   }
 

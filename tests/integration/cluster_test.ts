@@ -535,3 +535,25 @@ clusterTest(
   [],
   ["cairn"],
 );
+
+clusterTest(
+  "a member added and another removed under load lose no acknowledged write",
+  3,
+  async (c) => {
+    const load = await loadWithFault(c, "churn/", async () => {
+      const leader = await c.leader();
+      const added = await c.join(leader);
+      const victim = c.running().find((m) => m !== leader && m !== added)!;
+      // etcd refuses a removal until the new member is connected: retry.
+      await eventually("the removal", async () => {
+        await postJson((await c.leader()).clientUrl, "/v3/cluster/member/remove", {
+          ID: victim.id,
+        });
+        return true;
+      });
+      await c.kill(victim);
+    });
+    assert.ok(load.acked.size > 0);
+    for (const m of c.running()) await assertHoldsAll(m, "churn/", load.acked);
+  },
+);
