@@ -290,11 +290,15 @@ Deno.test({
       }
 
       // A learner's life, once per side (etcd 3.4 allows one learner at a time).
-      const sides = [
-        { run: etcdctl, peer: `127.0.0.1:${freePort()}`, moved: `127.0.0.1:${freePort()}` },
-        { run: ctl, peer: `127.0.0.1:${freePort()}`, moved: `127.0.0.1:${freePort()}` },
-      ];
-      ctx.peers = sides.flatMap((s) => [s.peer, s.moved]);
+      // The second learner gets peer URLs of its own: etcd may answer "member
+      // not found" to an add that reuses those of a member removed a moment ago.
+      const sides = [etcdctl, ctl].map((run) => ({
+        run,
+        peer: `127.0.0.1:${freePort()}`,
+        moved: `127.0.0.1:${freePort()}`,
+        second: `127.0.0.1:${freePort()}`,
+      }));
+      ctx.peers = sides.flatMap((s) => [s.peer, s.moved, s.second]);
       // Raw outputs per side, masked once every fresh ID is known (both show as <new>).
       const outputs: string[][] = [[], []];
       const sortedAt = new Set<string>();
@@ -331,7 +335,7 @@ Deno.test({
         const add = await side.run([
           "--endpoints",
           endpoints,
-          ...["member", "add", "j", `--peer-urls=http://${side.peer}`, "--learner", "-w", "json"],
+          ...["member", "add", "j", `--peer-urls=http://${side.second}`, "--learner", "-w", "json"],
         ]);
         assertEquals(add.code, 0, add.stderr);
         const json = JSON.parse(add.stdout.replace(/"ID":(\d+)/g, '"ID":"$1"'));
