@@ -323,6 +323,9 @@ class Simulation {
    */
   #ports(node: SimNode): ReadyPorts {
     return {
+      // As the server: a leader's messages go out before its write (the
+      // simulated network delivers them in later steps, after it).
+      leaderSendsFirst: true,
       persistence: {
         save: (hardState, entries, _sync, snapshot) => {
           this.#checkWrite(node, hardState, entries, snapshot);
