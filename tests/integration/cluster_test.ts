@@ -557,3 +557,44 @@ clusterTest(
     for (const m of c.running()) await assertHoldsAll(m, "churn/", load.acked);
   },
 );
+
+clusterTest(
+  "a follower restarted far behind (its entries compacted away) catches up by snapshot",
+  3,
+  async (c) => {
+    const leader = await c.leader();
+    const follower = c.others(leader)[0];
+    const acked = new Map<string, string>();
+    for (let i = 0; i < 50; i++) {
+      await put(leader, `behind/a${i}`, `v${i}`);
+      acked.set(`behind/a${i}`, `v${i}`);
+    }
+    await assertHoldsAll(follower, "behind/", acked);
+    await c.kill(follower);
+    // Far more than --snapshot-count entries while it is down, some of them
+    // overwriting and deleting what it holds.
+    for (let i = 0; i < JOIN_KEYS; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, (_, j) => {
+        const key = `behind/b${i + j}`;
+        acked.set(key, `w${i + j}`);
+        return put(pick(c.running()), key, `w${i + j}`);
+      }));
+    }
+    for (let i = 0; i < 10; i++) {
+      await put(leader, `behind/a${i}`, `new${i}`);
+      acked.set(`behind/a${i}`, `new${i}`);
+    }
+    for (let i = 40; i < 50; i++) {
+      await postJson(leader.clientUrl, "/v3/kv/deleterange", { key: b64(`behind/a${i}`) });
+      acked.delete(`behind/a${i}`);
+    }
+    await c.restart(follower);
+    await assertHoldsAll(follower, "behind/", acked);
+    const kvs = await getPrefix(follower, "behind/", { serializable: true });
+    assert.equal(kvs.size, acked.size, "nothing more than the cluster holds");
+    if (c.kind === "cairn") {
+      assert.match(c.logTail(leader), /sending database snapshot/);
+    }
+  },
+  ["--snapshot-count", "100"],
+);
