@@ -10,7 +10,12 @@ import type { ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcdserver/mod.ts";
 import { memberId } from "./ids.ts";
 import { memberDir, type MemberIdentity, openMember, snapDir } from "./member.ts";
-import { Membership } from "./cluster/membership.ts";
+import {
+  type MemberContext,
+  memberContext,
+  memberFromContext,
+  Membership,
+} from "./cluster/membership.ts";
 import { PeerTransport } from "./peer/transport.ts";
 import type { RaftNode } from "./raftnode/node.ts";
 import { PUBLISH_RETRY_MS } from "../core/limits.ts";
@@ -239,10 +244,7 @@ async function memberIdentity(
       try {
         const res = await fetch(`${url}/members`, { signal: AbortSignal.timeout(5000) });
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const body = await res.json() as {
-          clusterId: string;
-          members: { id: string; raftId: number; peerURLs: string[] }[];
-        };
+        const body = await res.json() as { clusterId: string; members: MemberContext[] };
         const me = body.members.find((m) => m.peerURLs.some((u) => mine.includes(u)));
         if (me === undefined) {
           throw new Error(
@@ -253,14 +255,7 @@ async function memberIdentity(
         }
         const remote = new Membership();
         for (const m of body.members) {
-          remote.set({
-            id: BigInt(m.id),
-            raftId: m.raftId,
-            name: "",
-            peerURLs: m.peerURLs,
-            clientURLs: [],
-            isLearner: false,
-          });
+          remote.set(memberFromContext(m));
         }
         return {
           memberId: BigInt(me.id),
@@ -327,14 +322,7 @@ async function startPeers(
         const membership = raftNode.membership;
         return {
           clusterId: identity.clusterId.toString(),
-          members: membership.members.map((m) => ({
-            id: m.id.toString(),
-            raftId: m.raftId,
-            name: m.name,
-            peerURLs: m.peerURLs,
-            clientURLs: m.clientURLs,
-            isLearner: m.isLearner,
-          })),
+          members: membership.members.map(memberContext),
         };
       },
     },

@@ -49,9 +49,9 @@ export interface MemberContext {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Encode `m` as a conf change context. */
-export function encodeMemberContext(m: Member): Uint8Array {
-  const ctx: MemberContext = {
+/** `m` as JSON-safe data: a conf change context, the stored membership, the peer port's `/members`. */
+export function memberContext(m: Member): MemberContext {
+  return {
     id: m.id.toString(),
     raftId: m.raftId,
     name: m.name,
@@ -59,7 +59,26 @@ export function encodeMemberContext(m: Member): Uint8Array {
     clientURLs: m.clientURLs,
     isLearner: m.isLearner,
   };
-  return encoder.encode(JSON.stringify(ctx));
+}
+
+/**
+ * The member `ctx` describes (made by {@linkcode memberContext}; fields
+ * absent from older forms take their zero values).
+ */
+export function memberFromContext(ctx: MemberContext): Member {
+  return {
+    id: BigInt(ctx.id),
+    raftId: ctx.raftId,
+    name: ctx.name ?? "",
+    peerURLs: ctx.peerURLs,
+    clientURLs: ctx.clientURLs ?? [],
+    isLearner: ctx.isLearner === true,
+  };
+}
+
+/** Encode `m` as a conf change context. */
+export function encodeMemberContext(m: Member): Uint8Array {
+  return encoder.encode(JSON.stringify(memberContext(m)));
 }
 
 /**
@@ -73,14 +92,7 @@ export function decodeMemberContext(data: Uint8Array): Member {
     typeof o.id === "string" && Number.isSafeInteger(o.raftId) && Array.isArray(o.peerURLs),
     "a conf change context describes a member",
   );
-  return {
-    id: BigInt(o.id),
-    raftId: o.raftId,
-    name: o.name ?? "",
-    peerURLs: o.peerURLs,
-    clientURLs: o.clientURLs ?? [],
-    isLearner: o.isLearner === true,
-  };
+  return memberFromContext(o);
 }
 
 /** The stored form of a {@linkcode Membership} (JSON in the `meta` table). */
@@ -165,14 +177,7 @@ export class Membership {
   /** The stored form (JSON). */
   encode(): string {
     const stored: StoredMembership = {
-      members: this.members.map((m) => ({
-        id: m.id.toString(),
-        raftId: m.raftId,
-        name: m.name,
-        peerURLs: m.peerURLs,
-        clientURLs: m.clientURLs,
-        isLearner: m.isLearner,
-      })),
+      members: this.members.map(memberContext),
       removed: [...this.#removed].map(String),
       removedRaftIds: [...this.#removedRaftIds],
       maxRaftId: this.#maxRaftId,
@@ -186,16 +191,7 @@ export class Membership {
     const m = new Membership();
     for (const r of o.removed) m.#removed.add(BigInt(r));
     for (const r of o.removedRaftIds ?? []) m.#removedRaftIds.add(r);
-    for (const c of o.members) {
-      m.#members.set(BigInt(c.id), {
-        id: BigInt(c.id),
-        raftId: c.raftId,
-        name: c.name,
-        peerURLs: c.peerURLs,
-        clientURLs: c.clientURLs,
-        isLearner: c.isLearner,
-      });
-    }
+    for (const c of o.members) m.#members.set(BigInt(c.id), memberFromContext(c));
     m.#maxRaftId = o.maxRaftId;
     return m;
   }

@@ -445,22 +445,27 @@ export class PeerTransport {
     while (!peer.removed && peer.queue.length > 0) {
       const floor = peer.inflight.size > 0 ? Math.min(...peer.inflight) : peer.nextSeq;
       if (peer.nextSeq >= floor + MAX_PEER_INFLIGHT_REQUESTS) return;
-      let take = 0;
-      let bytes = 0;
-      while (
-        take < peer.queue.length &&
-        (take === 0 || bytes + peer.queue[take].size <= MAX_PEER_REQUEST_BYTES)
-      ) {
-        bytes += peer.queue[take].size;
-        take++;
-      }
-      const batch = peer.queue.splice(0, take).map((q) => q.message);
-      peer.queueBytes -= bytes;
+      const batch = this.#takeBatch(peer);
       const seq = peer.nextSeq++;
       peer.inflight.add(seq);
       invariant(peer.inflight.size <= MAX_PEER_INFLIGHT_REQUESTS, "the in-flight window holds");
       this.#track(this.#post(peer, batch, seq, floor));
     }
+  }
+
+  /** Take the next batch off the peer's queue: at least one message, at most MAX_PEER_REQUEST_BYTES. */
+  #takeBatch(peer: Peer): Message[] {
+    let take = 0;
+    let bytes = 0;
+    while (
+      take < peer.queue.length &&
+      (take === 0 || bytes + peer.queue[take].size <= MAX_PEER_REQUEST_BYTES)
+    ) {
+      bytes += peer.queue[take].size;
+      take++;
+    }
+    peer.queueBytes -= bytes;
+    return peer.queue.splice(0, take).map((q) => q.message);
   }
 
   /**
@@ -483,17 +488,7 @@ export class PeerTransport {
         return;
       }
       stream.stalledSince = undefined;
-      let take = 0;
-      let bytes = 0;
-      while (
-        take < peer.queue.length &&
-        (take === 0 || bytes + peer.queue[take].size <= MAX_PEER_REQUEST_BYTES)
-      ) {
-        bytes += peer.queue[take].size;
-        take++;
-      }
-      const batch = peer.queue.splice(0, take).map((q) => q.message);
-      peer.queueBytes -= bytes;
+      const batch = this.#takeBatch(peer);
       const payload = encodeMessages(batch);
       const frame = new Uint8Array(4 + payload.length);
       new DataView(frame.buffer).setUint32(0, payload.length);
