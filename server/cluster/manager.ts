@@ -24,10 +24,15 @@ export type ClusterCall =
 
 /** A member as the Cluster API returns it (etcdserverpb.Member). */
 export interface MemberInfo {
+  /** The member's 64-bit ID. */
   ID: bigint;
+  /** Its --name; empty until it has started and published it. */
   name: string;
+  /** Its peer URLs. */
   peerURLs: string[];
+  /** Its client URLs; empty until it has started and published them. */
   clientURLs: string[];
+  /** Whether it is a learner. */
   isLearner: boolean;
 }
 

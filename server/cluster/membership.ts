@@ -39,10 +39,15 @@ export interface Member {
 export interface MemberContext {
   /** Decimal member ID. */
   id: string;
+  /** The member's core/raft node ID. */
   raftId: number;
+  /** Its --name ("" until published). */
   name: string;
+  /** Its peer URLs. */
   peerURLs: string[];
+  /** Its client URLs ([] until published). */
   clientURLs: string[];
+  /** Whether it is a learner. */
   isLearner: boolean;
 }
 
