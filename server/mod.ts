@@ -313,7 +313,7 @@ async function startPeers(
     },
     reportUnreachable: (id) => node()?.reportUnreachable(id),
     reportSnapshot: (id, failed) => node()?.reportSnapshot(id, failed),
-    postHandlers: raftNode.leaseHandlers(),
+    postHandlers: raftNode.peerHandlers(),
     isRemoved: (id) => raftNode.membership.isRemovedRaftId(id),
     onRemoved: () => removedFromCluster(),
     handlers: {

@@ -90,6 +90,11 @@ export class ClusterManager {
    */
   async call(call: ClusterCall): Promise<ClusterResult> {
     const node = this.#node;
+    // Changes are made by the leader: its applied membership is the newest
+    // (a follower's could give a new member a raft ID already taken).
+    const changes = call.method === "member_add" || call.method === "member_remove" ||
+      call.method === "member_promote" || call.method === "member_update";
+    if (changes && !node.isLeader && !node.alone) return await node.clusterOnLeader(call);
     switch (call.method) {
       case "member_list":
         return { members: memberInfos(node.membership) };

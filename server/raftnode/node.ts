@@ -97,6 +97,29 @@ export interface NodeTransport {
 export const LEASE_RENEW_PATH = "/cairn/lease/renew";
 /** Peer path of a lease time-to-live forwarded to the leader. */
 export const LEASE_TTL_PATH = "/cairn/lease/ttl";
+/** Peer path of a membership change forwarded to the leader. */
+export const CLUSTER_PATH = "/cairn/cluster";
+
+/** `value` with every bigint as `{ $bigint: "…" }` (JSON has no 64-bit integers). */
+function toJsonSafe(value: unknown): unknown {
+  if (typeof value === "bigint") return { $bigint: value.toString() };
+  if (Array.isArray(value)) return value.map(toJsonSafe);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toJsonSafe(v)]));
+  }
+  return value;
+}
+
+/** The inverse of {@linkcode toJsonSafe}. */
+function fromJsonSafe(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(fromJsonSafe);
+  if (value !== null && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if (typeof o.$bigint === "string" && Object.keys(o).length === 1) return BigInt(o.$bigint);
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, fromJsonSafe(v)]));
+  }
+  return value;
+}
 
 /** A store copy received with a Raft snapshot, open for reading. */
 export interface StoreFile extends StoreSource {
@@ -534,8 +557,11 @@ export class RaftNode {
     });
   }
 
-  /** The answers of the leader's side of the forwarded lease requests (peer POST handlers). */
-  leaseHandlers(): Record<string, (body: unknown) => Promise<unknown>> {
+  /**
+   * The leader's side of the requests followers forward (peer POST
+   * handlers): lease keep-alive and time-to-live, and membership changes.
+   */
+  peerHandlers(): Record<string, (body: unknown) => Promise<unknown>> {
     const leader = () => {
       if (!this.#raw.isLeader()) {
         throw this.#raw.leader() === 0 ? Errors.NoLeader() : Errors.LeaderChanged();
@@ -555,7 +581,21 @@ export class RaftNode {
           ttl === undefined ? null : { ...ttl, keys: ttl.keys.map(encodeBase64) },
         );
       },
+      [CLUSTER_PATH]: async (body) => {
+        leader();
+        return toJsonSafe(await this.cluster(fromJsonSafe(body) as ClusterCall));
+      },
     };
+  }
+
+  /**
+   * Run a membership change on the leader (from a follower): its applied
+   * membership is the newest, so the raft ID it gives a new member is free.
+   *
+   * @throws {EtcdError} NoLeader, LeaderChanged, or the leader's error.
+   */
+  async clusterOnLeader(call: ClusterCall): Promise<ClusterResult> {
+    return fromJsonSafe(await this.#toLeader(CLUSTER_PATH, toJsonSafe(call))) as ClusterResult;
   }
 
   /** POST a request to the leader's peer port. */

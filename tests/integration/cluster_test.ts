@@ -542,7 +542,8 @@ clusterTest(
   async (c) => {
     const load = await loadWithFault(c, "churn/", async () => {
       const leader = await c.leader();
-      const added = await c.join(leader);
+      // Through a follower: the change is made by the leader.
+      const added = await c.join(c.others(leader)[0]);
       const victim = c.running().find((m) => m !== leader && m !== added)!;
       // etcd refuses a removal until the new member is connected: retry.
       await eventually("the removal", async () => {
