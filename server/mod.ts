@@ -92,7 +92,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   }
   // Clients find the members' client URLs in the member list (Patroni, ctl --cluster).
   publish(node, service.memberId, config);
-  const compactor = startCompactor(config, service);
+  const compactor = startCompactor(config, service, () => node.isLeader);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
     try {
@@ -171,6 +171,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 function startCompactor(
   config: ServerConfig,
   service: EtcdServer,
+  isLeader: () => boolean,
 ): ReturnType<typeof setInterval> | undefined {
   const retention = config.autoCompactionRetention;
   if (retention <= 0) return undefined;
@@ -188,7 +189,11 @@ function startCompactor(
       log.info("completed auto compaction", { mode, revision });
     },
   });
-  return setInterval(() => void compactor.tick(Date.now()), compactor.intervalMs);
+  // Only the leader compacts (etcd pauses the compactor on followers): one
+  // compaction entry per period, not one per member.
+  return setInterval(() => {
+    if (isLeader()) void compactor.tick(Date.now());
+  }, compactor.intervalMs);
 }
 
 /** The peer side of a member: its transport, and the peers it knows. */
