@@ -34,3 +34,28 @@ Deno.test("read fence: after a failed commit, waiting reads fail with etcd's sto
   worker.wake();
   await assert.rejects(pending, (e) => e instanceof EtcdError && e.message.includes("stopped"));
 });
+
+Deno.test("read fence: a read index waits until that index is visible; the term and peers are shared", async () => {
+  const buffer = createFenceBuffer(5);
+  const main = new ReadFence(buffer);
+  const other = new ReadFence(buffer);
+  assert.equal(other.waitFor(5), undefined, "visible already: no wait");
+  const waiting = other.waitFor(8);
+  assert.ok(waiting instanceof Promise);
+  let done = false;
+  waiting.then(() => done = true);
+  main.publish(7);
+  other.wake();
+  await Promise.resolve();
+  assert.equal(done, false, "7 is not 8");
+  main.publish(8);
+  other.wake();
+  await waiting;
+  assert.equal(done, true);
+  main.setTerm(4);
+  main.setClustered(true);
+  assert.equal(other.term, 4);
+  assert.equal(other.clustered, true);
+  main.setClustered(false);
+  assert.equal(other.clustered, false);
+});
