@@ -61,6 +61,8 @@ import {
 
 /** Path of message batches on the peer port. */
 export const RAFT_MESSAGES_PATH = "/raft/messages";
+/** Path of a member's WebSocket to a peer (the websocket mode). */
+export const RAFT_SOCKET_PATH = "/raft/socket";
 /** Path of a member's long-lived message stream to a peer. */
 export const RAFT_STREAM_PATH = "/raft/stream";
 /** Path of snapshot streams on the peer port. */
@@ -107,6 +109,12 @@ export interface PeerTransportOptions {
    * another opened. Default PEER_REQUEST_TIMEOUT_MS.
    */
   stallTimeoutMs?: number;
+  /**
+   * Send messages over one WebSocket per peer (default: the cheapest of the
+   * modes measured, bench/README.md); when false, over one streaming POST
+   * per peer (`streams`) or a POST per batch.
+   */
+  websocket?: boolean;
 }
 
 interface Queued {
@@ -129,6 +137,8 @@ interface Peer {
   pumpScheduled: boolean;
   /** The open message stream to this peer (one long POST), if any. */
   stream: PeerStream | undefined;
+  /** The open WebSocket to this peer, if any (the websocket mode). */
+  socket: PeerSocket | undefined;
   removed: boolean;
   /** Aborts this peer's requests when it is removed or the transport closes. */
   abort: AbortController;
@@ -143,6 +153,15 @@ interface PeerStream {
   stalledSince: number | undefined;
   /** Ends the request. */
   abort: AbortController;
+}
+
+/** A WebSocket to a peer carrying message batches, one per WebSocket message. */
+interface PeerSocket {
+  ws: WebSocket;
+  open: boolean;
+  ended: boolean;
+  /** Since when (ms) its send buffer has stayed full. */
+  stalledSince: number | undefined;
 }
 
 /** What a receiver keeps per sender to deliver its batches in order. */
@@ -268,6 +287,7 @@ export class PeerTransport {
       snapshotInFlight: false,
       pumpScheduled: false,
       stream: undefined,
+      socket: undefined,
       removed: false,
       abort: new AbortController(),
     });
@@ -329,6 +349,7 @@ export class PeerTransport {
     peer.queue = [];
     peer.queueBytes = 0;
     peer.abort.abort();
+    if (peer.socket !== undefined) this.#endSocket(peer, peer.socket, false);
     this.#peers.delete(id);
     this.#senders.delete(id);
   }
@@ -346,7 +367,12 @@ export class PeerTransport {
   send(messages: Message[]): void {
     if (this.#closed) return;
     for (const m of messages) {
-      invariant(m.from === this.#options.id, "an outgoing message is from this member");
+      // A proposal a follower forwarded may be forwarded again (to a new
+      // leader) with its proposer as `from`; everything else is this member's.
+      invariant(
+        m.from === this.#options.id || m.type === "MsgProp",
+        "an outgoing message is from this member, or a forwarded proposal",
+      );
       invariant(!isLocalMsg(m.type), "local messages never cross the network");
       const peer = this.#peers.get(m.to);
       if (!peer) continue;
@@ -393,7 +419,7 @@ export class PeerTransport {
   inflight(id: number): number {
     const peer = this.#peers.get(id);
     if (peer === undefined) return 0;
-    return peer.inflight.size + (peer.stream !== undefined ? 1 : 0);
+    return peer.inflight.size + (peer.stream !== undefined || peer.socket !== undefined ? 1 : 0);
   }
 
   /** Stop sending and listening: requests in flight are aborted (no callbacks for them), received snapshots in progress are discarded. Idempotent. */
@@ -406,6 +432,9 @@ export class PeerTransport {
       peer.queue = [];
       peer.queueBytes = 0;
       peer.abort.abort();
+      try {
+        peer.socket?.ws.close();
+      } catch { /* closed */ }
     }
     this.#peers.clear();
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
@@ -438,6 +467,10 @@ export class PeerTransport {
   }
 
   #pump(peer: Peer): void {
+    if (this.#options.websocket !== false) {
+      this.#pumpSocket(peer);
+      return;
+    }
     if (this.#options.streams !== false) {
       this.#pumpStream(peer);
       return;
@@ -500,6 +533,63 @@ export class PeerTransport {
         this.#endStream(peer, stream, true);
       }
     }
+  }
+
+  /** Move queued messages into the peer's WebSocket while its send buffer has room. */
+  #pumpSocket(peer: Peer): void {
+    while (!peer.removed && !this.#closed && peer.queue.length > 0) {
+      const socket = peer.socket ?? this.#openSocket(peer);
+      if (!socket.open || socket.ws.bufferedAmount >= MAX_PEER_STREAM_BUFFER_BYTES) {
+        // A handshake that does not finish, or a peer that stops reading, is
+        // given up after this long; the next message opens another socket.
+        const now = Date.now();
+        socket.stalledSince ??= now;
+        const limit = this.#options.stallTimeoutMs ?? PEER_REQUEST_TIMEOUT_MS;
+        if (now - socket.stalledSince >= limit) this.#endSocket(peer, socket, true);
+        return; // onopen pumps; so does every send
+      }
+      socket.stalledSince = undefined;
+      try {
+        socket.ws.send(encodeMessages(this.#takeBatch(peer)));
+      } catch {
+        this.#endSocket(peer, socket, true);
+      }
+    }
+  }
+
+  #openSocket(peer: Peer): PeerSocket {
+    const base = peer.urls[peer.urlIndex % peer.urls.length].replace(/^http/, "ws");
+    const query = `?cluster=${this.#clusterHex}&from=${this.#options.id}&to=${peer.id}`;
+    const ws = new WebSocket(base + RAFT_SOCKET_PATH + query);
+    ws.binaryType = "arraybuffer";
+    const socket: PeerSocket = { ws, open: false, ended: false, stalledSince: undefined };
+    peer.socket = socket;
+    ws.onopen = () => {
+      socket.open = true;
+      socket.stalledSince = undefined;
+      if (!peer.removed && !this.#closed) this.#schedulePump(peer);
+    };
+    ws.onclose = (e) => {
+      if (e.code === 4410) this.#options.onRemoved?.();
+      this.#endSocket(peer, socket, true);
+    };
+    ws.onerror = () => this.#endSocket(peer, socket, true);
+    return socket;
+  }
+
+  #endSocket(peer: Peer, socket: PeerSocket, failed: boolean): void {
+    if (socket.ended) return;
+    socket.ended = true;
+    try {
+      socket.ws.close();
+    } catch { /* closed */ }
+    if (peer.socket === socket) peer.socket = undefined;
+    if (peer.removed || this.#closed) return;
+    if (failed) {
+      peer.urlIndex = (peer.urlIndex + 1) % peer.urls.length;
+      this.#later(() => this.#options.reportUnreachable(peer.id), peer);
+    }
+    if (peer.queue.length > 0) this.#schedulePump(peer);
   }
 
   /** Open a message stream to `peer`: one POST whose body stays open. */
@@ -656,7 +746,9 @@ export class PeerTransport {
   // ---- receiving ----
 
   async #handle(req: Request): Promise<Response> {
-    const path = new URL(req.url).pathname;
+    const url = new URL(req.url);
+    const path = url.pathname;
+    if (path === RAFT_SOCKET_PATH) return this.#receiveSocket(req, url);
     if (path === RAFT_MESSAGES_PATH || path === RAFT_SNAPSHOT_PATH || path === RAFT_STREAM_PATH) {
       if (req.method !== "POST") return new Response("method not allowed\n", { status: 405 });
       const from = this.#checkHeaders(req);
@@ -741,7 +833,7 @@ export class PeerTransport {
     if (body === undefined) return text(413, "request body too large");
     const messages = decodeMessages(body);
     for (const m of messages) {
-      if (m.from !== from || m.to !== this.#options.id) {
+      if ((m.from !== from && m.type !== "MsgProp") || m.to !== this.#options.id) {
         return text(400, "a message's from/to differs from the request's");
       }
       if (m.type === "MsgSnap") return text(400, "MsgSnap goes to " + RAFT_SNAPSHOT_PATH);
@@ -797,7 +889,7 @@ export class PeerTransport {
           const messages = decodeMessages(buf.subarray(at + 4, at + 4 + n));
           at += 4 + n;
           for (const m of messages) {
-            if (m.from !== from || m.to !== this.#options.id) {
+            if ((m.from !== from && m.type !== "MsgProp") || m.to !== this.#options.id) {
               return text(400, "a message's from/to differs from the request's");
             }
             if (m.type === "MsgSnap") return text(400, "MsgSnap goes to " + RAFT_SNAPSHOT_PATH);
@@ -812,6 +904,45 @@ export class PeerTransport {
       this.#closing.signal.removeEventListener("abort", onClose);
       reader.cancel().catch(() => {});
     }
+  }
+
+  /** A sender's WebSocket: each message a batch, delivered in order. */
+  #receiveSocket(req: Request, url: URL): Response {
+    const cluster = url.searchParams.get("cluster") ?? "";
+    if (cluster.toLowerCase() !== this.#clusterHex) return text(412, "cluster ID mismatch");
+    const from = Number(url.searchParams.get("from") ?? NaN);
+    if (url.searchParams.get("to") !== String(this.#options.id)) {
+      return text(412, "to field mismatch");
+    }
+    if (!Number.isSafeInteger(from) || from <= 0) return text(400, "bad from");
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.binaryType = "arraybuffer";
+    const onClose = () => socket.close();
+    this.#closing.signal.addEventListener("abort", onClose);
+    socket.onopen = () => {
+      // etcd's answer to a member removed from the cluster (as HTTP 410).
+      if (this.#options.isRemoved?.(from) === true) socket.close(4410, "removed");
+    };
+    socket.onclose = () => this.#closing.signal.removeEventListener("abort", onClose);
+    socket.onmessage = (e) => {
+      if (this.#closed) return;
+      try {
+        const messages = decodeMessages(new Uint8Array(e.data as ArrayBuffer));
+        for (const m of messages) {
+          if (
+            (m.from !== from && m.type !== "MsgProp") || m.to !== this.#options.id ||
+            m.type === "MsgSnap"
+          ) {
+            socket.close(4400, "bad message");
+            return;
+          }
+        }
+        this.#deliver(messages);
+      } catch {
+        socket.close(4400, "bad batch");
+      }
+    };
+    return response;
   }
 
   #deliver(messages: Message[]): void {
