@@ -302,3 +302,6 @@ export const PEER_MISMATCH_LOG_MS = 10_000;
  * MAX_PEER_QUEUE_MESSAGES and MAX_PEER_QUEUE_BYTES).
  */
 export const MAX_PEER_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** After a peer's WebSocket failed, no new one before this many ms (later sends try again). */
+export const PEER_RECONNECT_MS = 50;

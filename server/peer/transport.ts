@@ -45,6 +45,7 @@ import {
   MAX_PEER_SENDERS,
   MAX_PEER_STREAM_BUFFER_BYTES,
   PEER_MISMATCH_LOG_MS,
+  PEER_RECONNECT_MS,
   PEER_REQUEST_TIMEOUT_MS,
   PEER_SNAPSHOT_TIMEOUT_MS,
 } from "../../core/limits.ts";
@@ -139,6 +140,10 @@ interface Peer {
   stream: PeerStream | undefined;
   /** The open WebSocket to this peer, if any (the websocket mode). */
   socket: PeerSocket | undefined;
+  /** No new socket before this time (ms since the epoch) after one failed. */
+  retryAt: number;
+  /** A pump is set for `retryAt`. */
+  retryScheduled: boolean;
   removed: boolean;
   /** Aborts this peer's requests when it is removed or the transport closes. */
   abort: AbortController;
@@ -288,6 +293,8 @@ export class PeerTransport {
       pumpScheduled: false,
       stream: undefined,
       socket: undefined,
+      retryAt: 0,
+      retryScheduled: false,
       removed: false,
       abort: new AbortController(),
     });
@@ -538,6 +545,19 @@ export class PeerTransport {
   /** Move queued messages into the peer's WebSocket while its send buffer has room. */
   #pumpSocket(peer: Peer): void {
     while (!peer.removed && !this.#closed && peer.queue.length > 0) {
+      // A peer that is down is tried again a little later, not in a loop.
+      const wait = peer.retryAt - Date.now();
+      if (peer.socket === undefined && wait > 0) {
+        if (!peer.retryScheduled) {
+          peer.retryScheduled = true;
+          const timer = setTimeout(() => {
+            peer.retryScheduled = false;
+            if (!peer.removed && !this.#closed) this.#schedulePump(peer);
+          }, wait);
+          Deno.unrefTimer(timer);
+        }
+        return;
+      }
       const socket = peer.socket ?? this.#openSocket(peer);
       if (!socket.open || socket.ws.bufferedAmount >= MAX_PEER_STREAM_BUFFER_BYTES) {
         // A handshake that does not finish, or a peer that stops reading, is
@@ -586,6 +606,7 @@ export class PeerTransport {
     if (peer.socket === socket) peer.socket = undefined;
     if (peer.removed || this.#closed) return;
     if (failed) {
+      peer.retryAt = Date.now() + PEER_RECONNECT_MS;
       peer.urlIndex = (peer.urlIndex + 1) % peer.urls.length;
       this.#later(() => this.#options.reportUnreachable(peer.id), peer);
     }
