@@ -55,7 +55,6 @@ import type {
   RangeResponse,
   ResignRequest,
   ResignResponse,
-  ResponseHeader,
   UnlockRequest,
   UnlockResponse,
   WatchRequest,
