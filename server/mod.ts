@@ -292,7 +292,6 @@ async function startPeers(
   if (config.initialCluster.size <= 1 && members <= 1 && config.initialClusterState === "new") {
     return undefined;
   }
-  const node = () => raftNode;
   const identity = { raftId: raftNode.raftId, clusterId, memberId };
   const dir = snapDir(config.dataDir);
   let snapSeq = 0;
@@ -300,8 +299,8 @@ async function startPeers(
     id: identity.raftId,
     clusterId: identity.clusterId,
     snapDir: dir,
-    deliver: (messages) => node()?.step(messages),
-    deliverSnapshot: (message, file) => node()?.stepSnapshot(message, file),
+    deliver: (messages) => raftNode.step(messages),
+    deliverSnapshot: (message, file) => raftNode.stepSnapshot(message, file),
     openSnapshot: async (message) => {
       const n = raftNode;
       const out = `${dir}/out-${Date.now()}-${++snapSeq}`;
@@ -316,8 +315,8 @@ async function startPeers(
         done: () => Deno.remove(out, { recursive: true }).catch(() => {}),
       };
     },
-    reportUnreachable: (id) => node()?.reportUnreachable(id),
-    reportSnapshot: (id, failed) => node()?.reportSnapshot(id, failed),
+    reportUnreachable: (id) => raftNode.reportUnreachable(id),
+    reportSnapshot: (id, failed) => raftNode.reportSnapshot(id, failed),
     postHandlers: raftNode.peerHandlers(),
     isRemoved: (id) => raftNode.membership.isRemovedRaftId(id),
     onRemoved: () => removedFromCluster(),

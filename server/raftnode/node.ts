@@ -43,6 +43,7 @@ import {
   STORAGE_RETRY_MS,
 } from "../../core/limits.ts";
 import { compactHistory } from "../../core/mvcc/compact.ts";
+import { revisionHeader } from "../../core/mvcc/apply.ts";
 import { Lessor } from "../../core/lease/mod.ts";
 import { LeaseKeeper, type LeaseTtl } from "./lease_keeper.ts";
 import { type Event, Meta } from "../../core/mvcc/view.ts";
@@ -807,7 +808,7 @@ export class RaftNode {
       const done = change.type === "removeNode" ? m === undefined : m?.raftId === change.nodeId;
       if (!done) continue;
       this.#confWaiters.delete(id);
-      w.resolve({ ok: { header: { cluster_id: 0n, member_id: 0n, revision: 0, raft_term: 0 } } });
+      w.resolve({ ok: { header: revisionHeader(0) } });
     }
     this.#fence.setClustered(!this.alone);
     this.#options.onMembership?.(membership);
