@@ -49,5 +49,6 @@ export function loadProtos(): protobuf.Root {
     const source = Deno.readTextFileSync(new URL(`./proto/${file}`, import.meta.url));
     protobuf.parse(source, root, { keepCase: true });
   }
-  return root.resolveAll();
+  root.resolveAll();
+  return root;
 }
