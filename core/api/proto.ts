@@ -171,8 +171,15 @@ class Table {
   readonly fields: readonly Field[];
   /** The fields by field number (a dense array: etcd's numbers are small). */
   readonly byNo: readonly (Field | undefined)[];
-  /** The fields a new decoded message starts with: singular scalars and enums at zero, repeated at []. */
-  readonly initial: readonly Field[];
+  /**
+   * What a new decoded message starts as: singular scalars and enums at their
+   * zero value, repeated fields at `null` (each message gets its own `[]`).
+   * Cloned with `Object.assign`: far cheaper than adding the properties one by
+   * one from a loop shared by every message type.
+   */
+  readonly template: Readonly<Record<string, unknown>>;
+  /** Names of the repeated fields. */
+  readonly repeated: readonly string[];
 
   constructor(readonly name: MessageName, spec: { readonly fields: readonly FieldSpec[] }) {
     this.fields = spec.fields.map((f) => new Field(f, spec.fields));
@@ -183,7 +190,13 @@ class Table {
       byNo[f.no] = this.fields[i];
     });
     this.byNo = byNo;
-    this.initial = this.fields.filter((f) => f.repeated || (f.kind !== MESSAGE && !f.inOneof));
+    const template: Record<string, unknown> = {};
+    for (const f of this.fields) {
+      if (f.repeated) template[f.name] = null;
+      else if (f.kind !== MESSAGE && !f.inOneof) template[f.name] = f.zero;
+    }
+    this.template = template;
+    this.repeated = this.fields.filter((f) => f.repeated).map((f) => f.name);
   }
 }
 
@@ -363,10 +376,7 @@ function isZero(t: Table, f: Field, v: unknown): boolean {
 
 function enumNumber(t: Table, f: Field, v: unknown): number {
   if (typeof v === "number") {
-    invariant(
-      Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31,
-      `${t.name}.${f.name}: an enum number is an int32`,
-    );
+    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) outOfRange(t, f, v);
     return v;
   }
   const n = f.enumNumbers!.get(v as string);
@@ -376,8 +386,20 @@ function enumNumber(t: Table, f: Field, v: unknown): number {
   return n;
 }
 
-/** Scratch 64-bit value for the Writer (it copies the bits at once). */
-const bits: protobuf.Long = { low: 0, high: 0, unsigned: false };
+/** What each integer kind holds, for the invariant a bad value violates. */
+const RANGE: { readonly [kind: number]: string } = {
+  [ENUM]: "an int32",
+  [INT32]: "an integer in [-2^31, 2^31)",
+  [UINT32]: "an integer in [0, 2^32)",
+  [INT64]: "a safe integer (or a bigint in [-2^63, 2^63))",
+  [UINT64]: "a safe integer ≥ 0 (or a bigint in [0, 2^64))",
+  [INT64N]: "a bigint in [-2^63, 2^63) (or a safe integer)",
+  [UINT64N]: "a bigint in [0, 2^64) (or a safe integer ≥ 0)",
+};
+
+function outOfRange(t: Table, f: Field, v: unknown): never {
+  invariant(false, `${t.name}.${f.name} holds ${RANGE[f.kind]}, not ${String(v)}`);
+}
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -406,48 +428,63 @@ function writeValue(w: Writer, t: Table, f: Field, v: unknown): void {
       w.int32(enumNumber(t, f, v));
       return;
     case INT32:
-      invariant(
-        Number.isInteger(v) && (v as number) >= -(2 ** 31) && (v as number) < 2 ** 31,
-        `${t.name}.${f.name}: an int32 field holds an integer in [-2^31, 2^31)`,
-      );
+      if (!Number.isInteger(v) || (v as number) < -(2 ** 31) || (v as number) >= 2 ** 31) {
+        outOfRange(t, f, v);
+      }
       w.int32(v as number);
       return;
     case UINT32:
-      invariant(
-        Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32,
-        `${t.name}.${f.name}: a uint32 field holds an integer in [0, 2^32)`,
-      );
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= 2 ** 32) {
+        outOfRange(t, f, v);
+      }
       w.uint32(v as number);
       return;
   }
   // 64-bit integers, from a number or a bigint whichever the kind (as toJson).
   const unsigned = f.kind === UINT64 || f.kind === UINT64N;
   if (typeof v === "number") {
-    invariant(
-      Number.isSafeInteger(v) && (!unsigned || v >= 0),
-      `${t.name}.${f.name}: a ${unsigned ? "uint64" : "int64"} number is a safe integer${
-        unsigned ? " ≥ 0" : ""
-      } (got ${v})`,
-    );
+    if (!Number.isSafeInteger(v) || (unsigned && v < 0)) outOfRange(t, f, v);
     w.int64(v);
     return;
   }
   if (typeof v !== "bigint") {
     throw new TypeError(`${t.name}.${f.name}: expected a number or bigint`);
   }
-  invariant(
-    unsigned ? v >= 0n && v <= UINT64_MAX : v >= INT64_MIN && v <= INT64_MAX,
-    `${t.name}.${f.name}: a ${
-      unsigned ? "uint64" : "int64"
-    } bigint is in its 64-bit range (got ${v})`,
-  );
-  if (v >= SAFE_MIN && v <= SAFE_MAX) {
-    w.int64(Number(v));
-    return;
+  if (unsigned ? v < 0n || v > UINT64_MAX : v < INT64_MIN || v > INT64_MAX) outOfRange(t, f, v);
+  if (v >= SAFE_MIN && v <= SAFE_MAX) w.int64(Number(v));
+  else w.int64(bitsOf(v));
+}
+
+/** Scratch 64-bit value for the Writer (it copies the bits at once). */
+const bits: protobuf.Long = { low: 0, high: 0, unsigned: false };
+
+/**
+ * The last few bigints written beyond the safe range, with their 32-bit
+ * halves: IDs repeat (every header carries the same cluster and member ID, a
+ * keep-alive stream the same lease), and splitting a bigint allocates.
+ */
+const recent: bigint[] = [0n, 0n, 0n, 0n];
+const recentLow = new Int32Array(4);
+const recentHigh = new Int32Array(4);
+let recentNext = 0;
+
+/** `v`'s two's complement bits in `bits`. */
+function bitsOf(v: bigint): protobuf.Long {
+  for (let i = 0; i < 4; i++) {
+    if (recent[i] === v) {
+      bits.low = recentLow[i];
+      bits.high = recentHigh[i];
+      return bits;
+    }
   }
   bits.low = Number(BigInt.asUintN(32, v)) | 0;
   bits.high = Number(BigInt.asUintN(32, v >> 32n)) | 0;
-  w.int64(bits);
+  const i = recentNext;
+  recentNext = (i + 1) & 3;
+  recent[i] = v;
+  recentLow[i] = bits.low;
+  recentHigh[i] = bits.high;
+  return bits;
 }
 
 // ---------------------------------------------------------------------------
@@ -457,7 +494,12 @@ function writeValue(w: Writer, t: Table, f: Field, v: unknown): void {
 /**
  * Decodes protobuf bytes into an internal message: the value `fromJson` gives
  * for the same request (see the module doc for defaults and wire rules).
- * Bytes fields are copies, so the result does not keep `bytes` alive.
+ * Non-empty bytes fields are plain `Uint8Array` views into `bytes` (as
+ * protobufjs decodes them; allocating a typed array costs ten times a view):
+ * `bytes` must not be modified while the result is in use, and a retained
+ * field keeps `bytes`' buffer alive. grpc-js hands each message its own
+ * buffer (small ones in a slice of Node's shared 8 KiB pool), which satisfies
+ * both; a caller that reuses its buffer passes a copy.
  *
  * @throws {ProtoDecodeError} if `bytes` is not a valid encoding of `type`.
  */
@@ -546,8 +588,8 @@ function wrongWireType(t: Table, f: Field, wireType: number): never {
 
 /** A new decoded message: zero values and empty lists, nothing else. */
 function newMessage(t: Table): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const f of t.initial) out[f.name] = f.repeated ? [] : f.zero;
+  const out: Record<string, unknown> = Object.assign({}, t.template);
+  for (const name of t.repeated) out[name] = [];
   return out;
 }
 
@@ -657,8 +699,9 @@ function readField(
     const s = r.pos;
     r.pos = valueEnd;
     let v: unknown;
-    if (kind === STRING) v = s === valueEnd ? "" : utf8.decode(r.buf.subarray(s, valueEnd));
-    else v = s === valueEnd ? EMPTY : r.buf.slice(s, valueEnd);
+    if (s === valueEnd) v = kind === STRING ? "" : EMPTY;
+    else if (kind === STRING) v = utf8.decode(r.buf.subarray(s, valueEnd));
+    else v = r.buf.subarray(s, valueEnd);
     store(o, f, v);
     return;
   }

@@ -685,16 +685,21 @@ Deno.test("decode: 64-bit integers: full uint64 range, two's complement int64, s
   );
 });
 
-Deno.test("decode: bytes are plain Uint8Array copies, also from a Buffer", () => {
+Deno.test("decode: bytes are plain Uint8Array views into the input, also from a Buffer", () => {
   const wire = Buffer.from(unhex("0a 03 61 62 63 12 01 7a"));
   const req = decodeMessage("PutRequest", wire.subarray(0));
   assertEquals(Object.getPrototypeOf(req.key), Uint8Array.prototype);
+  assertEquals(Object.getPrototypeOf(req.value), Uint8Array.prototype);
   assertEquals(req.key, bytes("abc"));
-  wire[2] = 0x78;
-  assertEquals(req.key, bytes("abc"), "the decoded key does not alias the input");
+  assertEquals(req.value, bytes("z"));
+  // Views, not copies (the documented contract): same buffer, at the field's offset.
+  assert(req.key.buffer === wire.buffer);
+  assertEquals(req.key.byteOffset, wire.byteOffset + 2);
   // A view into a larger buffer decodes only its own bytes.
   const outer = unhex("ff ff 0a 01 61 ff");
   assertEquals(decodeMessage("PutRequest", outer.subarray(2, 5)).key, bytes("a"));
+  // Absent and empty bytes are fromJson's shared, frozen empty array.
+  assert(Object.isFrozen(decodeMessage("PutRequest", unhex("0a 00")).key));
 });
 
 Deno.test("decode: nesting is iterative up to MAX_DECODE_DEPTH, then an error", () => {
