@@ -268,9 +268,12 @@ const encItem: number[] = [];
 /** The nested message `encodeFields` returned a field for. */
 let pendingChild: Record<string, unknown> | undefined;
 
-function asMessage(v: unknown, where: string): Record<string, unknown> {
+/** `v` as a message object; `where` names the field (or message) in the error, on failure only. */
+function asMessage(v: unknown, where: string, f?: Field): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array) {
-    throw new TypeError(`${where}: expected a message object`);
+    throw new TypeError(
+      `${where}${f === undefined ? "" : "." + f.name}: expected a message object`,
+    );
   }
   return v as Record<string, unknown>;
 }
@@ -292,7 +295,7 @@ function encodeFields(w: Writer, depth: number): Field | undefined {
     if (f.kind === MESSAGE) {
       if (!f.repeated) {
         encField[depth] = i + 1;
-        pendingChild = asMessage(v, `${t.name}.${f.name}`);
+        pendingChild = asMessage(v, t.name, f);
         w.uint32(f.tag).fork();
         return f;
       }
@@ -301,7 +304,7 @@ function encodeFields(w: Writer, depth: number): Field | undefined {
       if (j < items.length) {
         encField[depth] = i;
         encItem[depth] = j + 1;
-        pendingChild = asMessage(items[j], `${t.name}.${f.name}[${j}]`);
+        pendingChild = asMessage(items[j], t.name, f);
         w.uint32(f.tag).fork();
         return f;
       }
@@ -719,7 +722,8 @@ function readField(
   }
 }
 
-const utf8 = new TextDecoder();
+/** UTF-8, invalid sequences as U+FFFD (etcd 3.4's gogoproto code does not check), a BOM kept. */
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 /** Empty bytes: `fromJson`'s shared, frozen zero value. */
 const EMPTY: Uint8Array = zeroOf({ name: "", no: 1, scalar: "bytes" }) as Uint8Array;
 

@@ -456,6 +456,7 @@ const SAMPLES: [MessageName, unknown][] = [
   ["SnapshotResponse", { remaining_bytes: 2 ** 35, blob: new Uint8Array(1000).fill(7) }],
   ["SnapshotResponse", { remaining_bytes: 0, blob: new Uint8Array(32) }],
   ["AuthenticateRequest", { name: "root", password: "pässwörd" }],
+  ["AuthenticateRequest", { name: "\uFEFFbom", password: "\u{10FFFF}\0" }],
   ["AuthenticateResponse", { header: header(1), token: "abc.def.ghi" }],
 ];
 
@@ -649,6 +650,9 @@ Deno.test("decode: unpacked repeated scalars, unknown fields, last scalar and on
   const merged = decodeMessage("RangeResponse", unhex("0a 02 18 05 0a 02 20 02 12 00 12 00"));
   assertEquals(merged.header, { cluster_id: 0n, member_id: 0n, revision: 5, raft_term: 2 });
   assertEquals(merged.kvs.length, 2);
+  // Strings: a BOM is kept, invalid UTF-8 becomes U+FFFD (etcd 3.4 does not check it).
+  assertEquals(decodeMessage("AuthenticateRequest", unhex("0a 04 ef bb bf 61")).name, "\uFEFFa");
+  assertEquals(decodeMessage("AuthenticateRequest", unhex("0a 02 ff 61")).name, "\uFFFDa");
   // An enum number without a name decodes as the zero name, as fromJson does.
   assertEquals(decodeMessage("RangeRequest", unhex("28 07")).sort_order, "NONE");
   assertEquals(fromJson("RangeRequest", { sort_order: 7 }).sort_order, "NONE");
