@@ -1,9 +1,9 @@
 /**
- * Request and response shapes of etcd's KV and Maintenance services
- * (etcdserverpb/rpc.proto, mvccpb/kv.proto), in cairn's internal form, shared
- * by the server, the client and ctl: keys and values are `Uint8Array`, revisions,
- * versions and counts are JS numbers (they stay below 2^53), lease IDs and
- * cluster/member IDs are `bigint`. Field names are the proto field names, so
+ * Request and response shapes of etcd's services (etcdserverpb/rpc.proto,
+ * mvccpb/kv.proto, v3lockpb, v3electionpb; of Auth, only Authenticate so far),
+ * in cairn's internal form, shared by the server, the client and ctl: keys
+ * and values are `Uint8Array`, revisions, versions and counts are JS numbers
+ * (they stay below 2^53), lease IDs and cluster/member IDs are `bigint`. Field names are the proto field names, so
  * the JSON gateway maps them one to one. Optional fields default to the proto
  * zero value (empty bytes, 0, false, "NONE"/"KEY"/"EQUAL"…).
  *
