@@ -118,7 +118,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     sockets.add(client);
     client.once("close", () => sockets.delete(client));
     client.setNoDelay(true);
-    let head = Buffer.alloc(0);
+    let head: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => client.destroy(), CLIENT_PREFACE_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);

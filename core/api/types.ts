@@ -362,7 +362,7 @@ export interface AlarmMember {
 /** etcdserverpb.AlarmResponse. */
 export interface AlarmResponse {
   /** Response header. */
-  header: ResponseHeader;
+  header?: ResponseHeader;
   /** The alarms the request matched (GET) or changed (ACTIVATE, DEACTIVATE). */
   alarms: AlarmMember[];
 }

@@ -112,7 +112,9 @@ function decodeRequest<K extends MessageName>(
 }
 
 /** A signal that aborts when the call is cancelled (the client went away or gave up). */
-function callSignal(call: grpc.ServerSurfaceCall): AbortSignal {
+function callSignal(
+  call: { cancelled: boolean; once(event: "cancelled", listener: () => void): unknown },
+): AbortSignal {
   const abort = new AbortController();
   if (call.cancelled) abort.abort();
   else call.once("cancelled", () => abort.abort());
