@@ -102,15 +102,19 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     upstream.write(head);
     client.pipe(upstream);
     upstream.pipe(client);
-    const close = () => {
+    // Each side's end ends the other (pipe), after what was written has
+    // been sent; an error tears both down.
+    const fail = () => {
       client.destroy();
       upstream.destroy();
     };
-    client.on("error", close).on("close", close);
-    upstream.on("error", close).on("close", () => {
+    client.on("error", fail);
+    upstream.on("error", fail);
+    upstream.once("close", () => {
       sockets.delete(upstream);
-      close();
+      if (!client.writableEnded) client.end();
     });
+    client.once("close", () => upstream.destroy());
     client.resume();
   };
 
@@ -180,13 +184,15 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     port,
     async close() {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      await closed;
+      // The gateway's server ends its responses first (relays then close
+      // with them, so a client sees a finished stream, not a reset).
       if (gateway !== undefined) {
         await gateway.server.shutdown();
         await Deno.remove(gateway.dir, { recursive: true }).catch(() => {});
       }
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await closed;
     },
   };
 }

@@ -23,7 +23,7 @@ import { type ClientListener, type HttpWorkers, startHttpWorkers } from "./worke
 import { createGrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
 import { Compactor } from "./compactor.ts";
-import { listenError, socketHostname } from "./listen.ts";
+import { socketHostname } from "./listen.ts";
 import { log } from "./log.ts";
 import { CAIRN_VERSION } from "../version.ts";
 

@@ -97,6 +97,7 @@ export class MaintenanceServer implements MaintenanceService {
    */
   async *snapshot(signal?: AbortSignal): AsyncGenerator<SnapshotResponse> {
     const ctx = this.#ctx;
+    if (ctx.snapshotDir !== undefined) await Deno.mkdir(ctx.snapshotDir, { recursive: true });
     const dir = await Deno.makeTempDir({ dir: ctx.snapshotDir, prefix: "cairn-snapshot-" });
     try {
       const path = await ctx.backend.copyTo(dir);

@@ -111,6 +111,14 @@ function decodeRequest<K extends MessageName>(
   }
 }
 
+/**
+ * Ends a stream with the error's status (grpc-js sends a stream's `error`
+ * event as its status, then ends it).
+ */
+function fail(call: { emit(event: "error", err: grpc.ServiceError): boolean }, err: unknown): void {
+  call.emit("error", grpcStatus(err));
+}
+
 /** A signal that aborts when the call is cancelled (the client went away or gave up). */
 function callSignal(
   call: { cancelled: boolean; once(event: "cancelled", listener: () => void): unknown },
@@ -399,7 +407,7 @@ async function serveWatch(
     try {
       if (!(await service.hasLeader())) throw Errors.NoLeader();
     } catch (err) {
-      call.destroy(grpcStatus(err));
+      fail(call, err);
       return;
     }
   }
@@ -409,7 +417,7 @@ async function serveWatch(
     if (ended) return;
     ended = true;
     session.close();
-    if (err !== undefined) call.destroy(grpcStatus(err));
+    if (err !== undefined) fail(call, err);
     else if (!call.cancelled) call.end();
   };
   call.once("cancelled", () => end());
@@ -469,7 +477,7 @@ async function serveKeepAlive(
       pending.push(decodeRequest("LeaseKeepAliveRequest", bytes, maxRecv));
     } catch (err) {
       failed = true;
-      call.destroy(grpcStatus(err));
+      fail(call, err);
     }
     // A client that sends faster than renewals complete is slowed by HTTP/2 flow control.
     if (pending.length >= MAX_KEEPALIVE_BATCH) call.pause();
@@ -497,7 +505,7 @@ async function serveKeepAlive(
       for (const res of answers) await write(call, encodeMessage("LeaseKeepAliveResponse", res));
     } catch (err) {
       failed = true;
-      call.destroy(grpcStatus(err));
+      fail(call, err);
       return;
     }
   }
@@ -518,7 +526,7 @@ async function serveObserve(
   try {
     req = decodeRequest("LeaderRequest", call.request, maxRecv);
   } catch (err) {
-    call.destroy(grpcStatus(err));
+    fail(call, err);
     return;
   }
   const signal = callSignal(call);
@@ -529,7 +537,7 @@ async function serveObserve(
     }
     if (!call.cancelled) call.end();
   } catch (err) {
-    if (!call.cancelled) call.destroy(grpcStatus(err));
+    if (!call.cancelled) fail(call, err);
   }
 }
 
@@ -551,6 +559,6 @@ async function serveSnapshot(
     }
     if (!call.cancelled) call.end();
   } catch (err) {
-    if (!call.cancelled) call.destroy(grpcStatus(err));
+    if (!call.cancelled) fail(call, err);
   }
 }
