@@ -45,6 +45,8 @@ export const GRPC_OVERHEAD_BYTES = 512 * 1024;
  * error text.
  */
 export const GRPC_MAX_RECEIVE_FACTOR = 2;
+/** Keys or events Maintenance.HashKV reads from the store at a time. */
+export const HASH_READ_CHUNK = 1_000;
 /** Bytes of the member's copy in each Maintenance.Snapshot message (etcd's snapshotSendBufferSize). */
 export const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
 /**

@@ -318,6 +318,12 @@ export function createGrpcTransport(
       "AlarmResponse",
       (r) => maintenance.alarm(r),
     );
+    unary(
+      "/etcdserverpb.Maintenance/HashKV",
+      "HashKVRequest",
+      "HashKVResponse",
+      (r) => maintenance.hashKV(r),
+    );
     register(
       "/etcdserverpb.Maintenance/Snapshot",
       "serverStream",

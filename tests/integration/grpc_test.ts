@@ -321,6 +321,25 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "Maintenance.HashKV: a revision's hash stays; a new revision changes it",
+        async () => {
+          const c = p.cairn;
+          const first = await c.unary("/etcdserverpb.Maintenance/HashKV", {});
+          const rev = Number(first.header.revision);
+          assert.equal(first.compact_revision, "3");
+          await c.unary("/etcdserverpb.KV/Put", { key: enc("hk"), value: enc("1") });
+          const again = await c.unary("/etcdserverpb.Maintenance/HashKV", { revision: rev });
+          assert.equal(again.hash, first.hash);
+          const now = await c.unary("/etcdserverpb.Maintenance/HashKV", {});
+          assert.notEqual(now.hash, first.hash);
+          const future = await c.error("/etcdserverpb.Maintenance/HashKV", { revision: rev + 100 });
+          assert.equal(future.details, "etcdserver: mvcc: required revision is a future revision");
+          const old = await c.error("/etcdserverpb.Maintenance/HashKV", { revision: 2 });
+          assert.equal(old.details, "etcdserver: mvcc: required revision has been compacted");
+        },
+      );
+
       await t.step("the JSON gateway on the same port", async () => {
         const res = await fetch(`${p.cairnServer.url}/v3/kv/range`, {
           method: "POST",
