@@ -340,6 +340,27 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "garbage after the HTTP/2 preface, and silent connections, leave the port serving",
+        async () => {
+          const [host, port] = p.cairnServer.endpoint.split(":");
+          for (
+            const bytes of [
+              "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + "\xff".repeat(64),
+              "PRI * HTTP/2.0\r\n",
+              "GARBAGE / HTTP/9.9\r\n\r\n",
+              "",
+            ]
+          ) {
+            const conn = await Deno.connect({ hostname: host, port: Number(port) });
+            if (bytes.length > 0) await conn.write(new TextEncoder().encode(bytes));
+            conn.close();
+          }
+          const res = await p.cairn.unary("/etcdserverpb.KV/Range", { key: enc("t") });
+          assert.equal(Buffer.from(res.kvs[0].value).toString(), "yes");
+        },
+      );
+
       await t.step("the JSON gateway on the same port", async () => {
         const res = await fetch(`${p.cairnServer.url}/v3/kv/range`, {
           method: "POST",
