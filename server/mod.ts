@@ -92,8 +92,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const known = node.membership;
     peer.update(known.members.length > 0 ? known : identity.remoteMembership ?? known);
   }
-  // Clients find the members' client URLs in the member list (Patroni, ctl --cluster).
-  publish(node, service.memberId, config);
+  // Clients find the members' client URLs in the member list (Patroni, ctl
+  // --cluster); as etcd, a member serves clients once its own are there.
+  await publish(node, service.memberId, config);
   const compactor = startCompactor(config, service, () => node.isLeader);
   const listeners = clientListeners(config);
   if (config.httpWorkers > 0) {
@@ -382,27 +383,35 @@ async function startPeers(
 /**
  * etcd's publish: record this member's name and client URLs in the
  * replicated membership once a leader takes the proposal, retrying until
- * it is applied (or the member stops).
+ * it is applied (or the member stops). Resolves once they are there (at
+ * once when they already were, as after a restart).
  */
-function publish(node: RaftNode, id: bigint, config: ServerConfig): void {
+function publish(node: RaftNode, id: bigint, config: ServerConfig): Promise<void> {
   const clientURLs = config.advertiseClientUrls.map((u) => u.origin);
+  const { promise, resolve } = Promise.withResolvers<void>();
   const attempt = () => {
     const m = node.membership.get(id);
     if (
       m !== undefined && m.name === config.name &&
       m.clientURLs.join(",") === clientURLs.join(",")
-    ) return;
+    ) {
+      resolve();
+      return;
+    }
     node.propose({
       type: "member_update",
       member_update: { ID: id, name: config.name, clientURLs },
     }).then((r) => {
       if ("error" in r) log.warn("publish failed", { error: r.error });
+      else log.info("published local member to cluster through raft", { name: config.name });
+      resolve();
     }, () => {
       const timer = setTimeout(attempt, PUBLISH_RETRY_MS);
       Deno.unrefTimer(timer);
     });
   };
   attempt();
+  return promise;
 }
 
 /**

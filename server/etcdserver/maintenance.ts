@@ -103,7 +103,8 @@ export class MaintenanceServer implements MaintenanceService {
    * same hash whatever their storage did meanwhile (etcd's use: spotting a
    * member whose data diverged). The digest is cairn's own, not equal to
    * etcd's (which hashes its bbolt records). The header's revision is the
-   * current one; `compact_revision` the last compaction's.
+   * current one; `compact_revision` the last compaction's (-1 before the
+   * first, as etcd).
    *
    * @throws {EtcdError} FutureRev past the current revision; Compacted
    *   below the compacted revision.
@@ -142,7 +143,12 @@ export class MaintenanceServer implements MaintenanceService {
       }
       from = next;
     }
-    return { header: ctx.header(current), hash: hash >>> 0, compact_revision: compacted };
+    // etcd reports -1 before the first compaction.
+    return {
+      header: ctx.header(current),
+      hash: hash >>> 0,
+      compact_revision: compacted > 0 ? compacted : -1,
+    };
   }
 
   /**
