@@ -61,6 +61,8 @@ export interface RunOptions {
   cwd?: string;
   /** Hard timeout in ms (default {@linkcode COMMAND_TIMEOUT_MS}); the process is killed then. */
   timeoutMs?: number;
+  /** Start from an empty environment (then only `env`). */
+  clearEnv?: boolean;
 }
 
 /**
@@ -81,6 +83,7 @@ export async function runCommand(
   const child = new Deno.Command(cmd, {
     args,
     env: options.env,
+    clearEnv: options.clearEnv,
     cwd: options.cwd ?? ROOT,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
@@ -106,12 +109,23 @@ export async function runCommand(
   }
 }
 
-/** The environment every etcdctl runs with. */
-export const ETCDCTL_ENV: Record<string, string> = { ETCDCTL_API: "3" };
+/**
+ * The whole environment every etcdctl runs with: nothing else, so no stray
+ * `ETCDCTL_*` or `ETCD_*` variable (etcdctl reads and warns about them)
+ * changes a run.
+ */
+export const ETCDCTL_ENV: Record<string, string> = {
+  ETCDCTL_API: "3",
+  PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+};
 
 /** Run etcdctl 3.4 with `args` (global flags included). */
 export function etcdctl(args: string[], options: RunOptions = {}): Promise<Run> {
-  return runCommand("etcdctl", args, { ...options, env: { ...ETCDCTL_ENV, ...options.env } });
+  return runCommand("etcdctl", args, {
+    ...options,
+    env: { ...ETCDCTL_ENV, ...options.env },
+    clearEnv: true,
+  });
 }
 
 /**
@@ -136,6 +150,7 @@ export class Proc {
     this.#child = new Deno.Command(cmd, {
       args,
       env: options.env,
+      clearEnv: options.env !== undefined,
       cwd: options.cwd ?? ROOT,
       stdin: "null",
       stdout: "piped",
@@ -409,8 +424,12 @@ export interface Masks {
   leases: bigint[];
   /** Names of locks and elections: their keys end in the holder's lease ID. */
   lockNames: Set<string>;
-  /** Whether raft terms are masked (clusters: elections legitimately differ). */
-  terms: boolean;
+  /**
+   * A 3-member cluster: raft terms are masked (elections legitimately
+   * differ), and so is the member that answered (a response header's
+   * member_id: etcdctl's balancer picks one of the endpoints).
+   */
+  cluster: boolean;
 }
 
 /** Fresh masks with only `literals`. */
@@ -420,7 +439,7 @@ export function newMasks(literals: [string, string][] = []): Masks {
     ids: new Map(),
     leases: [],
     lockNames: new Set(),
-    terms: false,
+    cluster: false,
   };
 }
 
@@ -476,7 +495,7 @@ function maskLeases(text: string, words: string[], format: string, masks: Masks)
     // `lease list` prints known leases (in no defined order): not registered by it.
     if (list && format === "simple") t = t.replace(/^()([0-9a-f]+)$/gm, hexId(false));
     t = t.replace(/("ID":|"id":|"ID" : )(\d+)/g, dec(!list));
-    if (format === "protobuf") t = t.replace(/^(2: |2\.1: )(\d+)$/gm, dec(!list));
+    // (-w protobuf of lease commands prints only the response header: no lease ID.)
   }
   // Lock and election keys: `<name>/<lease ID in hex>`.
   for (const name of masks.lockNames) {
@@ -577,7 +596,7 @@ export function maskText(text: string, args: string[], masks: Masks): string {
           f[3] = "*";
           f[7] = "*";
           f[8] = "*";
-          if (masks.terms) f[6] = "*";
+          if (masks.cluster) f[6] = "*";
           return f.join(", ") + ", ";
         },
       );
@@ -601,13 +620,22 @@ export function maskText(text: string, args: string[], masks: Masks): string {
     t = t.replace(/remaining\(-?\d+s\)/g, "remaining(*s)").replace(/"ttl":-?\d+/g, '"ttl":*')
       .replace(/"TTL" : -?\d+/g, '"TTL" : *');
   }
-  if (masks.terms) {
+  if (masks.cluster) {
     // Raft terms count elections, which differ between two clusters.
     t = t.replace(/"(raft_term|raftTerm)":\d+/g, '"$1":*').replace(
       /"RaftTerm" : \d+/g,
       '"RaftTerm" : *',
     );
-    if (format === "protobuf") t = t.replace(/^1\.4: \d+$/gm, "1.4: *");
+    // The member that answered, in a response header (not for endpoint
+    // commands: each of their requests goes to the endpoint it names).
+    if (words[0] !== "endpoint") {
+      t = t.replace(/"member_id":[^,}]+/g, '"member_id":*').replace(
+        /"MemberID" : .*/g,
+        '"MemberID" : *',
+      );
+      if (format === "protobuf") t = t.replace(/^1\.2: .*$/gm, "1.2: *");
+    }
+    if (format === "protobuf") t = t.replace(/^1\.4: .*$/gm, "1.4: *");
     t = maskColumns(t, new Set(["RAFT TERM"]));
   }
   if (format === "table") t = squeezeTables(t);
@@ -623,10 +651,16 @@ export function canonicalOrder(text: string): string {
   const lines = text.split("\n").map((line) => {
     const m = /^ETCD_INITIAL_CLUSTER="(.*)"$/.exec(line);
     if (m) return `ETCD_INITIAL_CLUSTER="${m[1].split(",").sort().join(",")}"`;
+    line = line.replace(
+      /attached keys\(\[(.*)\]\)/,
+      (_, keys: string) => `attached keys([${keys.split(" ").sort().join(" ")}])`,
+    );
     if (!line.startsWith("{") && !line.startsWith("[")) return line;
     try {
-      // Masked IDs are bare <names>: quote them so the line parses.
-      const json = JSON.parse(line.replace(/:(<[\w?-]+>|\*)(?=[,}\]])/g, ':"$1"'));
+      // Masked IDs are bare <names>, and 64-bit IDs lose digits as JS
+      // numbers: quote both so the line parses exactly.
+      const quoted = line.replace(/([:[,])(<[\w?-]+>|\*|-?\d{16,})(?=[,}\]])/g, '$1"$2"');
+      const json = JSON.parse(quoted);
       return JSON.stringify(sortArrays(json));
     } catch {
       return line;
@@ -729,6 +763,17 @@ export interface CtlOptions {
   sorted?: boolean;
   /** Hard timeout of each side's command, in ms. */
   timeoutMs?: number;
+  /**
+   * Run a side's command again (every 500 ms, at most 20 times) while its
+   * stderr matches: for a refusal that depends on timing, not on the
+   * request. Only the last run is compared.
+   */
+  retryWhile?: RegExp;
+  /**
+   * Called with each side's run before it is masked: to learn a value it
+   * printed (a fresh member ID) that later commands use and masks hide.
+   */
+  learn?: (side: Side, run: Run) => void;
 }
 
 /** Thrown by {@linkcode Diff} once a group has {@linkcode MAX_DIFFERENCES} differences. */
@@ -780,17 +825,24 @@ export class Diff {
    */
   async ctl(args: string | string[], options: CtlOptions = {}): Promise<[Run, Run]> {
     const list = typeof args === "string" ? args.split(/\s+/).filter((a) => a !== "") : args;
-    const one = (side: Side) => {
+    const one = async (side: Side) => {
       const resolved = list.map((a) => resolve(a, side));
       const endpoints = resolve(options.endpoints ?? side.endpoints, side);
-      return etcdctl(["--endpoints", endpoints, ...resolved], {
-        cwd: side.dir,
-        stdin: options.stdin === undefined ? undefined : resolve(options.stdin, side),
-        timeoutMs: options.timeoutMs,
-      });
+      for (let attempt = 1;; attempt++) {
+        const run = await etcdctl(["--endpoints", endpoints, ...resolved], {
+          cwd: side.dir,
+          stdin: options.stdin === undefined ? undefined : resolve(options.stdin, side),
+          timeoutMs: options.timeoutMs,
+        });
+        if (!options.retryWhile?.test(run.stderr) || attempt >= 20) return run;
+        await sleep(500);
+      }
     };
     const [want, got] = await Promise.all([one(this.ref), one(this.sub)]);
-    const label = `etcdctl ${list.join(" ")}` +
+    options.learn?.(this.ref, want);
+    options.learn?.(this.sub, got);
+    const shown = list.map((a) => (a === "" || /\s/.test(a) ? JSON.stringify(a) : a));
+    const label = `etcdctl ${shown.join(" ")}` +
       (options.stdin === undefined ? "" : ` <<< ${JSON.stringify(options.stdin)}`);
     this.compare(
       label,
