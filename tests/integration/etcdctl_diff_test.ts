@@ -190,9 +190,12 @@ async function setup(side: Side, args: string[]): Promise<void> {
 
 /** A long-running process's state for a transcript: still running, or its exit and stderr. */
 function ended(p: Proc): string {
-  return p.exited === undefined
-    ? "running"
-    : `exited ${p.exited.code}${p.stderr === "" ? "" : `, stderr:\n${p.stderr.trimEnd()}`}`;
+  return p.exited === undefined ? "running" : exitOf(p.exited, p);
+}
+
+/** An exit status and the process's stderr (on lines of their own, so masks apply) for a transcript. */
+function exitOf(status: Deno.CommandStatus, p: Proc): string {
+  return `exit ${status.code}${p.stderr === "" ? "" : `, stderr:\n${p.stderr.trimEnd()}`}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -492,7 +495,16 @@ diffTest("lock: exec form and two contenders", async (d) => {
       b = spawnEtcdctl(side, ["lock", "contended", "--", "echo", "B has it"]);
       const early = await b.waitLines(1, BLOCKED_MS);
       const keys = await etcdctl(
-        ["--endpoints", side.endpoints, "get", "contended", "--prefix", "--keys-only"],
+        [
+          "--endpoints",
+          side.endpoints,
+          "get",
+          "contended",
+          "--prefix",
+          "--keys-only",
+          "--sort-by",
+          "CREATE",
+        ],
       );
       const aExit = await a.stop("SIGINT");
       const late = await b.waitLines(1, EXPECT_MS);
@@ -501,8 +513,8 @@ diffTest("lock: exec form and two contenders", async (d) => {
         `A holds: ${held.join("|")}`,
         `B while A holds: ${early.join("|")}`,
         `keys: ${new TextDecoder().decode(keys.stdout).trim().split("\n").join("|")}`,
-        `A after SIGINT: exit ${aExit.code}, stderr: ${a.stderr}`,
-        `B then: ${late.join("|")}; exit ${bExit.code}, stderr: ${b.stderr}`,
+        `A after SIGINT: ${exitOf(aExit, a)}`,
+        `B then: ${late.join("|")}; ${exitOf(bExit, b)}`,
       ].join("\n");
     } finally {
       await a.stop("SIGKILL");
@@ -531,7 +543,7 @@ diffTest("elect: campaign and --listen", async (d) => {
         `p1 leads: ${leads.join("|")}`,
         `listener: ${seen.join("|")}`,
         `p2 while p1 leads: ${early.join("|")}`,
-        `p1 after SIGINT: exit ${resigned.code}, stderr: ${first.stderr}`,
+        `p1 after SIGINT: ${exitOf(resigned, first)}`,
         `p2 then: ${then.join("|")}`,
         `listener then: ${seenThen.join("|")}`,
         `p2: ${ended(second)}; listener: ${ended(listen)}`,
