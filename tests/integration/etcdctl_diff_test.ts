@@ -494,18 +494,9 @@ diffTest("lock: exec form and two contenders", async (d) => {
       const held = await a.waitLines(1, EXPECT_MS);
       b = spawnEtcdctl(side, ["lock", "contended", "--", "echo", "B has it"]);
       const early = await b.waitLines(1, BLOCKED_MS);
-      const keys = await etcdctl(
-        [
-          "--endpoints",
-          side.endpoints,
-          "get",
-          "contended",
-          "--prefix",
-          "--keys-only",
-          "--sort-by",
-          "CREATE",
-        ],
-      );
+      // Waiters queue by creation: A's key, then B's.
+      const waiters = "get contended --prefix --keys-only --sort-by CREATE".split(" ");
+      const keys = await etcdctl(["--endpoints", side.endpoints, ...waiters]);
       const aExit = await a.stop("SIGINT");
       const late = await b.waitLines(1, EXPECT_MS);
       const bExit = await b.waitExit(EXPECT_MS);
