@@ -505,17 +505,21 @@ function maskLeases(text: string, words: string[], format: string, masks: Masks)
   return t;
 }
 
-/** Member and cluster IDs (decimal, hex, and Go's space-padded %16x) shown by name. */
+/**
+ * Member and cluster IDs (decimal and hex) shown by name. `Member %16x …
+ * cluster %16x` messages pad a short hex ID with spaces: the padding goes
+ * with the ID.
+ */
 function maskIds(text: string, ids: Map<bigint, string>): string {
   // Longest first, so a hex form never matches inside a decimal one.
   const forms = [...ids].flatMap(([id, name]) => [
-    [id.toString(16).padStart(16, " "), name],
     [id.toString(), name],
     [id.toString(16), name],
   ]).sort((a, b) => b[0].length - a[0].length);
   let t = text;
   for (const [form, name] of forms) {
-    t = t.replace(new RegExp(`(?<![0-9a-f])${form}(?![0-9a-f])`, "g"), name);
+    t = t.replace(new RegExp(`(Member|cluster) +${form}(?![0-9a-f])`, "g"), `$1 ${name}`)
+      .replace(new RegExp(`(?<![0-9a-f])${form}(?![0-9a-f])`, "g"), name);
   }
   return t;
 }
