@@ -163,6 +163,8 @@ export const Errors = {
   ),
   /** A leader-only request (MoveLeader) sent to a follower. */
   NotLeader: def("etcdserver: not leader", GrpcCode.FailedPrecondition),
+  /** Authenticate while authentication is disabled (etcd's ErrGRPCAuthNotEnabled). */
+  AuthNotEnabled: def("etcdserver: authentication is not enabled", GrpcCode.FailedPrecondition),
   /** Leader transfer to a member that cannot take it. */
   BadLeaderTransferee: def("etcdserver: bad leader transferee", GrpcCode.FailedPrecondition),
   /**

@@ -39,6 +39,24 @@ export const MAX_INFLIGHT_BATCHES = 64;
  */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /**
+ * grpc-js buffers a gRPC message up to this many times etcd's receive limit
+ * (--max-request-bytes + GRPC_OVERHEAD_BYTES) before it refuses it itself;
+ * below that the gRPC transport refuses an oversized message with etcd's own
+ * error text.
+ */
+export const GRPC_MAX_RECEIVE_FACTOR = 2;
+/** Keys or events Maintenance.HashKV reads from the store at a time. */
+export const HASH_READ_CHUNK = 1_000;
+/** Bytes of the member's copy in each Maintenance.Snapshot message (etcd's snapshotSendBufferSize). */
+export const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
+/**
+ * Bytes of a connection's first data the client port waits for to tell
+ * HTTP/2 (gRPC) from HTTP/1.1 (the JSON gateway); "PRI" against a method name.
+ */
+export const CLIENT_PREFACE_PEEK_BYTES = 3;
+/** Milliseconds a client connection may take to send its first bytes before it is closed. */
+export const CLIENT_PREFACE_TIMEOUT_MS = 10_000;
+/**
  * Responses a watch stream holds for a client that has not read them yet, at
  * most (etcd's per-stream buffer of 128). A watcher whose response does not
  * fit falls behind and later catches up from the stored history.

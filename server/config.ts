@@ -43,6 +43,12 @@ export const FLAGS = {
     default: "http://localhost:2379",
     help: "List of URLs to listen on for client traffic.",
   },
+  "listen-client-http-urls": {
+    type: "string",
+    default: "",
+    help:
+      "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from --listen-client-urls.",
+  },
   "advertise-client-urls": {
     type: "string",
     default: "http://localhost:2379",
@@ -145,6 +151,11 @@ export interface ServerConfig {
   dataDir: string;
   /** URLs to listen on for client traffic (--listen-client-urls). */
   listenClientUrls: URL[];
+  /**
+   * URLs for the JSON gateway alone (--listen-client-http-urls, etcd 3.5);
+   * when given, --listen-client-urls serve gRPC only.
+   */
+  listenClientHttpUrls: URL[];
   /** This member's client URLs advertised to the public (--advertise-client-urls). */
   advertiseClientUrls: URL[];
   /** URLs to listen on for peer traffic (--listen-peer-urls). */
@@ -417,6 +428,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     name,
     dataDir,
     listenClientUrls: parseUrls("listen-client-urls", raw("listen-client-urls")),
+    listenClientHttpUrls: parseUrls("listen-client-http-urls", raw("listen-client-http-urls")),
     advertiseClientUrls: parseUrls("advertise-client-urls", raw("advertise-client-urls")),
     listenPeerUrls: parseUrls("listen-peer-urls", raw("listen-peer-urls")),
     initialAdvertisePeerUrls,
@@ -451,6 +463,7 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "name": config.name,
     "data-dir": config.dataDir,
     "listen-client-urls": hrefs(config.listenClientUrls),
+    "listen-client-http-urls": hrefs(config.listenClientHttpUrls),
     "advertise-client-urls": hrefs(config.advertiseClientUrls),
     "listen-peer-urls": hrefs(config.listenPeerUrls),
     "initial-advertise-peer-urls": hrefs(config.initialAdvertisePeerUrls),

@@ -14,6 +14,9 @@ import { openBackend } from "../native/lmdb.ts";
 import { encodeRequest, type InternalRequest } from "./raftnode/request.ts";
 import { EtcdServer, type Proposer } from "./etcdserver/mod.ts";
 import { createGateway } from "./gateway/mod.ts";
+import { createGrpcTransport, type GrpcTransport } from "./grpc/mod.ts";
+import { type ClientPort, listenClientPort } from "./client_port.ts";
+import { AddressInUseError } from "./listen.ts";
 import { log } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import type { LeaseTtl } from "./raftnode/lease_keeper.ts";
@@ -158,13 +161,14 @@ class RemoteProposer implements Proposer {
 
 let proposer: RemoteProposer | undefined;
 let service: EtcdServer | undefined;
-let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+let server: ClientPort | undefined;
+let grpcTransport: GrpcTransport | undefined;
 
 port.onmessage = async (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
   switch (msg.type) {
     case "init":
-      init(unpack<InitMessage>(msg.payload), msg.fence);
+      await init(unpack<InitMessage>(msg.payload), msg.fence);
       return;
     case "applied":
       proposer?.applied();
@@ -182,7 +186,8 @@ port.onmessage = async (e: MessageEvent<ToWorker>) => {
     case "stop":
       // Open watch streams end first: the server's shutdown waits for them.
       service?.close();
-      await server?.shutdown();
+      grpcTransport?.close();
+      await server?.close();
       port.postMessage({ type: "stopped" });
       return;
     default:
@@ -190,8 +195,8 @@ port.onmessage = async (e: MessageEvent<ToWorker>) => {
   }
 };
 
-/** Open the store, build the service and gateway, and listen. */
-function init(init: InitMessage, fence: SharedArrayBuffer): void {
+/** Open the store, build the service, its gateway and gRPC server, and listen. */
+async function init(init: InitMessage, fence: SharedArrayBuffer): Promise<void> {
   log.level = init.logLevel;
   const backend = openBackend(init.kvPath);
   proposer = new RemoteProposer(
@@ -203,26 +208,33 @@ function init(init: InitMessage, fence: SharedArrayBuffer): void {
     maxTxnOps: init.maxTxnOps,
     maxRequestBytes: init.maxRequestBytes,
     refreshReads: true,
+    snapshotDir: init.snapshotDir,
     progressNotifyIntervalMs: init.progressNotifyIntervalMs,
     onWatching: (watching) => port.postMessage({ type: "watching", watching }),
   });
-  const app = createGateway(service, {
-    maxRequestBytes: init.maxRequestBytes,
-    cairnVersion: init.cairnVersion,
-  });
+  const app = init.http
+    ? createGateway(service, {
+      maxRequestBytes: init.maxRequestBytes,
+      cairnVersion: init.cairnVersion,
+    })
+    : undefined;
+  grpcTransport = init.grpc
+    ? createGrpcTransport(service, { maxRequestBytes: init.maxRequestBytes })
+    : undefined;
   try {
-    server = Deno.serve({
+    server = await listenClientPort({
       hostname: init.hostname,
       port: init.port,
       reusePort: true,
-      onListen: () => {},
-    }, app.fetch);
-    port.postMessage({ type: "listening", port: server.addr.port });
+      grpc: grpcTransport?.injector,
+      http: app?.fetch,
+    });
+    port.postMessage({ type: "listening", port: server.port });
   } catch (err) {
     port.postMessage({
       type: "failed",
       message: String((err as Error)?.message ?? err),
-      addrInUse: err instanceof Deno.errors.AddrInUse,
+      addrInUse: err instanceof Deno.errors.AddrInUse || err instanceof AddressInUseError,
     });
   }
 }

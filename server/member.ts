@@ -134,6 +134,7 @@ export async function openMember(
       maxTxnOps: limits.maxTxnOps,
       maxRequestBytes: limits.maxRequestBytes,
       progressNotifyIntervalMs: limits.progressNotifyIntervalMs,
+      snapshotDir: snapDir(dataDir),
     });
     // The applied-change feed of this thread's watchers.
     const unsubscribeFeed = node.onApplied((events, revision) =>

@@ -19,9 +19,11 @@ import {
 import { PeerTransport } from "./peer/transport.ts";
 import type { RaftNode } from "./raftnode/node.ts";
 import { PUBLISH_RETRY_MS } from "../core/limits.ts";
-import { type HttpWorkers, startHttpWorkers } from "./workers.ts";
+import { type ClientListener, type HttpWorkers, startHttpWorkers } from "./workers.ts";
+import { createGrpcTransport } from "./grpc/mod.ts";
+import { type ClientPort, listenClientPort } from "./client_port.ts";
 import { Compactor } from "./compactor.ts";
-import { listenError, socketHostname } from "./listen.ts";
+import { socketHostname } from "./listen.ts";
 import { log } from "./log.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
@@ -93,6 +95,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Clients find the members' client URLs in the member list (Patroni, ctl --cluster).
   publish(node, service.memberId, config);
   const compactor = startCompactor(config, service, () => node.isLeader);
+  const listeners = clientListeners(config);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
     try {
@@ -106,8 +109,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           maxRequestBytes: config.maxRequestBytes,
           cairnVersion: CAIRN_VERSION,
           progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+          snapshotDir: snapDir(config.dataDir),
         },
-        config.listenClientUrls,
+        listeners,
         config.httpWorkers,
       );
     } catch (err) {
@@ -127,28 +131,30 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       },
     };
   }
-  // No workers: the main thread serves the gateway itself.
+  // No workers: the main thread serves the gateway and gRPC itself.
   const app = createGateway(service, {
     maxRequestBytes: config.maxRequestBytes,
     cairnVersion: CAIRN_VERSION,
   });
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const grpc = createGrpcTransport(service, { maxRequestBytes: config.maxRequestBytes });
+  const ports: ClientPort[] = [];
   const clientUrls: string[] = [];
   try {
-    for (const url of config.listenClientUrls) {
-      const port = Number(url.port || 80);
-      let server: Deno.HttpServer<Deno.NetAddr>;
-      try {
-        server = Deno.serve({ hostname: socketHostname(url), port, onListen: () => {} }, app.fetch);
-      } catch (err) {
-        throw listenError(err, url.hostname, port);
-      }
-      servers.push(server);
-      clientUrls.push(`http://${url.hostname}:${server.addr.port}`);
+    for (const listener of listeners) {
+      const url = listener.url;
+      const port = await listenClientPort({
+        hostname: socketHostname(url),
+        port: Number(url.port || 80),
+        grpc: listener.grpc ? grpc.injector : undefined,
+        http: listener.http ? app.fetch : undefined,
+      });
+      ports.push(port);
+      clientUrls.push(`http://${url.hostname}:${port.port}`);
     }
   } catch (err) {
     clearInterval(compactor);
-    await Promise.all(servers.map((s) => s.shutdown()));
+    grpc.close();
+    await Promise.all(ports.map((p) => p.close()));
     await peer?.close();
     await member.close();
     throw err;
@@ -160,11 +166,25 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clearInterval(compactor);
       // Open watch streams end first: a server's shutdown waits for them.
       service.close();
-      await Promise.all(servers.map((s) => s.shutdown()));
+      grpc.close();
+      await Promise.all(ports.map((p) => p.close()));
       await peer?.close();
       await member.close();
     },
   };
+}
+
+/**
+ * What each client URL serves: gRPC and the gateway on --listen-client-urls,
+ * or, with --listen-client-http-urls (etcd 3.5), gRPC there and the gateway
+ * alone on those.
+ */
+export function clientListeners(config: ServerConfig): ClientListener[] {
+  const split = config.listenClientHttpUrls.length > 0;
+  return [
+    ...config.listenClientUrls.map((url) => ({ url, grpc: true, http: !split })),
+    ...config.listenClientHttpUrls.map((url) => ({ url, grpc: false, http: true })),
+  ];
 }
 
 /** Start the auto-compactor the flags ask for; returns its timer (or undefined). */

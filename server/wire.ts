@@ -148,6 +148,12 @@ export interface InitMessage {
   hostname: string;
   /** TCP port to listen on (shared with SO_REUSEPORT). */
   port: number;
+  /** Serve gRPC on the port. */
+  grpc: boolean;
+  /** Serve the JSON gateway on the port. */
+  http: boolean;
+  /** Where Maintenance.Snapshot writes its temporary copy. */
+  snapshotDir: string;
   /** The cluster's ID, for response headers. */
   clusterId: bigint;
   /** This member's ID, for response headers. */

@@ -66,6 +66,18 @@ export interface WorkerSetup {
   cairnVersion: string;
   /** Milliseconds between progress notifications to idle watchers that ask for them. */
   progressNotifyIntervalMs?: number;
+  /** Where Maintenance.Snapshot writes its temporary copy. */
+  snapshotDir: string;
+}
+
+/** A client URL and what it serves (see server/client_port.ts). */
+export interface ClientListener {
+  /** The URL to listen on. */
+  url: URL;
+  /** Serve gRPC there. */
+  grpc: boolean;
+  /** Serve the JSON gateway there. */
+  http: boolean;
 }
 
 /**
@@ -183,7 +195,7 @@ export interface HttpWorkers {
  */
 export async function startHttpWorkers(
   setup: WorkerSetup,
-  urls: URL[],
+  listeners: ClientListener[],
   count: number,
 ): Promise<HttpWorkers> {
   const workers: Worker[] = [];
@@ -206,7 +218,8 @@ export async function startHttpWorkers(
     for (const g of guards.splice(0)) g.close();
   };
   try {
-    for (const url of urls) {
+    for (const listener of listeners) {
+      const url = listener.url;
       const hostname = socketHostname(url);
       const port = probeAddress(url);
       try {
@@ -215,7 +228,7 @@ export async function startHttpWorkers(
         throw listenError(err, url.hostname, port);
       }
       for (let i = 0; i < count; i++) {
-        workers.push(await startWorker(setup, feed, url.hostname, port));
+        workers.push(await startWorker(setup, feed, listener, port));
       }
       clientUrls.push(`http://${url.hostname}:${port}`);
     }
@@ -231,10 +244,11 @@ export async function startHttpWorkers(
 async function startWorker(
   setup: WorkerSetup,
   feed: Feed,
-  host: string,
+  listener: ClientListener,
   port: number,
 ): Promise<Worker> {
-  const hostname = host.replace(/^\[(.*)\]$/, "$1");
+  const host = listener.url.hostname;
+  const hostname = socketHostname(listener.url);
   const worker = new Worker(new URL("./http_worker.ts", import.meta.url), { type: "module" });
   const node = setup.node;
   // Replies gathered in this event-loop turn go back as one msgpack buffer.
@@ -337,6 +351,9 @@ async function startWorker(
     kvPath: setup.kvPath,
     hostname,
     port,
+    grpc: listener.grpc,
+    http: listener.http,
+    snapshotDir: setup.snapshotDir,
     clusterId: setup.clusterId,
     memberId: setup.memberId,
     term: node.term,

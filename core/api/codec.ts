@@ -38,14 +38,25 @@
 
 import { Errors } from "../errors.ts";
 import type {
+  AlarmMember,
+  AlarmRequest,
+  AlarmResponse,
+  AuthenticateRequest,
+  AuthenticateResponse,
   CampaignRequest,
   CampaignResponse,
   CompactionRequest,
   CompactionResponse,
   Compare,
+  DefragmentRequest,
+  DefragmentResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
   Event,
+  HashKVRequest,
+  HashKVResponse,
+  HashRequest,
+  HashResponse,
   KeyValue,
   LeaderKey,
   LeaderRequest,
@@ -89,6 +100,8 @@ import type {
   ResignResponse,
   ResponseHeader,
   ResponseOp,
+  SnapshotRequest,
+  SnapshotResponse,
   StatusRequest,
   StatusResponse,
   TxnRequest,
@@ -231,6 +244,32 @@ export interface MessageTypes {
   MoveLeaderRequest: MoveLeaderRequest;
   /** etcd's `MoveLeaderResponse`. */
   MoveLeaderResponse: MoveLeaderResponse;
+  /** etcd's `AlarmRequest`. */
+  AlarmRequest: AlarmRequest;
+  /** etcd's `AlarmMember`. */
+  AlarmMember: AlarmMember;
+  /** etcd's `AlarmResponse`. */
+  AlarmResponse: AlarmResponse;
+  /** etcd's `DefragmentRequest`. */
+  DefragmentRequest: DefragmentRequest;
+  /** etcd's `DefragmentResponse`. */
+  DefragmentResponse: DefragmentResponse;
+  /** etcd's `HashRequest`. */
+  HashRequest: HashRequest;
+  /** etcd's `HashResponse`. */
+  HashResponse: HashResponse;
+  /** etcd's `HashKVRequest`. */
+  HashKVRequest: HashKVRequest;
+  /** etcd's `HashKVResponse`. */
+  HashKVResponse: HashKVResponse;
+  /** etcd's `SnapshotRequest`. */
+  SnapshotRequest: SnapshotRequest;
+  /** etcd's `SnapshotResponse`. */
+  SnapshotResponse: SnapshotResponse;
+  /** etcd's `AuthenticateRequest`. */
+  AuthenticateRequest: AuthenticateRequest;
+  /** etcd's `AuthenticateResponse`. */
+  AuthenticateResponse: AuthenticateResponse;
 }
 
 /** Name of a message in {@linkcode SCHEMA}. */
@@ -265,7 +304,7 @@ export interface EnumSpec {
 export interface FieldSpec {
   /** Proto field name; also the internal property name and the output name. */
   name: string;
-  /** Proto field number (used for the protobuf size of a request). */
+  /** Proto field number (the protobuf encoding, core/api/proto.ts, and `protoSize`). */
   no: number;
   /** A scalar field's kind (exactly one of scalar, enum, message is set). */
   scalar?: ScalarKind;
@@ -309,6 +348,14 @@ const EventType: EnumSpec = {
 const FilterType: EnumSpec = {
   goName: "etcdserverpb.WatchCreateRequest_FilterType",
   values: ["NOPUT", "NODELETE"],
+};
+const AlarmAction: EnumSpec = {
+  goName: "etcdserverpb.AlarmRequest_AlarmAction",
+  values: ["GET", "ACTIVATE", "DEACTIVATE"],
+};
+const AlarmType: EnumSpec = {
+  goName: "etcdserverpb.AlarmType",
+  values: ["NONE", "NOSPACE", "CORRUPT"],
 };
 
 /**
@@ -666,6 +713,62 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
   },
   MoveLeaderRequest: { fields: [{ name: "targetID", no: 1, scalar: "uint64n" }] },
   MoveLeaderResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AlarmRequest: {
+    fields: [
+      { name: "action", no: 1, enum: AlarmAction },
+      { name: "memberID", no: 2, scalar: "uint64n" },
+      { name: "alarm", no: 3, enum: AlarmType },
+    ],
+  },
+  AlarmMember: {
+    fields: [
+      { name: "memberID", no: 1, scalar: "uint64n" },
+      { name: "alarm", no: 2, enum: AlarmType },
+    ],
+  },
+  AlarmResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "alarms", no: 2, message: "AlarmMember", repeated: true },
+    ],
+  },
+  DefragmentRequest: { fields: [] },
+  DefragmentResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  HashRequest: { fields: [] },
+  HashResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "hash", no: 2, scalar: "uint32" },
+    ],
+  },
+  HashKVRequest: { fields: [{ name: "revision", no: 1, scalar: "int64" }] },
+  HashKVResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "hash", no: 2, scalar: "uint32" },
+      { name: "compact_revision", no: 3, scalar: "int64" },
+    ],
+  },
+  SnapshotRequest: { fields: [] },
+  SnapshotResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "remaining_bytes", no: 2, scalar: "uint64" },
+      { name: "blob", no: 3, scalar: "bytes" },
+    ],
+  },
+  AuthenticateRequest: {
+    fields: [
+      { name: "name", no: 1, scalar: "string" },
+      { name: "password", no: 2, scalar: "string" },
+    ],
+  },
+  AuthenticateResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "token", no: 2, scalar: "string" },
+    ],
+  },
 };
 
 /**
@@ -980,7 +1083,16 @@ function measure(fr: SizeFrame): SizeFrame | undefined {
         fr.j = 0;
         continue;
       }
-      for (const e of v as unknown[]) fr.size += tag + valueSize(f, e, true);
+      const items = v as unknown[];
+      if (f.scalar === "bytes" || f.scalar === "string") {
+        for (const e of items) fr.size += tag + valueSize(f, e, true);
+      } else if (items.length > 0) {
+        // Numbers, bools and enums are packed (proto3's default, and etcd's):
+        // one tag, the length, then the values.
+        let body = 0;
+        for (const e of items) body += valueSize(f, e, true);
+        fr.size += tag + smallVarintSize(body) + body;
+      }
     } else if (f.message !== undefined) {
       return sizeFrame(f.message, v as Record<string, unknown>);
     } else {

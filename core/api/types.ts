@@ -1,9 +1,9 @@
 /**
- * Request and response shapes of etcd's KV and Maintenance services
- * (etcdserverpb/rpc.proto, mvccpb/kv.proto), in cairn's internal form, shared
- * by the server, the client and ctl: keys and values are `Uint8Array`, revisions,
- * versions and counts are JS numbers (they stay below 2^53), lease IDs and
- * cluster/member IDs are `bigint`. Field names are the proto field names, so
+ * Request and response shapes of etcd's services (etcdserverpb/rpc.proto,
+ * mvccpb/kv.proto, v3lockpb, v3electionpb; of Auth, only Authenticate so far),
+ * in cairn's internal form, shared by the server, the client and ctl: keys
+ * and values are `Uint8Array`, revisions, versions and counts are JS numbers
+ * (they stay below 2^53), lease IDs and cluster/member IDs are `bigint`. Field names are the proto field names, so
  * the JSON gateway maps them one to one. Optional fields default to the proto
  * zero value (empty bytes, 0, false, "NONE"/"KEY"/"EQUAL"…).
  *
@@ -333,6 +333,110 @@ export interface MoveLeaderRequest {
 export interface MoveLeaderResponse {
   /** Response header, when the server sends one. */
   header?: ResponseHeader;
+}
+
+/** etcdserverpb.AlarmType: the kind of an alarm a member raises. */
+export type AlarmType = "NONE" | "NOSPACE" | "CORRUPT";
+
+/** AlarmRequest.AlarmAction: what an Alarm request does. */
+export type AlarmAction = "GET" | "ACTIVATE" | "DEACTIVATE";
+
+/** etcdserverpb.AlarmRequest (Maintenance.Alarm). */
+export interface AlarmRequest {
+  /** "GET" lists the raised alarms, "ACTIVATE" raises one, "DEACTIVATE" clears one. */
+  action?: AlarmAction;
+  /** ID of the member the alarm is about; 0n: every member. */
+  memberID?: bigint;
+  /** The kind of alarm; "NONE" (with "GET"): every kind. */
+  alarm?: AlarmType;
+}
+
+/** etcdserverpb.AlarmMember: one raised alarm. */
+export interface AlarmMember {
+  /** ID of the member that raised the alarm. */
+  memberID: bigint;
+  /** The kind of alarm raised. */
+  alarm: AlarmType;
+}
+
+/** etcdserverpb.AlarmResponse. */
+export interface AlarmResponse {
+  /** Response header. */
+  header?: ResponseHeader;
+  /** The alarms the request matched (GET) or changed (ACTIVATE, DEACTIVATE). */
+  alarms: AlarmMember[];
+}
+
+/** etcdserverpb.DefragmentRequest (Maintenance.Defragment): an empty message. */
+// deno-lint-ignore ban-types
+export type DefragmentRequest = {};
+
+/** etcdserverpb.DefragmentResponse. */
+export interface DefragmentResponse {
+  /** Response header. */
+  header: ResponseHeader;
+}
+
+/** etcdserverpb.HashRequest (Maintenance.Hash, a hash of the whole backend): an empty message. */
+// deno-lint-ignore ban-types
+export type HashRequest = {};
+
+/** etcdserverpb.HashResponse. */
+export interface HashResponse {
+  /** Response header; `revision` is the store's revision the hash was taken at. */
+  header: ResponseHeader;
+  /** CRC-32 (Castagnoli) of the member's backend, a uint32. */
+  hash: number;
+}
+
+/** etcdserverpb.HashKVRequest (Maintenance.HashKV). */
+export interface HashKVRequest {
+  /** Hash the MVCC keys up to this revision; 0 means the current revision. */
+  revision?: number;
+}
+
+/** etcdserverpb.HashKVResponse. */
+export interface HashKVResponse {
+  /** Response header; `revision` is the revision the hash covers. */
+  header: ResponseHeader;
+  /** CRC-32 (Castagnoli) of the MVCC keys and values up to the revision, a uint32. */
+  hash: number;
+  /** The store's compacted revision when the hash began. */
+  compact_revision: number;
+}
+
+/** etcdserverpb.SnapshotRequest (Maintenance.Snapshot, a server stream): an empty message. */
+// deno-lint-ignore ban-types
+export type SnapshotRequest = {};
+
+/**
+ * etcdserverpb.SnapshotResponse: one chunk of the snapshot stream. etcd 3.4
+ * sends no header; its last message has remaining_bytes 0 and the SHA-256 of
+ * the snapshot as its blob.
+ */
+export interface SnapshotResponse {
+  /** Response header, when the server sends one (etcd 3.4 does not). */
+  header?: ResponseHeader;
+  /** Bytes of blob still to come after this message. */
+  remaining_bytes: number;
+  /** The next chunk of the snapshot, in bytes. */
+  blob: Uint8Array;
+}
+
+/** etcdserverpb.AuthenticateRequest (Auth.Authenticate). */
+export interface AuthenticateRequest {
+  /** The user's name. */
+  name: string;
+  /** The user's password. */
+  password: string;
+}
+
+/** etcdserverpb.AuthenticateResponse. */
+export interface AuthenticateResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** A token for the `token` metadata of later requests. */
+  token: string;
 }
 
 /** etcdserverpb.LeaseGrantRequest. */

@@ -77,6 +77,12 @@ export interface ServiceOptions {
    * renew its snapshot. Default false.
    */
   refreshReads?: boolean;
+  /**
+   * Directory under which Maintenance.Snapshot writes its temporary copy of
+   * the store (removed when the stream ends). Default: the system's
+   * temporary directory.
+   */
+  snapshotDir?: string;
 }
 
 /** The state and helpers the services of one member share. */
@@ -93,6 +99,8 @@ export class ServiceContext {
   readonly maxTxnOps: number;
   /** etcd's `--max-request-bytes`, in bytes. */
   readonly maxRequestBytes: number;
+  /** Where Maintenance.Snapshot writes its temporary copy (undefined: the system's temp dir). */
+  readonly snapshotDir: string | undefined;
   #refreshReads: boolean;
 
   /** Serve reads from `backend` and send writes through `proposer`. */
@@ -104,6 +112,7 @@ export class ServiceContext {
     this.maxTxnOps = options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.#refreshReads = options.refreshReads ?? false;
+    this.snapshotDir = options.snapshotDir;
   }
 
   /**

@@ -32,14 +32,14 @@ import type {
 } from "../../core/api/types.ts";
 import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
 import { KVServer } from "./kv.ts";
-import { MaintenanceServer } from "./maintenance.ts";
+import { MaintenanceServer, type MaintenanceService } from "./maintenance.ts";
 import { ClusterServer } from "./cluster.ts";
 import { LeaseServer } from "./lease.ts";
 import { LockServer } from "./lock.ts";
 import { ElectionServer } from "./election.ts";
 import { WatchServer, type WatchServerOptions, type WatchSession } from "./watch.ts";
 
-export type { Proposer, ServiceOptions, WatchServerOptions, WatchSession };
+export type { MaintenanceService, Proposer, ServiceOptions, WatchServerOptions, WatchSession };
 export { ClusterServer, ElectionServer, LockServer, WatchServer };
 export { checkProposalSize, proposalSize } from "./proposal.ts";
 
@@ -133,6 +133,14 @@ export class EtcdServer implements KVService {
   /** etcd KV.Compact; see {@linkcode KVServer.compact}. */
   compact(req: CompactionRequest): Promise<CompactionResponse> {
     return this.kv.compact(req);
+  }
+
+  /**
+   * Whether this member knows a leader: etcd refuses streams whose client
+   * sent the `hasleader` metadata when it does not.
+   */
+  async hasLeader(): Promise<boolean> {
+    return (await this.maintenance.raftStatus()).leader !== 0n;
   }
 
   /** etcd Maintenance.Status; see {@linkcode MaintenanceServer.status}. */

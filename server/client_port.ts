@@ -1,0 +1,198 @@
+/**
+ * One client URL of a member, served as etcd serves it: gRPC (HTTP/2) and
+ * the JSON gateway (HTTP/1.1) on the same listener, told apart by the first
+ * bytes of each connection (etcd's cmux): the HTTP/2 connection preface
+ * (`PRI * HTTP/2.0…`) goes to the gRPC server, anything else to the gateway.
+ *
+ * The runtime shapes how: `Deno.serve` is the fast HTTP/1.1 server but
+ * cannot send HTTP/2 trailers (gRPC's status) nor take a connection
+ * accepted elsewhere, and @grpc/grpc-js runs on `node:http2`. So a
+ * `node:net` listener accepts, reads the first bytes, hands an HTTP/2
+ * connection to grpc-js (its connection injector) and relays an HTTP/1.1
+ * connection, bytes unchanged, to the gateway's `Deno.serve` on a private
+ * Unix socket. The relay costs the gateway some throughput (bench/README.md);
+ * etcd 3.5's `--listen-client-http-urls` serves the gateway on its own
+ * listener without it.
+ *
+ * @module
+ */
+import * as net from "node:net";
+import type { ConnectionInjector } from "@grpc/grpc-js";
+import { CLIENT_PREFACE_PEEK_BYTES, CLIENT_PREFACE_TIMEOUT_MS } from "../core/limits.ts";
+import { invariant } from "../core/invariant.ts";
+import { AddressInUseError, listenError } from "./listen.ts";
+import { log } from "./log.ts";
+
+/** What a client listener serves. */
+export interface ClientPortOptions {
+  /** Address to listen on (an IP literal or host name, IPv6 without brackets). */
+  hostname: string;
+  /** Port to listen on; 0 picks a free one. */
+  port: number;
+  /** Join the port's SO_REUSEPORT group (the member's HTTP workers share it). */
+  reusePort?: boolean;
+  /** The gRPC server that takes HTTP/2 connections; none: the gateway only. */
+  grpc?: ConnectionInjector;
+  /** The JSON gateway that serves HTTP/1.1 requests; none: gRPC only. */
+  http?: Deno.ServeHandler<Deno.NetAddr>;
+}
+
+/** A listening client URL. */
+export interface ClientPort {
+  /** The port bound. */
+  port: number;
+  /** Stop accepting, end the relays and the gateway's server (watch streams should end first). */
+  close(): Promise<void>;
+}
+
+/** The HTTP/2 connection preface's first bytes ("PRI"); no HTTP/1.1 method starts with them. */
+const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+invariant(CLIENT_PREFACE_PEEK_BYTES <= H2_PREFACE.length, "the peek is within the preface");
+
+/** Whether a connection's first bytes are HTTP/2's preface (as far as they go). */
+function isHttp2(head: Uint8Array): boolean {
+  const n = Math.min(head.length, CLIENT_PREFACE_PEEK_BYTES);
+  for (let i = 0; i < n; i++) if (head[i] !== H2_PREFACE[i]) return false;
+  return true;
+}
+
+/**
+ * Listen on a client URL for gRPC, the gateway, or both.
+ *
+ * @throws {AddressInUseError} when the address is taken (outside a
+ *   SO_REUSEPORT group).
+ */
+export async function listenClientPort(options: ClientPortOptions): Promise<ClientPort> {
+  const { hostname, grpc, http } = options;
+  invariant(grpc !== undefined || http !== undefined, "a client port serves something");
+  if (grpc === undefined) {
+    // The gateway alone: Deno.serve on the port itself.
+    let server: Deno.HttpServer<Deno.NetAddr>;
+    try {
+      server = Deno.serve({
+        hostname,
+        port: options.port,
+        reusePort: options.reusePort,
+        onListen: () => {},
+      }, http!);
+    } catch (err) {
+      throw listenError(err, hostname, options.port);
+    }
+    return { port: server.addr.port, close: () => server.shutdown() };
+  }
+
+  // The gateway behind the relay, on a Unix socket only this process knows.
+  let gateway: { server: Deno.HttpServer<Deno.UnixAddr>; dir: string; path: string } | undefined;
+  if (http !== undefined) {
+    const dir = await Deno.makeTempDir({ prefix: "cairn-client-" });
+    const path = `${dir}/gateway.sock`;
+    const server = Deno.serve({ path, transport: "unix", onListen: () => {} }, http as never);
+    gateway = { server, dir, path };
+  }
+
+  const sockets = new Set<net.Socket>();
+  const relay = (client: net.Socket, head: Buffer) => {
+    if (gateway === undefined) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect({ path: gateway.path });
+    sockets.add(upstream);
+    upstream.setNoDelay(true);
+    upstream.write(head);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    // Each side's end ends the other (pipe), after what was written has
+    // been sent; an error tears both down.
+    const fail = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", fail);
+    upstream.on("error", fail);
+    upstream.once("close", () => {
+      sockets.delete(upstream);
+      if (!client.writableEnded) client.end();
+    });
+    client.once("close", () => upstream.destroy());
+    client.resume();
+  };
+
+  const accept = (client: net.Socket) => {
+    sockets.add(client);
+    client.once("close", () => sockets.delete(client));
+    client.setNoDelay(true);
+    let head: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => client.destroy(), CLIENT_PREFACE_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      if (head.length < CLIENT_PREFACE_PEEK_BYTES && isHttp2(head)) return; // wait for more
+      clearTimeout(timer);
+      client.off("data", onData);
+      client.off("error", onError);
+      client.pause();
+      if (isHttp2(head)) {
+        client.unshift(head);
+        grpc.injectConnection(client);
+        client.resume();
+      } else {
+        relay(client, head);
+      }
+    };
+    const onError = () => {
+      clearTimeout(timer);
+      client.destroy();
+    };
+    client.on("data", onData);
+    client.on("error", onError);
+    client.once("end", () => {
+      clearTimeout(timer);
+      if (head.length === 0 || isHttp2(head)) client.destroy();
+    });
+  };
+
+  const listener = net.createServer({ noDelay: true }, accept);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(
+        {
+          host: hostname,
+          port: options.port,
+          reusePort: options.reusePort === true,
+        } as net.ListenOptions,
+        () => {
+          listener.off("error", reject);
+          resolve();
+        },
+      );
+    });
+  } catch (err) {
+    await gateway?.server.shutdown();
+    if (gateway !== undefined) await Deno.remove(gateway.dir, { recursive: true }).catch(() => {});
+    if ((err as { code?: string }).code === "EADDRINUSE") {
+      throw new AddressInUseError(
+        hostname.includes(":") ? `[${hostname}]` : hostname,
+        options.port,
+      );
+    }
+    throw err;
+  }
+  listener.on("error", (err) => log.warn("client listener error", { error: err }));
+  const port = (listener.address() as net.AddressInfo).port;
+  return {
+    port,
+    async close() {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      // The gateway's server ends its responses first (relays then close
+      // with them, so a client sees a finished stream, not a reset).
+      if (gateway !== undefined) {
+        await gateway.server.shutdown();
+        await Deno.remove(gateway.dir, { recursive: true }).catch(() => {});
+      }
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await closed;
+    },
+  };
+}
