@@ -692,7 +692,8 @@ function sortArrays(v: unknown): unknown {
 /**
  * A line diff of `want` and `got` (longest common subsequence): unchanged
  * lines prefixed with two spaces, `want`'s with `- `, `got`'s with `+ `.
- * Long runs of unchanged lines are cut to 2 lines of context.
+ * Long runs of unchanged lines are cut to 2 lines of context, and the whole
+ * to {@linkcode MAX_DIFF_LINES} lines.
  */
 export function lineDiff(want: string, got: string): string {
   const a = want.split("\n");
@@ -726,8 +727,15 @@ export function lineDiff(want: string, got: string): string {
     if (near(k)) shown.push(l.text);
     else if (shown.at(-1) !== "  …") shown.push("  …");
   });
+  if (shown.length > MAX_DIFF_LINES) {
+    const more = shown.length - MAX_DIFF_LINES;
+    shown.splice(MAX_DIFF_LINES, more, `  … (${more} more lines)`);
+  }
   return shown.join("\n");
 }
+
+/** Lines of one command's diff in a report, at most. */
+export const MAX_DIFF_LINES = 40;
 
 // ---------------------------------------------------------------------------
 // Sides and the comparison
