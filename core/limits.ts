@@ -57,6 +57,35 @@ export const CLIENT_PREFACE_PEEK_BYTES = 3;
 /** Milliseconds a client connection may take to send its first bytes before it is closed. */
 export const CLIENT_PREFACE_TIMEOUT_MS = 10_000;
 /**
+ * Bytes of an HTTP/2 connection's first frames the client port holds, at
+ * most (plus the read that crosses it), while it waits for the first
+ * request's headers to see their `:authority` (server/grpc/authority.ts). A
+ * connection that has not sent them within this many bytes is served
+ * through the `:authority` rewriter.
+ */
+export const HTTP2_FIRST_REQUEST_PEEK_BYTES = 16 * 1024;
+/**
+ * Milliseconds the client port waits for an HTTP/2 connection's first
+ * request headers (see HTTP2_FIRST_REQUEST_PEEK_BYTES) before it serves the
+ * connection through the `:authority` rewriter. The client's frames wait
+ * unanswered meanwhile, so this stays below gRPC's shortest keep-alive
+ * interval (10 s): a client's keep-alive ping never times out on it.
+ */
+export const HTTP2_FIRST_REQUEST_TIMEOUT_MS = 5_000;
+/**
+ * Bytes of one header block (a HEADERS frame's fragment and its
+ * CONTINUATION frames', as the client sent them) that the `:authority`
+ * rewriter holds, at most; a larger block closes the connection.
+ */
+export const MAX_REWRITTEN_HEADER_BLOCK_BYTES = 64 * 1024;
+/**
+ * Bytes of one decoded header list (names, values and 32 per field, as
+ * HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE counts them) that the `:authority`
+ * rewriter decodes, at most; a larger list closes the connection (the gRPC
+ * server refuses a request with more than about 64 KiB of headers anyway).
+ */
+export const MAX_REWRITTEN_HEADER_LIST_BYTES = 64 * 1024;
+/**
  * Responses a watch stream holds for a client that has not read them yet, at
  * most (etcd's per-stream buffer of 128). A watcher whose response does not
  * fit falls behind and later catches up from the stored history.
@@ -260,6 +289,14 @@ invariant(
   "the retained log spans several WAL segments, so releasing segments keeps pace",
 );
 invariant(READ_ARENA_MAX_COPY < READ_ARENA_BYTES, "an arena copy fits in one arena chunk");
+invariant(
+  HTTP2_FIRST_REQUEST_PEEK_BYTES >= 24 + 9 + 9,
+  "the first-request peek holds HTTP/2's preface and at least a frame past its SETTINGS",
+);
+invariant(
+  HTTP2_FIRST_REQUEST_TIMEOUT_MS < 10_000,
+  "a client's keep-alive ping does not wait out the first-request peek",
+);
 invariant(
   WAL_SEGMENT_BYTES % WAL_ZERO_CHUNK_BYTES === 0,
   "a WAL segment is a whole number of zero-fill chunks",

@@ -8,11 +8,12 @@
  * cannot send HTTP/2 trailers (gRPC's status) nor take a connection
  * accepted elsewhere, and @grpc/grpc-js runs on `node:http2`. So a
  * `node:net` listener accepts, reads the first bytes, hands an HTTP/2
- * connection to grpc-js (its connection injector) and relays an HTTP/1.1
- * connection, bytes unchanged, to the gateway's `Deno.serve` on a private
- * Unix socket. The relay costs the gateway some throughput (bench/README.md);
- * etcd 3.5's `--listen-client-http-urls` serves the gateway on its own
- * listener without it.
+ * connection to grpc-js (its connection injector; by way of
+ * server/grpc/authority.ts, which repairs an `:authority` given as a URL)
+ * and relays an HTTP/1.1 connection, bytes unchanged, to the gateway's
+ * `Deno.serve` on a private Unix socket. The relay costs the gateway some
+ * throughput (bench/README.md); etcd 3.5's `--listen-client-http-urls`
+ * serves the gateway on its own listener without it.
  *
  * @module
  */
@@ -20,6 +21,7 @@ import * as net from "node:net";
 import type { ConnectionInjector } from "@grpc/grpc-js";
 import { CLIENT_PREFACE_PEEK_BYTES, CLIENT_PREFACE_TIMEOUT_MS } from "../core/limits.ts";
 import { invariant } from "../core/invariant.ts";
+import { HTTP2_PREFACE, serveHttp2Connection } from "./grpc/authority.ts";
 import { AddressInUseError, listenError } from "./listen.ts";
 import { log } from "./log.ts";
 
@@ -45,14 +47,13 @@ export interface ClientPort {
   close(): Promise<void>;
 }
 
-/** The HTTP/2 connection preface's first bytes ("PRI"); no HTTP/1.1 method starts with them. */
-const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-invariant(CLIENT_PREFACE_PEEK_BYTES <= H2_PREFACE.length, "the peek is within the preface");
+// The HTTP/2 preface's first bytes ("PRI"): no HTTP/1.1 method starts with them.
+invariant(CLIENT_PREFACE_PEEK_BYTES <= HTTP2_PREFACE.length, "the peek is within the preface");
 
 /** Whether a connection's first bytes are HTTP/2's preface (as far as they go). */
 function isHttp2(head: Uint8Array): boolean {
   const n = Math.min(head.length, CLIENT_PREFACE_PEEK_BYTES);
-  for (let i = 0; i < n; i++) if (head[i] !== H2_PREFACE[i]) return false;
+  for (let i = 0; i < n; i++) if (head[i] !== HTTP2_PREFACE[i]) return false;
   return true;
 }
 
@@ -132,9 +133,11 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       client.off("error", onError);
       client.pause();
       if (isHttp2(head)) {
-        client.unshift(head);
-        grpc.injectConnection(client);
-        client.resume();
+        // The first request's `:authority` decides between the socket
+        // itself and a wrapper that repairs it (server/grpc/authority.ts).
+        serveHttp2Connection(client, head, {
+          inject: (connection) => grpc.injectConnection(connection),
+        });
       } else {
         relay(client, head);
       }
