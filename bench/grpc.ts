@@ -169,15 +169,18 @@ export function rangeRequests(): Buffer[] {
   );
 }
 
-/** What an answer was found to hold; `revision` 0 means no header. */
-interface Answer {
+/** What an answer was found to hold. */
+export interface Answer {
+  /** `header.revision`; 0 when there is no header. */
   revision: number;
+  /** Number of `kvs` (field 2; a PutResponse's `prev_kv`, which is not asked for). */
   kvs: number;
+  /** RangeResponse's `count`. */
   count: number;
 }
 
 /** A malformed answer. */
-class DecodeError extends Error {
+export class DecodeError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "DecodeError";
