@@ -73,6 +73,13 @@ export const HTTP2_FIRST_REQUEST_PEEK_BYTES = 16 * 1024;
  */
 export const HTTP2_FIRST_REQUEST_TIMEOUT_MS = 5_000;
 /**
+ * Milliseconds the client port waits, after an HTTP/2 client acknowledged
+ * cairn's SETTINGS, for its first request before serving it through the
+ * `:authority` rewriter: a client that sends none yet is waiting for its own
+ * SETTINGS to be acknowledged (Go's gRPC sends its first request at once).
+ */
+export const HTTP2_FIRST_REQUEST_AFTER_ACK_MS = 20;
+/**
  * Bytes of one header block (a HEADERS frame's fragment and its
  * CONTINUATION frames', as the client sent them) that the `:authority`
  * rewriter holds, at most; a larger block closes the connection.

@@ -49,6 +49,7 @@ import type {
   HpackHeaderInput,
 } from "./hpack.d.ts";
 import {
+  HTTP2_FIRST_REQUEST_AFTER_ACK_MS,
   HTTP2_FIRST_REQUEST_PEEK_BYTES,
   HTTP2_FIRST_REQUEST_TIMEOUT_MS,
   MAX_REWRITTEN_HEADER_BLOCK_BYTES,
@@ -586,8 +587,8 @@ export class AuthorityRewriter {
 
 /** How to serve a connection, from its first frames. */
 export type FirstRequestRoute =
-  /** Not decided yet: hold the bytes and wait for more. */
-  | { route: "wait" }
+  /** Not decided yet: hold the bytes and wait for more (`acked`: cairn's SETTINGS is acknowledged). */
+  | { route: "wait"; acked: boolean }
   /** Fast path: give grpc-js the socket itself, after putting `head` (ACK removed) back into it. */
   | { route: "socket"; head: Uint8Array }
   /** Serve it through an {@linkcode AuthorityRewritingSocket}. */
@@ -630,7 +631,7 @@ export function routeFirstRequest(head: Uint8Array): FirstRequestRoute {
       }
       off = end;
     }
-    if (!firstDone) return { route: "wait" };
+    if (!firstDone) return { route: "wait", acked: ackAt >= 0 };
     const fields = new HeaderBlockCodec().decode(concatBytes(first!));
     const authority = fields.find((f) => f.name === ":authority");
     if (authority !== undefined && authorityNeedsRewrite(authority.value)) {
@@ -640,7 +641,7 @@ export function routeFirstRequest(head: Uint8Array): FirstRequestRoute {
     if (err instanceof MalformedHttp2Error) return { route: "rewrite", reason: err.message };
     throw err;
   }
-  if (ackAt < 0) return { route: "wait" };
+  if (ackAt < 0) return { route: "wait", acked: false };
   const out = new Uint8Array(head.length - FRAME_HEADER_BYTES);
   out.set(head.subarray(0, ackAt));
   out.set(head.subarray(ackAt + FRAME_HEADER_BYTES), ackAt);
@@ -801,10 +802,12 @@ export function serveHttp2Connection(
   let held: Uint8Array = head;
   let settingsSent = false;
   let done = false;
+  let ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   const finish = () => {
     done = true;
     clearTimeout(timer);
+    clearTimeout(ackTimer);
     socket.off("data", onData);
     socket.off("error", close);
     socket.off("end", close);
@@ -851,6 +854,15 @@ export function serveHttp2Connection(
     if (route.route === "socket") toSocket(route.head);
     else if (route.route === "rewrite") toRewriter(route.reason);
     else if (held.length > peekBytes) toRewriter(`no first request within ${peekBytes} bytes`);
+    else if (route.acked && ackTimer === undefined) {
+      // A client that acknowledged cairn's SETTINGS and sends no request
+      // waits for its own SETTINGS to be acknowledged (nghttp2-based
+      // clients such as grpc-js do; Go's sends its first request at once):
+      // it is served through the rewriter rather than kept waiting.
+      ackTimer = setTimeout(() => {
+        if (!done) toRewriter("no request right after the SETTINGS ACK");
+      }, HTTP2_FIRST_REQUEST_AFTER_ACK_MS);
+    }
   };
   const run = () => {
     try {

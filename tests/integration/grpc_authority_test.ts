@@ -501,15 +501,38 @@ Deno.test({
         c.socket.destroy();
       });
 
+      await t.step(
+        "ACK and no request: the rewriter, without waiting for the timeout",
+        async () => {
+          const c = await connect(srv.port);
+          const started = Date.now();
+          c.socket.write(Buffer.concat([hello, settingsAck]));
+          const conn = await srv.next(++n);
+          assert(Date.now() - started < 250, "before the timeout");
+          assert(conn instanceof AuthorityRewritingSocket);
+          c.socket.write(request("http://h:1"));
+          await srv.read(conn, hello.length);
+          await within(
+            1_000,
+            "the request",
+            new Promise<void>((resolve) => {
+              const poll = () => conn.rewritten === 1 ? resolve() : setTimeout(poll, 10);
+              poll();
+            }),
+          );
+          c.socket.destroy();
+        },
+      );
+
       await t.step("no request within the time: the rewriter", async () => {
         const c = await connect(srv.port);
         const started = Date.now();
-        c.socket.write(Buffer.concat([hello, settingsAck]));
+        c.socket.write(hello);
         const conn = await srv.next(++n);
         assert(Date.now() - started >= 250, "after the timeout");
         assert(conn instanceof AuthorityRewritingSocket);
-        // It still rewrites what comes later, the ACK already removed.
-        c.socket.write(request("http://h:1"));
+        // It still rewrites what comes later, the first ACK removed.
+        c.socket.write(Buffer.concat([settingsAck, request("http://h:1")]));
         await srv.read(conn, hello.length);
         await within(
           1_000,

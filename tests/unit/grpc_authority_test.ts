@@ -531,8 +531,12 @@ Deno.test("route: a valid :authority takes the fast path once cairn's SETTINGS i
   const headers = frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 1, block);
   const data = frame(FrameType.DATA, FrameFlag.END_STREAM, 1, Uint8Array.of(0, 0, 0, 0, 0));
   const before = concat([HTTP2_PREFACE, CLIENT_SETTINGS, WINDOW_UPDATE]);
-  assertEquals(routeFirstRequest(before), { route: "wait" });
-  assertEquals(routeFirstRequest(concat([before, headers, data])), { route: "wait" }, "no ACK yet");
+  assertEquals(routeFirstRequest(before), { route: "wait", acked: false });
+  assertEquals(
+    routeFirstRequest(concat([before, headers, data])),
+    { route: "wait", acked: false },
+    "no ACK yet",
+  );
   // ACK after the request (a Go client may queue it so).
   assertEquals(routeFirstRequest(concat([before, headers, data, SETTINGS_ACK, PING])), {
     route: "socket",
@@ -545,8 +549,16 @@ Deno.test("route: a valid :authority takes the fast path once cairn's SETTINGS i
   });
   // Partial frames wait.
   const full = concat([before, SETTINGS_ACK, headers]);
-  assertEquals(routeFirstRequest(full.subarray(0, full.length - 1)), { route: "wait" });
-  assertEquals(routeFirstRequest(full.subarray(0, before.length + 12)), { route: "wait" });
+  assertEquals(routeFirstRequest(full.subarray(0, full.length - 1)), {
+    route: "wait",
+    acked: true,
+  });
+  assertEquals(routeFirstRequest(full.subarray(0, before.length + 12)), {
+    route: "wait",
+    acked: true,
+  });
+  // The ACK alone, no request yet: acknowledged, waiting.
+  assertEquals(routeFirstRequest(concat([before, SETTINGS_ACK])), { route: "wait", acked: true });
   // No :authority at all (Host instead) needs nothing either.
   const noAuthority = new ClientEncoder().block([
     { name: ":method", value: "GET" },
@@ -575,7 +587,11 @@ Deno.test("route: an endpoint URL as :authority takes the rewriter, ACK or not",
   const before = concat([HTTP2_PREFACE, CLIENT_SETTINGS]);
   const first = frame(FrameType.HEADERS, FrameFlag.END_STREAM, 1, block.subarray(0, cut));
   const rest = frame(FrameType.CONTINUATION, FrameFlag.END_HEADERS, 1, block.subarray(cut));
-  assertEquals(routeFirstRequest(concat([before, first])), { route: "wait" }, "block incomplete");
+  assertEquals(
+    routeFirstRequest(concat([before, first])),
+    { route: "wait", acked: false },
+    "block incomplete",
+  );
   assertEquals(routeFirstRequest(concat([before, first, rest])).route, "rewrite");
   assertEquals(routeFirstRequest(concat([before, SETTINGS_ACK, first, rest])).route, "rewrite");
 });
@@ -591,7 +607,7 @@ Deno.test("route: a second request's CONTINUATION while waiting for the ACK is n
     frame(FrameType.HEADERS, 0, 3, two.subarray(0, 2)),
     frame(FrameType.CONTINUATION, FrameFlag.END_HEADERS, 3, two.subarray(2)),
   ]);
-  assertEquals(routeFirstRequest(head), { route: "wait" });
+  assertEquals(routeFirstRequest(head), { route: "wait", acked: false });
   assertEquals(routeFirstRequest(concat([head, SETTINGS_ACK])).route, "socket");
 });
 
