@@ -40,6 +40,18 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Waits (at most 1 s) until `conn` rewrote one request's `:authority`. */
+function rewrittenOnce(conn: AuthorityRewritingSocket): Promise<void> {
+  return within(
+    1_000,
+    "the request",
+    new Promise<void>((resolve) => {
+      const poll = () => conn.rewritten === 1 ? resolve() : setTimeout(poll, 10);
+      poll();
+    }),
+  );
+}
+
 /** A test service: its calls record what the server saw. */
 class TestServer {
   readonly server = new grpc.Server();
@@ -512,14 +524,7 @@ Deno.test({
           assert(conn instanceof AuthorityRewritingSocket);
           c.socket.write(request("http://h:1"));
           await srv.read(conn, hello.length);
-          await within(
-            1_000,
-            "the request",
-            new Promise<void>((resolve) => {
-              const poll = () => conn.rewritten === 1 ? resolve() : setTimeout(poll, 10);
-              poll();
-            }),
-          );
+          await rewrittenOnce(conn);
           c.socket.destroy();
         },
       );
@@ -534,14 +539,7 @@ Deno.test({
         // It still rewrites what comes later, the first ACK removed.
         c.socket.write(Buffer.concat([settingsAck, request("http://h:1")]));
         await srv.read(conn, hello.length);
-        await within(
-          1_000,
-          "the request",
-          new Promise<void>((resolve) => {
-            const poll = () => conn.rewritten === 1 ? resolve() : setTimeout(poll, 10);
-            poll();
-          }),
-        );
+        await rewrittenOnce(conn);
         c.socket.destroy();
       });
 
