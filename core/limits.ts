@@ -54,6 +54,11 @@ export const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
  * HTTP/2 (gRPC) from HTTP/1.1 (the JSON gateway); "PRI" against a method name.
  */
 export const CLIENT_PREFACE_PEEK_BYTES = 3;
+/**
+ * Milliseconds a stopping client port gives its relayed connections to send
+ * what they hold and close, before it closes them.
+ */
+export const CLIENT_CLOSE_GRACE_MS = 1_000;
 /** Milliseconds a client connection may take to send its first bytes before it is closed. */
 export const CLIENT_PREFACE_TIMEOUT_MS = 10_000;
 /**

@@ -19,7 +19,11 @@
  */
 import * as net from "node:net";
 import type { ConnectionInjector } from "@grpc/grpc-js";
-import { CLIENT_PREFACE_PEEK_BYTES, CLIENT_PREFACE_TIMEOUT_MS } from "../core/limits.ts";
+import {
+  CLIENT_CLOSE_GRACE_MS,
+  CLIENT_PREFACE_PEEK_BYTES,
+  CLIENT_PREFACE_TIMEOUT_MS,
+} from "../core/limits.ts";
 import { invariant } from "../core/invariant.ts";
 import { HTTP2_PREFACE, serveHttp2Connection } from "./grpc/authority.ts";
 import { AddressInUseError, listenError } from "./listen.ts";
@@ -193,6 +197,21 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
         await gateway.server.shutdown();
         await Deno.remove(gateway.dir, { recursive: true }).catch(() => {});
       }
+      // A relay closes itself once the gateway closed its side and what it
+      // held reached the client (a destroy here would reset a client
+      // mid-response); the stragglers are closed after a grace period.
+      const closedAll = [...sockets].map((s) =>
+        new Promise<void>((resolve) => {
+          if (s.destroyed) resolve();
+          else s.once("close", () => resolve());
+        })
+      );
+      let grace: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(closedAll),
+        new Promise<void>((resolve) => grace = setTimeout(resolve, CLIENT_CLOSE_GRACE_MS)),
+      ]);
+      clearTimeout(grace);
       for (const s of sockets) s.destroy();
       sockets.clear();
       await closed;
