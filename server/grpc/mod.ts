@@ -119,6 +119,9 @@ function fail(call: { emit(event: "error", err: grpc.ServiceError): boolean }, e
   call.emit("error", grpcStatus(err));
 }
 
+/** The signal of calls that need none: it never aborts. */
+const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+
 /** A signal that aborts when the call is cancelled (the client went away or gave up). */
 function callSignal(
   call: { cancelled: boolean; once(event: "cancelled", listener: () => void): unknown },
@@ -167,6 +170,8 @@ export function createGrpcTransport(
     // answers is applied per message by decodeRequest, with etcd's text.
     "grpc.max_receive_message_length": maxRecv * GRPC_MAX_RECEIVE_FACTOR,
     "grpc.max_send_message_length": -1,
+    // No channelz bookkeeping per call (cairn exposes no channelz service).
+    "grpc.enable_channelz": 0,
   });
 
   const register = (path: string, kind: Kind, handler: Handler) => {
@@ -174,13 +179,19 @@ export function createGrpcTransport(
     invariant(ok, `gRPC method ${path} is registered once`);
   };
 
-  /** A unary RPC: decode, execute, encode, or the error's status. */
+  /**
+   * A unary RPC: decode, execute, encode, or the error's status. A
+   * `cancellable` one (a lock or campaign that waits) gets a signal that
+   * aborts when the client goes away; the others a signal that never does.
+   */
   const unary = <Q extends MessageName, R extends MessageName>(
     path: string,
     request: Q,
     response: R,
     exec: (req: MessageTypes[Q], signal: AbortSignal) => Promise<MessageTypes[R]>,
+    options: { cancellable?: boolean } = {},
   ) => {
+    const cancellable = options.cancellable === true;
     const handler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
       let req: MessageTypes[Q];
       try {
@@ -189,7 +200,7 @@ export function createGrpcTransport(
         callback(grpcStatus(err));
         return;
       }
-      exec(req, callSignal(call)).then(
+      exec(req, cancellable ? callSignal(call) : NEVER_ABORTED).then(
         (res) => callback(null, asBuffer(encodeMessage(response, res))),
         (err) => callback(grpcStatus(err)),
       );
@@ -336,7 +347,9 @@ export function createGrpcTransport(
   // --- v3lock.Lock ---
   const lock = service.lock;
   if (lock !== undefined) {
-    unary("/v3lockpb.Lock/Lock", "LockRequest", "LockResponse", (r, s) => lock.lock(r, s));
+    unary("/v3lockpb.Lock/Lock", "LockRequest", "LockResponse", (r, s) => lock.lock(r, s), {
+      cancellable: true,
+    });
     unary("/v3lockpb.Lock/Unlock", "UnlockRequest", "UnlockResponse", (r) => lock.unlock(r));
   }
 
@@ -348,6 +361,7 @@ export function createGrpcTransport(
       "CampaignRequest",
       "CampaignResponse",
       (r, s) => election.campaign(r, s),
+      { cancellable: true },
     );
     unary(
       "/v3electionpb.Election/Proclaim",

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { HAVE_ETCD, type ServerProcess, startCairn, startEtcd } from "../servers.ts";
-import { type Msg, TestClient } from "../grpc_client.ts";
+import { encodeRequest, type Msg, TestClient } from "../grpc_client.ts";
 
 const enc = (s: string) => Buffer.from(s);
 
@@ -320,6 +320,40 @@ Deno.test({
           assert.ok(blobs.slice(0, -1).every((b) => b.length === 32 * 1024));
         },
       );
+
+      await t.step("Lock: a waiter whose client cancels its call gives up its place", async () => {
+        const c = p.cairn;
+        await c.unary("/etcdserverpb.Lease/LeaseGrant", { TTL: 60, ID: 3000 });
+        await c.unary("/etcdserverpb.Lease/LeaseGrant", { TTL: 60, ID: 3001 });
+        const held = await c.unary("/v3lockpb.Lock/Lock", { name: enc("cl"), lease: 3000 });
+        const waiter = c.client.makeUnaryRequest(
+          "/v3lockpb.Lock/Lock",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          encodeRequest("/v3lockpb.Lock/Lock", { name: enc("cl"), lease: 3001 }),
+          () => {},
+        );
+        const count = async () =>
+          Number(
+            (await c.unary("/etcdserverpb.KV/Range", {
+              key: enc("cl/"),
+              range_end: enc("cl0"),
+              count_only: true,
+            })).count ?? 0,
+          );
+        for (let i = 0; i < 100 && await count() < 2; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(await count(), 2, "the waiter's key is there");
+        waiter.cancel();
+        for (let i = 0; i < 100 && await count() > 1; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(await count(), 1, "the canceled waiter's key is gone");
+        await c.unary("/v3lockpb.Lock/Unlock", { key: held.key });
+        await c.unary("/etcdserverpb.Lease/LeaseRevoke", { ID: 3000 });
+        await c.unary("/etcdserverpb.Lease/LeaseRevoke", { ID: 3001 });
+      });
 
       await t.step(
         "Maintenance.HashKV: a revision's hash stays; a new revision changes it",
