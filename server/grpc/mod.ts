@@ -24,7 +24,7 @@ import type {
   WatchRequest,
   WatchStreamHandle,
 } from "../../core/api/types.ts";
-import type { GatewayService } from "../gateway/mod.ts";
+import { checkGrpcSize, type GatewayService } from "../gateway/mod.ts";
 import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import {
   GRPC_MAX_RECEIVE_FACTOR,
@@ -100,9 +100,9 @@ const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, 
 function decodeRequest<K extends MessageName>(
   type: K,
   bytes: Buffer,
-  maxRecv: number,
+  maxRequestBytes: number,
 ): MessageTypes[K] {
-  if (bytes.length > maxRecv) throw Errors.MessageTooLarge(bytes.length, maxRecv);
+  checkGrpcSize(bytes.length, maxRequestBytes);
   try {
     return decodeMessage(type, bytes);
   } catch (err) {
@@ -195,7 +195,7 @@ export function createGrpcTransport(
     const handler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
       let req: MessageTypes[Q];
       try {
-        req = decodeRequest(request, call.request, maxRecv);
+        req = decodeRequest(request, call.request, maxRequestBytes);
       } catch (err) {
         callback(grpcStatus(err));
         return;
@@ -232,7 +232,7 @@ export function createGrpcTransport(
       "/etcdserverpb.Watch/Watch",
       "bidi",
       ((call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        void serveWatch(call, openWatch, service, maxRecv);
+        void serveWatch(call, openWatch, service, maxRequestBytes);
       }) as Handler,
     );
   }
@@ -268,7 +268,7 @@ export function createGrpcTransport(
       "/etcdserverpb.Lease/LeaseKeepAlive",
       "bidi",
       ((call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        void serveKeepAlive(call, (r) => lease.keepAlive(r), maxRecv);
+        void serveKeepAlive(call, (r) => lease.keepAlive(r), maxRequestBytes);
       }) as Handler,
     );
   }
@@ -339,7 +339,7 @@ export function createGrpcTransport(
       "/etcdserverpb.Maintenance/Snapshot",
       "serverStream",
       ((call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-        void serveSnapshot(call, maintenance, maxRecv);
+        void serveSnapshot(call, maintenance, maxRequestBytes);
       }) as Handler,
     );
   }
@@ -385,7 +385,7 @@ export function createGrpcTransport(
       "/v3electionpb.Election/Observe",
       "serverStream",
       ((call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-        void serveObserve(call, election, maxRecv);
+        void serveObserve(call, election, maxRequestBytes);
       }) as Handler,
     );
   }
@@ -421,7 +421,7 @@ async function serveWatch(
   call: grpc.ServerDuplexStream<Buffer, Buffer>,
   openWatch: () => WatchStreamHandle,
   service: GrpcService,
-  maxRecv: number,
+  maxRequestBytes: number,
 ): Promise<void> {
   if (call.metadata.get("hasleader")[0] === "true" && service.hasLeader !== undefined) {
     try {
@@ -447,7 +447,7 @@ async function serveWatch(
   call.on("data", (bytes: Buffer) => {
     let req: WatchRequest;
     try {
-      req = decodeRequest("WatchRequest", bytes, maxRecv);
+      req = decodeRequest("WatchRequest", bytes, maxRequestBytes);
     } catch (err) {
       end(err);
       return;
@@ -480,7 +480,7 @@ async function serveWatch(
 async function serveKeepAlive(
   call: grpc.ServerDuplexStream<Buffer, Buffer>,
   keepAlive: (req: LeaseKeepAliveRequest) => Promise<MessageTypes["LeaseKeepAliveResponse"]>,
-  maxRecv: number,
+  maxRequestBytes: number,
 ): Promise<void> {
   const pending: LeaseKeepAliveRequest[] = [];
   let clientDone = false;
@@ -494,7 +494,7 @@ async function serveKeepAlive(
   call.on("data", (bytes: Buffer) => {
     if (failed) return;
     try {
-      pending.push(decodeRequest("LeaseKeepAliveRequest", bytes, maxRecv));
+      pending.push(decodeRequest("LeaseKeepAliveRequest", bytes, maxRequestBytes));
     } catch (err) {
       failed = true;
       fail(call, err);
@@ -540,11 +540,11 @@ async function serveKeepAlive(
 async function serveObserve(
   call: grpc.ServerWritableStream<Buffer, Buffer>,
   election: NonNullable<GatewayService["election"]>,
-  maxRecv: number,
+  maxRequestBytes: number,
 ): Promise<void> {
   let req: MessageTypes["LeaderRequest"];
   try {
-    req = decodeRequest("LeaderRequest", call.request, maxRecv);
+    req = decodeRequest("LeaderRequest", call.request, maxRequestBytes);
   } catch (err) {
     fail(call, err);
     return;
@@ -568,10 +568,10 @@ async function serveObserve(
 async function serveSnapshot(
   call: grpc.ServerWritableStream<Buffer, Buffer>,
   maintenance: MaintenanceService,
-  maxRecv: number,
+  maxRequestBytes: number,
 ): Promise<void> {
   try {
-    decodeRequest("SnapshotRequest", call.request, maxRecv);
+    decodeRequest("SnapshotRequest", call.request, maxRequestBytes);
     const signal = callSignal(call);
     for await (const chunk of maintenance.snapshot(signal)) {
       if (signal.aborted) return;
