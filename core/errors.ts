@@ -135,6 +135,8 @@ export const Errors = {
   LeaseProvided: def("etcdserver: lease is provided", GrpcCode.InvalidArgument),
   /** A write while the NOSPACE alarm is active. */
   NoSpace: def("etcdserver: mvcc: database space exceeded", GrpcCode.ResourceExhausted),
+  /** A write while the CORRUPT alarm is active. */
+  Corrupt: def("etcdserver: corrupt cluster", GrpcCode.DataLoss),
   /** Apply lags commit by more than 5000 entries. */
   TooManyRequests: def("etcdserver: too many requests", GrpcCode.ResourceExhausted),
   /** No leader is known. */

@@ -372,3 +372,22 @@ export const MAX_PEER_STREAM_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** After a peer's WebSocket failed, no new one before this many ms (later sends try again). */
 export const PEER_RECONNECT_MS = 50;
+
+/** etcd's DefaultQuotaBytes: the backend quota when --quota-backend-bytes is 0 (2 GiB). */
+export const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 * 1024 * 1024;
+
+/** etcd's MaxQuotaBytes: a larger --quota-backend-bytes is logged as too large (8 GiB). */
+export const MAX_QUOTA_BACKEND_BYTES = 8 * 1024 * 1024 * 1024;
+
+/** etcd's kvOverhead: bytes a put is assumed to cost beyond its key and value, in quota checks. */
+export const QUOTA_KV_OVERHEAD_BYTES = 256;
+
+/** etcd's leaseOverhead: bytes a lease grant is assumed to cost, in quota checks. */
+export const QUOTA_LEASE_OVERHEAD_BYTES = 64;
+
+/**
+ * Milliseconds a measured store size serves quota checks before it is
+ * measured again (measuring reads every table's page counts, ~40 µs; a put
+ * costs more than that to check each time).
+ */
+export const QUOTA_SIZE_REFRESH_MS = 100;

@@ -450,14 +450,26 @@ class LmdbBackend implements Backend {
   }
 
   size(): { dbSize: number; dbSizeInUse: number } {
-    const stats = this.#env.getStats() as { pageSize: number; lastPageNumber: number };
     let dbSize = 0;
     try {
       dbSize = Deno.statSync(`${this.#path}/data.mdb`).size;
     } catch {
       dbSize = 0;
     }
-    return { dbSize, dbSizeInUse: (stats.lastPageNumber + 1) * stats.pageSize };
+    // In use: the pages of every tree (mdb_stat reads them off each tree's
+    // root record, no scan) and the two meta pages; the rest of the file is
+    // free pages LMDB reuses, which etcd's dbSizeInUse leaves out too.
+    let pages = 2;
+    let last: Record<string, unknown> = {};
+    for (const db of [...this.#tables.values(), this.#meta]) {
+      last = db.getStats() as Record<string, unknown>;
+      pages += treePages(last);
+    }
+    pages += treePages(last.root as Record<string, unknown>);
+    pages += treePages(last.free as Record<string, unknown>);
+    const pageSize = last.pageSize as number;
+    const total = ((last.lastPageNumber as number) + 1) * pageSize;
+    return { dbSize: Math.max(dbSize, total), dbSizeInUse: Math.min(pages * pageSize, total) };
   }
 
   async copyTo(dir: string): Promise<string> {
@@ -475,6 +487,12 @@ class LmdbBackend implements Backend {
 }
 
 function ignore(): void {}
+
+/** Pages of one B+tree from lmdb-js's `getStats()` record (branch, leaf and overflow). */
+function treePages(stats: Record<string, unknown>): number {
+  return (stats.treeBranchPageCount as number) + (stats.treeLeafPageCount as number) +
+    (stats.overflowPages as number);
+}
 
 /** A read-only LMDB environment file, such as a snapshot received from the leader. */
 export interface EnvironmentFile {

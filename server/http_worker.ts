@@ -207,6 +207,7 @@ async function init(init: InitMessage, fence: SharedArrayBuffer): Promise<void> 
     memberId: init.memberId,
     maxTxnOps: init.maxTxnOps,
     maxRequestBytes: init.maxRequestBytes,
+    quotaBackendBytes: init.quotaBackendBytes,
     refreshReads: true,
     snapshotDir: init.snapshotDir,
     progressNotifyIntervalMs: init.progressNotifyIntervalMs,

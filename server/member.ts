@@ -53,6 +53,11 @@ export interface MemberLimits {
   maxRequestBytes: number;
   /** Milliseconds between progress notifications to idle watchers that ask for them. */
   progressNotifyIntervalMs?: number;
+  /**
+   * etcd's `--quota-backend-bytes`: 0 = the 2 GiB default, negative = no
+   * quota. Default 0.
+   */
+  quotaBackendBytes?: number;
 }
 
 /** An open member store. */
@@ -133,6 +138,7 @@ export async function openMember(
       clusterId: BigInt(b.getMeta(Meta.clusterId) as string),
       maxTxnOps: limits.maxTxnOps,
       maxRequestBytes: limits.maxRequestBytes,
+      quotaBackendBytes: limits.quotaBackendBytes,
       progressNotifyIntervalMs: limits.progressNotifyIntervalMs,
       snapshotDir: snapDir(dataDir),
     });

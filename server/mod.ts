@@ -61,6 +61,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const member = await openMember(config.dataDir, identity, {
     maxTxnOps: config.maxTxnOps,
     maxRequestBytes: config.maxRequestBytes,
+    quotaBackendBytes: config.quotaBackendBytes,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
   }, {
     heartbeatMs: config.heartbeatIntervalMs,
@@ -108,6 +109,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           memberId: service.memberId,
           maxTxnOps: config.maxTxnOps,
           maxRequestBytes: config.maxRequestBytes,
+          quotaBackendBytes: config.quotaBackendBytes,
           cairnVersion: CAIRN_VERSION,
           progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
           snapshotDir: snapDir(config.dataDir),

@@ -164,6 +164,8 @@ export interface InitMessage {
   maxTxnOps: number;
   /** Largest request accepted, in bytes (--max-request-bytes). */
   maxRequestBytes: number;
+  /** --quota-backend-bytes (0: the default quota; negative: none). */
+  quotaBackendBytes: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
   /** The member's --log-level. */

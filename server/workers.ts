@@ -62,6 +62,8 @@ export interface WorkerSetup {
   maxTxnOps: number;
   /** Largest request accepted, in bytes (--max-request-bytes). */
   maxRequestBytes: number;
+  /** --quota-backend-bytes (0: the default quota; negative: none). */
+  quotaBackendBytes: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
   /** Milliseconds between progress notifications to idle watchers that ask for them. */
@@ -359,6 +361,7 @@ async function startWorker(
     term: node.term,
     maxTxnOps: setup.maxTxnOps,
     maxRequestBytes: setup.maxRequestBytes,
+    quotaBackendBytes: setup.quotaBackendBytes,
     cairnVersion: setup.cairnVersion,
     logLevel: log.level,
     progressNotifyIntervalMs: setup.progressNotifyIntervalMs,

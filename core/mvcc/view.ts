@@ -65,6 +65,12 @@ export const Meta = {
    * server/cluster/membership.ts), written with each conf change entry.
    */
   membership: "membership",
+  /**
+   * The raised alarms (etcd's alarm bucket), as a JSON array of
+   * `[memberID as decimal string, AlarmType]`, written when an alarm
+   * request applies; absent when none was ever raised.
+   */
+  alarms: "alarms",
 } as const;
 
 /**

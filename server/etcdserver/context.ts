@@ -9,7 +9,10 @@
 import type { Backend } from "../../core/backend.ts";
 import { invariant } from "../../core/invariant.ts";
 import type { ResponseHeader } from "../../core/api/types.ts";
-import { ReadView } from "../../core/mvcc/view.ts";
+import { Meta, ReadView } from "../../core/mvcc/view.ts";
+import { AlarmSet } from "../../core/alarm.ts";
+import { Errors } from "../../core/errors.ts";
+import { DEFAULT_QUOTA_BACKEND_BYTES, QUOTA_SIZE_REFRESH_MS } from "../../core/limits.ts";
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "../config.ts";
 import type { InternalRequest } from "../raftnode/request.ts";
 import type { ApplyResult } from "../raftnode/applier.ts";
@@ -83,6 +86,12 @@ export interface ServiceOptions {
    * temporary directory.
    */
   snapshotDir?: string;
+  /**
+   * etcd's `--quota-backend-bytes`: writes that would take the store's size
+   * in use past it raise the NOSPACE alarm and fail. 0 (the default) = 2 GiB;
+   * negative = no quota.
+   */
+  quotaBackendBytes?: number;
 }
 
 /** The state and helpers the services of one member share. */
@@ -101,7 +110,11 @@ export class ServiceContext {
   readonly maxRequestBytes: number;
   /** Where Maintenance.Snapshot writes its temporary copy (undefined: the system's temp dir). */
   readonly snapshotDir: string | undefined;
+  /** The backend quota in bytes (Infinity: none). */
+  readonly quotaBytes: number;
   #refreshReads: boolean;
+  /** The last size measured for quota checks, and when (performance.now(), ms). */
+  #sized = { bytes: 0, at: -Infinity };
 
   /** Serve reads from `backend` and send writes through `proposer`. */
   constructor(backend: Backend, proposer: Proposer, options: ServiceOptions) {
@@ -113,6 +126,39 @@ export class ServiceContext {
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.#refreshReads = options.refreshReads ?? false;
     this.snapshotDir = options.snapshotDir;
+    const quota = options.quotaBackendBytes ?? 0;
+    this.quotaBytes = quota < 0 ? Infinity : quota === 0 ? DEFAULT_QUOTA_BACKEND_BYTES : quota;
+  }
+
+  /** The raised alarms, as committed (after {@linkcode ServiceContext.linearize}: every acknowledged one). */
+  alarms(): AlarmSet {
+    if (this.#refreshReads) this.backend.refresh();
+    return AlarmSet.decode(this.backend.getMeta(Meta.alarms));
+  }
+
+  /**
+   * etcd's quota check before a write that adds `cost` bytes (its
+   * quotaAlarmer): when the store's size in use plus `cost` reaches the
+   * quota, the NOSPACE alarm is raised for this member (a replicated
+   * request) and the write fails. The size is measured at most every
+   * QUOTA_SIZE_REFRESH_MS.
+   *
+   * @throws {EtcdError} NoSpace (`etcdserver: mvcc: database space exceeded`).
+   */
+  async checkQuota(cost: number): Promise<void> {
+    if (cost === 0 || this.quotaBytes === Infinity) return;
+    const now = performance.now();
+    if (now - this.#sized.at >= QUOTA_SIZE_REFRESH_MS) {
+      this.#sized = { bytes: this.backend.size().dbSizeInUse, at: now };
+    }
+    if (this.#sized.bytes + cost < this.quotaBytes) return;
+    // The alarm is raised before the refusal, as etcd does; a failure to
+    // raise it (no leader) still refuses the write.
+    await this.proposer.propose({
+      type: "alarm",
+      alarm: { action: "ACTIVATE", memberID: this.memberId, alarm: "NOSPACE" },
+    }).catch(() => {});
+    throw Errors.NoSpace();
   }
 
   /**

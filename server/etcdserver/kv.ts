@@ -35,6 +35,7 @@ import {
   checkRangeRequest,
   checkTxnRequest,
 } from "../../core/mvcc/validate.ts";
+import { putCost, txnCost } from "../../core/alarm.ts";
 import type { ServiceContext } from "./context.ts";
 
 /** The KV service of one member (etcd's `kvServer` + `EtcdServer` KV methods). */
@@ -77,11 +78,14 @@ export class KVServer {
    * etcd KV.Put; resolves with the revision of the write once it is durable
    * and applied.
    *
-   * @throws {EtcdError} EmptyKey, KeyTooLarge, ValueProvided, LeaseProvided
+   * @throws {EtcdError} NoSpace over the backend quota (checked first, as
+   *   etcd's quotaKVServer); EmptyKey, KeyTooLarge, ValueProvided, LeaseProvided
    *   (API checks); RequestTooLarge; LeaseNotFound, KeyNotFound
-   *   (ignore_value/ignore_lease on a missing key) from the apply.
+   *   (ignore_value/ignore_lease on a missing key), NoSpace or Corrupt (an
+   *   alarm is raised) from the apply.
    */
   async put(req: PutRequest): Promise<PutResponse> {
+    await this.#ctx.checkQuota(putCost(req));
     checkPutRequest(req);
     return await this.#ctx.propose<PutResponse>({ type: "put", put: req });
   }
@@ -108,12 +112,14 @@ export class KVServer {
    * core/limits.ts's MAX_TXN_DEPTH) is `too many operations`, decided
    * before any recursive step.
    *
-   * @throws {EtcdError} TooManyOps, EmptyKey, KeyTooLarge, ValueProvided,
+   * @throws {EtcdError} NoSpace when its puts would pass the backend quota or
+   *   the NOSPACE alarm is raised, Corrupt under the CORRUPT alarm; TooManyOps, EmptyKey, KeyTooLarge, ValueProvided,
    *   LeaseProvided, KeyNotFound (an empty op), DuplicateKey (API checks);
    *   RequestTooLarge; LeaseNotFound, KeyNotFound, FutureRev, Compacted from
    *   the apply or the local read.
    */
   async txn(req: TxnRequest): Promise<TxnResponse> {
+    await this.#ctx.checkQuota(txnCost(req));
     checkTxnRequest(req, this.#ctx.maxTxnOps);
     if (isTxnReadOnly(req)) {
       await this.#ctx.linearizeRead(false);

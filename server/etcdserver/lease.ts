@@ -17,6 +17,7 @@ import type {
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
 } from "../../core/api/types.ts";
+import { QUOTA_LEASE_OVERHEAD_BYTES } from "../../core/limits.ts";
 import type { ServiceContext } from "./context.ts";
 
 /** A random lease ID as etcd picks one: a non-zero positive int64. */
@@ -50,9 +51,11 @@ export class LeaseServer {
    *
    * @throws {EtcdError} `etcdserver: lease already exists` (FailedPrecondition)
    *   for an ID in use; `etcdserver: too large lease TTL` (OutOfRange) over
-   *   9,000,000,000 s.
+   *   9,000,000,000 s; NoSpace past the backend quota (64 bytes a lease) or
+   *   under the NOSPACE alarm, Corrupt under the CORRUPT alarm.
    */
   async grant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    await this.#ctx.checkQuota(QUOTA_LEASE_OVERHEAD_BYTES);
     const ID = req.ID && req.ID !== 0n ? req.ID : randomLeaseId();
     return await this.#ctx.propose<LeaseGrantResponse>({
       type: "lease_grant",

@@ -1,6 +1,6 @@
 /**
- * etcd's Maintenance service: Status, Alarm and Snapshot (MoveLeader is the
- * Cluster service's, server/etcdserver/cluster.ts).
+ * etcd's Maintenance service: Status, Alarm, Hash, HashKV, Defragment and
+ * Snapshot (MoveLeader is the Cluster service's, server/etcdserver/cluster.ts).
  *
  * @module
  */
@@ -11,10 +11,13 @@ import type {
   AlarmResponse,
   HashKVRequest,
   HashKVResponse,
+  HashResponse,
   SnapshotResponse,
   StatusResponse,
 } from "../../core/api/types.ts";
 import { Meta } from "../../core/mvcc/view.ts";
+import type { Table } from "../../core/backend.ts";
+import { alarmText } from "../../core/alarm.ts";
 import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import { HASH_READ_CHUNK, SNAPSHOT_CHUNK_BYTES } from "../../core/limits.ts";
 import { encodeMessage } from "../../core/api/proto.ts";
@@ -30,7 +33,12 @@ export interface MaintenanceService {
   snapshot(signal?: AbortSignal): AsyncIterable<SnapshotResponse>;
   /** Maintenance.HashKV; see {@linkcode MaintenanceServer.hashKV}. */
   hashKV(req: HashKVRequest): Promise<HashKVResponse>;
+  /** Maintenance.Hash; see {@linkcode MaintenanceServer.hash}. */
+  hash(): Promise<HashResponse>;
 }
+
+/** The tables Maintenance.Hash digests, in this order. */
+const HASHED_TABLES: Table[] = ["current", "history", "revlog", "lease"];
 
 /** Tags of a change in the HashKV digest. */
 const PUT_TAG = new Uint8Array([0]);
@@ -51,7 +59,9 @@ export class MaintenanceServer implements MaintenanceService {
    * store's size and size in use in bytes, the leader's member ID (0 when
    * none is known), the Raft commit index, term and applied index.
    * The revision and the applied index come from one read snapshot, so they
-   * describe the same state. `errors` is empty (no alarms are raised).
+   * describe the same state. `errors` lists the raised alarms as etcd does
+   * (`memberID:<decimal> alarm:<TYPE> `), after `etcdserver: no leader` when
+   * no leader is known.
    */
   async status(): Promise<StatusResponse> {
     const ctx = this.#ctx;
@@ -60,6 +70,8 @@ export class MaintenanceServer implements MaintenanceService {
     const view = ctx.view();
     const applied = Number(ctx.backend.getMeta(Meta.appliedIndex) ?? 0);
     const { dbSize, dbSizeInUse } = ctx.backend.size();
+    const errors: string[] = raft.leader === 0n ? [Errors.NoLeader().message] : [];
+    for (const alarm of ctx.alarms().get()) errors.push(alarmText(alarm));
     return {
       header: { ...ctx.header(view.rev()), raft_term: raft.raftTerm },
       version: ETCD_API_VERSION,
@@ -68,7 +80,7 @@ export class MaintenanceServer implements MaintenanceService {
       raftIndex: Math.max(applied, raft.raftIndex),
       raftTerm: raft.raftTerm,
       raftAppliedIndex: applied,
-      errors: [],
+      errors,
       dbSizeInUse,
       isLearner: raft.isLearner,
     };
@@ -80,18 +92,60 @@ export class MaintenanceServer implements MaintenanceService {
   }
 
   /**
-   * etcd Maintenance.Alarm. cairn raises no alarms (no space quota or
-   * corruption check), so GET lists none and DEACTIVATE has nothing to
-   * clear; both answer an empty list, as etcd 3.4 does without alarms (its
-   * alarm responses carry no header). ACTIVATE fails with Unimplemented.
+   * etcd Maintenance.Alarm. GET lists the raised alarms of kind `alarm`
+   * (NONE: every kind) once every acknowledged write is visible (a
+   * linearizable read). ACTIVATE raises `alarm` for `memberID` and answers
+   * it (also when it was raised already); DEACTIVATE clears it and answers
+   * it, or nothing when it was not raised. Both are replicated requests:
+   * every member applies them in log order, and they survive restarts.
+   * While NOSPACE is raised, writes that add data fail; while CORRUPT is,
+   * every write fails (core/alarm.ts). Responses carry no header, as etcd
+   * 3.4's. ACTIVATE or DEACTIVATE of NONE changes nothing and answers no
+   * alarm (etcd 3.4 stops on it).
+   *
+   * @throws {EtcdError} NoLeader, Timeout when the request cannot be replicated.
    */
-  alarm(req: AlarmRequest): Promise<AlarmResponse> {
-    if (req.action === "ACTIVATE") {
-      return Promise.reject(
-        new EtcdError("etcdserver: raising alarms is not supported", GrpcCode.Unimplemented),
-      );
+  async alarm(req: AlarmRequest): Promise<AlarmResponse> {
+    const ctx = this.#ctx;
+    const action = req.action ?? "GET";
+    const kind = req.alarm ?? "NONE";
+    if (action === "GET") {
+      await ctx.linearizeRead(false);
+      return { alarms: ctx.alarms().get(kind) };
     }
-    return Promise.resolve({ alarms: [] });
+    if (kind === "NONE") return { alarms: [] };
+    const result = await ctx.proposer.propose({
+      type: "alarm",
+      alarm: { action, memberID: req.memberID ?? 0n, alarm: kind },
+    });
+    if ("error" in result) throw result.error;
+    return { alarms: (result.ok as AlarmResponse).alarms };
+  }
+
+  /**
+   * etcd Maintenance.Hash: a CRC-32 of every record of the member's MVCC
+   * store (its current, history, revlog and lease tables: each table's
+   * name, then each key and value in key order), read in one consistent
+   * snapshot. Like etcd's, it covers the physical store, so members are
+   * comparable only once compaction has removed the same history on each;
+   * HashKV is the comparison to use between members. cairn's digest, not
+   * equal to etcd's (which hashes its bbolt buckets). The header's revision
+   * is the one the hash was taken at.
+   */
+  async hash(): Promise<HashResponse> {
+    const ctx = this.#ctx;
+    await ctx.linearize();
+    const view = ctx.view();
+    const encoder = new TextEncoder();
+    let hash = 0;
+    for (const table of HASHED_TABLES) {
+      hash = crc32(encoder.encode(table), hash);
+      for (const { key, value } of ctx.backend.scan(table, {})) {
+        hash = crc32(key, hash);
+        hash = crc32(value, hash);
+      }
+    }
+    return { header: ctx.header(view.rev()), hash: hash >>> 0 };
   }
 
   /**

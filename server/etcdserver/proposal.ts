@@ -46,6 +46,9 @@ function requestSize(req: InternalRequest): number {
       return protoSize("LeaseRevokeRequest", req.lease_revoke);
     case "lease_checkpoint":
       return protoSize("LeaseCheckpointRequest", req.lease_checkpoint);
+    case "alarm":
+      // AlarmRequest: action, memberID and alarm, each a tag and a varint.
+      return 2 + 1 + varintSize(req.alarm.memberID) + 2;
     case "member_update": {
       // etcd sends these as v2 store requests (a path and a JSON value): about its JSON.
       const u = req.member_update;

@@ -75,6 +75,7 @@ import { firstValueEnd, parseGoJson } from "../../core/api/json.ts";
 import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import { log } from "../log.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
+import type { MaintenanceService } from "../etcdserver/maintenance.ts";
 import {
   GRPC_OVERHEAD_BYTES,
   MAX_KEEPALIVE_BATCH,
@@ -130,6 +131,8 @@ export type GatewayService = KVService & {
   election?: ElectionService;
   /** etcd's Cluster service and Maintenance.MoveLeader. */
   cluster?: ClusterService;
+  /** etcd's Maintenance service beyond Status (alarms, hashes, snapshot). */
+  maintenance?: MaintenanceService;
 };
 
 /** etcd's Cluster service as the gateway calls it (server/etcdserver/cluster.ts). */
@@ -444,6 +447,27 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     response: "StatusResponse",
     exec: () => service.status(),
   }, limits);
+  const maintenance = service.maintenance;
+  if (maintenance !== undefined) {
+    registerUnary(app, "/maintenance/alarm", {
+      request: "AlarmRequest",
+      response: "AlarmResponse",
+      exec: (req) => maintenance.alarm(req),
+    }, limits);
+    // etcd 3.4's gateway routes /maintenance/hash to Hash (HashKV's route
+    // in its rpc.proto is the same path, so HashKV is unreachable there);
+    // HashKV is served at etcd 3.5's /maintenance/hashkv.
+    registerUnary(app, "/maintenance/hash", {
+      request: "HashRequest",
+      response: "HashResponse",
+      exec: () => maintenance.hash(),
+    }, limits);
+    registerUnary(app, "/maintenance/hashkv", {
+      request: "HashKVRequest",
+      response: "HashKVResponse",
+      exec: (req) => maintenance.hashKV(req),
+    }, limits);
+  }
 
   const lease = service.lease;
   if (lease !== undefined) {

@@ -37,8 +37,6 @@ import type { MaintenanceService } from "../etcdserver/maintenance.ts";
 
 /** What the gRPC services call: the gateway's service surface plus Maintenance. */
 export type GrpcService = GatewayService & {
-  /** etcd's Maintenance service beyond Status (alarms, hashes, snapshot). */
-  maintenance?: MaintenanceService;
   /** Whether this member knows a leader (for the `hasleader` metadata). */
   hasLeader?: () => Promise<boolean>;
 };
@@ -334,6 +332,12 @@ export function createGrpcTransport(
       "HashKVRequest",
       "HashKVResponse",
       (r) => maintenance.hashKV(r),
+    );
+    unary(
+      "/etcdserverpb.Maintenance/Hash",
+      "HashRequest",
+      "HashResponse",
+      () => maintenance.hash(),
     );
     register(
       "/etcdserverpb.Maintenance/Snapshot",

@@ -9,6 +9,8 @@
 import type { Backend, Table } from "../../core/backend.ts";
 import { Lessor } from "../../core/lease/mod.ts";
 import { decodeRecord } from "../../core/mvcc/encoding.ts";
+import { AlarmSet } from "../../core/alarm.ts";
+import { log } from "../log.ts";
 import { Errors, EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
@@ -19,6 +21,7 @@ import {
   revisionHeader,
 } from "../../core/mvcc/apply.ts";
 import type {
+  AlarmResponse,
   DeleteRangeResponse,
   LeaseGrantResponse,
   PutResponse,
@@ -29,6 +32,7 @@ import { type Event, Meta, type ViewState, WriteView } from "../../core/mvcc/vie
 import { decodeConfChange, type Entry } from "../../core/raft/types.ts";
 import { decodeMemberContext, Membership } from "../cluster/membership.ts";
 import {
+  type AlarmChange,
   decodeEntryData,
   type InternalRequest,
   type MemberUpdateRequest,
@@ -46,6 +50,7 @@ export type AppliedResponse =
   | DeleteRangeResponse
   | TxnResponse
   | LeaseGrantResponse
+  | AlarmResponse
   | { header: ResponseHeader };
 
 /** A lease ID as the `lease` table's key: 8 bytes, big-endian int64. */
@@ -111,6 +116,8 @@ export class Applier {
   #state: ViewState;
   /** The membership as of the last applied entry. */
   #membership: Membership;
+  /** The raised alarms as of the last applied entry. */
+  #alarms: AlarmSet;
 
   /**
    * An applier over `backend`, which has applied entries up to its
@@ -128,6 +135,7 @@ export class Applier {
       compactRevision: Number(backend.getMeta(Meta.compactRevision) ?? 0),
     };
     this.#membership = loadMembership(backend);
+    this.#alarms = AlarmSet.decode(backend.getMeta(Meta.alarms));
   }
 
   /** The membership as of the last applied entry (a copy). */
@@ -148,6 +156,12 @@ export class Applier {
       compactRevision: Number(this.#backend.getMeta(Meta.compactRevision) ?? 0),
     };
     this.#membership = loadMembership(this.#backend);
+    this.#alarms = AlarmSet.decode(this.#backend.getMeta(Meta.alarms));
+  }
+
+  /** The raised alarms as of the last applied entry. */
+  get alarms(): AlarmSet {
+    return this.#alarms;
   }
 
   /**
@@ -171,6 +185,10 @@ export class Applier {
         const value = source.getMeta(name);
         if (value !== undefined) b.putMeta(name, value);
       }
+      // A leader that never raised an alarm has none stored.
+      if (source.getMeta(Meta.alarms) === undefined) {
+        b.putMeta(Meta.alarms, new AlarmSet().encode());
+      }
     });
     this.lessor.clear();
     this.#applied = Number(source.getMeta(Meta.appliedIndex));
@@ -181,6 +199,7 @@ export class Applier {
     const membership = source.getMeta(Meta.membership);
     invariant(typeof membership === "string", "a snapshot carries the membership");
     this.#membership = Membership.decode(membership);
+    this.#alarms = AlarmSet.decode(source.getMeta(Meta.alarms));
     // Leases: from the committed copy once it is visible.
     return {
       appliedIndex: this.#applied,
@@ -274,6 +293,15 @@ export class Applier {
         results.set(id, applyMemberUpdate(membership, request.member_update));
         continue;
       }
+      if (request.type === "alarm") {
+        results.set(id, this.#applyAlarm(request.alarm, state));
+        continue;
+      }
+      const refused = this.#alarms.refuse(request);
+      if (refused !== undefined) {
+        results.set(id, { error: refused });
+        continue;
+      }
       const result = this.#applyOne(request, events, state);
       if ("ok" in result && request.type === "compaction") {
         compactions.push(request.compaction.revision);
@@ -288,6 +316,36 @@ export class Applier {
       this.#backend.putMeta(Meta.membership, membership.encode());
       this.#membership = membership;
     }
+  }
+
+  /**
+   * Raise or clear an alarm (etcd's applierV3backend.Alarm) in the open
+   * write transaction. The response lists the alarm raised (also when it
+   * already was) or cleared (none when it was not raised), without a header,
+   * as etcd 3.4 answers.
+   */
+  #applyAlarm(change: AlarmChange, state: ViewState): ApplyResult {
+    const alarms = this.#alarms;
+    let response: AlarmResponse;
+    if (change.action === "ACTIVATE") {
+      const { alarm, added } = alarms.activate(change.memberID, change.alarm);
+      if (added) {
+        log.warn("alarm raised", { alarm: alarm.alarm, from: alarm.memberID.toString(16) });
+      }
+      response = { alarms: [alarm] };
+    } else {
+      const removed = alarms.deactivate(change.memberID, change.alarm);
+      if (removed !== undefined) {
+        log.info("alarm disarmed", {
+          "alarm-request-action": "DEACTIVATE",
+          "alarm-raised-by-peer": removed.memberID.toString(16),
+          "alarm-type": removed.alarm,
+        });
+      }
+      response = { alarms: removed === undefined ? [] : [removed] };
+    }
+    this.#backend.putMeta(Meta.alarms, alarms.encode());
+    return { ok: { ...response, header: revisionHeader(state.revision) } };
   }
 
   /** Apply one request in the open write transaction. */
@@ -336,7 +394,8 @@ export class Applier {
           ok = { header: revisionHeader(view.rev()) };
           break;
         case "member_update":
-          invariant(false, "member updates apply beside the MVCC store");
+        case "alarm":
+          invariant(false, "member updates and alarms apply beside the MVCC store");
           break;
         default:
           unreachable(request);
@@ -367,6 +426,7 @@ const REPLICATED_META = [
   Meta.appliedIndex,
   Meta.appliedTerm,
   Meta.membership,
+  Meta.alarms,
 ];
 
 /** Where {@linkcode Applier.restore} reads a store copy from (an LMDB environment file). */

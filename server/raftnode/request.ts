@@ -33,7 +33,21 @@ export type InternalRequest =
   | { type: "lease_grant"; lease_grant: Required<LeaseGrantRequest> }
   | { type: "lease_revoke"; lease_revoke: LeaseRevokeRequest }
   | { type: "lease_checkpoint"; lease_checkpoint: LeaseCheckpointRequest }
-  | { type: "member_update"; member_update: MemberUpdateRequest };
+  | { type: "member_update"; member_update: MemberUpdateRequest }
+  | { type: "alarm"; alarm: AlarmChange };
+
+/**
+ * An alarm raised or cleared (etcd's AlarmRequest with action ACTIVATE or
+ * DEACTIVATE; a GET is a read and never replicated).
+ */
+export interface AlarmChange {
+  /** ACTIVATE raises the alarm, DEACTIVATE clears it. */
+  action: "ACTIVATE" | "DEACTIVATE";
+  /** The member the alarm is about. */
+  memberID: bigint;
+  /** The kind of alarm. */
+  alarm: "NOSPACE" | "CORRUPT";
+}
 
 /**
  * A change of a member's attributes: its peer URLs (etcd's MemberUpdate) or
