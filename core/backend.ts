@@ -86,9 +86,27 @@ export interface Backend {
   /**
    * Copy the newest committed state (every table and `meta`, one consistent
    * read transaction) into directory `dir` as an environment file; resolves
-   * with the file's path. Writes go on meanwhile.
+   * with the file's path. Writes go on meanwhile. With `compact`, the copy
+   * leaves free pages out (it is as large as the data it holds).
    */
-  copyTo(dir: string): Promise<string>;
+  copyTo(dir: string, compact?: boolean): Promise<string>;
+  /**
+   * Close the store's files for a while (once pending writes are committed
+   * and durable, and copies in progress are done). No read or write may
+   * happen until {@linkcode Backend.resume}: they throw an InvariantError.
+   * Every thread with the store open must suspend before its file can be
+   * replaced ({@linkcode Backend.swapIn}).
+   */
+  suspend(): Promise<void>;
+  /** Open the store's files again after {@linkcode Backend.suspend}, as they are now. */
+  resume(): void;
+  /**
+   * Replace the store's file with `file` (an environment file written by
+   * {@linkcode Backend.copyTo}, holding the same committed state): suspend,
+   * move `file` into place, resume. The other threads with the store open
+   * must be suspended meanwhile.
+   */
+  swapIn(file: string): Promise<void>;
   /** Flush and close; pending writes finish first. */
   close(): Promise<void>;
 }

@@ -391,3 +391,15 @@ export const QUOTA_LEASE_OVERHEAD_BYTES = 64;
  * costs more than that to check each time).
  */
 export const QUOTA_SIZE_REFRESH_MS = 100;
+
+/**
+ * Bytes of log entries a defragmentation's copy applies per transaction
+ * while it catches up with the store (server/raftnode/node.ts).
+ */
+export const MAX_CATCH_UP_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Milliseconds an HTTP worker has to close the store when a
+ * defragmentation swaps its file; past it the swap is abandoned.
+ */
+export const DEFRAG_SUSPEND_TIMEOUT_MS = 5000;

@@ -118,10 +118,15 @@ class Overlay {
 }
 
 class LmdbBackend implements Backend {
-  #env: RootDatabase;
-  #tables: Map<Table, Db>;
-  #meta: Db;
+  #env!: RootDatabase;
+  #tables!: Map<Table, Db>;
+  #meta!: Db;
   #path: string;
+  #options: BackendOptions;
+  /** Closed by {@linkcode LmdbBackend.suspend} until {@linkcode LmdbBackend.resume}. */
+  #suspended = false;
+  /** Copies in progress ({@linkcode LmdbBackend.copyTo}): the environment stays open for them. */
+  #copies = new Set<Promise<unknown>>();
   /** The open write transaction's writes, while its callback runs. */
   #overlay: Overlay | null = null;
   /** Writes not yet committed (queued or handed to lmdb-js), oldest first. */
@@ -150,6 +155,14 @@ class LmdbBackend implements Backend {
 
   constructor(path: string, options: BackendOptions) {
     this.#path = path;
+    this.#options = options;
+    this.#open();
+  }
+
+  /** Open the environment in the directory and its tables. */
+  #open(): void {
+    const path = this.#path;
+    const options = this.#options;
     this.#env = open({
       path,
       compression: false,
@@ -186,6 +199,7 @@ class LmdbBackend implements Backend {
   }
 
   #db(table: Table): Db {
+    invariant(!this.#suspended, "the store is not read while it is suspended");
     return this.#tables.get(table)!;
   }
 
@@ -272,6 +286,7 @@ class LmdbBackend implements Backend {
     for (const layer of this.#layers()) {
       if (layer.meta.has(name)) return layer.meta.get(name);
     }
+    invariant(!this.#suspended, "the store is not read while it is suspended");
     return this.#meta.get(name);
   }
 
@@ -472,11 +487,44 @@ class LmdbBackend implements Backend {
     return { dbSize: Math.max(dbSize, total), dbSizeInUse: Math.min(pages * pageSize, total) };
   }
 
-  async copyTo(dir: string): Promise<string> {
+  async copyTo(dir: string, compact = false): Promise<string> {
+    invariant(!this.#suspended, "a suspended store is not copied");
     Deno.mkdirSync(dir, { recursive: true });
-    // mdb_env_copy2 in one read transaction: the newest committed state.
-    await this.#env.backup(dir, false);
+    // mdb_env_copy2 in one read transaction: the newest committed state
+    // (with MDB_CP_COMPACT: free pages left out, pages renumbered).
+    const copy = this.#env.backup(dir, compact);
+    this.#copies.add(copy);
+    try {
+      await copy;
+    } finally {
+      this.#copies.delete(copy);
+    }
     return `${dir}/data.mdb`;
+  }
+
+  async suspend(): Promise<void> {
+    invariant(!this.#suspended, "a store is suspended once at a time");
+    invariant(this.#overlay === null, "a store is not suspended inside a write");
+    while (this.#copies.size > 0) await Promise.allSettled([...this.#copies]);
+    await this.#last;
+    await this.#env.flushed;
+    this.#suspended = true;
+    await this.#env.close();
+  }
+
+  resume(): void {
+    invariant(this.#suspended, "only a suspended store resumes");
+    this.#suspended = false;
+    this.#open();
+  }
+
+  async swapIn(file: string): Promise<void> {
+    await this.suspend();
+    try {
+      Deno.renameSync(file, `${this.#path}/data.mdb`);
+    } finally {
+      this.resume();
+    }
   }
 
   async close(): Promise<void> {

@@ -11,6 +11,7 @@ import { setImmediate } from "node:timers";
 import { Errors } from "../core/errors.ts";
 import { MAX_WORKER_INFLIGHT } from "../core/limits.ts";
 import { openBackend } from "../native/lmdb.ts";
+import type { Backend } from "../core/backend.ts";
 import { encodeRequest, type InternalRequest } from "./raftnode/request.ts";
 import { EtcdServer, type Proposer } from "./etcdserver/mod.ts";
 import { createGateway } from "./gateway/mod.ts";
@@ -183,6 +184,9 @@ port.onmessage = async (e: MessageEvent<ToWorker>) => {
     case "replies":
       proposer?.answer(msg.bytes);
       return;
+    case "suspend":
+      await suspend(new Int32Array(msg.gate));
+      return;
     case "stop":
       // Open watch streams end first: the server's shutdown waits for them.
       service?.close();
@@ -195,10 +199,34 @@ port.onmessage = async (e: MessageEvent<ToWorker>) => {
   }
 };
 
+let backend: Backend | undefined;
+
+/**
+ * The store's file is being replaced (a defragmentation): close the store,
+ * say so, and hold this thread (no request, timer or message runs) until
+ * the main thread opens `gate`; then open the store again.
+ */
+async function suspend(gate: Int32Array): Promise<void> {
+  const store = backend;
+  if (store === undefined) {
+    port.postMessage({ type: "suspended" });
+    return;
+  }
+  try {
+    await store.suspend();
+  } catch (err) {
+    port.postMessage({ type: "suspended", error: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  port.postMessage({ type: "suspended" });
+  Atomics.wait(gate, 0, 0);
+  store.resume();
+}
+
 /** Open the store, build the service, its gateway and gRPC server, and listen. */
 async function init(init: InitMessage, fence: SharedArrayBuffer): Promise<void> {
   log.level = init.logLevel;
-  const backend = openBackend(init.kvPath);
+  backend = openBackend(init.kvPath);
   proposer = new RemoteProposer(
     new ReadFence(fence, () => port.postMessage({ type: "read-waiting" })),
   );

@@ -40,6 +40,11 @@ export interface MemberIdentity {
   membership?: Membership;
 }
 
+/** The directory under --data-dir of a defragmentation's compacted copy (removed after). */
+export function defragDir(dataDir: string): string {
+  return `${dataDir}/member/defrag`;
+}
+
 /** The WAL directory under --data-dir. */
 export function walDir(dataDir: string): string {
   return `${dataDir}/member/wal`;
@@ -123,6 +128,8 @@ export async function openMember(
       snapDir: snapDir(dataDir),
       raftId: Number(b.getMeta(Meta.raftId) ?? 1),
       openStoreFile: openEnvironmentFile,
+      openStore: (dir) => openBackend(dir),
+      defragDir: defragDir(dataDir),
       reserveFile: `${memberDir(dataDir)}/reserve`,
       ...raft,
       onFailure: (err) => log.error("storage failure; refusing writes", { error: err }),

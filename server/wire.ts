@@ -94,6 +94,11 @@ export type ToWorker =
   | { type: "init"; payload: Uint8Array; fence: SharedArrayBuffer }
   | { type: "replies"; bytes: Uint8Array }
   | { type: "applied"; feed?: Uint8Array; revision?: number }
+  /**
+   * Close the store (its file is being replaced), answer `suspended`, then
+   * hold the thread until `gate[0]` turns non-zero, and open it again.
+   */
+  | { type: "suspend"; gate: SharedArrayBuffer }
   | { type: "stop" };
 
 /**
@@ -125,6 +130,7 @@ export type FromWorker =
   | { type: "fed"; bytes: number }
   | { type: "watching"; watching: boolean }
   | { type: "listening"; port: number }
+  | { type: "suspended"; error?: string }
   | { type: "failed"; message: string; addrInUse: boolean }
   | { type: "stopped" };
 

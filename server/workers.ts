@@ -24,9 +24,10 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import type { RaftNode } from "./raftnode/node.ts";
+import type { RaftNode, StoreReaders } from "./raftnode/node.ts";
+import { invariant } from "../core/invariant.ts";
 import type { Event } from "../core/api/types.ts";
-import { MAX_FEED_BACKLOG_BYTES } from "../core/limits.ts";
+import { DEFRAG_SUSPEND_TIMEOUT_MS, MAX_FEED_BACKLOG_BYTES } from "../core/limits.ts";
 import { log } from "./log.ts";
 import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
 import {
@@ -203,7 +204,9 @@ export async function startHttpWorkers(
   const workers: Worker[] = [];
   const clientUrls: string[] = [];
   const feed = new Feed(setup.node);
+  const unregisterReaders = setup.node.addStoreReaders(workerReaders(workers));
   const stop = async () => {
+    unregisterReaders();
     await Promise.all(workers.map((w) =>
       new Promise<void>((resolve) => {
         w.addEventListener("message", (e) => {
@@ -241,6 +244,59 @@ export async function startHttpWorkers(
   }
   closeGuards();
   return { clientUrls, stop };
+}
+
+/**
+ * The workers as the store's readers: to suspend them, each gets a
+ * `suspend` message with a shared gate, closes the store and answers, then
+ * blocks (Atomics.wait: no request, timer or message of that thread runs)
+ * until the gate opens; resuming opens it. Workers that do not answer
+ * within DEFRAG_SUSPEND_TIMEOUT_MS fail the suspension (the gate opens).
+ */
+function workerReaders(workers: Worker[]): StoreReaders {
+  let gate: Int32Array | undefined;
+  const open = () => {
+    if (gate === undefined) return;
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    gate = undefined;
+  };
+  return {
+    async suspend() {
+      invariant(gate === undefined, "the workers are suspended once at a time");
+      const shared = new SharedArrayBuffer(4);
+      gate = new Int32Array(shared);
+      const answers = workers.map((w) =>
+        new Promise<void>((resolve, reject) => {
+          const onMessage = (e: MessageEvent<FromWorker>) => {
+            const msg = e.data;
+            if (msg?.type !== "suspended") return;
+            w.removeEventListener("message", onMessage);
+            if (msg.error === undefined) resolve();
+            else reject(new Error(`an HTTP worker could not close the store: ${msg.error}`));
+          };
+          w.addEventListener("message", onMessage);
+          send(w, { type: "suspend", gate: shared });
+        })
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error("the HTTP workers did not close the store in time")),
+          DEFRAG_SUSPEND_TIMEOUT_MS,
+        );
+      });
+      try {
+        await Promise.race([Promise.all(answers), late]);
+      } catch (err) {
+        open();
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    resume: open,
+  };
 }
 
 async function startWorker(
@@ -337,6 +393,7 @@ async function startWorker(
         );
         return;
       case "stopped":
+      case "suspended":
         return;
       default:
         unknownMessage(msg);

@@ -371,10 +371,10 @@ export interface AlarmResponse {
 // deno-lint-ignore ban-types
 export type DefragmentRequest = {};
 
-/** etcdserverpb.DefragmentResponse. */
+/** etcdserverpb.DefragmentResponse (etcd 3.4 sends it without a header: `{}`). */
 export interface DefragmentResponse {
-  /** Response header. */
-  header: ResponseHeader;
+  /** Response header, when the server sends one. */
+  header?: ResponseHeader;
 }
 
 /** etcdserverpb.HashRequest (Maintenance.Hash, a hash of the whole backend): an empty message. */

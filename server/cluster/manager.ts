@@ -11,6 +11,7 @@ import { invariant } from "../../core/invariant.ts";
 import type { RaftNode } from "../raftnode/node.ts";
 import { type Member, type Membership } from "./membership.ts";
 import { encodeMemberContext } from "./membership.ts";
+import { log } from "../log.ts";
 
 /** A request to the cluster manager (the same from every thread). */
 export type ClusterCall =
@@ -20,7 +21,8 @@ export type ClusterCall =
   | { method: "member_update"; ID: bigint; peerURLs: string[] }
   | { method: "member_promote"; ID: bigint }
   | { method: "raft_status" }
-  | { method: "move_leader"; targetID: bigint };
+  | { method: "move_leader"; targetID: bigint }
+  | { method: "defragment" };
 
 /** A member as the Cluster API returns it (etcdserverpb.Member). */
 export interface MemberInfo {
@@ -100,6 +102,16 @@ export class ClusterManager {
         return { members: memberInfos(node.membership) };
       case "raft_status":
         return this.status();
+      case "defragment": {
+        const r = await node.defragment();
+        log.info("finished defragmenting", {
+          "current-db-size-bytes": r.sizeAfter,
+          "previous-db-size-bytes": r.sizeBefore,
+          took: `${Math.round(r.tookMs)}ms`,
+          "pause": `${Math.round(r.pauseMs)}ms`,
+        });
+        return {};
+      }
       case "member_add": {
         const urls = normalizeUrls(call.peerURLs);
         const membership = node.membership;

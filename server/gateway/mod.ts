@@ -462,6 +462,11 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
       response: "HashResponse",
       exec: () => maintenance.hash(),
     }, limits);
+    registerUnary(app, "/maintenance/defragment", {
+      request: "DefragmentRequest",
+      response: "DefragmentResponse",
+      exec: () => maintenance.defragment(),
+    }, limits);
     registerUnary(app, "/maintenance/hashkv", {
       request: "HashKVRequest",
       response: "HashKVResponse",

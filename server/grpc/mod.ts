@@ -334,6 +334,12 @@ export function createGrpcTransport(
       (r) => maintenance.hashKV(r),
     );
     unary(
+      "/etcdserverpb.Maintenance/Defragment",
+      "DefragmentRequest",
+      "DefragmentResponse",
+      () => maintenance.defragment(),
+    );
+    unary(
       "/etcdserverpb.Maintenance/Hash",
       "HashRequest",
       "HashResponse",

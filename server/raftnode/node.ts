@@ -26,12 +26,13 @@
  * @module
  */
 import type { Backend } from "../../core/backend.ts";
-import { Errors, EtcdError, type GrpcCode } from "../../core/errors.ts";
+import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import { decodeGoBase64, encodeBase64 } from "../../core/api/base64.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
   DISK_RESERVE_BYTES,
   MAX_BATCH_ENTRIES,
+  MAX_CATCH_UP_BYTES,
   MAX_INFLIGHT_BATCHES,
   MAX_PENDING_PROPOSALS,
   MAX_PENDING_READ_INDEX,
@@ -179,6 +180,40 @@ export interface RaftNodeOptions {
   onCompactionFailure?: (revision: number, err: unknown) => void;
   /** Called when a failed LMDB commit finally succeeded (writes are taken again). */
   onRecovered?: () => void;
+  /**
+   * Directory for defragmentation's compacted copy of the store, on the
+   * store's file system (its file is moved into place). Without it (or
+   * `openStore`), {@linkcode RaftNode.defragment} is refused.
+   */
+  defragDir?: string;
+  /** Open a store in a directory (native/lmdb.ts `openBackend`), for defragmentation's copy. */
+  openStore?: (dir: string) => Backend;
+}
+
+/** What {@linkcode RaftNode.defragment} did. */
+export interface DefragResult {
+  /** The store's file size before, in bytes. */
+  sizeBefore: number;
+  /** The store's file size after, in bytes. */
+  sizeAfter: number;
+  /** Milliseconds from the start of the copy to the swap's end. */
+  tookMs: number;
+  /** Milliseconds the apply loop (writes) and the other threads' reads were held. */
+  pauseMs: number;
+}
+
+/**
+ * The store's readers in other threads (the HTTP workers): they close the
+ * store while defragmentation replaces its file, and open it again after.
+ */
+export interface StoreReaders {
+  /**
+   * Make every reader close the store and hold its reads; resolves once all
+   * have. On failure, the readers that did are resumed before it rejects.
+   */
+  suspend(): Promise<void>;
+  /** Let the readers open the store again and go on. */
+  resume(): void;
 }
 
 interface Waiter {
@@ -232,6 +267,14 @@ export class RaftNode {
   #running = false;
   #idle: Promise<void> = Promise.resolve();
   #closed = false;
+  /** The store's readers in other threads (see {@linkcode RaftNode.addStoreReaders}). */
+  #storeReaders = new Set<StoreReaders>();
+  /** The defragmentation in progress. */
+  #defragging: Promise<DefragResult> | undefined;
+  /** A compacted copy waiting for the apply loop to reach a point where no batch is applying. */
+  #swapRequest:
+    | { file: string; dir: string; done: PromiseWithResolvers<{ pauseMs: number }> }
+    | undefined;
   /** A WAL write failed: writes are refused until a restart (reads go on). */
   #failure: unknown = undefined;
   /**
@@ -1056,6 +1099,7 @@ export class RaftNode {
    * @throws the failed commit's error when a close stopped its recovery.
    */
   #admit(): Promise<void> | undefined {
+    if (this.#swapRequest !== undefined) return this.#swapPoint().then(() => this.#admit());
     if (this.#inflight.size >= MAX_INFLIGHT_BATCHES || this.#recovery !== undefined) {
       return this.#admitLater();
     }
@@ -1275,12 +1319,150 @@ export class RaftNode {
       .catch((err) => this.#options.onCompactionFailure?.(revision, err));
   }
 
+  /**
+   * Register the store's readers in other threads, suspended while
+   * {@linkcode RaftNode.defragment} replaces the store's file. Returns the
+   * function that unregisters them.
+   */
+  addStoreReaders(readers: StoreReaders): () => void {
+    this.#storeReaders.add(readers);
+    return () => this.#storeReaders.delete(readers);
+  }
+
+  /**
+   * etcd's Defragment, without etcd's stop-the-world: a compacted copy of
+   * the store is made while reads and writes go on (one LMDB read
+   * transaction; free pages left out); then, at a point where no batch is
+   * applying, the apply loop holds, the copy catches up by applying the
+   * committed entries it lacks (from the in-memory log; when they are gone,
+   * a second copy is made there), the other threads close the store, and
+   * the copy's file takes the store's place. Reads and writes wait only for
+   * that swap (`pauseMs`). A call while one runs shares it.
+   *
+   * @throws {EtcdError} Stopped when the node closes first; Unavailable
+   *   when the node was opened without `defragDir`.
+   * @throws {Error} what failed while copying or swapping (the store is
+   *   left as it was, serving).
+   */
+  defragment(): Promise<DefragResult> {
+    if (this.#closed) return Promise.reject(Errors.Stopped());
+    return this.#defragging ??= this.#defragment().finally(() => {
+      this.#defragging = undefined;
+    });
+  }
+
+  async #defragment(): Promise<DefragResult> {
+    const dir = this.#options.defragDir;
+    if (dir === undefined || this.#options.openStore === undefined) {
+      throw new EtcdError("etcdserver: defragmentation is not available", GrpcCode.Unavailable);
+    }
+    const before = this.#backend.size().dbSize;
+    const started = performance.now();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    try {
+      const file = await this.#backend.copyTo(dir, true);
+      const done = Promise.withResolvers<{ pauseMs: number }>();
+      this.#swapRequest = { file, dir, done };
+      if (!this.#running) {
+        // The apply loop is idle: swap now, holding it off meanwhile.
+        this.#running = true;
+        try {
+          await this.#swapPoint();
+        } finally {
+          this.#running = false;
+        }
+        if (this.#queue.length > 0 || this.#raw.hasReady()) this.#kick();
+      }
+      const { pauseMs } = await done.promise;
+      return {
+        sizeBefore: before,
+        sizeAfter: this.#backend.size().dbSize,
+        tookMs: performance.now() - started,
+        pauseMs,
+      };
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Swap in the requested compacted copy; called where no batch is being
+   * applied (the apply loop's admission, or an idle loop held off). Never
+   * rejects: the outcome settles the request.
+   */
+  async #swapPoint(): Promise<void> {
+    const request = this.#swapRequest;
+    if (request === undefined) return;
+    this.#swapRequest = undefined;
+    const paused = performance.now();
+    try {
+      // Every batch applied so far is committed, and no history removal runs.
+      while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+      await this.#recovery;
+      if (this.#commitFailure !== undefined) throw this.#commitFailure;
+      await this.#compaction;
+      let file = request.file;
+      if (!(await this.#catchUp(request.dir))) {
+        // The entries the copy lacks are gone from memory: copy again, now
+        // that nothing changes the store.
+        await Deno.remove(request.dir, { recursive: true });
+        file = await this.#backend.copyTo(request.dir, true);
+      }
+      const readers = [...this.#storeReaders];
+      const suspended: StoreReaders[] = [];
+      try {
+        for (const r of readers) {
+          await r.suspend();
+          suspended.push(r);
+        }
+        await this.#backend.swapIn(file);
+      } finally {
+        for (const r of suspended) r.resume();
+      }
+      // History removal the copy had not caught up with resumes.
+      const requested = Number(this.#backend.getMeta(Meta.compactRevision) ?? 0);
+      const removed = Number(this.#backend.getMeta(Meta.compactDone) ?? 0);
+      if (requested > removed) this.#scheduleCompaction(requested);
+      request.done.resolve({ pauseMs: performance.now() - paused });
+    } catch (err) {
+      request.done.reject(err);
+    }
+  }
+
+  /**
+   * Bring the copy in `dir` up to the applied index by applying the
+   * committed entries it lacks, from the in-memory log. False when they are
+   * no longer there (or the store was replaced by a snapshot since).
+   */
+  async #catchUp(dir: string): Promise<boolean> {
+    const copy = this.#options.openStore!(dir);
+    try {
+      const from = Number(copy.getMeta(Meta.appliedIndex) ?? 0) + 1;
+      const to = this.#applier.appliedIndex;
+      if (from > to + 1 || from < this.#storage.firstIndex()) return false;
+      // A throwaway lessor: the copy's leases are the store's; renewals live in memory.
+      const applier = new Applier(copy, new Lessor({ now: Date.now, minTtl: 2 }));
+      for (let lo = from; lo <= to;) {
+        const entries = this.#storage.entries(lo, to + 1, MAX_CATCH_UP_BYTES);
+        await applier.apply(entries).committed;
+        lo = entries[entries.length - 1].index + 1;
+      }
+      return true;
+    } finally {
+      await copy.close();
+    }
+  }
+
   /** Stop taking proposals; finish the Ready in progress and the compaction; close the WAL. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#ticker);
     this.#leases?.stop();
     await this.#idle;
+    // A defragmentation waiting for the apply loop: the loop has stopped.
+    this.#swapRequest?.done.reject(Errors.Stopped());
+    this.#swapRequest = undefined;
+    await this.#defragging?.catch(() => {});
     await Promise.allSettled([...this.#inflight]);
     await this.#recovery;
     await this.#compaction;

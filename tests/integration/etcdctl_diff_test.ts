@@ -83,14 +83,10 @@ async function runGroup(d: Diff, fn: (d: Diff) => Promise<void>): Promise<void> 
 }
 
 /** A group of cases against a fresh single-member etcd and a fresh subject. */
-function diffTest(
-  name: string,
-  fn: (d: Diff) => Promise<void>,
-  options: { ignoreForCairn?: boolean } = {},
-): void {
+function diffTest(name: string, fn: (d: Diff) => Promise<void>): void {
   Deno.test({
     name,
-    ignore: !HAVE_ETCDCTL || (options.ignoreForCairn === true && SUBJECT === "cairn"),
+    ignore: !HAVE_ETCDCTL,
     async fn() {
       const started = await Promise.allSettled([startServer("etcd"), startServer(SUBJECT)]);
       try {
@@ -567,14 +563,12 @@ diffTest("endpoint: status, health, hashkv", async (d) => {
   await d.ctl("endpoint health --cluster");
 });
 
-// Maintenance.Defragment belongs to the operations work (an LMDB compacting
-// copy swapped in); until it lands cairn answers Unimplemented, so this
-// case is listed, and ignored, against cairn.
 diffTest("defrag", async (d) => {
   for (const side of [d.ref, d.sub]) await setup(side, ["put", "s", "1"]);
   await d.ctl("defrag");
   await d.ctl("defrag -w json");
-}, { ignoreForCairn: true });
+  await d.ctl("get s -w json");
+});
 
 diffTest("alarm, snapshot save", async (d) => {
   for (const side of [d.ref, d.sub]) await setup(side, ["put", "s", "1"]);

@@ -161,6 +161,18 @@ export class MemoryBackend implements Backend {
     return Promise.reject(new Error("the simulator's snapshots are dump() and load()"));
   }
 
+  suspend(): Promise<void> {
+    return Promise.reject(new Error("the simulator's store has no file to suspend"));
+  }
+
+  resume(): void {
+    throw new Error("the simulator's store has no file to resume");
+  }
+
+  swapIn(_file: string): Promise<void> {
+    return Promise.reject(new Error("the simulator's store has no file to replace"));
+  }
+
   /** The whole state as plain data (for the simulator's snapshots). */
   dump(): { tables: [Table, [number[], number[]][]][]; meta: [string, unknown][] } {
     return {
