@@ -122,6 +122,11 @@ export const FLAGS = {
     default: "0",
     help: "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.",
   },
+  "experimental-corrupt-check-time": {
+    type: "string",
+    default: "0s",
+    help: "Duration of time between cluster corruption check passes.",
+  },
   "experimental-watch-progress-notify-interval": {
     type: "string",
     default: "10m0s",
@@ -190,6 +195,8 @@ export interface ServerConfig {
   httpWorkers: number;
   /** ms between progress notifications to idle watchers (--experimental-watch-progress-notify-interval). */
   watchProgressNotifyIntervalMs: number;
+  /** ms between the leader's corruption checks; 0 = none (--experimental-corrupt-check-time). */
+  corruptCheckMs: number;
   /** The flags given on the command line or as `ETCD_*` variables; the others took their defaults. */
   givenFlags: FlagName[];
 }
@@ -304,11 +311,11 @@ export function parseRetention(mode: "periodic" | "revision", retention: string)
 
 /**
  * A Go duration flag (`10m0s`, `1h30m`, `500ms`, `1.5s`), in ms; it must be
- * positive.
+ * positive, or with `allowZero` also zero (`0`, `0s`).
  *
  * @throws {ConfigError} Go's `parse error` for anything else.
  */
-export function durationFlag(flag: string, raw: string): number {
+export function durationFlag(flag: string, raw: string, allowZero = false): number {
   const units: Record<string, number> = {
     h: HOUR,
     m: 60_000,
@@ -322,13 +329,14 @@ export function durationFlag(flag: string, raw: string): number {
   let rest = raw.trim();
   const bad = () => new ConfigError(`invalid value "${raw}" for flag -${flag}: parse error`);
   if (rest.length === 0) throw bad();
+  if (allowZero && rest === "0") return 0;
   while (rest.length > 0) {
     const m = /^(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|h|m|s)/.exec(rest);
     if (!m) throw bad();
     total += Number(m[1]) * units[m[2]];
     rest = rest.slice(m[0].length);
   }
-  if (!(total > 0)) throw bad();
+  if (!(total > 0 || (allowZero && total === 0))) throw bad();
   return total;
 }
 
@@ -449,6 +457,11 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       "experimental-watch-progress-notify-interval",
       raw("experimental-watch-progress-notify-interval"),
     ),
+    corruptCheckMs: durationFlag(
+      "experimental-corrupt-check-time",
+      raw("experimental-corrupt-check-time"),
+      true,
+    ),
     givenFlags,
   };
 }
@@ -482,6 +495,7 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "auto-compaction-retention": config.autoCompactionRetention,
     "http-workers": config.httpWorkers,
     "experimental-watch-progress-notify-interval": config.watchProgressNotifyIntervalMs,
+    "experimental-corrupt-check-time": config.corruptCheckMs,
     "log-level": config.logLevel,
   };
   return values;

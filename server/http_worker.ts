@@ -215,7 +215,10 @@ async function suspend(gate: Int32Array): Promise<void> {
   try {
     await store.suspend();
   } catch (err) {
-    port.postMessage({ type: "suspended", error: err instanceof Error ? err.message : String(err) });
+    port.postMessage({
+      type: "suspended",
+      error: err instanceof Error ? err.message : String(err),
+    });
     return;
   }
   port.postMessage({ type: "suspended" });

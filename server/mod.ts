@@ -25,6 +25,7 @@ import { type ClientPort, listenClientPort } from "./client_port.ts";
 import { Compactor } from "./compactor.ts";
 import { socketHostname } from "./listen.ts";
 import { log } from "./log.ts";
+import { CorruptionChecker, HASHKV_PATH } from "./corrupt.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
 /** A running member. */
@@ -81,8 +82,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // etcd refuses to start a member removed from its cluster.
     throw new Error("the member has been permanently removed from the cluster");
   }
+  const checker = new CorruptionChecker({
+    node,
+    maintenance: service.maintenance,
+    request: (id, path, body) => node.requestPeer(id, path, body),
+  });
   try {
-    peer = await startPeers(config, node, service.memberId, service.clusterId);
+    peer = await startPeers(config, node, service.memberId, service.clusterId, checker);
   } catch (err) {
     await member.close();
     throw err;
@@ -97,6 +103,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // --cluster); as etcd, a member serves clients once its own are there.
   await publish(node, service.memberId, config);
   const compactor = startCompactor(config, service, () => node.isLeader);
+  if (config.corruptCheckMs > 0 && peer !== undefined) checker.start(config.corruptCheckMs);
   const listeners = clientListeners(config);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
@@ -119,6 +126,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       );
     } catch (err) {
       clearInterval(compactor);
+      checker.stop();
       await member.close();
       await peer?.close();
       throw err;
@@ -128,6 +136,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clientUrls: workers.clientUrls,
       async close() {
         clearInterval(compactor);
+        checker.stop();
         await workers.stop();
         await peer?.close();
         await member.close();
@@ -156,6 +165,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     }
   } catch (err) {
     clearInterval(compactor);
+    checker.stop();
     grpc.close();
     await Promise.all(ports.map((p) => p.close()));
     await peer?.close();
@@ -167,6 +177,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     clientUrls,
     async close() {
       clearInterval(compactor);
+      checker.stop();
       // Open watch streams end first: a server's shutdown waits for them.
       service.close();
       grpc.close();
@@ -310,6 +321,7 @@ async function startPeers(
   raftNode: RaftNode,
   memberId: bigint,
   clusterId: bigint,
+  checker: CorruptionChecker,
 ): Promise<Peers | undefined> {
   const members = raftNode.membership.members.length;
   if (config.initialCluster.size <= 1 && members <= 1 && config.initialClusterState === "new") {
@@ -340,7 +352,10 @@ async function startPeers(
     },
     reportUnreachable: (id) => raftNode.reportUnreachable(id),
     reportSnapshot: (id, failed) => raftNode.reportSnapshot(id, failed),
-    postHandlers: raftNode.peerHandlers(),
+    postHandlers: {
+      ...raftNode.peerHandlers(),
+      [HASHKV_PATH]: (body) => checker.peerHashKV(body),
+    },
     isRemoved: (id) => raftNode.membership.isRemovedRaftId(id),
     onRemoved: () => removedFromCluster(),
     handlers: {

@@ -642,6 +642,18 @@ export class RaftNode {
     return fromJsonSafe(await this.#toLeader(CLUSTER_PATH, toJsonSafe(call))) as ClusterResult;
   }
 
+  /**
+   * POST `body` to `path` on the peer port of the member with raft ID
+   * `raftId`; resolves with its JSON answer.
+   *
+   * @throws {Error} when the member has no peers or the peer cannot answer.
+   */
+  requestPeer(raftId: number, path: string, body: unknown): Promise<unknown> {
+    const transport = this.#options.transport;
+    if (transport?.request === undefined) return Promise.reject(new Error("no peers"));
+    return transport.request(raftId, path, body);
+  }
+
   /** POST a request to the leader's peer port. */
   async #toLeader(path: string, body: unknown): Promise<unknown> {
     const lead = this.#raw.leader();

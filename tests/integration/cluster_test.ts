@@ -13,6 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { HAVE_ETCD } from "../servers.ts";
+import { openBackend } from "../../native/lmdb.ts";
 import { checkHistory, type Operation } from "../sim/linearizability.ts";
 import {
   b64,
@@ -723,3 +724,60 @@ clusterTest(
     assert.equal(new Set(hashes).size, 1, `hashes ${hashes.join(", ")}`);
   },
 );
+
+clusterTest(
+  "a member whose store was changed behind its back is found by the corruption check, and writes stop",
+  3,
+  async (c) => {
+    for (let i = 0; i < 20; i++) await put(pick(c.members), `corrupt/k${i}`, `v${i}`);
+    const leader = await c.leader();
+    const victim = c.others(leader)[0];
+    // Wait until the victim holds every write, then change its records on disk.
+    await assertHoldsAll(
+      victim,
+      "corrupt/",
+      new Map(Array.from({ length: 20 }, (_, i) => [`corrupt/k${i}`, `v${i}`])),
+    );
+    await c.kill(victim, "SIGTERM");
+    const store = openBackend(`${victim.dataDir}/member`);
+    const prefix = new TextEncoder().encode("corrupt/");
+    await store.write(() => {
+      for (const table of ["current", "history"] as const) {
+        for (const { key, value } of [...store.scan(table, {})]) {
+          if (!prefix.every((b, i) => key[i] === b)) continue;
+          const changed = value.slice();
+          changed[changed.length - 1] ^= 1;
+          store.put(table, key, changed);
+        }
+      }
+    });
+    await store.close();
+    await c.restart(victim);
+    await c.waitReady();
+    const victimId = BigInt(
+      (await postJson(victim.clientUrl, "/v3/maintenance/status", {}) as {
+        header: { member_id: string };
+      }).header.member_id,
+    );
+    const deadline = Date.now() + CATCH_UP_MS;
+    let alarms: { memberID: string; alarm: string }[] = [];
+    while (Date.now() < deadline) {
+      const got = await postJson(anyMemberUrl(c), "/v3/maintenance/alarm", {});
+      alarms = (got.alarms ?? []) as typeof alarms;
+      if (alarms.length > 0) break;
+      await sleep(200);
+    }
+    assert.deepEqual(alarms, [{ memberID: victimId.toString(), alarm: "CORRUPT" }]);
+    await assert.rejects(
+      put(leader, "corrupt/after", "x"),
+      (err: RequestError) => err.message.includes("etcdserver: corrupt cluster"),
+    );
+  },
+  ["--experimental-corrupt-check-time", "1s"],
+  ["cairn"],
+);
+
+/** The client URL of a running member (any: alarms are replicated). */
+function anyMemberUrl(c: Cluster): string {
+  return c.running()[0].clientUrl;
+}

@@ -13,6 +13,17 @@ Deno.test("config: etcd's defaults, data dir default.cairn", () => {
   assert.deepEqual([c.maxRequestBytes, c.maxTxnOps, c.snapshotCount], [1572864, 128, 100000]);
   assert.equal(c.autoCompactionRetention, 0);
   assert.equal(c.httpWorkers, 2);
+  assert.equal(c.quotaBackendBytes, 0);
+  assert.equal(c.corruptCheckMs, 0);
+  assert.equal(
+    parseConfig(["--experimental-corrupt-check-time", "1m30s"], {}).corruptCheckMs,
+    90_000,
+  );
+  assert.equal(parseConfig(["--experimental-corrupt-check-time", "0"], {}).corruptCheckMs, 0);
+  assert.throws(
+    () => parseConfig(["--experimental-watch-progress-notify-interval", "0s"], {}),
+    ConfigError,
+  );
 });
 
 Deno.test("config: flags in both spellings, ETCD_* variables, flags win", () => {
