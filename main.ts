@@ -94,7 +94,9 @@ function logStart(config: ReturnType<typeof parseConfig>): void {
     else inEffect[flag] = values[flag];
   }
   log.info("flags in effect", inEffect);
-  log.info("flags accepted for compatibility, not in effect", compat);
+  if (Object.keys(compat).length > 0) {
+    log.info("flags accepted for compatibility, not in effect", compat);
+  }
   for (const flag of config.givenFlags) {
     if ("compatOnly" in FLAGS[flag]) {
       log.warn("flag accepted for compatibility, not in effect", { flag, value: values[flag] });

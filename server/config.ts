@@ -100,7 +100,6 @@ export const FLAGS = {
     type: "number",
     default: 0,
     help: "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).",
-    compatOnly: true,
   },
   "max-request-bytes": {
     type: "number",

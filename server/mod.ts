@@ -18,7 +18,11 @@ import {
 } from "./cluster/membership.ts";
 import { PeerTransport } from "./peer/transport.ts";
 import type { RaftNode } from "./raftnode/node.ts";
-import { PUBLISH_RETRY_MS } from "../core/limits.ts";
+import {
+  DEFAULT_QUOTA_BACKEND_BYTES,
+  MAX_QUOTA_BACKEND_BYTES,
+  PUBLISH_RETRY_MS,
+} from "../core/limits.ts";
 import { type ClientListener, type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { createGrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
@@ -102,6 +106,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Clients find the members' client URLs in the member list (Patroni, ctl
   // --cluster); as etcd, a member serves clients once its own are there.
   await publish(node, service.memberId, config);
+  logQuota(config.quotaBackendBytes);
   const compactor = startCompactor(config, service, () => node.isLeader);
   if (config.corruptCheckMs > 0 && peer !== undefined) checker.start(config.corruptCheckMs);
   const listeners = clientListeners(config);
@@ -310,6 +315,25 @@ async function memberIdentity(
     }
   }
   throw new Error(`cannot fetch cluster info from peer urls: ${errors.join("; ")}`);
+}
+
+/** Log the backend quota in effect, as etcd does when it starts. */
+function logQuota(quota: number): void {
+  const fields = (bytes: number) => ({
+    "quota-name": "v3-applier",
+    "quota-size-bytes": bytes,
+    "quota-size": `${(bytes / 1024 ** 3).toFixed(1)} GiB`,
+  });
+  if (quota < 0) {
+    log.info("disabled backend quota", { "quota-name": "v3-applier", "quota-size-bytes": quota });
+  } else if (quota === 0) {
+    log.info("enabled backend quota with default value", fields(DEFAULT_QUOTA_BACKEND_BYTES));
+  } else if (quota > MAX_QUOTA_BACKEND_BYTES) {
+    log.warn("quota exceeds the maximum value", {
+      ...fields(quota),
+      "quota-maximum-size-bytes": MAX_QUOTA_BACKEND_BYTES,
+    });
+  } else log.info("enabled backend quota", fields(quota));
 }
 
 /**

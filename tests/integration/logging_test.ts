@@ -61,7 +61,7 @@ async function runAndStop(args: string[]): Promise<{ code: number; entries: Entr
   return { code: out.code, entries };
 }
 
-Deno.test("logging: JSON lines on stderr; the flags in effect and those accepted for compatibility", async () => {
+Deno.test("logging: JSON lines on stderr; the flags in effect, the quota", async () => {
   const { code, entries } = await runAndStop(["--quota-backend-bytes", "8589934592"]);
   assert.equal(code, 0);
   const msgs = entries.map((e) => `${e.level} ${e.msg}`);
@@ -69,8 +69,7 @@ Deno.test("logging: JSON lines on stderr; the flags in effect and those accepted
     const want of [
       "info starting cairn",
       "info flags in effect",
-      "info flags accepted for compatibility, not in effect",
-      "warn flag accepted for compatibility, not in effect",
+      "info enabled backend quota",
       "info ready to serve client requests",
       "info received signal; shutting down",
       "info stopped cairn",
@@ -82,28 +81,18 @@ Deno.test("logging: JSON lines on stderr; the flags in effect and those accepted
   assert.equal(inEffect["max-txn-ops"], 128);
   assert.equal(inEffect["log-level"], "info");
   assert.equal(typeof inEffect["data-dir"], "string");
-  const compat = entries.find((e) => e.msg === "flags accepted for compatibility, not in effect")!;
-  for (
-    const flag of [
-      "quota-backend-bytes",
-    ]
-  ) {
-    assert.ok(flag in compat, flag);
-    assert.ok(!(flag in inEffect), flag);
-  }
-  // The cluster flags are in effect.
+  // Every flag is in effect: none is only accepted.
+  assert.equal(inEffect["quota-backend-bytes"], 8589934592);
+  assert.ok(!msgs.some((m) => m.includes("accepted for compatibility")));
+  const quota = entries.find((e) => e.msg === "enabled backend quota")!;
+  assert.deepEqual([quota["quota-name"], quota["quota-size-bytes"]], ["v3-applier", 8589934592]);
   for (const flag of ["listen-peer-urls", "advertise-client-urls", "initial-cluster-state"]) {
     assert.ok(flag in inEffect, flag);
-    assert.ok(!(flag in compat), flag);
   }
   // The Raft tick and log compaction run on these.
   assert.equal(inEffect["snapshot-count"], 100000);
   assert.equal(inEffect["heartbeat-interval"], 100);
   assert.equal(inEffect["election-timeout"], 1000);
-  const warned = entries.filter((e) => e.msg === "flag accepted for compatibility, not in effect");
-  assert.deepEqual(warned.map((e) => [e.flag, e.value]), [
-    ["quota-backend-bytes", 8589934592],
-  ]);
 });
 
 Deno.test("logging: --log-level warn leaves out info entries", async () => {
@@ -111,11 +100,11 @@ Deno.test("logging: --log-level warn leaves out info entries", async () => {
     "--log-level",
     "warn",
     "--quota-backend-bytes",
-    "10",
+    "9000000000",
   ]);
   assert.equal(code, 0);
-  assert.deepEqual(entries.map((e) => [e.level, e.msg, e.flag]), [
-    ["warn", "flag accepted for compatibility, not in effect", "quota-backend-bytes"],
+  assert.deepEqual(entries.map((e) => [e.level, e.msg, e["quota-size-bytes"]]), [
+    ["warn", "quota exceeds the maximum value", 9000000000],
   ]);
 });
 
