@@ -292,6 +292,23 @@ Deno.test({
         assert.equal(cs.leader, cs.header.member_id);
         assert.equal(cs.header.revision, es.header.revision);
         await same(p, "/etcdserverpb.Maintenance/Alarm", { action: "GET" });
+        // Alarms raised and cleared (memberID 1: the same on both sides).
+        const nospace = { action: "ACTIVATE", memberID: 1, alarm: "NOSPACE" };
+        assert.deepEqual(
+          (await same(p, "/etcdserverpb.Maintenance/Alarm", nospace)).alarms,
+          [{ memberID: "1", alarm: "NOSPACE" }],
+        );
+        await same(p, "/etcdserverpb.KV/Put", { key: enc("a"), value: enc("1") }, "put, NOSPACE");
+        await same(p, "/etcdserverpb.Maintenance/Alarm", { action: "GET", alarm: "NOSPACE" });
+        await same(p, "/etcdserverpb.Maintenance/Alarm", { ...nospace, action: "DEACTIVATE" });
+        await same(p, "/etcdserverpb.Maintenance/Alarm", { ...nospace, action: "DEACTIVATE" });
+        await same(p, "/etcdserverpb.Maintenance/Defragment", {});
+        const [eh, ch] = await Promise.all([
+          p.etcd.unary("/etcdserverpb.Maintenance/Hash", {}),
+          p.cairn.unary("/etcdserverpb.Maintenance/Hash", {}),
+        ]);
+        assert.deepEqual(Object.keys(ch).sort(), Object.keys(eh).sort());
+        assert.equal(ch.header.revision, eh.header.revision);
         const e5 = await sameError(p, "/etcdserverpb.Auth/Authenticate", {
           name: "root",
           password: "x",
