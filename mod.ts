@@ -21,12 +21,17 @@
  * @module
  */
 import type {
+  AlarmRequest,
+  AlarmResponse,
   CampaignRequest,
   CampaignResponse,
   CompactionRequest,
   CompactionResponse,
+  DefragmentResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  HashKVRequest,
+  HashKVResponse,
   LeaderRequest,
   LeaderResponse,
   LeaseGrantRequest,
@@ -113,6 +118,13 @@ export interface StoreOptions {
    * `etcdserver: request is too large`. Default 1572864 (1.5 MiB).
    */
   maxRequestBytes?: number;
+  /**
+   * etcd's --quota-backend-bytes: writes that would take the store past
+   * this many bytes in use raise the NOSPACE alarm and fail with
+   * `etcdserver: mvcc: database space exceeded`. 0 (default) = 2 GiB;
+   * negative = no quota.
+   */
+  quotaBackendBytes?: number;
 }
 
 /**
@@ -207,9 +219,36 @@ export class Store {
     return this.#service.compact(typeof req === "number" ? { revision: req } : req);
   }
 
-  /** etcd Maintenance.Status: revision, db size in bytes, raft index and term. */
+  /** etcd Maintenance.Status: revision, db size in bytes, raft index and term, raised alarms in `errors`. */
   status(): Promise<StatusResponse> {
     return this.#service.status();
+  }
+
+  /**
+   * etcd Maintenance.Alarm: GET lists the raised alarms (NOSPACE after a
+   * write past the quota, CORRUPT), ACTIVATE raises one, DEACTIVATE clears
+   * it. See the server's MaintenanceServer.alarm.
+   */
+  alarm(req: AlarmRequest): Promise<AlarmResponse> {
+    return this.#service.maintenance.alarm(req);
+  }
+
+  /**
+   * etcd Maintenance.Defragment: shrink the store's file to what its data
+   * needs (a compacted copy swapped in; reads and writes wait only for the
+   * swap). Resolves when done.
+   */
+  defragment(): Promise<DefragmentResponse> {
+    return this.#service.maintenance.defragment();
+  }
+
+  /**
+   * etcd Maintenance.HashKV: a CRC-32 of the key space's history up to
+   * `revision` (0: the current one).
+   * @throws {EtcdError} required revision has been compacted / is a future revision.
+   */
+  hashKV(req: HashKVRequest = {}): Promise<HashKVResponse> {
+    return this.#service.maintenance.hashKV(req);
   }
 
   /**
@@ -382,6 +421,7 @@ export async function openStore(path: string, options: StoreOptions = {}): Promi
   const m = await openMember(path, { memberId: id, clusterId: id }, {
     maxTxnOps: options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS,
     maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
+    quotaBackendBytes: options.quotaBackendBytes ?? 0,
   });
   return new Store(m.service, () => m.close());
 }

@@ -55,3 +55,39 @@ Deno.test("embedded: openStore puts, gets by prefix and revision, deletes, txns,
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("embedded: past the quota writes fail with NOSPACE; delete, compact, defragment and disarm recover", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-embedded-quota-" });
+  const store = await openStore(dir, { quotaBackendBytes: 400_000 });
+  try {
+    const value = "v".repeat(30_000);
+    let refused: unknown;
+    for (let i = 0; i < 100 && refused === undefined; i++) {
+      await store.put(`big/${i}`, value).catch((err) => refused = err);
+    }
+    assert.ok(refused instanceof EtcdError, "the quota is reached");
+    assert.equal(refused.message, "etcdserver: mvcc: database space exceeded");
+    const { alarms } = await store.alarm({ action: "GET" });
+    assert.deepEqual(alarms.map((a) => a.alarm), ["NOSPACE"]);
+    // Every write that adds data fails now, even a small one; reads and deletes work.
+    await assert.rejects(store.put("small", "1"), /database space exceeded/);
+    assert.equal((await store.get("big/0")).kvs.length, 1);
+    const del = await store.delete("big/", { prefix: true });
+    const hash = await store.hashKV();
+    assert.equal((await store.hashKV({ revision: del.header.revision })).hash, hash.hash);
+    await store.compact({ revision: del.header.revision, physical: true });
+    const before = (await store.status()).dbSize;
+    assert.deepEqual(await store.defragment(), {});
+    assert.ok((await store.status()).dbSize < before, "the file shrank");
+    assert.deepEqual((await store.status()).errors, [
+      `memberID:${alarms[0].memberID} alarm:NOSPACE `,
+    ]);
+    await store.alarm({ action: "DEACTIVATE", memberID: alarms[0].memberID, alarm: "NOSPACE" });
+    assert.deepEqual((await store.alarm({})).alarms, []);
+    await store.put("small", "1");
+    assert.equal(dec.decode((await store.get("small")).kvs[0].value), "1");
+  } finally {
+    await store.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
