@@ -54,6 +54,7 @@ import { MemoryStorage } from "../../core/raft/storage.ts";
 import {
   type ConfChange,
   type ConfState,
+  type Entry,
   type Message,
   ProposalDroppedError,
   type ReadState,
@@ -190,6 +191,18 @@ export interface RaftNodeOptions {
   openStore?: (dir: string) => Backend;
 }
 
+/** Defragmentation's compacted copy of the store, catching up with the applied index. */
+interface CatchingUpCopy {
+  /** The copy, open. */
+  store: Backend;
+  /** Applies the entries it lacks (with a throwaway lessor: renewals live in memory). */
+  applier: Applier;
+  /** False once entries it needed were gone. */
+  caughtUp: boolean;
+  /** Set once the copy is closed. */
+  closed?: boolean;
+}
+
 /** What {@linkcode RaftNode.defragment} did. */
 export interface DefragResult {
   /** The store's file size before, in bytes. */
@@ -273,7 +286,12 @@ export class RaftNode {
   #defragging: Promise<DefragResult> | undefined;
   /** A compacted copy waiting for the apply loop to reach a point where no batch is applying. */
   #swapRequest:
-    | { file: string; dir: string; done: PromiseWithResolvers<{ pauseMs: number }> }
+    | {
+      file: string;
+      dir: string;
+      copy: CatchingUpCopy;
+      done: PromiseWithResolvers<{ pauseMs: number }>;
+    }
     | undefined;
   /** A WAL write failed: writes are refused until a restart (reads go on). */
   #failure: unknown = undefined;
@@ -1365,16 +1383,26 @@ export class RaftNode {
 
   async #defragment(): Promise<DefragResult> {
     const dir = this.#options.defragDir;
-    if (dir === undefined || this.#options.openStore === undefined) {
+    const openStore = this.#options.openStore;
+    if (dir === undefined || openStore === undefined) {
       throw new EtcdError("etcdserver: defragmentation is not available", GrpcCode.Unavailable);
     }
     const before = this.#backend.size().dbSize;
     const started = performance.now();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    let copy: CatchingUpCopy | undefined;
     try {
       const file = await this.#backend.copyTo(dir, true);
+      // Opened, and brought near the applied index, while the member serves.
+      const store = openStore(dir);
+      copy = {
+        store,
+        applier: new Applier(store, new Lessor({ now: Date.now, minTtl: 2 })),
+        caughtUp: true,
+      };
+      copy.caughtUp = await this.#catchUp(copy);
       const done = Promise.withResolvers<{ pauseMs: number }>();
-      this.#swapRequest = { file, dir, done };
+      this.#swapRequest = { file, dir, copy, done };
       if (!this.#running) {
         // The apply loop is idle: swap now, holding it off meanwhile.
         this.#running = true;
@@ -1393,6 +1421,7 @@ export class RaftNode {
         pauseMs,
       };
     } finally {
+      if (copy !== undefined && !copy.closed) await copy.store.close().catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   }
@@ -1413,8 +1442,12 @@ export class RaftNode {
       await this.#recovery;
       if (this.#commitFailure !== undefined) throw this.#commitFailure;
       await this.#compaction;
+      const { copy } = request;
       let file = request.file;
-      if (!(await this.#catchUp(request.dir))) {
+      const caughtUp = copy.caughtUp && (await this.#catchUp(copy));
+      copy.closed = true;
+      await copy.store.close();
+      if (!caughtUp) {
         // The entries the copy lacks are gone from memory: copy again, now
         // that nothing changes the store.
         await Deno.remove(request.dir, { recursive: true });
@@ -1442,27 +1475,26 @@ export class RaftNode {
   }
 
   /**
-   * Bring the copy in `dir` up to the applied index by applying the
-   * committed entries it lacks, from the in-memory log. False when they are
-   * no longer there (or the store was replaced by a snapshot since).
+   * Bring `copy` up to the applied index by applying the committed entries
+   * it lacks, from the in-memory log (entries are immutable once
+   * committed, so this may run while the member serves). False when they
+   * are no longer there (compacted away, or the store was replaced by a
+   * snapshot meanwhile).
    */
-  async #catchUp(dir: string): Promise<boolean> {
-    const copy = this.#options.openStore!(dir);
-    try {
-      const from = Number(copy.getMeta(Meta.appliedIndex) ?? 0) + 1;
-      const to = this.#applier.appliedIndex;
-      if (from > to + 1 || from < this.#storage.firstIndex()) return false;
-      // A throwaway lessor: the copy's leases are the store's; renewals live in memory.
-      const applier = new Applier(copy, new Lessor({ now: Date.now, minTtl: 2 }));
-      for (let lo = from; lo <= to;) {
-        const entries = this.#storage.entries(lo, to + 1, MAX_CATCH_UP_BYTES);
-        await applier.apply(entries).committed;
-        lo = entries[entries.length - 1].index + 1;
+  async #catchUp(copy: CatchingUpCopy): Promise<boolean> {
+    const to = this.#applier.appliedIndex;
+    for (let lo = copy.applier.appliedIndex + 1; lo <= to;) {
+      if (lo < this.#storage.firstIndex()) return false;
+      let entries: Entry[];
+      try {
+        entries = this.#storage.entries(lo, to + 1, MAX_CATCH_UP_BYTES);
+      } catch {
+        return false; // compacted meanwhile
       }
-      return true;
-    } finally {
-      await copy.close();
+      await copy.applier.apply(entries).committed;
+      lo = entries[entries.length - 1].index + 1;
     }
+    return copy.applier.appliedIndex === to;
   }
 
   /** Stop taking proposals; finish the Ready in progress and the compaction; close the WAL. */
