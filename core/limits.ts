@@ -403,3 +403,25 @@ export const MAX_CATCH_UP_BYTES = 4 * 1024 * 1024;
  * defragmentation swaps its file; past it the swap is abandoned.
  */
 export const DEFRAG_SUSPEND_TIMEOUT_MS = 5000;
+
+/**
+ * Deepest bbolt B+tree server/snapshot/bbolt.ts walks (root page = depth 1).
+ * bbolt's trees are a few levels deep (a 2 GiB file with 4 KiB pages needs
+ * fewer than 10); deeper means a damaged file whose pages point in a loop.
+ */
+export const BBOLT_MAX_TREE_DEPTH = 64;
+/**
+ * Bytes of one bbolt page with its overflow pages (a value longer than a
+ * page), at most, that the reader holds at once; a longer run is refused as
+ * damaged. etcd's values are at most --max-request-bytes (1.5 MiB by default).
+ */
+export const BBOLT_MAX_PAGE_RUN_BYTES = 64 * 1024 * 1024;
+/** Bytes read at a time while an etcd snapshot's SHA-256 is checked. */
+export const SNAPSHOT_HASH_CHUNK_BYTES = 1024 * 1024;
+/** Revisions (records of etcd's `key` bucket) an etcd import writes per write transaction, at most. */
+export const ETCD_IMPORT_BATCH_RECORDS = 10_000;
+/**
+ * Bytes of keys and values an etcd import writes per write transaction, at
+ * most (a transaction ends at the first record that reaches it).
+ */
+export const ETCD_IMPORT_BATCH_BYTES = 16 * 1024 * 1024;

@@ -106,7 +106,8 @@ export async function openMember(
       await b.write(() => {
         b.putMeta(Meta.memberId, ids.memberId.toString());
         b.putMeta(Meta.clusterId, ids.clusterId.toString());
-        b.putMeta(Meta.revision, 1);
+        // A store filled before its first open (an imported etcd snapshot) keeps its revision.
+        if (b.getMeta(Meta.revision) === undefined) b.putMeta(Meta.revision, 1);
         b.putMeta(Meta.recordFormat, RECORD_FORMAT);
         b.putMeta(Meta.raftId, ids.raftId ?? 1);
         if (ids.membership !== undefined) b.putMeta(Meta.membership, ids.membership.encode());

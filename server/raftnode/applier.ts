@@ -60,8 +60,11 @@ export function leaseKey(id: bigint): Uint8Array {
   return out;
 }
 
-/** A `lease` table record: granted TTL and checkpointed remaining TTL, in seconds. */
-function leaseRecord(ttl: number, remaining: number): Uint8Array {
+/**
+ * A `lease` table record: granted TTL and checkpointed remaining TTL (0: none
+ * recorded), in seconds, as two big-endian float64s.
+ */
+export function leaseRecord(ttl: number, remaining: number): Uint8Array {
   const out = new Uint8Array(16);
   const view = new DataView(out.buffer);
   view.setFloat64(0, ttl);
