@@ -17,7 +17,7 @@ import {
 } from "./server/config.ts";
 import { DataDirLockedError } from "./server/data_dir_lock.ts";
 import { AddressInUseError } from "./server/listen.ts";
-import { log } from "./server/log.ts";
+import { log, LogOutputError, LogOutputs } from "./server/log.ts";
 import { CAIRN_VERSION, ETCD_API_VERSION } from "./version.ts";
 
 async function runServer(args: string[]): Promise<number> {
@@ -41,6 +41,23 @@ async function runServer(args: string[]): Promise<number> {
     }
     throw err;
   }
+  if (config.logger === "capnslog") {
+    // etcd 3.4's warning, before any log line, on stderr.
+    console.error(
+      "[WARNING] Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead",
+    );
+  }
+  let outputs;
+  try {
+    outputs = LogOutputs.open(config.logOutputs);
+  } catch (err) {
+    if (err instanceof LogOutputError) {
+      log.fatal("failed to verify flags", { error: err.message });
+      return 2;
+    }
+    throw err;
+  }
+  log.useOutputs(outputs);
   log.level = config.logLevel;
   logStart(config);
   // Listen for signals before anything starts serving, so that a signal

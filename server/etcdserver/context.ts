@@ -8,6 +8,7 @@
  */
 import type { Backend } from "../../core/backend.ts";
 import { invariant } from "../../core/invariant.ts";
+import { WARNING_APPLY_DURATION_MS } from "../../core/limits.ts";
 import type { ResponseHeader } from "../../core/api/types.ts";
 import { ReadView } from "../../core/mvcc/view.ts";
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "../config.ts";
@@ -83,6 +84,15 @@ export interface ServiceOptions {
    * temporary directory.
    */
   snapshotDir?: string;
+  /**
+   * ms a read-only range or txn may take, from its arrival to its answer,
+   * before etcd's `apply request took too long` warning is logged
+   * (--experimental-warning-apply-duration). Default
+   * `WARNING_APPLY_DURATION_MS` (100 ms).
+   */
+  warningApplyDurationMs?: number;
+  /** The clock slow requests are timed with, in ms. Default `performance.now`. */
+  now?: () => number;
 }
 
 /** The state and helpers the services of one member share. */
@@ -101,6 +111,10 @@ export class ServiceContext {
   readonly maxRequestBytes: number;
   /** Where Maintenance.Snapshot writes its temporary copy (undefined: the system's temp dir). */
   readonly snapshotDir: string | undefined;
+  /** ms a local read may take before it is logged as slow. */
+  readonly warningApplyDurationMs: number;
+  /** The clock slow requests are timed with, in ms. */
+  readonly now: () => number;
   #refreshReads: boolean;
 
   /** Serve reads from `backend` and send writes through `proposer`. */
@@ -113,6 +127,8 @@ export class ServiceContext {
     this.maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.#refreshReads = options.refreshReads ?? false;
     this.snapshotDir = options.snapshotDir;
+    this.warningApplyDurationMs = options.warningApplyDurationMs ?? WARNING_APPLY_DURATION_MS;
+    this.now = options.now ?? (() => performance.now());
   }
 
   /**
