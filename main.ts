@@ -31,21 +31,22 @@ async function runServer(args: string[]): Promise<number> {
     console.log(`cairn Version: ${CAIRN_VERSION}\netcd API Version: ${ETCD_API_VERSION}`);
     return 0;
   }
+  const env = Deno.env.toObject();
+  if (givenLogger(args, env) === "capnslog") {
+    // etcd 3.4's warning, on stderr, before any log line or flag error.
+    console.error(
+      "[WARNING] Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead",
+    );
+  }
   let config;
   try {
-    config = parseConfig(args, Deno.env.toObject());
+    config = parseConfig(args, env);
   } catch (err) {
     if (err instanceof ConfigError) {
       log.fatal("failed to verify flags", { error: err.message });
       return 2;
     }
     throw err;
-  }
-  if (config.logger === "capnslog") {
-    // etcd 3.4's warning, before any log line, on stderr.
-    console.error(
-      "[WARNING] Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead",
-    );
   }
   let outputs;
   try {
@@ -90,6 +91,16 @@ async function runServer(args: string[]): Promise<number> {
   await server.close();
   log.info("stopped cairn", { name: config.name, "data-dir": config.dataDir });
   return 0;
+}
+
+/** The --logger value given on the command line (its last) or as ETCD_LOGGER. */
+function givenLogger(args: string[], env: Record<string, string>): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--?logger(?:=(.*))?$/.exec(args[i]);
+    if (m !== null) value = m[1] ?? args[i + 1];
+  }
+  return value ?? env.ETCD_LOGGER;
 }
 
 /**

@@ -69,7 +69,7 @@ export class KVServer {
       checkRangeRequest(req);
       const pending = this.#ctx.linearizeRead(req.serializable === true);
       if (pending !== undefined) {
-        return pending.then(() => this.#range(req, start), (err) => {
+        return pending.then(() => this.#range(req, start)).catch((err) => {
           this.#slowRange(start, req, undefined, err);
           throw err;
         });
@@ -81,14 +81,9 @@ export class KVServer {
     }
   }
 
+  /** The read itself; a failure is logged by the caller. */
   #range(req: RangeRequest, start: number): RangeResponse {
-    let resp: RangeResponse;
-    try {
-      resp = applyRange(this.#ctx.view(), req);
-    } catch (err) {
-      this.#slowRange(start, req, undefined, err);
-      throw err;
-    }
+    const resp = applyRange(this.#ctx.view(), req);
     resp.header = this.#ctx.header(resp.header.revision);
     this.#slowRange(start, req, resp);
     return resp;
