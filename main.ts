@@ -17,7 +17,7 @@ import {
 } from "./server/config.ts";
 import { DataDirLockedError } from "./server/data_dir_lock.ts";
 import { AddressInUseError } from "./server/listen.ts";
-import { log } from "./server/log.ts";
+import { log, LogOutputError, LogOutputs } from "./server/log.ts";
 import { CAIRN_VERSION, ETCD_API_VERSION } from "./version.ts";
 
 async function runServer(args: string[]): Promise<number> {
@@ -31,9 +31,16 @@ async function runServer(args: string[]): Promise<number> {
     console.log(`cairn Version: ${CAIRN_VERSION}\netcd API Version: ${ETCD_API_VERSION}`);
     return 0;
   }
+  const env = Deno.env.toObject();
+  if (givenLogger(args, env) === "capnslog") {
+    // etcd 3.4's warning, on stderr, before any log line or flag error.
+    console.error(
+      "[WARNING] Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead",
+    );
+  }
   let config;
   try {
-    config = parseConfig(args, Deno.env.toObject());
+    config = parseConfig(args, env);
   } catch (err) {
     if (err instanceof ConfigError) {
       log.fatal("failed to verify flags", { error: err.message });
@@ -41,6 +48,17 @@ async function runServer(args: string[]): Promise<number> {
     }
     throw err;
   }
+  let outputs;
+  try {
+    outputs = LogOutputs.open(config.logOutputs);
+  } catch (err) {
+    if (err instanceof LogOutputError) {
+      log.fatal("failed to verify flags", { error: err.message });
+      return 2;
+    }
+    throw err;
+  }
+  log.useOutputs(outputs);
   log.level = config.logLevel;
   logStart(config);
   // Listen for signals before anything starts serving, so that a signal
@@ -73,6 +91,16 @@ async function runServer(args: string[]): Promise<number> {
   await server.close();
   log.info("stopped cairn", { name: config.name, "data-dir": config.dataDir });
   return 0;
+}
+
+/** The --logger value given on the command line (its last) or as ETCD_LOGGER. */
+function givenLogger(args: string[], env: Record<string, string>): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--?logger(?:=(.*))?$/.exec(args[i]);
+    if (m !== null) value = m[1] ?? args[i + 1];
+  }
+  return value ?? env.ETCD_LOGGER;
 }
 
 /**

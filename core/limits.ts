@@ -285,6 +285,30 @@ export const PEER_SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
 export const STREAM_KVS_THRESHOLD = 512;
 /** Approximate bytes of one streamed JSON chunk. */
 export const STREAM_CHUNK_BYTES = 64 * 1024;
+/**
+ * Milliseconds a request may take before it is logged as slow (etcd's
+ * `--experimental-warning-apply-duration` default, 100 ms): an applied entry
+ * ("apply request took too long") or a read-only range or txn, counted from
+ * its arrival to its answer.
+ */
+export const WARNING_APPLY_DURATION_MS = 100;
+/**
+ * Milliseconds a thread waits for another thread's log line to be written
+ * before writing its own anyway: lines from every thread share one lock
+ * (server/log.ts), and a thread ended while holding it must not stop the
+ * others' logging.
+ */
+export const LOG_LOCK_TIMEOUT_MS = 5_000;
+/**
+ * Entries with the same level and message logged in one second before zap's
+ * sampling (etcd's logger configuration) starts: past it, only every
+ * `LOG_SAMPLE_THEREAFTER`th is written until the second ends.
+ */
+export const LOG_SAMPLE_INITIAL = 100;
+/** One in this many entries is written past `LOG_SAMPLE_INITIAL` in a second. */
+export const LOG_SAMPLE_THEREAFTER = 100;
+/** Distinct level-and-message pairs sampled in one second, at most; others are written unsampled. */
+export const MAX_LOG_SAMPLE_KEYS = 4_096;
 
 // Every worker may fill its window at once; the node's queue must take them all,
 // or a full queue would turn a burst from well-behaved workers into errors.
@@ -387,8 +411,8 @@ export const QUOTA_LEASE_OVERHEAD_BYTES = 64;
 
 /**
  * Milliseconds a measured store size serves quota checks before it is
- * measured again (measuring reads every table's page counts, ~40 µs; a put
- * costs more than that to check each time).
+ * measured again (measuring reads every table's page counts, ~40 µs, too
+ * much for every put); in between, each write let through adds its cost.
  */
 export const QUOTA_SIZE_REFRESH_MS = 100;
 

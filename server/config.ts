@@ -137,6 +137,23 @@ export const FLAGS = {
     help:
       "cairn: HTTP worker threads per client URL, sharing the port with SO_REUSEPORT (0 serves from the main thread). Uses Deno's unstable net API, which deno.json enables.",
   },
+  "experimental-warning-apply-duration": {
+    type: "string",
+    default: "100ms",
+    help: "Warning is generated if requests take more than this duration.",
+  },
+  "logger": {
+    type: "string",
+    default: "zap",
+    help:
+      "Specify 'zap' for structured logging or 'capnslog'. [WARN] 'capnslog' will be deprecated in v3.5. (cairn: always writes zap's JSON lines; 'capnslog' is accepted with etcd's deprecation warning and etcd's checks of --log-outputs.)",
+  },
+  "log-outputs": {
+    type: "string",
+    default: "default",
+    help:
+      "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets. (cairn: 'default' and 'systemd/journal' write to stderr, which systemd passes to the journal.)",
+  },
   "log-level": {
     type: "string",
     default: "info",
@@ -190,6 +207,15 @@ export interface ServerConfig {
   autoCompactionRetention: number;
   /** Log level (--log-level): debug, info, warn, error, panic or fatal. */
   logLevel: LogLevel;
+  /** --logger: `zap`, or `capnslog` (deprecated in etcd 3.4; cairn logs zap's format either way). */
+  logger: "zap" | "capnslog";
+  /**
+   * Where log lines go (--log-outputs, resolved by {@linkcode resolveLogOutputs}):
+   * `stderr`, `stdout` or file paths, no duplicates, sorted; empty discards them.
+   */
+  logOutputs: string[];
+  /** ms a request may take before it is logged as slow (--experimental-warning-apply-duration). */
+  warningApplyDurationMs: number;
   /** HTTP worker threads per client URL; 0 = serve from the main thread. */
   httpWorkers: number;
   /** ms between progress notifications to idle watchers (--experimental-watch-progress-notify-interval). */
@@ -339,6 +365,57 @@ export function durationFlag(flag: string, raw: string, allowZero = false): numb
   return total;
 }
 
+/** Go's `%q` of a list of strings: `["a" "b"]`. */
+function goQuoteList(values: string[]): string {
+  return `[${values.map((v) => JSON.stringify(v)).join(" ")}]`;
+}
+
+/**
+ * Resolve --log-outputs as etcd 3.4 does for `--logger`: the values
+ * (comma-separated, duplicates dropped, sorted as etcd's flag keeps them)
+ * become the outputs server/log.ts's `LogOutputs` opens: `default` (and
+ * `systemd/journal`, which cairn does not speak: systemd passes stderr to
+ * the journal) is `stderr`; `stderr`, `stdout` and file paths stay; with
+ * `/dev/null` among them every line is discarded (an empty list). With
+ * `capnslog`, only one of `default`, `stderr` and `stdout` is taken.
+ *
+ * @throws {ConfigError} with etcd's message for a combination etcd refuses:
+ *   `default` beside other outputs with zap (`multi logoutput for "default"
+ *   is not supported yet`); with capnslog, more than one value or a file.
+ */
+export function resolveLogOutputs(logger: "zap" | "capnslog", value: string): string[] {
+  const given = [...new Set(value.split(",").map((s) => s.trim()))].sort();
+  const values = given.filter((v) => v.length > 0);
+  if (values.length === 0) values.push("default");
+  if (logger === "capnslog") {
+    if (values.length !== 1) {
+      throw new ConfigError(
+        `--logger=capnslog supports only 1 value in '--log-outputs', got ${goQuoteList(values)}`,
+      );
+    }
+    const output = values[0];
+    if (output !== "default" && output !== "stderr" && output !== "stdout") {
+      throw new ConfigError(
+        `unknown log-output "${output}" (only supports "default", "stderr", "stdout")`,
+      );
+    }
+    return [output === "stdout" ? "stdout" : "stderr"];
+  }
+  if (values.length > 1 && values.includes("default")) {
+    throw new ConfigError(`multi logoutput for "default" is not supported yet`);
+  }
+  if (values.length > 1 && values.includes("systemd/journal")) {
+    throw new ConfigError(
+      `running with systemd/journal but other '--log-outputs' values (${
+        goQuoteList(values)
+      }) are configured with 'default'; override 'default' value with something else`,
+    );
+  }
+  if (values.includes("/dev/null")) return [];
+  const outputs = values.map((v) => v === "default" || v === "systemd/journal" ? "stderr" : v);
+  return [...new Set(outputs)].sort();
+}
+
 /** Help text listing every flag with its default and environment variable. */
 export function usage(): string {
   const lines = ["Usage: cairn [flags]", "", "Flags:"];
@@ -386,6 +463,11 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   );
   const logLevel = raw("log-level");
   if (!isLogLevel(logLevel)) throw new ConfigError(`unknown level "${logLevel}"`);
+  const logger = raw("logger");
+  if (logger !== "zap" && logger !== "capnslog") {
+    throw new ConfigError(`unknown logger option "${logger}"`);
+  }
+  const logOutputs = resolveLogOutputs(logger, raw("log-outputs"));
   const name = raw("name");
   const dataDir = raw("data-dir").replace("${name}", name);
   const initialAdvertisePeerUrls = parseUrls(
@@ -451,6 +533,12 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     autoCompactionMode: mode,
     autoCompactionRetention: parseRetention(mode, raw("auto-compaction-retention")),
     logLevel,
+    logger,
+    logOutputs,
+    warningApplyDurationMs: durationFlag(
+      "experimental-warning-apply-duration",
+      raw("experimental-warning-apply-duration"),
+    ),
     httpWorkers,
     watchProgressNotifyIntervalMs: durationFlag(
       "experimental-watch-progress-notify-interval",
@@ -495,6 +583,9 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "http-workers": config.httpWorkers,
     "experimental-watch-progress-notify-interval": config.watchProgressNotifyIntervalMs,
     "experimental-corrupt-check-time": config.corruptCheckMs,
+    "experimental-warning-apply-duration": config.warningApplyDurationMs,
+    "logger": config.logger,
+    "log-outputs": config.logOutputs,
     "log-level": config.logLevel,
   };
   return values;

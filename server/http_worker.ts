@@ -18,7 +18,7 @@ import { createGateway } from "./gateway/mod.ts";
 import { createGrpcTransport, type GrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
 import { AddressInUseError } from "./listen.ts";
-import { log } from "./log.ts";
+import { log, LogOutputs } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import type { LeaseTtl } from "./raftnode/lease_keeper.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
@@ -169,7 +169,7 @@ port.onmessage = async (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
   switch (msg.type) {
     case "init":
-      await init(unpack<InitMessage>(msg.payload), msg.fence);
+      await init(unpack<InitMessage>(msg.payload), msg.fence, msg.logLock);
       return;
     case "applied":
       proposer?.applied();
@@ -227,8 +227,21 @@ async function suspend(gate: Int32Array): Promise<void> {
 }
 
 /** Open the store, build the service, its gateway and gRPC server, and listen. */
-async function init(init: InitMessage, fence: SharedArrayBuffer): Promise<void> {
+async function init(
+  init: InitMessage,
+  fence: SharedArrayBuffer,
+  logLock: SharedArrayBuffer | undefined,
+): Promise<void> {
   log.level = init.logLevel;
+  if (init.logOutputs !== undefined) {
+    // The main thread opened the same outputs already: this fails only if
+    // one changed meanwhile (its permissions), and then the worker logs to stderr.
+    try {
+      log.useOutputs(LogOutputs.open(init.logOutputs, logLock));
+    } catch (err) {
+      log.warn("failed to open log outputs; logging to stderr", { error: err });
+    }
+  }
   backend = openBackend(init.kvPath);
   proposer = new RemoteProposer(
     new ReadFence(fence, () => port.postMessage({ type: "read-waiting" })),
@@ -242,6 +255,7 @@ async function init(init: InitMessage, fence: SharedArrayBuffer): Promise<void> 
     refreshReads: true,
     snapshotDir: init.snapshotDir,
     progressNotifyIntervalMs: init.progressNotifyIntervalMs,
+    warningApplyDurationMs: init.warningApplyDurationMs,
     onWatching: (watching) => port.postMessage({ type: "watching", watching }),
   });
   const app = init.http

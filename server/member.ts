@@ -12,7 +12,7 @@ import type { Membership } from "./cluster/membership.ts";
 import { EtcdServer } from "./etcdserver/mod.ts";
 import { RaftNode, type RaftNodeOptions } from "./raftnode/node.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
-import { log } from "./log.ts";
+import { goDuration, log } from "./log.ts";
 
 /** The member directory under --data-dir that holds the LMDB environment. */
 export function memberDir(dataDir: string): string {
@@ -63,6 +63,8 @@ export interface MemberLimits {
    * quota. Default 0.
    */
   quotaBackendBytes?: number;
+  /** ms a read-only range or txn may take before it is logged as slow. */
+  warningApplyDurationMs?: number;
 }
 
 /** An open member store. */
@@ -135,6 +137,25 @@ export async function openMember(
       ...raft,
       onFailure: (err) => log.error("storage failure; refusing writes", { error: err }),
       onRecovered: () => log.info("storage recovered; taking writes again"),
+      // etcd's mvcc/kvstore_compaction.go.
+      onCompacted: (revision, tookMs) =>
+        log.info("finished scheduled compaction", {
+          "compact-revision": revision,
+          took: goDuration(tookMs),
+        }),
+      onLogCompacted: (index, applied) =>
+        log.info("compacted Raft logs", {
+          "compact-index": index,
+          "local-member-applied-index": applied,
+          "local-member-snapshot-count": raft.snapshotCount ?? 100_000,
+        }),
+      onSnapshotApplied: ({ index, term, revision }) =>
+        log.info("applied snapshot", {
+          "incoming-leader-snapshot-index": index,
+          "incoming-leader-snapshot-term": term,
+          "current-applied-index": index,
+          "current-revision": revision,
+        }),
       onCompactionFailure: (revision, err) =>
         log.error("removing compacted history failed; a restart resumes it", {
           revision,
@@ -149,6 +170,7 @@ export async function openMember(
       quotaBackendBytes: limits.quotaBackendBytes,
       progressNotifyIntervalMs: limits.progressNotifyIntervalMs,
       snapshotDir: snapDir(dataDir),
+      warningApplyDurationMs: limits.warningApplyDurationMs,
     });
     // The applied-change feed of this thread's watchers.
     const unsubscribeFeed = node.onApplied((events, revision) =>

@@ -28,7 +28,8 @@ import { createGrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
 import { Compactor } from "./compactor.ts";
 import { socketHostname } from "./listen.ts";
-import { log } from "./log.ts";
+import { goDuration, hexId, log } from "./log.ts";
+import { leaderChangeLogger, logRaftEvent, membershipLogger } from "./member_log.ts";
 import { CorruptionChecker, HASHKV_PATH } from "./corrupt.ts";
 import { CAIRN_VERSION } from "../version.ts";
 
@@ -63,22 +64,45 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // The transport starts once the node is open (which sends nothing before
   // it has heard from a peer, except as a single voter).
   let peer: Peers | undefined;
+  // Set once the member is open (the node's callbacks may run before).
+  const late: { node?: RaftNode; membershipChanged?: (m: Membership) => void } = {};
+  const self = identity.memberId;
+  const leaderChanged = leaderChangeLogger(self);
+  const memberOf = (raftId: number): bigint =>
+    (late.node?.membership ?? identity.remoteMembership ?? identity.membership)?.byRaftId(raftId)
+      ?.id ?? BigInt(raftId);
   const member = await openMember(config.dataDir, identity, {
     maxTxnOps: config.maxTxnOps,
     maxRequestBytes: config.maxRequestBytes,
     quotaBackendBytes: config.quotaBackendBytes,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+    warningApplyDurationMs: config.warningApplyDurationMs,
   }, {
     heartbeatMs: config.heartbeatIntervalMs,
     electionMs: config.electionTimeoutMs,
     snapshotCount: config.snapshotCount,
+    warningApplyDurationMs: config.warningApplyDurationMs,
     transport: {
       send: (messages) => peer?.send(messages),
       request: (id, path, body) =>
         peer === undefined ? Promise.reject(new Error("no peers")) : peer.request(id, path, body),
     },
-    onLeaderChange: (leader, term) => log.info("raft leader changed", { leader, term }),
-    onMembership: (membership) => peer?.update(membership),
+    onRaftEvent: (event) => logRaftEvent(self, event),
+    onLeaderChange: (leader, term) =>
+      leaderChanged(leader === 0 ? undefined : memberOf(leader), term),
+    onMembership: (membership) => {
+      late.membershipChanged?.(membership);
+      peer?.update(membership);
+    },
+  });
+  late.node = member.node;
+  late.membershipChanged = membershipLogger(self, member.service.clusterId, member.node.membership);
+  log.info("starting local member", {
+    "local-member-id": hexId(self),
+    "cluster-id": hexId(member.service.clusterId),
+    "data-dir": config.dataDir,
+    "applied-index": member.node.appliedIndex,
+    "current-revision": member.service.currentRevision(),
   });
   const { node, service } = member;
   if (node.membership.isRemoved(service.memberId)) {
@@ -125,6 +149,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           cairnVersion: CAIRN_VERSION,
           progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
           snapshotDir: snapDir(config.dataDir),
+          warningApplyDurationMs: config.warningApplyDurationMs,
         },
         listeners,
         config.httpWorkers,
@@ -354,20 +379,35 @@ async function startPeers(
   const identity = { raftId: raftNode.raftId, clusterId, memberId };
   const dir = snapDir(config.dataDir);
   let snapSeq = 0;
+  const sending = new Map<number, { fields: Record<string, unknown>; start: number }>();
   const transport = await PeerTransport.listen(config.listenPeerUrls, {
     id: identity.raftId,
     clusterId: identity.clusterId,
     snapDir: dir,
     deliver: (messages) => raftNode.step(messages),
-    deliverSnapshot: (message, file) => raftNode.stepSnapshot(message, file),
+    deliverSnapshot: (message, file) => {
+      log.info("received and saved database snapshot", {
+        "local-member-id": hexId(memberId),
+        "remote-snapshot-sender-id": hexId(
+          raftNode.membership.byRaftId(message.from)?.id ?? BigInt(message.from),
+        ),
+        "incoming-snapshot-index": message.snapshot?.metadata.index,
+        "incoming-snapshot-size-bytes": fileSize(file),
+      });
+      raftNode.stepSnapshot(message, file);
+    },
     openSnapshot: async (message) => {
       const n = raftNode;
       const out = `${dir}/out-${Date.now()}-${++snapSeq}`;
       const built = await n.snapshotToSend(message, out);
-      log.info("sending database snapshot", {
-        to: message.to,
-        index: built.message.snapshot?.metadata.index,
-      });
+      const fields = {
+        "snapshot-index": built.message.snapshot?.metadata.index,
+        "remote-peer-id": hexId(n.membership.byRaftId(message.to)?.id ?? BigInt(message.to)),
+        bytes: fileSize(built.file),
+      };
+      log.info("sending database snapshot", fields);
+      // One snapshot in flight per peer; reportSnapshot logs how it ended.
+      sending.set(message.to, { fields, start: performance.now() });
       return {
         message: built.message,
         file: built.file,
@@ -375,7 +415,16 @@ async function startPeers(
       };
     },
     reportUnreachable: (id) => raftNode.reportUnreachable(id),
-    reportSnapshot: (id, failed) => raftNode.reportSnapshot(id, failed),
+    reportSnapshot: (id, failed) => {
+      const sent = sending.get(id);
+      sending.delete(id);
+      if (sent !== undefined) {
+        const fields = { ...sent.fields, took: goDuration(performance.now() - sent.start) };
+        if (failed) log.warn("failed to send database snapshot", fields);
+        else log.info("sent database snapshot", fields);
+      }
+      raftNode.reportSnapshot(id, failed);
+    },
     postHandlers: {
       ...raftNode.peerHandlers(),
       [HASHKV_PATH]: (body) => checker.peerHashKV(body),
@@ -475,4 +524,13 @@ function faultHandlers(transport: () => PeerTransport): Record<string, () => unk
       return { isolated: false };
     },
   };
+}
+
+/** A file's size in bytes, or undefined when it cannot be read. */
+function fileSize(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return undefined;
+  }
 }

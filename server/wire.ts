@@ -82,7 +82,8 @@ export interface WorkerReply {
 /**
  * Every message from the main thread to an HTTP worker:
  * - `init`: start serving (`payload` is the msgpack {@linkcode InitMessage};
- *   `fence` the read fence's shared memory),
+ *   `fence` the read fence's shared memory; `logLock` the log's
+ *   cross-thread write lock, see server/log.ts),
  * - `replies`: answers to calls, msgpack {@linkcode WorkerReply}[],
  * - `applied`: more entries became visible (wake waiting reads); `feed`
  *   is the applied-change feed, a msgpack {@linkcode FeedBatch} (one copy
@@ -91,7 +92,7 @@ export interface WorkerReply {
  * - `stop`: stop listening, finish open requests, answer `stopped`.
  */
 export type ToWorker =
-  | { type: "init"; payload: Uint8Array; fence: SharedArrayBuffer }
+  | { type: "init"; payload: Uint8Array; fence: SharedArrayBuffer; logLock?: SharedArrayBuffer }
   | { type: "replies"; bytes: Uint8Array }
   | { type: "applied"; feed?: Uint8Array; revision?: number }
   /**
@@ -176,6 +177,10 @@ export interface InitMessage {
   cairnVersion: string;
   /** The member's --log-level. */
   logLevel: LogLevel;
+  /** The member's resolved --log-outputs (absent: stderr). */
+  logOutputs?: string[];
+  /** ms a read may take before it is logged as slow (--experimental-warning-apply-duration). */
+  warningApplyDurationMs?: number;
   /** Milliseconds between progress notifications to idle watchers that ask for them. */
   progressNotifyIntervalMs?: number;
 }

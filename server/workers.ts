@@ -71,6 +71,8 @@ export interface WorkerSetup {
   progressNotifyIntervalMs?: number;
   /** Where Maintenance.Snapshot writes its temporary copy. */
   snapshotDir: string;
+  /** ms a read may take before it is logged as slow (--experimental-warning-apply-duration). */
+  warningApplyDurationMs?: number;
 }
 
 /** A client URL and what it serves (see server/client_port.ts). */
@@ -421,11 +423,18 @@ async function startWorker(
     quotaBackendBytes: setup.quotaBackendBytes,
     cairnVersion: setup.cairnVersion,
     logLevel: log.level,
+    logOutputs: log.outputs === undefined ? undefined : [...log.outputs.outputs],
+    warningApplyDurationMs: setup.warningApplyDurationMs,
     progressNotifyIntervalMs: setup.progressNotifyIntervalMs,
   };
   const bytes = pack(init);
   // The fence's shared memory travels beside the msgpack payload.
-  send(worker, { type: "init", payload: bytes, fence: node.fenceBuffer }, [
+  send(worker, {
+    type: "init",
+    payload: bytes,
+    fence: node.fenceBuffer,
+    logLock: log.outputs?.lock,
+  }, [
     bytes.buffer as ArrayBuffer,
   ]);
   try {

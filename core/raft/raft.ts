@@ -28,6 +28,7 @@ import {
   NONE,
   payloadsSize,
   ProposalDroppedError,
+  type RaftEvent,
   type ReadState,
   type Snapshot,
   type SoftState,
@@ -70,6 +71,8 @@ export interface RaftConfig {
   disableProposalForwarding?: boolean;
   /** A deliberate bug for the simulator; never set outside tests. */
   mutant?: Mutant;
+  /** Told of role changes and elections, for the server's log; nothing depends on it. */
+  onEvent?: (event: RaftEvent) => void;
 }
 
 /** Why a campaign starts (etcd `CampaignType`). */
@@ -133,6 +136,7 @@ export class Raft {
   /** The deliberate bug switched on, if any (simulator only). */
   readonly mutant: Mutant | undefined;
   readonly #prng: Prng;
+  readonly #onEvent: ((event: RaftEvent) => void) | undefined;
 
   /**
    * @throws {RaftInvariantError} on an invalid config or inconsistent storage.
@@ -154,6 +158,7 @@ export class Raft {
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
     this.mutant = c.mutant;
     this.#prng = c.prng;
+    this.#onEvent = c.onEvent;
 
     const { hardState, confState } = c.storage.initialState();
     this.#restoreConf(confState);
@@ -370,6 +375,7 @@ export class Raft {
     this.#reset(term);
     this.lead = lead;
     this.state = "follower";
+    this.#onEvent?.({ type: "became", state: "follower", term: this.term });
   }
 
   /** Becomes a candidate: new term, votes for itself. */
@@ -378,6 +384,7 @@ export class Raft {
     this.#reset(this.term + 1);
     this.vote = this.id;
     this.state = "candidate";
+    this.#onEvent?.({ type: "became", state: "candidate", term: this.term });
   }
 
   /** Becomes a pre-candidate: neither term nor vote changes (thesis §9.6). */
@@ -386,6 +393,7 @@ export class Raft {
     this.trk.resetVotes();
     this.lead = NONE;
     this.state = "preCandidate";
+    this.#onEvent?.({ type: "became", state: "preCandidate", term: this.term });
   }
 
   /** Becomes leader and appends the no-op entry of its term (§5.4.2, §8). */
@@ -405,6 +413,7 @@ export class Raft {
     const ok = this.#appendEntry([{ term: 0, index: 0, type: "normal", data: new Uint8Array() }]);
     invariant(ok, "the empty leader entry is always accepted");
     this.uncommittedSize = 0; // the no-op is not counted
+    this.#onEvent?.({ type: "became", state: "leader", term: this.term });
   }
 
   #hasUnappliedConfChanges(): boolean {
@@ -419,6 +428,7 @@ export class Raft {
     if (this.state === "leader") return;
     if (!this.promotable()) return;
     if (this.#hasUnappliedConfChanges()) return; // wait until the config in effect is known
+    this.#onEvent?.({ type: "campaign", term: this.term });
     this.#campaign(t);
   }
 

@@ -79,6 +79,16 @@ export interface HardState {
 /** Role of a node (etcd-raft `StateType`). */
 export type StateType = "follower" | "candidate" | "leader" | "preCandidate";
 
+/**
+ * A protocol event a server logs (etcd-raft logs these through its
+ * `Logger`): `became` a role at a term (`… became leader at term 2`), or
+ * `campaign`, an election starting at the current term (`… is starting a
+ * new election at term 1`).
+ */
+export type RaftEvent =
+  | { type: "became"; state: StateType; term: number }
+  | { type: "campaign"; term: number };
+
 /** Volatile state useful to the application; never persisted. */
 export interface SoftState {
   /** Current leader as this node believes, or `NONE`. */

@@ -12,7 +12,11 @@ import type { ResponseHeader } from "../../core/api/types.ts";
 import { Meta, ReadView } from "../../core/mvcc/view.ts";
 import { AlarmSet } from "../../core/alarm.ts";
 import { Errors } from "../../core/errors.ts";
-import { DEFAULT_QUOTA_BACKEND_BYTES, QUOTA_SIZE_REFRESH_MS } from "../../core/limits.ts";
+import {
+  DEFAULT_QUOTA_BACKEND_BYTES,
+  QUOTA_SIZE_REFRESH_MS,
+  WARNING_APPLY_DURATION_MS,
+} from "../../core/limits.ts";
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "../config.ts";
 import type { InternalRequest } from "../raftnode/request.ts";
 import type { ApplyResult } from "../raftnode/applier.ts";
@@ -92,6 +96,15 @@ export interface ServiceOptions {
    * negative = no quota.
    */
   quotaBackendBytes?: number;
+  /**
+   * ms a read-only range or txn may take, from its arrival to its answer,
+   * before etcd's `apply request took too long` warning is logged
+   * (--experimental-warning-apply-duration). Default
+   * `WARNING_APPLY_DURATION_MS` (100 ms).
+   */
+  warningApplyDurationMs?: number;
+  /** The clock slow requests are timed with, in ms. Default `performance.now`. */
+  now?: () => number;
 }
 
 /** The state and helpers the services of one member share. */
@@ -112,6 +125,10 @@ export class ServiceContext {
   readonly snapshotDir: string | undefined;
   /** The backend quota in bytes (Infinity: none). */
   readonly quotaBytes: number;
+  /** ms a local read may take before it is logged as slow. */
+  readonly warningApplyDurationMs: number;
+  /** The clock slow requests are timed with, in ms. */
+  readonly now: () => number;
   #refreshReads: boolean;
   /** The last size measured for quota checks, and when (performance.now(), ms). */
   #sized = { bytes: 0, at: -Infinity };
@@ -128,6 +145,8 @@ export class ServiceContext {
     this.snapshotDir = options.snapshotDir;
     const quota = options.quotaBackendBytes ?? 0;
     this.quotaBytes = quota < 0 ? Infinity : quota === 0 ? DEFAULT_QUOTA_BACKEND_BYTES : quota;
+    this.warningApplyDurationMs = options.warningApplyDurationMs ?? WARNING_APPLY_DURATION_MS;
+    this.now = options.now ?? (() => performance.now());
   }
 
   /** The raised alarms, as committed (after {@linkcode ServiceContext.linearize}: every acknowledged one). */
@@ -141,7 +160,9 @@ export class ServiceContext {
    * quotaAlarmer): when the store's size in use plus `cost` reaches the
    * quota, the NOSPACE alarm is raised for this member (a replicated
    * request) and the write fails. The size is measured at most every
-   * QUOTA_SIZE_REFRESH_MS.
+   * QUOTA_SIZE_REFRESH_MS; in between, each write let through adds its cost
+   * to the last measurement (writes through another thread are seen at its
+   * next measurement).
    *
    * @throws {EtcdError} NoSpace (`etcdserver: mvcc: database space exceeded`).
    */
@@ -149,9 +170,15 @@ export class ServiceContext {
     if (cost === 0 || this.quotaBytes === Infinity) return;
     const now = performance.now();
     if (now - this.#sized.at >= QUOTA_SIZE_REFRESH_MS) {
+      // The page counts of the newest commit, not of this thread's older read snapshot.
+      if (!this.backend.inWrite()) this.backend.refresh();
       this.#sized = { bytes: this.backend.size().dbSizeInUse, at: now };
     }
-    if (this.#sized.bytes + cost < this.quotaBytes) return;
+    if (this.#sized.bytes + cost < this.quotaBytes) {
+      // Until the next measurement, the writes let through count at their cost.
+      this.#sized.bytes += cost;
+      return;
+    }
     // The alarm is raised before the refusal, as etcd does; a failure to
     // raise it (no leader) still refuses the write.
     await this.proposer.propose({

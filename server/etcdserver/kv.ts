@@ -37,6 +37,13 @@ import {
 } from "../../core/mvcc/validate.ts";
 import { putCost, txnCost } from "../../core/alarm.ts";
 import type { ServiceContext } from "./context.ts";
+import {
+  loggableRange,
+  loggableTxn,
+  rangeResponseText,
+  txnResponseText,
+  warnIfSlow,
+} from "../slow_request.ts";
 
 /** The KV service of one member (etcd's `kvServer` + `EtcdServer` KV methods). */
 export class KVServer {
@@ -58,20 +65,43 @@ export class KVServer {
    *   revision.
    */
   range(req: RangeRequest): Promise<RangeResponse> {
+    const start = this.#ctx.now();
     try {
       checkRangeRequest(req);
       const pending = this.#ctx.linearizeRead(req.serializable === true);
-      if (pending !== undefined) return pending.then(() => this.#range(req));
-      return Promise.resolve(this.#range(req));
+      if (pending !== undefined) {
+        return pending.then(() => this.#range(req, start)).catch((err) => {
+          this.#slowRange(start, req, undefined, err);
+          throw err;
+        });
+      }
+      return Promise.resolve(this.#range(req, start));
     } catch (err) {
+      this.#slowRange(start, req, undefined, err);
       return Promise.reject(err);
     }
   }
 
-  #range(req: RangeRequest): RangeResponse {
+  /** The read itself; a failure is logged by the caller. */
+  #range(req: RangeRequest, start: number): RangeResponse {
     const resp = applyRange(this.#ctx.view(), req);
     resp.header = this.#ctx.header(resp.header.revision);
+    this.#slowRange(start, req, resp);
     return resp;
+  }
+
+  /** etcd's `warnOfExpensiveReadOnlyRangeRequest`: log the range if it took too long. */
+  #slowRange(start: number, req: RangeRequest, resp?: RangeResponse, error?: unknown): void {
+    const tookMs = this.#ctx.now() - start;
+    if (!(tookMs > this.#ctx.warningApplyDurationMs)) return;
+    warnIfSlow({
+      tookMs,
+      expectedMs: this.#ctx.warningApplyDurationMs,
+      prefix: "read-only range ",
+      request: loggableRange(req),
+      response: resp === undefined ? "" : rangeResponseText(resp),
+      error,
+    });
   }
 
   /**
@@ -122,10 +152,31 @@ export class KVServer {
     await this.#ctx.checkQuota(txnCost(req));
     checkTxnRequest(req, this.#ctx.maxTxnOps);
     if (isTxnReadOnly(req)) {
-      await this.#ctx.linearizeRead(false);
-      const resp = applyTxn(this.#ctx.view(), req, () => false);
-      resp.header = this.#ctx.header(resp.header.revision);
-      return resp;
+      const start = this.#ctx.now();
+      let resp: TxnResponse | undefined;
+      let error: unknown;
+      try {
+        await this.#ctx.linearizeRead(false);
+        resp = applyTxn(this.#ctx.view(), req, () => false);
+        resp.header = this.#ctx.header(resp.header.revision);
+        return resp;
+      } catch (err) {
+        error = err;
+        throw err;
+      } finally {
+        // etcd's warnOfExpensiveReadOnlyTxnRequest.
+        const tookMs = this.#ctx.now() - start;
+        if (tookMs > this.#ctx.warningApplyDurationMs) {
+          warnIfSlow({
+            tookMs,
+            expectedMs: this.#ctx.warningApplyDurationMs,
+            prefix: "read-only range ",
+            request: loggableTxn(req),
+            response: resp === undefined ? "" : txnResponseText(resp),
+            error,
+          });
+        }
+      }
     }
     return await this.#ctx.propose<TxnResponse>({ type: "txn", txn: req });
   }

@@ -13,6 +13,9 @@ import { AlarmSet } from "../../core/alarm.ts";
 import { log } from "../log.ts";
 import { Errors, EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
+import { WARNING_APPLY_DURATION_MS } from "../../core/limits.ts";
+import type { MessageName } from "../../core/api/codec.ts";
+import { loggableRequest, responseSize, warnIfSlow } from "../slow_request.ts";
 import {
   applyCompaction,
   applyDeleteRange,
@@ -98,6 +101,8 @@ export interface AppliedBatch {
   events: Event[];
   /** Revisions that compaction requests of this batch set, in order. */
   compactions: number[];
+  /** Whether a member's attributes (peer URLs, name, client URLs) changed in this batch. */
+  membersUpdated: boolean;
   /** Index of the last entry applied. */
   appliedIndex: number;
   /** The revision after the batch. */
@@ -105,6 +110,32 @@ export interface AppliedBatch {
   /** Resolves once the batch's transaction is committed and visible to readers. */
   committed: Promise<void>;
 }
+
+/** Options of {@linkcode Applier}. */
+export interface ApplierOptions {
+  /**
+   * ms an entry may take to apply before etcd's `apply request took too
+   * long` warning is logged (--experimental-warning-apply-duration).
+   * Default `WARNING_APPLY_DURATION_MS` (100 ms).
+   */
+  warningApplyDurationMs?: number;
+  /** The clock entries are timed with, in ms. Default `performance.now`. */
+  now?: () => number;
+}
+
+/** The response message of each request kind, for its logged size. */
+const RESPONSE_TYPE: Record<InternalRequest["type"], MessageName> = {
+  put: "PutResponse",
+  delete_range: "DeleteRangeResponse",
+  txn: "TxnResponse",
+  compaction: "CompactionResponse",
+  lease_grant: "LeaseGrantResponse",
+  lease_revoke: "LeaseRevokeResponse",
+  // etcd's LeaseCheckpointResponse is a header alone, as LeaseRevokeResponse.
+  lease_checkpoint: "LeaseRevokeResponse",
+  member_update: "MemberUpdateResponse",
+  alarm: "AlarmResponse",
+};
 
 /** Applies committed entries to the MVCC store in `backend`. */
 export class Applier {
@@ -121,13 +152,23 @@ export class Applier {
   #membership: Membership;
   /** The raised alarms as of the last applied entry. */
   #alarms: AlarmSet;
+  /** ms an entry may take to apply before it is logged as slow. */
+  readonly #warningMs: number;
+  /** The clock entries are timed with, in ms. */
+  readonly #now: () => number;
 
   /**
    * An applier over `backend`, which has applied entries up to its
    * `applied_index`; its leases are loaded into `lessor` (by default one
    * with etcd's 2 s minimum TTL on the wall clock).
    */
-  constructor(backend: Backend, lessor = new Lessor({ now: Date.now, minTtl: 2 })) {
+  constructor(
+    backend: Backend,
+    lessor = new Lessor({ now: Date.now, minTtl: 2 }),
+    options: ApplierOptions = {},
+  ) {
+    this.#warningMs = options.warningApplyDurationMs ?? WARNING_APPLY_DURATION_MS;
+    this.#now = options.now ?? (() => performance.now());
     this.#backend = backend;
     this.lessor = lessor;
     this.#leaseExists = (id) => lessor.has(id);
@@ -244,11 +285,12 @@ export class Applier {
     const events: Event[] = [];
     const compactions: number[] = [];
     const state = { ...this.#state };
+    let membersUpdated = false;
     const last = entries[entries.length - 1].index;
     let failure: { err: unknown } | undefined;
     const committed = this.#backend.write(() => {
       try {
-        this.#applyAll(entries, results, events, compactions, state);
+        membersUpdated = this.#applyAll(entries, results, events, compactions, state);
       } catch (err) {
         failure = { err };
         throw err;
@@ -267,22 +309,27 @@ export class Applier {
       results,
       events,
       compactions,
+      membersUpdated,
       appliedIndex: last,
       revision: state.revision,
       committed: committed.then(() => {}),
     };
   }
 
-  /** Apply `entries` in the open write transaction; record the applied index and revision. */
+  /**
+   * Apply `entries` in the open write transaction; record the applied index
+   * and revision. Returns whether a member update (not a conf change) applied.
+   */
   #applyAll(
     entries: readonly Entry[],
     results: Map<number, ApplyResult>,
     events: Event[],
     compactions: number[],
     state: ViewState,
-  ): void {
+  ): boolean {
     const startRevision = state.revision;
     let membership: Membership | undefined;
+    let membersUpdated = false;
     for (const e of entries) {
       if (e.type === "confChange") {
         membership ??= this.#membership.clone();
@@ -293,7 +340,9 @@ export class Applier {
       const { id, request } = decodeEntryData(e.data);
       if (request.type === "member_update") {
         membership ??= this.#membership.clone();
-        results.set(id, applyMemberUpdate(membership, request.member_update));
+        const updated = applyMemberUpdate(membership, request.member_update);
+        results.set(id, updated);
+        if ("ok" in updated) membersUpdated = true;
         continue;
       }
       if (request.type === "alarm") {
@@ -305,7 +354,20 @@ export class Applier {
         results.set(id, { error: refused });
         continue;
       }
+      const start = this.#now();
       const result = this.#applyOne(request, events, state);
+      const tookMs = this.#now() - start;
+      if (tookMs > this.#warningMs) {
+        // etcd's warnOfExpensiveRequest around each applied entry.
+        warnIfSlow({
+          tookMs,
+          expectedMs: this.#warningMs,
+          prefix: "",
+          request: loggableRequest(id, request),
+          response: "ok" in result ? responseSize(RESPONSE_TYPE[request.type], result.ok) : "",
+          error: "error" in result ? result.error : undefined,
+        });
+      }
       if ("ok" in result && request.type === "compaction") {
         compactions.push(request.compaction.revision);
       }
@@ -319,6 +381,7 @@ export class Applier {
       this.#backend.putMeta(Meta.membership, membership.encode());
       this.#membership = membership;
     }
+    return membersUpdated;
   }
 
   /**

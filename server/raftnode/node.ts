@@ -57,6 +57,7 @@ import {
   type Entry,
   type Message,
   ProposalDroppedError,
+  type RaftEvent,
   type ReadState,
   type Ready,
   type Snapshot,
@@ -171,12 +172,29 @@ export interface RaftNodeOptions {
   openStoreFile?: (file: string) => StoreFile;
   /** Directory of snapshot files received from the leader (`<term>-<index>.snap`). */
   snapDir?: string;
+  /** Called on Raft role changes and elections (core/raft's events), for the log. */
+  onRaftEvent?: (event: RaftEvent) => void;
+  /**
+   * ms an entry may take to apply before it is logged as slow
+   * (--experimental-warning-apply-duration). Default `WARNING_APPLY_DURATION_MS`.
+   */
+  warningApplyDurationMs?: number;
   /** Called when the known leader changes: its raft ID (0: none) and the term. */
   onLeaderChange?: (leader: number, term: number) => void;
-  /** Called after a membership change was applied, with the membership after it. */
+  /**
+   * Called after a membership change was applied (a conf change, a member's
+   * new peer URLs, name or client URLs, or a snapshot installed), with the
+   * membership after it.
+   */
   onMembership?: (membership: Membership) => void;
   /** Called when a WAL write or an LMDB commit fails (writes are refused from then on). */
   onFailure?: (err: unknown) => void;
+  /** Called when the history below a compacted revision was removed, after `tookMs` ms. */
+  onCompacted?: (revision: number, tookMs: number) => void;
+  /** Called when the Raft log and WAL were compacted up to `index` (--snapshot-count). */
+  onLogCompacted?: (index: number, appliedIndex: number) => void;
+  /** Called when a snapshot from the leader replaced the state machine (durably). */
+  onSnapshotApplied?: (snapshot: { index: number; term: number; revision: number }) => void;
   /** Called when removing history below a compacted revision failed (a restart resumes it). */
   onCompactionFailure?: (revision: number, err: unknown) => void;
   /** Called when a failed LMDB commit finally succeeded (writes are taken again). */
@@ -398,7 +416,9 @@ export class RaftNode {
   static async open(backend: Backend, options: RaftNodeOptions): Promise<RaftNode> {
     // etcd's minimum lease TTL: ceil(1.5 × election timeout), in seconds.
     const minTtl = Math.ceil((1.5 * (options.electionMs ?? 1000)) / 1000);
-    const applier = new Applier(backend, options.lessor ?? new Lessor({ now: Date.now, minTtl }));
+    const applier = new Applier(backend, options.lessor ?? new Lessor({ now: Date.now, minTtl }), {
+      warningApplyDurationMs: options.warningApplyDurationMs,
+    });
     const raftId = options.raftId ?? 1;
     // The membership as of the applied index: entries after it (conf
     // changes included) are applied again below.
@@ -464,6 +484,7 @@ export class RaftNode {
       maxInflightMsgs: 256,
       checkQuorum: true,
       preVote: true,
+      onEvent: options.onRaftEvent,
     });
     const node = new RaftNode(backend, raw, storage, wal, applier, options);
     for (const e of state.entries) node.#logBytes += e.data.length;
@@ -917,6 +938,7 @@ export class RaftNode {
       this.#durableIndex = Math.max(this.#durableIndex, index);
       // Kept until LMDB holds the restored state durably (a restart restores it again).
       this.#removeSnapshotFiles(index);
+      this.#options.onSnapshotApplied?.({ index, term: snapshot.metadata.term, revision });
       this.#options.onMembership?.(this.#applier.membership);
     }, (err) => {
       this.#commitFailure ??= err;
@@ -1188,6 +1210,8 @@ export class RaftNode {
       this.#waiters.delete(id);
       waiter.resolve(result);
     }
+    // A member's attributes changed (conf changes are told in #confChanged).
+    if (batch.membersUpdated) this.#options.onMembership?.(this.#applier.membership);
     const done = batch.committed.then(() => {
       this.#fence.publish(batch.appliedIndex);
       this.#announce(batch);
@@ -1237,6 +1261,7 @@ export class RaftNode {
     if (target < first) return;
     this.#compactMemory(target);
     this.#wal.release(target);
+    this.#options.onLogCompacted?.(target, applied);
   }
 
   /**
@@ -1345,7 +1370,11 @@ export class RaftNode {
 
   #scheduleCompaction(revision: number): void {
     this.#compaction = this.#compaction
-      .then(() => compactHistory(this.#backend, revision))
+      .then(async () => {
+        const start = performance.now();
+        await compactHistory(this.#backend, revision);
+        this.#options.onCompacted?.(revision, performance.now() - start);
+      })
       .catch((err) => this.#options.onCompactionFailure?.(revision, err));
   }
 

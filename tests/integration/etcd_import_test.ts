@@ -344,8 +344,9 @@ test("etcd import: cairn answers what etcd 3.4 answered for every revision, watc
     const later = current - 3;
     const patched = await scheduleCompaction(file, `${dir}/scheduled.db`, later);
     const histories: number[] = [];
-    await withImported(dir, file, async (_app, _result, _progress, member) => {
+    await withImported(dir, file, (_app, _result, _progress, member) => {
       histories.push(member.backend.count("history", {}));
+      return Promise.resolve();
     }, { name: "cairn-again" });
     await withImported(dir, patched, async (app, result, _progress, member) => {
       assert.equal(result.compactRevision, later);

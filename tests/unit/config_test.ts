@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { ConfigError, envName, FLAGS, flagValues, parseConfig } from "../../server/config.ts";
+import {
+  ConfigError,
+  envName,
+  FLAGS,
+  flagValues,
+  parseConfig,
+  resolveLogOutputs,
+} from "../../server/config.ts";
 
 Deno.test("config: etcd's defaults, data dir default.cairn", () => {
   const c = parseConfig([], {});
@@ -92,4 +99,49 @@ Deno.test("config: --log-level takes etcd's levels; given flags and every flag's
   assert.deepEqual(values["listen-client-urls"], ["http://localhost:2379/"]);
   assert.equal(values["initial-cluster"], "default=http://localhost:2380/");
   assert.equal(parseConfig([], {}).logLevel, "info");
+});
+
+Deno.test("config: --logger and --log-outputs as etcd 3.4 checks them", () => {
+  assert.deepEqual(resolveLogOutputs("zap", "default"), ["stderr"]);
+  assert.deepEqual(resolveLogOutputs("zap", "stdout,/var/log/c.log,stdout"), [
+    "/var/log/c.log",
+    "stdout",
+  ]);
+  assert.deepEqual(resolveLogOutputs("zap", "stderr,/dev/null"), []);
+  assert.deepEqual(resolveLogOutputs("zap", "systemd/journal"), ["stderr"]);
+  assert.deepEqual(resolveLogOutputs("capnslog", "stdout"), ["stdout"]);
+  const refused: [string, "zap" | "capnslog", string][] = [
+    ["default,stderr", "zap", 'multi logoutput for "default" is not supported yet'],
+    [
+      "stderr,systemd/journal",
+      "zap",
+      `running with systemd/journal but other '--log-outputs' values (["stderr" "systemd/journal"]) are configured with 'default'; override 'default' value with something else`,
+    ],
+    [
+      "stderr,stdout",
+      "capnslog",
+      `--logger=capnslog supports only 1 value in '--log-outputs', got ["stderr" "stdout"]`,
+    ],
+    [
+      "/tmp/x.log",
+      "capnslog",
+      `unknown log-output "/tmp/x.log" (only supports "default", "stderr", "stdout")`,
+    ],
+  ];
+  for (const [value, logger, message] of refused) {
+    assert.throws(() => resolveLogOutputs(logger, value), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.message, message);
+      return true;
+    });
+  }
+  assert.throws(() => parseConfig(["--logger", "foo"], {}), /unknown logger option "foo"/);
+  const c = parseConfig(["--log-outputs", "stdout"], { ETCD_LOGGER: "capnslog" });
+  assert.equal(c.logger, "capnslog");
+  assert.deepEqual(c.logOutputs, ["stdout"]);
+  assert.equal(c.warningApplyDurationMs, 100);
+  assert.equal(
+    parseConfig(["--experimental-warning-apply-duration", "1.5s"], {}).warningApplyDurationMs,
+    1500,
+  );
 });

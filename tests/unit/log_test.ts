@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { isLogLevel, LOG_LEVELS, Logger } from "../../server/log.ts";
+import {
+  goDuration,
+  hexId,
+  isLogLevel,
+  LOG_LEVELS,
+  Logger,
+  LogOutputError,
+  LogOutputs,
+} from "../../server/log.ts";
 import { InvariantError } from "../../core/invariant.ts";
 
 function capture(level?: (typeof LOG_LEVELS)[number]) {
@@ -51,4 +59,65 @@ Deno.test("log: level names are etcd's; fields cannot replace level, ts or msg",
   assert.ok(!isLogLevel("warning") && !isLogLevel("INFO"));
   const { logger } = capture();
   assert.throws(() => logger.info("x", { msg: "y" }), InvariantError);
+});
+
+Deno.test("log: durations are Go's strings, as zap writes them", () => {
+  assert.equal(goDuration(100), "100ms");
+  assert.equal(goDuration(0.023666), "23.666µs");
+  assert.equal(goDuration(5.346464), "5.346464ms");
+  assert.equal(goDuration(1500), "1.5s");
+  assert.equal(goDuration(90_000), "1m30s");
+  assert.equal(hexId(0xa8535b46228a4dd2n), "a8535b46228a4dd2");
+});
+
+Deno.test("log: past 100 entries of one message in a second, one in 100 is written (zap's sampling)", () => {
+  let t = Date.UTC(2026, 0, 2, 3, 4, 5, 0);
+  const lines: string[] = [];
+  const logger = new Logger({ write: (l) => lines.push(l), now: () => new Date(t) });
+  for (let i = 0; i < 350; i++) logger.warn("same", { i });
+  logger.warn("other");
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l)).filter((e) => e.msg === "same").map((e) => e.i).slice(98),
+    [98, 99, 199, 299],
+  );
+  assert.ok(lines.some((l) => JSON.parse(l).msg === "other"));
+  // A new second starts a new count.
+  t += 1000;
+  lines.length = 0;
+  for (let i = 0; i < 5; i++) logger.warn("same", { i });
+  assert.equal(lines.length, 5);
+});
+
+Deno.test("log: outputs append whole lines to files; a file that cannot be opened is zap's error", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-log-out-" });
+  try {
+    const file = `${dir}/cairn.log`;
+    Deno.writeTextFileSync(file, "kept\n");
+    const outputs = LogOutputs.open([file, `${dir}/second.log`]);
+    assert.deepEqual(outputs.outputs, [file, `${dir}/second.log`]);
+    const logger = new Logger({ now: () => new Date(Date.UTC(2026, 0, 2)) });
+    logger.useOutputs(outputs);
+    assert.equal(logger.outputs, outputs);
+    logger.info("to a file", { n: 1 });
+    outputs.close();
+    const want = '{"level":"info","ts":"2026-01-02T00:00:00.000Z","msg":"to a file","n":1}\n';
+    assert.equal(Deno.readTextFileSync(file), "kept\n" + want);
+    assert.equal(Deno.readTextFileSync(`${dir}/second.log`), want);
+    assert.throws(
+      () => LogOutputs.open([`${dir}/missing/x.log`]),
+      (err: Error) => {
+        assert.ok(err instanceof LogOutputError);
+        assert.equal(
+          err.message,
+          `open sink "${dir}/missing/x.log": open ${dir}/missing/x.log: no such file or directory`,
+        );
+        return true;
+      },
+    );
+    // No outputs (etcd's /dev/null): nothing is written, nothing fails.
+    const none = LogOutputs.open([]);
+    none.write("dropped\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
