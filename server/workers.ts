@@ -14,10 +14,11 @@
  * listen. From then on the guard or the workers hold the port, and any later
  * probe fails; the only window is the microseconds between the probe's close
  * and the guard's bind, within one turn of this thread. The guard never
- * accepts and is closed (synchronously) before the member reports itself
- * ready: a connection the kernel queued on it during start-up is reset
- * (Linux does not move it to another listener), and none can reach it
- * afterwards. (A guard that served requests through Deno.serve stayed in the
+ * accepts and is closed (synchronously) as soon as the URL's first worker
+ * listens: a connection the kernel queued on it until then is reset (Linux
+ * does not move it to another listener), and none can reach it afterwards,
+ * so a client that got an answer from the member (its first worker) is
+ * never reset by the guard while the other workers start. (A guard that served requests through Deno.serve stayed in the
  * port's group for a while after its shutdown resolved, and reset clients
  * of the running member.)
  *
@@ -229,13 +230,22 @@ export async function startHttpWorkers(
       const url = listener.url;
       const hostname = socketHostname(url);
       const port = probeAddress(url);
+      let guard: Deno.Listener;
       try {
-        guards.push(Deno.listen({ hostname, port, reusePort: true }));
+        guard = Deno.listen({ hostname, port, reusePort: true });
+        guards.push(guard);
       } catch (err) {
         throw listenError(err, url.hostname, port);
       }
       for (let i = 0; i < count; i++) {
         workers.push(await startWorker(setup, feed, listener, port));
+        // The port is held by a worker now. The guard never accepts, yet the
+        // kernel hands it a share of the connections (SO_REUSEPORT): those
+        // would be reset when it closes, so it closes at once.
+        if (i === 0) {
+          guard.close();
+          guards.splice(guards.indexOf(guard), 1);
+        }
       }
       clientUrls.push(`http://${url.hostname}:${port}`);
     }
