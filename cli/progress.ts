@@ -29,7 +29,7 @@ export interface Progress {
 const NO_PROGRESS: Progress = { update() {}, finish() {}, abort() {} };
 
 function amount(n: number, unit: ProgressUnit): string {
-  return unit === "bytes" ? humanizeBytes(n) : `${n} keys`;
+  return unit === "bytes" ? humanizeBytes(n) : `${n} key${n === 1 ? "" : "s"}`;
 }
 
 /**

@@ -268,7 +268,8 @@ async function restore(ctx: CtlContext, args: string[]): Promise<void> {
   }
   logLine(io, "restored snapshot", { path: file, ...dirs });
   progress.finish(
-    `Restored ${result.keys} keys at revision ${result.revision} into ${dataDir}: ` +
+    `Restored ${result.keys} key${result.keys === 1 ? "" : "s"} at revision ` +
+      `${result.revision} into ${dataDir}: ` +
       rateSummary(result.bytes, "bytes", started),
   );
 }

@@ -199,6 +199,20 @@ Deno.test("snapshot restore: a store copied with its hash becomes a new member's
     assert.equal(a.clusterId, result.clusterId);
     assert.notEqual(a.memberId, result.memberId);
     assert.equal(a.revision, 41);
+    // On a terminal, a summary line follows etcdctl's log lines; elsewhere nothing more.
+    for (const tty of [true, false]) {
+      const m = memoryIO();
+      m.io.isTerminal = () => tty;
+      const code = await runCtl(
+        ["snapshot", "restore", file, "--data-dir", `${dir}/tty-${tty}`],
+        m.io,
+      );
+      assert.equal(code, 0, m.err());
+      const last = m.err().trimEnd().split("\n").at(-1)!;
+      if (tty) assert.match(last, /^Restored 1 key at revision 41 into .*tty-true: .* in /);
+      else assert.equal(JSON.parse(last).msg, "restored snapshot");
+      assert.equal(m.out(), "");
+    }
     await assert.rejects(
       restoreSnapshot(file, {
         dataDir: `${dir}/a`,
