@@ -292,26 +292,6 @@ export function verifyLocalMember(
   }
 }
 
-/**
- * The `--initial-cluster` value `name=url,name=url,…` as member name →
- * peer URLs (a name may appear more than once, for several URLs).
- *
- * @throws {ConfigError} for a part that is not `name=url`, or a URL that is
- *   not http(s).
- */
-export function parseInitialCluster(value: string): Map<string, URL[]> {
-  return parseCluster(value);
-}
-
-/**
- * A comma-separated list of http(s) URLs, as `--initial-advertise-peer-urls`.
- *
- * @throws {ConfigError} naming `flag` for a URL that does not parse or is not http(s).
- */
-export function parseUrlList(flag: string, value: string): URL[] {
-  return parseUrls(flag, value);
-}
-
 function parseCluster(value: string): Map<string, URL[]> {
   const cluster = new Map<string, URL[]>();
   for (const part of value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {

@@ -208,6 +208,9 @@ export async function restoreSnapshot(
   if (await exists(dataDir)) throw new SnapshotError(`data-dir "${dataDir}" exists`);
   const format = await formatOf(file);
   const parent = dirname(dataDir);
+  // The outermost missing ancestor: what a failed restore removes again.
+  let made: string | undefined;
+  for (let d = parent; !(await exists(d)); d = dirname(d)) made = d;
   await Deno.mkdir(parent, { recursive: true });
   const tmp = await Deno.makeTempDir({ dir: parent, prefix: `.${basename(dataDir)}.restore-` });
   try {
@@ -242,6 +245,8 @@ export async function restoreSnapshot(
     return { ...result, format, bytes, membership };
   } catch (err) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    // Parent dirs made for the restore go too.
+    if (made !== undefined) await Deno.remove(made, { recursive: true }).catch(() => {});
     throw err;
   }
 }

@@ -199,6 +199,19 @@ Deno.test("snapshot restore: a store copied with its hash becomes a new member's
     assert.equal(a.clusterId, result.clusterId);
     assert.notEqual(a.memberId, result.memberId);
     assert.equal(a.revision, 41);
+    // A damaged file: refused, and the parent dirs made for it removed again.
+    const damaged = `${dir}/damaged.db`;
+    await Deno.writeFile(damaged, new Uint8Array([...data, ...digest.map((b) => b ^ 1)]));
+    await assert.rejects(
+      restoreSnapshot(damaged, {
+        dataDir: `${dir}/deep/er/x`,
+        name: "a",
+        initialCluster: cluster,
+        initialClusterToken: "tok",
+      }),
+      (e) => e instanceof SnapshotError && /snapshot hash mismatch/.test(e.message),
+    );
+    await assert.rejects(Deno.stat(`${dir}/deep`), Deno.errors.NotFound);
     // On a terminal, a summary line follows etcdctl's log lines; elsewhere nothing more.
     for (const tty of [true, false]) {
       const m = memoryIO();
