@@ -7,10 +7,11 @@
  *   (`POST /v3/maintenance/snapshot`) into `<file>.part` (mode 0600), checks
  *   the SHA-256 at its end, syncs and renames it to `<file>`; stdout
  *   `Snapshot saved at <file>`. Works against cairn and etcd alike.
- * - restore: builds a new member data dir from a snapshot file
- *   (server/snapshot/restore.ts); nothing on stdout.
- * - status: hash, revision, total keys and total size of a cairn snapshot,
- *   in `-w simple|json|fields|table` as etcdctl prints them.
+ * - restore: builds a new member data dir from a cairn or an etcd snapshot
+ *   file (server/snapshot/restore.ts); nothing on stdout.
+ * - status: hash, revision, total keys and total size of a cairn snapshot
+ *   (cairn's figures) or an etcd one (etcdctl's), in `-w
+ *   simple|json|fields|table` as etcdctl prints them.
  *
  * On stderr, the log lines etcdctl's zap logger writes (same messages and
  * fields, JSON, without Go's `caller`), and on a terminal a progress bar

@@ -31,21 +31,25 @@
  * `required revision has been compacted` rather than silently missing the
  * changes the restore dropped.
  *
- * The source format is told from the file's first bytes (a second source
- * plugs into {@linkcode SOURCES}): LMDB's meta page magic 0xBEEFC0DE at byte
- * 24 (cairn) or bbolt's 0xED0CDAED at byte 16 (etcd; little-endian, after
- * page 0's 16-byte header).
+ * The source format is told from the file's first bytes ({@linkcode SOURCES}
+ * maps each to its reader): LMDB's meta page magic 0xBEEFC0DE at byte 24
+ * (cairn: the file's database is copied) or bbolt's 0xED0CDAED at byte 16
+ * (etcd, little-endian, after page 0's 16-byte header: its `key`, `meta`
+ * and `lease` buckets are imported by ./etcd_import.ts, the migration path
+ * from etcd). Either way the result is then given the new identity.
  *
  * @module
  */
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
+import { Crc32c } from "@aws-crypto/crc32c";
 import { basename, dirname, join } from "node:path";
 import type { Backend, Table } from "../../core/backend.ts";
 import { AlarmSet } from "../../core/alarm.ts";
 import { invariant } from "../../core/invariant.ts";
 import { SNAPSHOT_FILE_CHUNK_BYTES } from "../../core/limits.ts";
 import { compactHistory } from "../../core/mvcc/compact.ts";
+import { decodeRevision } from "../../core/mvcc/encoding.ts";
 import { Meta, RECORD_FORMAT } from "../../core/mvcc/view.ts";
 import {
   isEnvironmentFile,
@@ -56,6 +60,8 @@ import {
 import { Membership } from "../cluster/membership.ts";
 import { memberId as computeMemberId } from "../ids.ts";
 import { memberDir, snapDir } from "../member.ts";
+import { BboltError, BboltFile } from "./bbolt.ts";
+import { EtcdImportError, importEtcdSnapshot } from "./etcd_import.ts";
 
 /** Bytes of the SHA-256 digest appended to a saved snapshot. */
 export const SNAPSHOT_HASH_BYTES = 32;
@@ -173,13 +179,40 @@ type SnapshotSource = (
 /** The restorable formats. */
 const SOURCES: Record<SnapshotFormat, SnapshotSource> = {
   cairn: copyCairnSnapshot,
-  etcd: (file) => {
-    throw new SnapshotError(
-      `${file} is an etcd (bbolt) snapshot, not a cairn snapshot; this cairn restores cairn ` +
-        `snapshots only`,
-    );
-  },
+  etcd: importEtcd,
 };
+
+/**
+ * An etcd snapshot into a new store in `dir` (server/snapshot/etcd_import.ts:
+ * keys, history, revisions, compaction, leases). Returns the bytes of its
+ * database.
+ *
+ * @throws {SnapshotError} with the importer's message for a missing or
+ *   mismatched hash, a damaged bbolt file, or records etcd does not write.
+ */
+async function importEtcd(
+  file: string,
+  dir: string,
+  options: { skipHashCheck: boolean; onProgress?: (p: SnapshotProgress) => void },
+): Promise<number> {
+  const size = (await Deno.stat(file)).size;
+  const backend = openBackend(dir);
+  try {
+    await importEtcdSnapshot(file, backend, {
+      skipHashCheck: options.skipHashCheck,
+      onProgress: (p) => options.onProgress?.({ bytes: p.bytes, totalBytes: size, keys: p.keys }),
+    });
+    await backend.flushed();
+  } catch (err) {
+    if (err instanceof EtcdImportError || err instanceof BboltError) {
+      throw new SnapshotError(err.message);
+    }
+    throw err;
+  } finally {
+    await backend.close();
+  }
+  return hasHash(size) ? size - SNAPSHOT_HASH_BYTES : size;
+}
 
 /**
  * Restore the snapshot `file` into a new member data dir (see the module
@@ -429,21 +462,30 @@ async function streamDatabase(
   return { expected, actual: new Uint8Array(hash.digest()) };
 }
 
-/** What `snapshot status` reports of a snapshot file (etcdctl's snapshot.Status). */
+/**
+ * What `snapshot status` reports of a snapshot file (etcdctl's
+ * snapshot.Status). For a cairn snapshot the figures are cairn's own:
+ * - hash: CRC-32 (IEEE) over the store's records: for each table in the
+ *   order `current`, `history`, `revlog`, `lease`, its name, then each
+ *   record's key and value in key order. Equal for snapshots of stores with
+ *   the same records (members that applied the same log, whatever their
+ *   IDs); not comparable with etcd's.
+ * - revision: the store's current revision; totalKey: the records of those
+ *   four tables; totalSize: the bytes of the database (the file without its
+ *   SHA-256).
+ *
+ * For an etcd snapshot they are etcdctl's: a CRC-32C over every bucket's
+ * name and records, the last revision of the `key` bucket, the records of
+ * every bucket and the bbolt database's size.
+ */
 export interface SnapshotStatus {
-  /**
-   * CRC-32 (IEEE) over the store's records: for each table in the order
-   * `current`, `history`, `revlog`, `lease`, its name, then each record's
-   * key and value in key order. Equal for snapshots of stores with the same
-   * records (members that applied the same log, whatever their IDs);
-   * cairn's own, not comparable with etcd's (a CRC-32C of bbolt's buckets).
-   */
+  /** The hash (32 bits). */
   hash: number;
-  /** The store's current revision. */
+  /** The current revision. */
   revision: number;
-  /** Records in those four tables. */
+  /** Records counted. */
   totalKey: number;
-  /** Bytes of the database (the file without its SHA-256). */
+  /** Bytes of the database. */
   totalSize: number;
 }
 
@@ -451,14 +493,16 @@ export interface SnapshotStatus {
 const HASHED_TABLES: Table[] = ["current", "history", "revlog", "lease"];
 
 /**
- * Read the cairn snapshot `file`: its hash, revision, records and size
- * (see {@linkcode SnapshotStatus}). The file's SHA-256, when it has one, is
- * checked (etcdctl checks its database's integrity before it reports). The
- * database is read from a copy in the system's temporary directory, removed
- * at the end (LMDB would leave a lock file beside the snapshot).
+ * Read the snapshot `file`: its hash, revision, records and size (see
+ * {@linkcode SnapshotStatus}). A cairn snapshot's SHA-256, when it has one,
+ * is checked (etcdctl checks its database's integrity before it reports),
+ * and its database read from a copy in the system's temporary directory,
+ * removed at the end (LMDB would leave a lock file beside the snapshot). An
+ * etcd snapshot is read page by page in place, every page checked, as
+ * etcdctl reports it.
  *
- * @throws {SnapshotError} when the file cannot be opened, is not a cairn
- *   snapshot (an etcd one included), is truncated or its hash does not match.
+ * @throws {SnapshotError} when the file cannot be opened, is not a
+ *   snapshot, is truncated or damaged, or its hash does not match.
  */
 export async function snapshotStatus(
   file: string,
@@ -470,12 +514,7 @@ export async function snapshotStatus(
     throw new SnapshotError(`stat ${file}: ${osMessage(err)}`);
   }
   const format = await formatOf(file);
-  if (format !== "cairn") {
-    throw new SnapshotError(
-      `${file} is an etcd (bbolt) snapshot, not a cairn snapshot; 'snapshot status' reads ` +
-        `cairn snapshots (etcdctl reads etcd's)`,
-    );
-  }
+  if (format === "etcd") return etcdStatus(file);
   const tmp = await Deno.makeTempDir({ prefix: "cairn-snapshot-status-" });
   try {
     const bytes = await copyCairnSnapshot(file, tmp, { skipHashCheck: false, onProgress });
@@ -505,6 +544,44 @@ export async function snapshotStatus(
     }
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+/** etcdctl's `snapshot status` of an etcd snapshot (see {@linkcode SnapshotStatus}). */
+async function etcdStatus(file: string): Promise<SnapshotStatus> {
+  const size = (await Deno.stat(file)).size;
+  let db: BboltFile;
+  try {
+    db = BboltFile.open(file, { length: hasHash(size) ? size - SNAPSHOT_HASH_BYTES : size });
+  } catch (err) {
+    if (err instanceof BboltError) throw new SnapshotError(err.message);
+    throw err;
+  }
+  try {
+    const crc = new Crc32c();
+    let totalKey = 0;
+    let revision = 0;
+    for (const name of db.root().bucketNames()) {
+      crc.update(name);
+      const isKey = name.length === 3 && new TextDecoder().decode(name) === "key";
+      for (const { key, value } of db.bucket(name)!.entries()) {
+        crc.update(key);
+        crc.update(value);
+        if (isKey) revision = decodeRevision(key);
+        totalKey++;
+      }
+    }
+    return {
+      hash: crc.digest(),
+      revision,
+      totalKey,
+      totalSize: db.meta.pageSize * db.meta.pageCount,
+    };
+  } catch (err) {
+    if (err instanceof BboltError) throw new SnapshotError(err.message);
+    throw err;
+  } finally {
+    db.close();
   }
 }
 

@@ -3,14 +3,16 @@
  * cairn, side by side: the gateway's `/v3/maintenance/snapshot` framing and
  * errors; etcdctl 3.4's `snapshot save` output against either server; cairn
  * ctl's `snapshot save` output against etcdctl's, and its file (from etcd)
- * accepted by etcdctl's own status and restore; `snapshot status` output
- * shapes. Skipped without the etcd and etcdctl binaries.
+ * accepted by etcdctl's own status and restore, and by ctl's restore (a
+ * cairn member with etcd's keys); `snapshot status` output shapes, and of
+ * an etcd file the very output of etcdctl. Skipped without the etcd and
+ * etcdctl binaries.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { runCtl } from "../../cli/ctl.ts";
 import { memoryIO } from "../unit/ctl_io.ts";
-import { HAVE_ETCD, runs } from "../servers.ts";
+import { HAVE_ETCD, runs, startCairn } from "../servers.ts";
 import { etcdctl, type Server, startServer } from "./etcdctl_diff.ts";
 
 const HAVE_ETCDCTL = HAVE_ETCD && (await runs("etcdctl", ["version"]));
@@ -126,6 +128,24 @@ Deno.test({
       const restored = await etcdctl(["snapshot", "restore", file, "--data-dir", `${etcd.dir}/r`]);
       assert.equal(restored.code, 0, restored.stderr);
 
+      // ctl restores etcd's file (the migration path): a cairn member with etcd's keys.
+      const mig = await ctl(["snapshot", "restore", file, "--data-dir", `${etcd.dir}/cairn`]);
+      assert.equal(mig.code, 0, mig.err);
+      const migrated = await startCairn(`${etcd.dir}/cairn`);
+      try {
+        const all = ["get", "", "--from-key", "-w", "json"];
+        const want = JSON.parse(
+          dec.decode((await etcdctl(["--endpoints", etcd.endpoint, ...all])).stdout),
+        );
+        const got = JSON.parse(
+          dec.decode((await etcdctl(["--endpoints", migrated.endpoint, ...all])).stdout),
+        );
+        assert.deepEqual(got.kvs, want.kvs);
+        assert.equal(got.header.revision, want.header.revision);
+      } finally {
+        await migrated.kill();
+      }
+
       // Failures: too many endpoints, no argument.
       const eps = `${etcd.endpoint},${cairn.endpoint}`;
       for (const args of [["--endpoints", eps, "snapshot", "save", "x.db"], ["snapshot", "save"]]) {
@@ -178,6 +198,12 @@ Deno.test({
       assert.match(t[3], row);
       const fieldNames = (t: string) => t.trim().split("\n").map((l) => l.split(" : ")[0]);
       assert.deepEqual(fieldNames(await ours("fields")), fieldNames(await theirs("fields")));
+      // An etcd snapshot: ctl prints exactly what etcdctl prints (its hash, keys and size).
+      for (const format of ["simple", "json", "table", "fields"]) {
+        const c = await ctl(["snapshot", "status", etcdFile, "-w", format]);
+        assert.equal(c.code, 0, c.err);
+        assert.equal(c.out, await theirs(format), format);
+      }
       const pe = await etcdctl(["snapshot", "status", etcdFile, "-w", "protobuf"]);
       const pc = await ctl(["snapshot", "status", cairnFile, "-w", "protobuf"]);
       assert.equal(pc.code, pe.code);
