@@ -22,6 +22,11 @@ export interface CtlIO {
   stdin(): ReadableStream<Uint8Array>;
   /** An environment variable, or undefined. */
   env(name: string): string | undefined;
+  /**
+   * Whether stderr is a terminal (progress bars are drawn only then, so
+   * output to a file or pipe stays etcdctl's); absent: not a terminal.
+   */
+  isTerminal?(): boolean;
 }
 
 /** One ctl invocation's state, handed to a command. */

@@ -21,6 +21,11 @@
  *                    | keep-alive [--once] <hex id>
  * ctl [global flags] lock [--ttl seconds] <lockname> [exec-command arg1 arg2 ...]
  * ctl [global flags] elect [-l] <election-name> [proposal]
+ * ctl [global flags] snapshot save <file>
+ * ctl snapshot restore <file> [--data-dir d] [--name n] [--initial-cluster c]
+ *                    [--initial-cluster-token t] [--initial-advertise-peer-urls u]
+ *                    [--skip-hash-check] [--bump-revision n --mark-compacted]
+ * ctl [-w simple|json|fields|table] snapshot status <file>
  * ctl version
  *
  * global flags: --endpoints a,b (ETCDCTL_ENDPOINTS; default 127.0.0.1:2379),
@@ -31,7 +36,7 @@
  * Exit codes and error text are etcdctl's: `Error: <message>` on stderr,
  * exit 1 for server errors, 128 for bad arguments, 3 for bad txn input,
  * 2 when lease timetolive, list or keep-alive --once fails, 4 for an
- * unsupported output format, 5 when a watch ends.
+ * unsupported output format, 5 when a watch ends or a snapshot save fails.
  *
  * @module
  */
@@ -48,6 +53,7 @@ import * as lock from "./commands/lock.ts";
 import * as member from "./commands/member.ts";
 import * as moveLeader from "./commands/move_leader.ts";
 import * as put from "./commands/put.ts";
+import * as snapshot from "./commands/snapshot.ts";
 import * as txn from "./commands/txn.ts";
 import * as version from "./commands/version.ts";
 import * as watch from "./commands/watch.ts";
@@ -117,6 +123,7 @@ const COMMANDS: Record<string, Command> = {
   watch,
   member,
   "move-leader": moveLeader,
+  snapshot,
   version,
 };
 
@@ -143,6 +150,9 @@ COMMANDS:
 \tmember remove\t\tRemoves a member from the cluster
 \tmember update\t\tUpdates a member in the cluster
 \tmove-leader\t\tTransfers leadership to another etcd cluster member.
+\tsnapshot restore\tRestores an etcd member snapshot to an etcd directory
+\tsnapshot save\t\tStores an etcd node backend snapshot to a given file
+\tsnapshot status\t\tGets backend snapshot status of a given file
 \tversion\t\t\tPrints the version of etcdctl
 `;
 
@@ -199,6 +209,7 @@ export function denoIO(): CtlIO {
         return undefined;
       }
     },
+    isTerminal: () => Deno.stderr.isTerminal(),
   };
 }
 

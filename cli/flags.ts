@@ -8,12 +8,12 @@
  * @module
  */
 
-import { goQuoteString, parseGoDuration, parseGoInt64 } from "./go_format.ts";
+import { goQuoteString, parseGoDuration, parseGoInt64, parseGoUint64 } from "./go_format.ts";
 
 /** The value kinds etcdctl's flags use. */
-export type FlagKind = "bool" | "string" | "int" | "duration" | "stringSlice";
+export type FlagKind = "bool" | "string" | "int" | "uint" | "duration" | "stringSlice";
 
-/** Parsed value of a flag, by kind: boolean, string, bigint (int64), number (ms), string[]. */
+/** Parsed value of a flag, by kind: boolean, string, bigint (int64, uint64), number (ms), string[]. */
 export type FlagValue = boolean | string | bigint | number | string[];
 
 /** One flag: its long name, optional one-letter shorthand, kind and default. */
@@ -59,6 +59,8 @@ export function convertFlagValue(kind: FlagKind, raw: string): FlagValue {
       return raw;
     case "int":
       return parseGoInt64(raw);
+    case "uint":
+      return parseGoUint64(raw);
     case "duration":
       return parseGoDuration(raw);
     case "stringSlice":

@@ -116,6 +116,30 @@ export interface Printer {
   memberList(r: MemberListResponse): void;
   /** `move-leader`: leadership went from `leader` to `target`. */
   moveLeader(leader: bigint, target: bigint, r: MoveLeaderResponse): void;
+  /** `snapshot status`. */
+  dbStatus(s: DBStatus): void;
+}
+
+/** What `snapshot status` prints (etcdctl's snapshot.Status). */
+export interface DBStatus {
+  /** The snapshot's hash (32 bits). */
+  hash: number;
+  /** Its current revision. */
+  revision: number;
+  /** Records it holds. */
+  totalKey: number;
+  /** Bytes of its database. */
+  totalSize: number;
+}
+
+/** etcdctl's row of a DBStatus: hash in hex (no padding), revision, keys, humanized size. */
+function dbStatusRow(s: DBStatus): string[] {
+  return [
+    s.hash.toString(16),
+    String(s.revision),
+    String(s.totalKey),
+    humanizeBytes(s.totalSize),
+  ];
 }
 
 /** What `member remove|update|promote` did, as the simple printer words it. */
@@ -298,6 +322,10 @@ export class SimplePrinter implements Printer {
 
   memberList(r: MemberListResponse): void {
     for (const row of memberRows(r)) this.out.write(row.join(", ") + "\n");
+  }
+
+  dbStatus(s: DBStatus): void {
+    this.out.write(dbStatusRow(s).join(", ") + "\n");
   }
 
   moveLeader(leader: bigint, target: bigint): void {
@@ -570,6 +598,11 @@ export class JsonPrinter implements Printer {
   moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
     this.out.write(obj([["header", jsonHeader(r.header)]]) + "\n");
   }
+  dbStatus(s: DBStatus): void {
+    this.out.write(
+      `{"hash":${s.hash},"revision":${s.revision},"totalKey":${s.totalKey},"totalSize":${s.totalSize}}\n`,
+    );
+  }
 }
 
 /** `-w fields`. */
@@ -697,6 +730,12 @@ export class FieldsPrinter implements Printer {
   moveLeader(): void {
     unsupported("fields");
   }
+  dbStatus(s: DBStatus): void {
+    this.#line(`"Hash" : ${s.hash}`);
+    this.#line(`"Revision" : ${s.revision}`);
+    this.#line(`"Keys" : ${s.totalKey}`);
+    this.#line(`"Size" : ${s.totalSize}`);
+  }
 }
 
 function statusRows(list: EpStatus[]): string[][] {
@@ -781,6 +820,11 @@ export class TablePrinter implements Printer {
   moveLeader(): void {
     unsupported("table");
   }
+  dbStatus(s: DBStatus): void {
+    this.out.write(
+      renderTable(["hash", "revision", "total keys", "total size"], [dbStatusRow(s)]),
+    );
+  }
   endpointHealth(list: EpHealth[]): void {
     this.out.write(renderTable(
       ["endpoint", "health", "took", "error"],
@@ -861,6 +905,9 @@ export class ProtobufPrinter implements Printer {
   /** A MoveLeaderResponse is its header alone (none from etcd 3.4: no bytes). */
   moveLeader(_leader: bigint, _target: bigint, r: MoveLeaderResponse): void {
     this.out.write(r.header ? pbMoveLeader(r.header) : new Uint8Array());
+  }
+  dbStatus(): void {
+    unsupported("protobuf");
   }
 }
 

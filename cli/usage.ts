@@ -1,7 +1,8 @@
 /**
  * etcdctl 3.4's help text for the commands ctl implements, as `etcdctl
  * <command> --help` prints it (and as it prints it on stdout after a flag
- * error). Captured from etcdctl 3.4.23.
+ * error). Captured from etcdctl 3.4.23; `snapshot restore` adds etcd 3.5's
+ * `--bump-revision` and `--mark-compacted`.
  *
  * @module
  */
@@ -90,5 +91,17 @@ export const HELP: Record<string, string> = {
     GLOBALS,
   "move-leader":
     "NAME:\n\tmove-leader - Transfers leadership to another etcd cluster member.\n\nUSAGE:\n\tetcdctl move-leader <transferee-member-id> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for move-leader\n\n" +
+    GLOBALS,
+  "snapshot":
+    "NAME:\n\tsnapshot - Manages etcd node snapshots\n\nUSAGE:\n\tetcdctl snapshot <subcommand> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\trestore\tRestores an etcd member snapshot to an etcd directory\n\tsave\tStores an etcd node backend snapshot to a given file\n\tstatus\tGets backend snapshot status of a given file\n\nOPTIONS:\n  -h, --help[=false]\thelp for snapshot\n\n" +
+    GLOBALS,
+  "snapshot restore":
+    'NAME:\n\tsnapshot restore - Restores an etcd member snapshot to an etcd directory\n\nUSAGE:\n\tetcdctl snapshot restore <filename> [options] [flags]\n\nOPTIONS:\n      --bump-revision=0\t\t\t\t\t\tHow much to increase the latest revision after restore\n      --data-dir=""\t\t\t\t\t\tPath to the data directory\n  -h, --help[=false]\t\t\t\t\t\thelp for restore\n      --initial-advertise-peer-urls="http://localhost:2380"\tList of this member\'s peer URLs to advertise to the rest of the cluster\n      --initial-cluster="default=http://localhost:2380"\t\tInitial cluster configuration for restore bootstrap\n      --initial-cluster-token="etcd-cluster"\t\t\tInitial cluster token for the etcd cluster during restore bootstrap\n      --mark-compacted[=false]\t\t\t\t\tMark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise)\n      --name="default"\t\t\t\t\t\tHuman-readable name for this member\n      --skip-hash-check[=false]\t\t\t\t\tIgnore snapshot integrity hash value (required if copied from data directory)\n      --wal-dir=""\t\t\t\t\t\tPath to the WAL directory (use --data-dir if none given)\n\n' +
+    GLOBALS,
+  "snapshot save":
+    "NAME:\n\tsnapshot save - Stores an etcd node backend snapshot to a given file\n\nUSAGE:\n\tetcdctl snapshot save <filename> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for save\n\n" +
+    GLOBALS,
+  "snapshot status":
+    "NAME:\n\tsnapshot status - Gets backend snapshot status of a given file\n\nUSAGE:\n\tetcdctl snapshot status <filename> [flags]\n\nDESCRIPTION:\n\tWhen --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\n\tThe items in the lists are hash, revision, total keys, total size.\n\nOPTIONS:\n  -h, --help[=false]\thelp for status\n\n" +
     GLOBALS,
 };

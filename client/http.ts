@@ -72,10 +72,22 @@ function fill(type: MessageName, m: Record<string, unknown>): void {
   }
 }
 
-/** Rebuilds an EtcdError from a gateway error body `{error, message, code}`. */
+/**
+ * Rebuilds an EtcdError from a gateway error body: a unary call's
+ * `{error, message, code}`, or the `{"error":{grpc_code, message, …}}`
+ * frame grpc-gateway v1 answers when a server stream fails before its first
+ * message.
+ */
 export function errorFromBody(json: unknown, status: number, text: string): EtcdError {
   if (json !== null && typeof json === "object") {
     const b = json as { error?: unknown; message?: unknown; code?: unknown };
+    if (b.error !== null && typeof b.error === "object") {
+      const e = b.error as { grpc_code?: unknown; message?: unknown };
+      if (typeof e.message === "string") {
+        const code = typeof e.grpc_code === "number" ? e.grpc_code : codeFromHttp(status);
+        return new EtcdError(e.message, code as GrpcCode, status);
+      }
+    }
     const message = typeof b.message === "string"
       ? b.message
       : typeof b.error === "string"

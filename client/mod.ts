@@ -62,6 +62,7 @@ import {
   CLIENT_RETRY_MAX_MS,
   CLIENT_RETRY_MIN_MS,
   MAX_OBSERVE_LINE_BYTES,
+  MAX_SNAPSHOT_LINE_BYTES,
 } from "../core/limits.ts";
 import type {
   CampaignRequest,
@@ -104,6 +105,7 @@ import type {
   RequestOp,
   ResignRequest,
   ResignResponse,
+  SnapshotResponse,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -946,6 +948,75 @@ export class Client implements KVService {
           }
           if (text.length > MAX_OBSERVE_LINE_BYTES) {
             throw Errors.MessageTooLarge(text.length, MAX_OBSERVE_LINE_BYTES);
+          }
+        }
+      } finally {
+        reader.cancel().catch(() => {});
+      }
+    } finally {
+      o.signal?.removeEventListener("abort", stop);
+      abort.abort();
+    }
+  }
+
+  /**
+   * etcd Maintenance.Snapshot (`POST /v3/maintenance/snapshot`, a stream):
+   * the member's consistent copy of its store, as the messages it sends:
+   * chunks of the database file (`blob`) with the bytes still to come
+   * (`remaining_bytes`), then one message whose `blob` is the SHA-256 (32
+   * bytes) of everything before it. Ask one member (`opts.endpoint`, or the
+   * first endpoint that answers): a snapshot is that member's state.
+   * `timeout` bounds only the connection (default the client's); the
+   * transfer runs until it ends or the signal aborts (then the iteration
+   * ends without error). Not resumed after a lost connection.
+   *
+   * @throws {EtcdError} from the iteration: an HTTP error answer or an
+   *   `{"error":…}` frame (e.g. Canceled); Unavailable when no endpoint
+   *   could be reached or the connection broke; ResourceExhausted for a
+   *   line over MAX_SNAPSHOT_LINE_BYTES.
+   */
+  async *snapshot(
+    opts?: AbortSignal | CallOptions,
+  ): AsyncGenerator<SnapshotResponse, void, undefined> {
+    const o = callOptions(opts);
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    o.signal?.addEventListener("abort", stop);
+    try {
+      if (o.signal?.aborted) return;
+      let res: Response;
+      try {
+        res = await this.#open("/v3/maintenance/snapshot", "{}", o, abort.signal);
+      } catch (e) {
+        if (abort.signal.aborted) return;
+        throw e;
+      }
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      try {
+        for (;;) {
+          let r: ReadableStreamReadResult<string>;
+          try {
+            r = await reader.read();
+          } catch (e) {
+            if (abort.signal.aborted) return;
+            throw new ConnectionError(`snapshot: ${errorChain(e)}`, false);
+          }
+          if (r.done) {
+            // A frame without its newline (an error frame) ends the stream.
+            if (text.trim() !== "") streamResult(JSON.parse(text));
+            return;
+          }
+          text += r.value;
+          for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+            const line = text.slice(0, nl);
+            text = text.slice(nl + 1);
+            if (line.trim() === "") continue;
+            const result = streamResult(JSON.parse(line));
+            yield withDefaults("SnapshotResponse", fromJson("SnapshotResponse", result));
+          }
+          if (text.length > MAX_SNAPSHOT_LINE_BYTES) {
+            throw Errors.MessageTooLarge(text.length, MAX_SNAPSHOT_LINE_BYTES);
           }
         }
       } finally {

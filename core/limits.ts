@@ -50,6 +50,15 @@ export const HASH_READ_CHUNK = 1_000;
 /** Bytes of the member's copy in each Maintenance.Snapshot message (etcd's snapshotSendBufferSize). */
 export const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
 /**
+ * Bytes of one `/v3/maintenance/snapshot` line a Client holds while reading
+ * it, at most (a chunk of SNAPSHOT_CHUNK_BYTES is about 44 KiB of base64; a
+ * server sending larger chunks is read up to this). A longer line ends the
+ * snapshot with gRPC's `received message larger than max`.
+ */
+export const MAX_SNAPSHOT_LINE_BYTES = 4 * 1024 * 1024;
+/** Bytes read at a time when a snapshot file is hashed, copied or restored. */
+export const SNAPSHOT_FILE_CHUNK_BYTES = 1024 * 1024;
+/**
  * Bytes of a connection's first data the client port waits for to tell
  * HTTP/2 (gRPC) from HTTP/1.1 (the JSON gateway); "PRI" against a method name.
  */

@@ -542,6 +542,84 @@ function treePages(stats: Record<string, unknown>): number {
     (stats.overflowPages as number);
 }
 
+/** LMDB's file magic (`MDB_MAGIC`), the first field of a meta page. */
+const LMDB_MAGIC = 0xbeefc0de;
+/** The data file version of the LMDB in lmdb-js 3 (`MDB_DATA_VERSION`). */
+const LMDB_DATA_VERSION = 2;
+/** Bytes of lmdb-js 3's page header (`PAGEHDRSZ`); a meta page's fields follow it. */
+const LMDB_PAGE_HEADER_BYTES = 24;
+/** Offsets in a meta page: magic, version, page size (`mm_dbs[0].md_pad`), last page, txnid. */
+const META_MAGIC = LMDB_PAGE_HEADER_BYTES;
+const META_VERSION = LMDB_PAGE_HEADER_BYTES + 4;
+const META_PAGE_SIZE = LMDB_PAGE_HEADER_BYTES + 24;
+const META_LAST_PAGE = LMDB_PAGE_HEADER_BYTES + 120;
+const META_TXNID = LMDB_PAGE_HEADER_BYTES + 128;
+/** Bytes of a meta page read to learn the above. */
+const META_READ_BYTES = META_TXNID + 8;
+
+/** What the meta pages of an LMDB environment file say about its size. */
+export interface EnvironmentHeader {
+  /** Bytes per page. */
+  pageSize: number;
+  /** The highest page number in use, per the newest of the two meta pages. */
+  lastPage: number;
+  /** Bytes the file must hold for that state: (lastPage + 1) × pageSize. */
+  bytes: number;
+}
+
+/**
+ * Whether `head` (a file's first bytes, at least 32) starts as an LMDB
+ * environment file of the format lmdb-js 3 writes: page 0 is a meta page
+ * with MDB_MAGIC (0xBEEFC0DE, little-endian) after its 24-byte header.
+ */
+export function isEnvironmentFile(head: Uint8Array): boolean {
+  if (head.length < META_VERSION + 4) return false;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  return view.getUint32(META_MAGIC, true) === LMDB_MAGIC &&
+    view.getUint32(META_VERSION, true) === LMDB_DATA_VERSION;
+}
+
+/**
+ * Read the two meta pages of the LMDB environment file `file` (such as the
+ * data part of a snapshot): the page size and the last page the newest
+ * committed state uses, so a caller can tell a whole file from a truncated
+ * one before LMDB maps it (a read past the end of a mapped file kills the
+ * process).
+ *
+ * @throws {Error} naming the file when it is not an LMDB environment of
+ *   this format, or its meta pages are unreadable.
+ */
+export async function readEnvironmentHeader(file: string): Promise<EnvironmentHeader> {
+  using f = await Deno.open(file, { read: true });
+  const readAt = async (offset: number): Promise<DataView | undefined> => {
+    const buf = new Uint8Array(META_READ_BYTES);
+    await f.seek(offset, Deno.SeekMode.Start);
+    let n = 0;
+    while (n < buf.length) {
+      const r = await f.read(buf.subarray(n));
+      if (r === null) return undefined;
+      n += r;
+    }
+    return isEnvironmentFile(buf) ? new DataView(buf.buffer) : undefined;
+  };
+  const first = await readAt(0);
+  if (first === undefined) throw new Error(`${file} is not an LMDB environment file`);
+  const pageSize = first.getUint32(META_PAGE_SIZE, true);
+  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
+    throw new Error(`${file}: LMDB meta page names a page size of ${pageSize} bytes`);
+  }
+  let meta = first;
+  const second = await readAt(pageSize);
+  if (
+    second !== undefined &&
+    second.getBigUint64(META_TXNID, true) > first.getBigUint64(META_TXNID, true)
+  ) {
+    meta = second;
+  }
+  const lastPage = Number(meta.getBigUint64(META_LAST_PAGE, true));
+  return { pageSize, lastPage, bytes: (lastPage + 1) * pageSize };
+}
+
 /** A read-only LMDB environment file, such as a snapshot received from the leader. */
 export interface EnvironmentFile {
   /** The records of `table`, in key order (keys and values are copies). */

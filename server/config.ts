@@ -261,6 +261,37 @@ function parseUrls(flag: string, value: string): URL[] {
   return urls;
 }
 
+/**
+ * etcd's bootstrap check of a new member (`VerifyBootstrap`): `name` is in
+ * the initial cluster, listed there with exactly its advertised peer URLs
+ * (compared by origin).
+ *
+ * @throws {ConfigError} `couldn't find local name "n" in the initial
+ *   cluster configuration`, or `--initial-cluster has n=… but missing from
+ *   --initial-advertise-peer-urls=…`.
+ */
+export function verifyLocalMember(
+  name: string,
+  initialCluster: Map<string, URL[]>,
+  initialAdvertisePeerUrls: URL[],
+): void {
+  const mine = initialCluster.get(name);
+  if (mine === undefined) {
+    throw new ConfigError(
+      `couldn't find local name "${name}" in the initial cluster configuration`,
+    );
+  }
+  const advertised = new Set(initialAdvertisePeerUrls.map((u) => u.origin));
+  const listed = new Set(mine.map((u) => u.origin));
+  if (advertised.size !== listed.size || [...advertised].some((u) => !listed.has(u))) {
+    throw new ConfigError(
+      `--initial-cluster has ${name}=${
+        [...listed].join(",")
+      } but missing from --initial-advertise-peer-urls=${[...advertised].join(",")}`,
+    );
+  }
+}
+
 function parseCluster(value: string): Map<string, URL[]> {
   const cluster = new Map<string, URL[]>();
   for (const part of value.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
@@ -483,21 +514,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       `invalid value "${state}" for flag -initial-cluster-state: valid values are "new", "existing"`,
     );
   }
-  const mine = initialCluster.get(name);
-  if (mine === undefined) {
-    throw new ConfigError(
-      `couldn't find local name "${name}" in the initial cluster configuration`,
-    );
-  }
-  const advertised = new Set(initialAdvertisePeerUrls.map((u) => u.origin));
-  const listed = new Set(mine.map((u) => u.origin));
-  if (advertised.size !== listed.size || [...advertised].some((u) => !listed.has(u))) {
-    throw new ConfigError(
-      `--initial-cluster has ${name}=${
-        [...listed].join(",")
-      } but missing from --initial-advertise-peer-urls=${[...advertised].join(",")}`,
-    );
-  }
+  verifyLocalMember(name, initialCluster, initialAdvertisePeerUrls);
   const mode = raw("auto-compaction-mode");
   if (mode !== "periodic" && mode !== "revision") {
     throw new ConfigError(`unknown auto-compaction-mode "${mode}"`);

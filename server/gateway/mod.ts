@@ -55,6 +55,7 @@ import type {
   RangeResponse,
   ResignRequest,
   ResignResponse,
+  SnapshotResponse,
   UnlockRequest,
   UnlockResponse,
   WatchRequest,
@@ -393,7 +394,8 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
  * `/v3/kv/deleterange`, `/v3/kv/txn`, `/v3/kv/compaction`,
  * `/v3/maintenance/status`, the lease endpoints, `/v3/lock/lock`,
  * `/v3/lock/unlock`, `/v3/election/{campaign,proclaim,leader,resign}`,
- * streaming `/v3/watch`, `/v3/lease/keepalive` and `/v3/election/observe`
+ * streaming `/v3/watch`, `/v3/lease/keepalive`, `/v3/election/observe` and
+ * `/v3/maintenance/snapshot`
  * (when the service has them); other methods on them → 405
  * `Method Not Allowed`; unknown paths under the prefixes → 404 `Not Found`,
  * elsewhere → 404 `404 page not found` (etcd's texts). `GET /health` reads
@@ -472,6 +474,11 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
       response: "HashKVResponse",
       exec: (req) => maintenance.hashKV(req),
     }, limits);
+    const snapshot = (c: Context) => serveSnapshot(c.req.raw, maintenance, limits);
+    for (const prefix of GATEWAY_PREFIXES) {
+      app.post(prefix + "/maintenance/snapshot", snapshot);
+      app.all(prefix + "/maintenance/snapshot", () => plainText(405, "Method Not Allowed\n"));
+    }
   }
 
   const lease = service.lease;
@@ -884,6 +891,103 @@ async function serveObserve(
     },
     cancel() {
       abort.abort();
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
+}
+
+/** Go's `http.StatusText` for the statuses gRPC codes map to (grpc-gateway's stream errors name it). */
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  408: "Request Timeout",
+  409: "Conflict",
+  412: "Precondition Failed",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/**
+ * grpc-gateway v1's frame for an error in a server stream (etcd 3.4):
+ * `{"error":{"grpc_code":N,"http_code":H,"message":M,"http_status":T}}`.
+ */
+function streamErrorFrame(err: unknown): { frame: string; httpStatus: number } {
+  let e: EtcdError;
+  if (err instanceof EtcdError) e = err;
+  else {
+    log.error("snapshot stream failed", { error: err });
+    e = new EtcdError(err instanceof Error ? err.message : String(err), GrpcCode.Unknown);
+  }
+  const frame = stringifyGo({
+    error: {
+      grpc_code: e.code,
+      http_code: e.httpStatus,
+      message: e.message,
+      http_status: STATUS_TEXT[e.httpStatus] ?? "",
+    },
+  });
+  return { frame, httpStatus: e.httpStatus };
+}
+
+/**
+ * POST /v3/maintenance/snapshot, as etcd 3.4's gateway serves the
+ * server-streaming Maintenance.Snapshot: the body is one SnapshotRequest
+ * (read and checked as a unary request's: a bad one gets the unary error
+ * answer); the response streams one `{"result":SnapshotResponse}` line per
+ * message: the store's copy in chunks (`remaining_bytes` counting down,
+ * `blob` base64), then its SHA-256 as the last `blob`. An error before the
+ * first message is answered with its HTTP status and grpc-gateway's
+ * `{"error":{…}}` frame; a later one ends the stream with that frame. The
+ * copy is removed when the client goes away.
+ */
+async function serveSnapshot(
+  req: Request,
+  maintenance: Pick<MaintenanceService, "snapshot">,
+  limits: { maxRequestBytes: number },
+): Promise<Response> {
+  const grpcMax = limits.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  try {
+    const text = await readBody(req, 4 * grpcMax, grpcMax);
+    const request = fromJson("SnapshotRequest", parseGoJson(text, "decoder"));
+    checkGrpcSize(protoSize("SnapshotRequest", request), limits.maxRequestBytes);
+  } catch (err) {
+    return errorResponse(err);
+  }
+  const abort = new AbortController();
+  const chunks = maintenance.snapshot(abort.signal)[Symbol.asyncIterator]();
+  let first: IteratorResult<SnapshotResponse>;
+  try {
+    first = await chunks.next();
+  } catch (err) {
+    const { frame, httpStatus } = streamErrorFrame(err);
+    return new Response(frame, { status: httpStatus, headers: JSON_OK_HEADERS });
+  }
+  let pending: IteratorResult<SnapshotResponse> | undefined = first;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = pending ?? await chunks.next();
+        pending = undefined;
+        if (r.done) {
+          controller.close();
+          return;
+        }
+        const line = '{"result":' + stringifyGo(toJson("SnapshotResponse", r.value)) + "}\n";
+        controller.enqueue(encoder.encode(line));
+      } catch (err) {
+        controller.enqueue(encoder.encode(streamErrorFrame(err).frame));
+        controller.close();
+      }
+    },
+    async cancel() {
+      abort.abort();
+      await chunks.return?.();
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
