@@ -28,6 +28,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from "../../core/api/types.ts";
+import { metrics } from "../metrics.ts";
 import { applyRange, applyTxn, isTxnReadOnly } from "../../core/mvcc/apply.ts";
 import {
   checkDeleteRequest,
@@ -68,9 +69,15 @@ export class KVServer {
   }
 
   #range(req: RangeRequest): RangeResponse {
-    const resp = applyRange(this.#ctx.view(), req);
-    resp.header = this.#ctx.header(resp.header.revision);
-    return resp;
+    const view = this.#ctx.view();
+    try {
+      const resp = applyRange(view, req);
+      resp.header = this.#ctx.header(resp.header.revision);
+      return resp;
+    } finally {
+      view.endTxn();
+      metrics.countMvcc(view.ops);
+    }
   }
 
   /**
@@ -117,9 +124,15 @@ export class KVServer {
     checkTxnRequest(req, this.#ctx.maxTxnOps);
     if (isTxnReadOnly(req)) {
       await this.#ctx.linearizeRead(false);
-      const resp = applyTxn(this.#ctx.view(), req, () => false);
-      resp.header = this.#ctx.header(resp.header.revision);
-      return resp;
+      const view = this.#ctx.view();
+      try {
+        const resp = applyTxn(view, req, () => false);
+        resp.header = this.#ctx.header(resp.header.revision);
+        return resp;
+      } finally {
+        view.endTxn();
+        metrics.countMvcc(view.ops);
+      }
     }
     return await this.#ctx.propose<TxnResponse>({ type: "txn", txn: req });
   }
