@@ -98,44 +98,50 @@ export interface GrpcMethodLabels {
 
 /**
  * The counters of one gRPC method, as go-grpc-prometheus keeps them
- * (started, messages received and sent, handled by status code), with the
- * label lookups done once.
+ * (started, messages received and sent, handled by status code). A call
+ * only adds to plain numbers here; {@linkcode EtcdMetrics} moves them into
+ * its prom-client counters when it is scraped.
  */
 export class GrpcMethodMetrics {
-  readonly #labels: GrpcMethodLabels;
-  readonly #metrics: EtcdMetrics;
-  readonly #started: { inc(n?: number): void };
-  readonly #received: { inc(n?: number): void };
-  readonly #sent: { inc(n?: number): void };
+  /** The method's labels. */
+  readonly labels: GrpcMethodLabels;
+  /** Calls started, not yet moved into the counters. */
+  startedCount = 0;
+  /** Messages received, not yet moved. */
+  receivedCount = 0;
+  /** Messages sent, not yet moved. */
+  sentCount = 0;
+  /** Calls handled by status code (0–16), not yet moved. */
+  readonly handledCounts: number[] = new Array(GRPC_CODE_NAMES.length).fill(0);
+  /** Request bytes received, not yet moved. */
+  receivedBytes = 0;
+  /** Response bytes sent, not yet moved. */
+  sentBytes = 0;
 
-  constructor(metrics: EtcdMetrics, labels: GrpcMethodLabels) {
-    this.#metrics = metrics;
-    this.#labels = labels;
-    this.#started = metrics.grpcStarted.labels(labels);
-    this.#received = metrics.grpcMsgReceived.labels(labels);
-    this.#sent = metrics.grpcMsgSent.labels(labels);
+  constructor(labels: GrpcMethodLabels) {
+    this.labels = labels;
   }
 
   /** A call began. */
   started(): void {
-    this.#started.inc();
+    this.startedCount++;
   }
 
   /** A request message of `bytes` bytes (its protobuf size) arrived. */
   received(bytes: number): void {
-    this.#received.inc();
-    this.#metrics.clientGrpcReceivedBytes.inc(bytes);
+    this.receivedCount++;
+    this.receivedBytes += bytes;
   }
 
   /** A response message of `bytes` bytes went out (-1: size not measured). */
   sent(bytes: number): void {
-    this.#sent.inc();
-    if (bytes >= 0) this.#metrics.clientGrpcSentBytes.inc(bytes);
+    this.sentCount++;
+    if (bytes > 0) this.sentBytes += bytes;
   }
 
   /** The call ended with gRPC status `code` (0 OK … 16 Unauthenticated). */
   handled(code: number): void {
-    this.#metrics.grpcHandled.inc({ ...this.#labels, grpc_code: grpcCodeName(code) });
+    this.handledCounts[code >= 0 && code < this.handledCounts.length ? code : GrpcCode.Unknown]++;
   }
 }
 
@@ -436,32 +442,41 @@ export class EtcdMetrics {
       "The current number of active peer connections.",
       ["Local", "Remote"],
     );
-    this.clientGrpcReceivedBytes = counter(
-      "etcd_network_client_grpc_received_bytes_total",
-      "The total number of bytes received from grpc clients.",
-    );
-    this.clientGrpcSentBytes = counter(
-      "etcd_network_client_grpc_sent_bytes_total",
-      "The total number of bytes sent to grpc clients.",
-    );
+    this.clientGrpcReceivedBytes = new Counter({
+      name: "etcd_network_client_grpc_received_bytes_total",
+      help: "The total number of bytes received from grpc clients.",
+      registers,
+      collect: () => this.#flushGrpc(),
+    });
+    this.clientGrpcSentBytes = new Counter({
+      name: "etcd_network_client_grpc_sent_bytes_total",
+      help: "The total number of bytes sent to grpc clients.",
+      registers,
+      collect: () => this.#flushGrpc(),
+    });
 
+    // The gRPC counters are kept as plain numbers per method and moved
+    // into these when any of them is read (see GrpcMethodMetrics).
     const grpcLabels = ["grpc_service", "grpc_method", "grpc_type"] as const;
-    this.grpcStarted = counter(
+    const flush = () => this.#flushGrpc();
+    const grpcCounter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+      new Counter<L>({ name, help, labelNames, registers, collect: flush });
+    this.grpcStarted = grpcCounter(
       "grpc_server_started_total",
       "Total number of RPCs started on the server.",
       [...grpcLabels],
     );
-    this.grpcHandled = counter(
+    this.grpcHandled = grpcCounter(
       "grpc_server_handled_total",
       "Total number of RPCs completed on the server, regardless of success or failure.",
       [...grpcLabels, "grpc_code"],
     );
-    this.grpcMsgReceived = counter(
+    this.grpcMsgReceived = grpcCounter(
       "grpc_server_msg_received_total",
       "Total number of RPC stream messages received on the server.",
       [...grpcLabels],
     );
-    this.grpcMsgSent = counter(
+    this.grpcMsgSent = grpcCounter(
       "grpc_server_msg_sent_total",
       "Total number of gRPC stream messages sent by the server.",
       [...grpcLabels],
@@ -550,7 +565,7 @@ export class EtcdMetrics {
     const key = `${labels.grpc_service}/${labels.grpc_method}`;
     let m = this.#grpcMethods.get(key);
     if (m === undefined) {
-      m = new GrpcMethodMetrics(this, labels);
+      m = new GrpcMethodMetrics(labels);
       this.#grpcMethods.set(key, m);
     }
     if (initialize && !this.#grpcInitialized.has(key)) {
@@ -561,6 +576,32 @@ export class EtcdMetrics {
       for (const code of GRPC_CODE_NAMES) this.grpcHandled.inc({ ...labels, grpc_code: code }, 0);
     }
     return m;
+  }
+
+  /** Move every gRPC method's counts into the prom-client counters. */
+  #flushGrpc(): void {
+    let received = 0;
+    let sent = 0;
+    for (const m of this.#grpcMethods.values()) {
+      const labels = m.labels;
+      if (m.startedCount > 0) this.grpcStarted.inc(labels, m.startedCount);
+      if (m.receivedCount > 0) this.grpcMsgReceived.inc(labels, m.receivedCount);
+      if (m.sentCount > 0) this.grpcMsgSent.inc(labels, m.sentCount);
+      for (const [code, n] of m.handledCounts.entries()) {
+        if (n > 0) this.grpcHandled.inc({ ...labels, grpc_code: GRPC_CODE_NAMES[code] }, n);
+        m.handledCounts[code] = 0;
+      }
+      received += m.receivedBytes;
+      sent += m.sentBytes;
+      m.startedCount =
+        m.receivedCount =
+        m.sentCount =
+        m.receivedBytes =
+        m.sentBytes =
+          0;
+    }
+    if (received > 0) this.clientGrpcReceivedBytes.inc(received);
+    if (sent > 0) this.clientGrpcSentBytes.inc(sent);
   }
 
   /** This thread's values, for {@linkcode mergeMetrics}. */
