@@ -458,3 +458,21 @@ export const ETCD_IMPORT_BATCH_RECORDS = 10_000;
  * most (a transaction ends at the first record that reaches it).
  */
 export const ETCD_IMPORT_BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * How long a metrics scrape waits for each HTTP worker's values, in ms; a
+ * worker that does not answer in time is left out of that scrape.
+ */
+export const METRICS_SCRAPE_TIMEOUT_MS = 2_000;
+
+/** Questions for workers' metric values waiting at once, at most (a scrape asks each worker once). */
+export const MAX_PENDING_SCRAPES = 256;
+
+/**
+ * Milliseconds between round-trip probes to each peer
+ * (etcd_network_peer_round_trip_time_seconds; etcd observes one every 5 s
+ * while a peer is unhealthy, 30 s otherwise).
+ */
+export const PEER_PROBE_INTERVAL_MS = 5_000;
+
+/** A round-trip probe to a peer that takes longer than this many ms is given up (etcd: 5 s). */
+export const PEER_PROBE_TIMEOUT_MS = 5_000;

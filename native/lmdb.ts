@@ -22,6 +22,12 @@ export interface BackendOptions {
    * Initial memory map size in bytes; LMDB grows it when full. Default 256 MiB.
    */
   mapSize?: number;
+  /**
+   * Told of every commit of the backend's write queue: the seconds from
+   * handing the transaction to LMDB until it was visible (or failed). For
+   * etcd's etcd_disk_backend_commit_duration_seconds.
+   */
+  onCommit?: (seconds: number) => void;
 }
 
 const TABLES: Table[] = ["current", "history", "revlog", "lease"];
@@ -153,8 +159,11 @@ class LmdbBackend implements Backend {
    */
   #highest = new Map<Table, Uint8Array>();
 
+  readonly #onCommit: ((seconds: number) => void) | undefined;
+
   constructor(path: string, options: BackendOptions) {
     this.#path = path;
+    this.#onCommit = options.onCommit;
     this.#options = options;
     this.#open();
   }
@@ -390,7 +399,7 @@ class LmdbBackend implements Backend {
     const group = this.#queued!;
     this.#queued = undefined;
     this.#committing = true;
-    this.#lastCommit = performance.now();
+    const start = this.#lastCommit = performance.now();
     // Every put of this event turn is one transaction: their promises settle
     // together, so the last one stands for all (the others get a handler,
     // or a failed commit would surface as unhandled rejections).
@@ -426,6 +435,7 @@ class LmdbBackend implements Backend {
     }
     for (const [name, value] of group.overlay.meta) handled(this.#meta.put(name, value));
     const done = (err?: unknown) => {
+      this.#onCommit?.((performance.now() - start) / 1000);
       const groups = [group];
       if (err !== undefined && this.#queued !== undefined) {
         groups.push(this.#queued);

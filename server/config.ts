@@ -12,6 +12,8 @@ import { isLogLevel, type LogLevel } from "./log.ts";
 
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
 export const DEFAULT_MAX_REQUEST_BYTES = 1572864;
+/** etcd's default backend quota (`--quota-backend-bytes` 0): 2 GiB. */
+export const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 * 1024 * 1024;
 /** etcd's default `--max-txn-ops`. */
 export const DEFAULT_MAX_TXN_OPS = 128;
 // With the default --max-txn-ops, etcd's own rule (at most --max-txn-ops + 1
@@ -48,6 +50,11 @@ export const FLAGS = {
     default: "",
     help:
       "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from --listen-client-urls.",
+  },
+  "listen-metrics-urls": {
+    type: "string",
+    default: "",
+    help: "List of URLs to listen on for the metrics and health endpoints.",
   },
   "advertise-client-urls": {
     type: "string",
@@ -177,6 +184,8 @@ export interface ServerConfig {
    * when given, --listen-client-urls serve gRPC only.
    */
   listenClientHttpUrls: URL[];
+  /** Extra URLs serving only /metrics and /health (--listen-metrics-urls). */
+  listenMetricsUrls: URL[];
   /** This member's client URLs advertised to the public (--advertise-client-urls). */
   advertiseClientUrls: URL[];
   /** URLs to listen on for peer traffic (--listen-peer-urls). */
@@ -535,6 +544,7 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     dataDir,
     listenClientUrls: parseUrls("listen-client-urls", raw("listen-client-urls")),
     listenClientHttpUrls: parseUrls("listen-client-http-urls", raw("listen-client-http-urls")),
+    listenMetricsUrls: parseUrls("listen-metrics-urls", raw("listen-metrics-urls")),
     advertiseClientUrls: parseUrls("advertise-client-urls", raw("advertise-client-urls")),
     listenPeerUrls: parseUrls("listen-peer-urls", raw("listen-peer-urls")),
     initialAdvertisePeerUrls,
@@ -581,6 +591,7 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "data-dir": config.dataDir,
     "listen-client-urls": hrefs(config.listenClientUrls),
     "listen-client-http-urls": hrefs(config.listenClientHttpUrls),
+    "listen-metrics-urls": hrefs(config.listenMetricsUrls),
     "advertise-client-urls": hrefs(config.advertiseClientUrls),
     "listen-peer-urls": hrefs(config.listenPeerUrls),
     "initial-advertise-peer-urls": hrefs(config.initialAdvertisePeerUrls),

@@ -19,6 +19,7 @@ import { createGrpcTransport, type GrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
 import { AddressInUseError } from "./listen.ts";
 import { log, LogOutputs } from "./log.ts";
+import { mergeMetrics, metrics, type MetricsSnapshot } from "./metrics.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import type { LeaseTtl } from "./raftnode/lease_keeper.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
@@ -136,6 +137,11 @@ class RemoteProposer implements Proposer {
       | undefined;
   }
 
+  /** The metric values of the main thread and the other workers (for a scrape). */
+  async metricsOfOthers(): Promise<MetricsSnapshot[]> {
+    return (await this.#ok(this.#call((id) => ({ type: "metrics", id })))) as MetricsSnapshot[];
+  }
+
   async leaseIds(): Promise<bigint[]> {
     // msgpack may bring small IDs back as numbers.
     const ids = (await this.#ok(this.#call((id) => ({ type: "lease_ids", id })))) as unknown[];
@@ -186,6 +192,9 @@ port.onmessage = async (e: MessageEvent<ToWorker>) => {
       return;
     case "suspend":
       await suspend(new Int32Array(msg.gate));
+      return;
+    case "metrics":
+      port.postMessage({ type: "metrics", id: msg.id, snapshot: await metrics.snapshot() });
       return;
     case "stop":
       // Open watch streams end first: the server's shutdown waits for them.
@@ -258,10 +267,15 @@ async function init(
     warningApplyDurationMs: init.warningApplyDurationMs,
     onWatching: (watching) => port.postMessage({ type: "watching", watching }),
   });
+  const watch = service.watch.hub;
+  metrics.bindWatch({ watchers: () => watch.size, streams: () => watch.streams });
+  const remote = proposer;
   const app = init.http
     ? createGateway(service, {
       maxRequestBytes: init.maxRequestBytes,
       cairnVersion: init.cairnVersion,
+      metrics: async () =>
+        mergeMetrics([await metrics.snapshot(), ...await remote.metricsOfOthers()]),
     })
     : undefined;
   grpcTransport = init.grpc

@@ -12,6 +12,7 @@ import type { Membership } from "./cluster/membership.ts";
 import { EtcdServer } from "./etcdserver/mod.ts";
 import { RaftNode, type RaftNodeOptions } from "./raftnode/node.ts";
 import { lockDataDir } from "./data_dir_lock.ts";
+import { metrics } from "./metrics.ts";
 import { goDuration, log } from "./log.ts";
 
 /** The member directory under --data-dir that holds the LMDB environment. */
@@ -101,7 +102,9 @@ export async function openMember(
   const lock = lockDataDir(dataDir);
   let backend: Backend | undefined;
   try {
-    backend = openBackend(memberDir(dataDir));
+    backend = openBackend(memberDir(dataDir), {
+      onCommit: (seconds) => metrics.backendCommit.observe(seconds),
+    });
     const b = backend;
     // IDs are fixed when the member is first created, as etcd keeps them in its WAL.
     if (b.getMeta(Meta.memberId) === undefined) {

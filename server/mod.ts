@@ -9,14 +9,14 @@ import { createGateway } from "./gateway/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcdserver/mod.ts";
 import { memberId } from "./ids.ts";
-import { memberDir, type MemberIdentity, openMember, snapDir } from "./member.ts";
+import { type Member, memberDir, type MemberIdentity, openMember, snapDir } from "./member.ts";
 import {
   type MemberContext,
   memberContext,
   memberFromContext,
   Membership,
 } from "./cluster/membership.ts";
-import { PeerTransport } from "./peer/transport.ts";
+import { type PeerObserver, PeerTransport } from "./peer/transport.ts";
 import type { RaftNode } from "./raftnode/node.ts";
 import {
   DEFAULT_QUOTA_BACKEND_BYTES,
@@ -31,7 +31,11 @@ import { socketHostname } from "./listen.ts";
 import { goDuration, hexId, log } from "./log.ts";
 import { leaderChangeLogger, logRaftEvent, membershipLogger } from "./member_log.ts";
 import { CorruptionChecker, HASHKV_PATH } from "./corrupt.ts";
-import { CAIRN_VERSION } from "../version.ts";
+import { CAIRN_VERSION, ETCD_API_VERSION } from "../version.ts";
+import { createMetricsApp } from "./gateway/mod.ts";
+import { metrics } from "./metrics.ts";
+import { listenError } from "./listen.ts";
+import { Meta } from "../core/mvcc/view.ts";
 
 /** A running member. */
 export interface RunningServer {
@@ -105,6 +109,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     "current-revision": member.service.currentRevision(),
   });
   const { node, service } = member;
+  bindMetrics(config, member);
   if (node.membership.isRemoved(service.memberId)) {
     await member.close();
     // etcd refuses to start a member removed from its cluster.
@@ -161,27 +166,43 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await peer?.close();
       throw err;
     }
+    let metricsListeners: Deno.HttpServer[];
+    try {
+      metricsListeners = listenMetrics(config, service, workers.scrape);
+    } catch (err) {
+      clearInterval(compactor);
+      checker.stop();
+      await workers.stop();
+      await peer?.close();
+      await member.close();
+      throw err;
+    }
     return {
       service,
       clientUrls: workers.clientUrls,
       async close() {
         clearInterval(compactor);
         checker.stop();
+        await Promise.all(metricsListeners.map((l) => l.shutdown()));
         await workers.stop();
         await peer?.close();
         await member.close();
       },
     };
   }
+  const scrape = () => metrics.registry.metrics();
   // No workers: the main thread serves the gateway and gRPC itself.
   const app = createGateway(service, {
     maxRequestBytes: config.maxRequestBytes,
     cairnVersion: CAIRN_VERSION,
+    metrics: scrape,
   });
   const grpc = createGrpcTransport(service, { maxRequestBytes: config.maxRequestBytes });
   const ports: ClientPort[] = [];
   const clientUrls: string[] = [];
+  let metricsListeners: Deno.HttpServer[] = [];
   try {
+    metricsListeners = listenMetrics(config, service, scrape);
     for (const listener of listeners) {
       const url = listener.url;
       const port = await listenClientPort({
@@ -197,6 +218,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     clearInterval(compactor);
     checker.stop();
     grpc.close();
+    await Promise.all(metricsListeners.map((l) => l.shutdown()));
     await Promise.all(ports.map((p) => p.close()));
     await peer?.close();
     await member.close();
@@ -211,11 +233,73 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       // Open watch streams end first: a server's shutdown waits for them.
       service.close();
       grpc.close();
+      await Promise.all(metricsListeners.map((l) => l.shutdown()));
       await Promise.all(ports.map((p) => p.close()));
       await peer?.close();
       await member.close();
     },
   };
+}
+
+/**
+ * Point this thread's metrics at the member: the gauges read at scrape time
+ * (Raft indexes, pending proposals, database size, keys, revisions), its ID,
+ * the versions, the quota, and the process metrics.
+ */
+function bindMetrics(config: ServerConfig, member: Member): void {
+  const { node, service, backend } = member;
+  metrics.collectProcessMetrics();
+  metrics.bindMember({
+    committedIndex: () => node.status().hardState.commit,
+    appliedIndex: () => node.appliedIndex,
+    pendingProposals: () => node.pendingProposals,
+    dbSize: () => backend.size(),
+    keys: () => node.keys,
+    currentRevision: () => node.revision,
+    compactRevision: () => {
+      const rev = backend.getMeta(Meta.compactRevision);
+      return rev === undefined ? -1 : Number(rev);
+    },
+    isLearner: () => node.membership.get(service.memberId)?.isLearner === true,
+  }, {
+    memberId: service.memberId,
+    serverVersion: ETCD_API_VERSION,
+    clusterVersion: ETCD_API_VERSION.split(".").slice(0, 2).join("."),
+    // A disabled quota (negative) is reported as given, as etcd does.
+    quotaBytes: config.quotaBackendBytes < 0 ? config.quotaBackendBytes : service.quotaBytes,
+  });
+  const watch = service.watch.hub;
+  metrics.bindWatch({ watchers: () => watch.size, streams: () => watch.streams });
+}
+
+/**
+ * etcd's --listen-metrics-urls: a listener per URL serving /metrics and
+ * /health only.
+ *
+ * @throws {AddressInUseError} when an address is taken.
+ */
+function listenMetrics(
+  config: ServerConfig,
+  service: EtcdServer,
+  scrape: () => Promise<string>,
+): Deno.HttpServer[] {
+  const app = createMetricsApp(service, scrape);
+  const servers: Deno.HttpServer[] = [];
+  for (const url of config.listenMetricsUrls) {
+    if (url.protocol !== "http:") {
+      throw new Error(`Metrics URLs with ${url.protocol} are not supported yet: ${url.href}`);
+    }
+    const port = Number(url.port || 80);
+    try {
+      servers.push(
+        Deno.serve({ hostname: socketHostname(url), port, onListen: () => {} }, app.fetch),
+      );
+    } catch (err) {
+      for (const s of servers) void s.shutdown();
+      throw listenError(err, url.hostname, port);
+    }
+  }
+  return servers;
 }
 
 /**
@@ -429,6 +513,7 @@ async function startPeers(
       ...raftNode.peerHandlers(),
       [HASHKV_PATH]: (body) => checker.peerHashKV(body),
     },
+    observer: peerMetrics(raftNode, memberId),
     isRemoved: (id) => raftNode.membership.isRemovedRaftId(id),
     onRemoved: () => removedFromCluster(),
     handlers: {
@@ -467,6 +552,32 @@ async function startPeers(
       if (membership.isRemoved(identity.memberId)) removedFromCluster();
     },
     close: () => transport.close(),
+  };
+}
+
+/**
+ * The peer transport's events as etcd's etcd_network_* metrics, labelled
+ * with member IDs in hex (as etcd labels them).
+ */
+function peerMetrics(node: RaftNode, self: bigint): PeerObserver {
+  const names = new Map<number, string>();
+  const local = self.toString(16);
+  const name = (raftId: number): string => {
+    const known = names.get(raftId);
+    if (known !== undefined) return known;
+    const member = node.membership.byRaftId(raftId);
+    if (member === undefined) return String(raftId);
+    const hex = member.id.toString(16);
+    names.set(raftId, hex);
+    return hex;
+  };
+  return {
+    sent: (to, bytes) => metrics.peerSentBytes.inc({ To: name(to) }, bytes),
+    received: (from, bytes) => metrics.peerReceivedBytes.inc({ From: name(from) }, bytes),
+    sendFailed: (to) => metrics.peerSentFailures.inc({ To: name(to) }),
+    receiveFailed: (from) => metrics.peerReceivedFailures.inc({ From: name(from) }),
+    connected: (to, up) => metrics.activePeers.set({ Local: local, Remote: name(to) }, up ? 1 : 0),
+    roundTrip: (to, seconds) => metrics.peerRoundTrip.observe({ To: name(to) }, seconds),
   };
 }
 

@@ -12,6 +12,7 @@ import type { LogLevel } from "./log.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import type { ClusterCall } from "./cluster/manager.ts";
 import type { Event } from "../core/api/types.ts";
+import type { MetricsSnapshot } from "./metrics.ts";
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
 
@@ -59,7 +60,8 @@ export function errorFromWire(e: { message: string; code: number; httpStatus: nu
  * A worker's call to the main thread: a proposal (`payload` is
  * `encodeRequest(request)`, which becomes the log entry), a wait for the
  * physical compaction in progress, or a lease keep-alive, time-to-live or
- * list (the leases live on the main thread). Calls of one event-loop turn travel
+ * list (the leases live on the main thread), or the metrics of the main
+ * thread and the other workers (a scrape). Calls of one event-loop turn travel
  * together, msgpack-encoded, in one {@linkcode FromWorker} `calls` message.
  */
 export type WorkerCall =
@@ -69,7 +71,8 @@ export type WorkerCall =
   | { type: "lease_ttl"; id: number; lease: bigint; keys: boolean }
   | { type: "lease_ids"; id: number }
   | { type: "read_index"; id: number }
-  | { type: "cluster"; id: number; call: ClusterCall };
+  | { type: "cluster"; id: number; call: ClusterCall }
+  | { type: "metrics"; id: number };
 
 /** The main thread's answer to a {@linkcode WorkerCall}, by call ID. */
 export interface WorkerReply {
@@ -89,6 +92,7 @@ export interface WorkerReply {
  *   is the applied-change feed, a msgpack {@linkcode FeedBatch} (one copy
  *   per worker of the changes of every batch made visible in one turn);
  *   `revision` alone means the worker's watchers must catch up from history,
+ * - `metrics`: send this worker's metric values (answer `metrics` with the same `id`),
  * - `stop`: stop listening, finish open requests, answer `stopped`.
  */
 export type ToWorker =
@@ -100,6 +104,7 @@ export type ToWorker =
    * hold the thread until `gate[0]` turns non-zero, and open it again.
    */
   | { type: "suspend"; gate: SharedArrayBuffer }
+  | { type: "metrics"; id: number }
   | { type: "stop" };
 
 /**
@@ -123,6 +128,7 @@ export interface FeedBatch {
  * - `watching`: the worker got its first watcher, or lost its last (it gets
  *   the changes only while it has watchers; otherwise only the revision),
  * - `listening` / `failed`: the outcome of `init`,
+ * - `metrics`: the answer to `metrics`: the worker's metric values,
  * - `stopped`: the answer to `stop`.
  */
 export type FromWorker =
@@ -133,6 +139,7 @@ export type FromWorker =
   | { type: "listening"; port: number }
   | { type: "suspended"; error?: string }
   | { type: "failed"; message: string; addrInUse: boolean }
+  | { type: "metrics"; id: number; snapshot: MetricsSnapshot }
   | { type: "stopped" };
 
 /**

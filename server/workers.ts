@@ -28,7 +28,13 @@ import { setImmediate } from "node:timers";
 import type { RaftNode, StoreReaders } from "./raftnode/node.ts";
 import { invariant } from "../core/invariant.ts";
 import type { Event } from "../core/api/types.ts";
-import { DEFRAG_SUSPEND_TIMEOUT_MS, MAX_FEED_BACKLOG_BYTES } from "../core/limits.ts";
+import {
+  DEFRAG_SUSPEND_TIMEOUT_MS,
+  MAX_FEED_BACKLOG_BYTES,
+  MAX_PENDING_SCRAPES,
+  METRICS_SCRAPE_TIMEOUT_MS,
+} from "../core/limits.ts";
+import { mergeMetrics, metrics, type MetricsSnapshot } from "./metrics.ts";
 import { log } from "./log.ts";
 import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
 import {
@@ -183,10 +189,63 @@ class Feed {
   }
 }
 
+/**
+ * A scrape's view of the threads: asks workers for their metric values and
+ * waits for each at most METRICS_SCRAPE_TIMEOUT_MS (a worker that does not
+ * answer in time is left out of that scrape); at most MAX_PENDING_SCRAPES
+ * questions wait at once.
+ */
+class MetricsGather {
+  readonly workers: Worker[] = [];
+  #next = 1;
+  readonly #pending = new Map<number, (snapshot: MetricsSnapshot | undefined) => void>();
+
+  /**
+   * The main thread's values and those of every worker but `except` (the
+   * one whose client asked: it adds its own).
+   *
+   * @throws {Error} when MAX_PENDING_SCRAPES questions already wait.
+   */
+  async gather(except?: Worker): Promise<MetricsSnapshot[]> {
+    const asked = this.workers.filter((w) => w !== except);
+    if (this.#pending.size + asked.length > MAX_PENDING_SCRAPES) {
+      throw new Error("too many metrics scrapes in progress");
+    }
+    const answers = await Promise.all([metrics.snapshot(), ...asked.map((w) => this.#ask(w))]);
+    return answers.filter((a): a is MetricsSnapshot => a !== undefined);
+  }
+
+  #ask(worker: Worker): Promise<MetricsSnapshot | undefined> {
+    const id = this.#next++;
+    const { promise, resolve } = Promise.withResolvers<MetricsSnapshot | undefined>();
+    const timer = setTimeout(() => {
+      this.#pending.delete(id);
+      log.warn("an HTTP worker did not send its metrics in time", {
+        timeoutMs: METRICS_SCRAPE_TIMEOUT_MS,
+      });
+      resolve(undefined);
+    }, METRICS_SCRAPE_TIMEOUT_MS);
+    this.#pending.set(id, (snapshot) => {
+      clearTimeout(timer);
+      this.#pending.delete(id);
+      resolve(snapshot);
+    });
+    send(worker, { type: "metrics", id });
+    return promise;
+  }
+
+  /** A worker's answer. */
+  answer(id: number, snapshot: MetricsSnapshot): void {
+    this.#pending.get(id)?.(snapshot);
+  }
+}
+
 /** Running HTTP workers. */
 export interface HttpWorkers {
   /** The URLs listened on. */
   clientUrls: string[];
+  /** The metrics of the main thread and every worker, merged, in Prometheus' text format. */
+  scrape(): Promise<string>;
   /** Stop every listener (open requests finish), then end the threads. */
   stop(): Promise<void>;
 }
@@ -204,7 +263,8 @@ export async function startHttpWorkers(
   listeners: ClientListener[],
   count: number,
 ): Promise<HttpWorkers> {
-  const workers: Worker[] = [];
+  const gather = new MetricsGather();
+  const workers = gather.workers;
   const clientUrls: string[] = [];
   const feed = new Feed(setup.node);
   const unregisterReaders = setup.node.addStoreReaders(workerReaders(workers));
@@ -238,7 +298,7 @@ export async function startHttpWorkers(
         throw listenError(err, url.hostname, port);
       }
       for (let i = 0; i < count; i++) {
-        workers.push(await startWorker(setup, feed, listener, port));
+        workers.push(await startWorker(setup, feed, gather, listener, port));
         // The port is held by a worker now. The guard never accepts, yet the
         // kernel hands it a share of the connections (SO_REUSEPORT): those
         // would be reset when it closes, so it closes at once.
@@ -255,7 +315,7 @@ export async function startHttpWorkers(
     throw err;
   }
   closeGuards();
-  return { clientUrls, stop };
+  return { clientUrls, stop, scrape: async () => mergeMetrics(await gather.gather()) };
 }
 
 /**
@@ -314,6 +374,7 @@ function workerReaders(workers: Worker[]): StoreReaders {
 async function startWorker(
   setup: WorkerSetup,
   feed: Feed,
+  gather: MetricsGather,
   listener: ClientListener,
   port: number,
 ): Promise<Worker> {
@@ -375,6 +436,12 @@ async function startWorker(
           (err) => reply(call.id, { error: errorToWire(err) }),
         );
         return;
+      case "metrics":
+        gather.gather(worker).then(
+          (snapshots) => reply(call.id, { ok: snapshots }),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
+        return;
       default:
         unknownMessage(call);
     }
@@ -396,6 +463,9 @@ async function startWorker(
         return;
       case "listening":
         resolve();
+        return;
+      case "metrics":
+        gather.answer(msg.id, msg.snapshot);
         return;
       case "failed":
         reject(

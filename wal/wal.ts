@@ -243,6 +243,12 @@ function syncDir(dir: string): void {
 export class Wal {
   readonly #dir: string;
   readonly #segmentBytes: number;
+  /**
+   * Told of every write to the log: its size in bytes, and the seconds its
+   * fdatasync took (undefined when not synced). For etcd's
+   * etcd_disk_wal_fsync_duration_seconds and etcd_disk_wal_write_bytes_total.
+   */
+  onWrite: ((bytes: number, syncSeconds: number | undefined) => void) | undefined;
   #segments: Segment[];
   #file: Deno.FsFile;
   /** Write offset in the current (last) segment. */
@@ -432,7 +438,13 @@ export class Wal {
     let done = 0;
     while (done < bytes.length) done += this.#file.writeSync(bytes.subarray(done));
     this.#offset += bytes.length;
-    if (sync) await this.#file.syncData();
+    if (!sync) {
+      this.onWrite?.(bytes.length, undefined);
+      return;
+    }
+    const start = performance.now();
+    await this.#file.syncData();
+    this.onWrite?.(bytes.length, (performance.now() - start) / 1000);
   }
 
   /** Start a new segment whose first entry is `firstIndex`. */

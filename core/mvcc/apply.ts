@@ -272,6 +272,9 @@ export function applyTxn(view: ReadView, t: TxnRequest, leaseExists: LeaseLookup
   const path = compareToPath(view, t);
   const write = !isTxnReadOnly(t);
   checkPath(view, t, path, { i: 0 }, write ? leaseExists : undefined);
+  // etcd reads the compares and checks in one transaction and writes in
+  // another (a read-only txn is one), which its metrics count apart.
+  if (write) view.endTxn();
   const resp = runTxn(view, t, path, { i: 0 });
   resp.header = revisionHeader(view.rev());
   return resp;

@@ -155,6 +155,26 @@ export interface ViewState {
   compactRevision: number;
 }
 
+/**
+ * The key-value operations a view ran, counted as etcd's `metricsTxnWrite`
+ * counts them (the source of etcd_mvcc_range_total, etcd_mvcc_put_total,
+ * etcd_mvcc_delete_total and etcd_mvcc_txn_total): every `rangeKeys` call
+ * (explicit ranges, txn compares, the previous value read by a put or delete
+ * with prev_kv or ignore_value/ignore_lease), every `put`, every
+ * `deleteRange` call; and, per etcd transaction ended with
+ * {@linkcode ReadView.endTxn}, one txn when it ran more than one operation.
+ */
+export interface MvccOps {
+  /** rangeKeys calls. */
+  ranges: number;
+  /** Keys put. */
+  puts: number;
+  /** deleteRange calls (not keys deleted). */
+  deletes: number;
+  /** etcd transactions that ran more than one operation. */
+  txns: number;
+}
+
 /** A consistent view of the keyspace at one revision. */
 export class ReadView {
   /** The storage the view reads from. */
@@ -170,6 +190,11 @@ export class ReadView {
    * @param state the revision and compacted revision, when the caller
    *   already knows them (the apply loop does); read from `meta` otherwise.
    */
+  /** The operations run on this view so far (see {@linkcode MvccOps}). */
+  readonly ops: MvccOps = { ranges: 0, puts: 0, deletes: 0, txns: 0 };
+  /** ranges + puts + deletes when the last etcd transaction ended. */
+  #opsEnded = 0;
+
   constructor(backend: Backend, state?: ViewState) {
     this.backend = backend;
     this.beginRev = state?.revision ?? Number(backend.getMeta(Meta.revision) ?? 1);
@@ -190,6 +215,27 @@ export class ReadView {
    *   Compacted when `rev` < the compacted revision.
    */
   rangeKeys(
+    key: Uint8Array,
+    end: Uint8Array | undefined,
+    options: RangeKeysOptions = {},
+  ): RangeKeysResult {
+    this.ops.ranges++;
+    return this.rangeUncounted(key, end, options);
+  }
+
+  /**
+   * End one etcd transaction on this view (etcd's `metricsTxnWrite.End`):
+   * it counts in `ops.txns` when it ran more than one operation since the
+   * previous end.
+   */
+  endTxn(): void {
+    const n = this.ops.ranges + this.ops.puts + this.ops.deletes;
+    if (n - this.#opsEnded > 1) this.ops.txns++;
+    this.#opsEnded = n;
+  }
+
+  /** {@linkcode ReadView.rangeKeys} without counting it in `ops` (a read inside another operation). */
+  protected rangeUncounted(
     key: Uint8Array,
     end: Uint8Array | undefined,
     options: RangeKeysOptions = {},
@@ -409,6 +455,7 @@ export class WriteView extends ReadView {
    * create_revision and version continue from the live version, if any.
    */
   put(key: Uint8Array, value: Uint8Array, lease: bigint): number {
+    this.ops.puts++;
     const rev = this.beginRev + 1;
     const prevBytes = this.backend.get("current", key);
     const prev = prevBytes === undefined ? undefined : decodeRecord(key, prevBytes).kv;
@@ -432,7 +479,8 @@ export class WriteView extends ReadView {
    * many were deleted.
    */
   deleteRange(key: Uint8Array, end: Uint8Array | undefined): number {
-    const live = this.rangeKeys(key, end).kvs;
+    this.ops.deletes++;
+    const live = this.rangeUncounted(key, end).kvs;
     const rev = this.beginRev + 1;
     for (const prev of live) {
       const kv: KeyValue = {

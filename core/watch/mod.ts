@@ -172,6 +172,11 @@ export class WatchHub {
     return this.#count;
   }
 
+  /** Streams open. */
+  get streams(): number {
+    return this.#streams.size;
+  }
+
   /** Watchers catching up from history. */
   get unsyncedCount(): number {
     return this.#unsynced.size;

@@ -28,6 +28,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from "../../core/api/types.ts";
+import { metrics } from "../metrics.ts";
 import { applyRange, applyTxn, isTxnReadOnly } from "../../core/mvcc/apply.ts";
 import {
   checkDeleteRequest,
@@ -84,22 +85,42 @@ export class KVServer {
 
   /** The read itself; a failure is logged by the caller. */
   #range(req: RangeRequest, start: number): RangeResponse {
-    const resp = applyRange(this.#ctx.view(), req);
-    resp.header = this.#ctx.header(resp.header.revision);
-    this.#slowRange(start, req, resp);
-    return resp;
+    const view = this.#ctx.view();
+    try {
+      const resp = applyRange(view, req);
+      resp.header = this.#ctx.header(resp.header.revision);
+      this.#slowRange(start, req, resp);
+      return resp;
+    } finally {
+      view.endTxn();
+      metrics.countMvcc(view.ops);
+    }
   }
 
   /** etcd's `warnOfExpensiveReadOnlyRangeRequest`: log the range if it took too long. */
   #slowRange(start: number, req: RangeRequest, resp?: RangeResponse, error?: unknown): void {
+    this.#slowRead(start, () => loggableRange(req), resp && (() => rangeResponseText(resp)), error);
+  }
+
+  /**
+   * etcd's warnOfExpensiveReadOnly…Request: a local read that took longer
+   * than --experimental-warning-apply-duration since `start` is logged with
+   * its request and response texts (made only then).
+   */
+  #slowRead(
+    start: number,
+    request: () => string,
+    response: (() => string) | undefined,
+    error: unknown,
+  ): void {
     const tookMs = this.#ctx.now() - start;
     if (!(tookMs > this.#ctx.warningApplyDurationMs)) return;
     warnIfSlow({
       tookMs,
       expectedMs: this.#ctx.warningApplyDurationMs,
       prefix: "read-only range ",
-      request: loggableRange(req),
-      response: resp === undefined ? "" : rangeResponseText(resp),
+      request: request(),
+      response: response === undefined ? "" : response(),
       error,
     });
   }
@@ -157,25 +178,22 @@ export class KVServer {
       let error: unknown;
       try {
         await this.#ctx.linearizeRead(false);
-        resp = applyTxn(this.#ctx.view(), req, () => false);
-        resp.header = this.#ctx.header(resp.header.revision);
-        return resp;
+        const view = this.#ctx.view();
+        try {
+          resp = applyTxn(view, req, () => false);
+          resp.header = this.#ctx.header(resp.header.revision);
+          return resp;
+        } finally {
+          view.endTxn();
+          metrics.countMvcc(view.ops);
+        }
       } catch (err) {
         error = err;
         throw err;
       } finally {
         // etcd's warnOfExpensiveReadOnlyTxnRequest.
-        const tookMs = this.#ctx.now() - start;
-        if (tookMs > this.#ctx.warningApplyDurationMs) {
-          warnIfSlow({
-            tookMs,
-            expectedMs: this.#ctx.warningApplyDurationMs,
-            prefix: "read-only range ",
-            request: loggableTxn(req),
-            response: resp === undefined ? "" : txnResponseText(resp),
-            error,
-          });
-        }
+        const done = resp;
+        this.#slowRead(start, () => loggableTxn(req), done && (() => txnResponseText(done)), error);
       }
     }
     return await this.#ctx.propose<TxnResponse>({ type: "txn", txn: req });

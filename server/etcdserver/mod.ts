@@ -105,6 +105,11 @@ export class EtcdServer implements KVService {
     return this.#ctx.clusterId;
   }
 
+  /** The backend quota in effect, in bytes (Infinity: none; etcd's --quota-backend-bytes). */
+  get quotaBytes(): number {
+    return this.#ctx.quotaBytes;
+  }
+
   /** The current (newest committed) revision. */
   currentRevision(): number {
     return this.#ctx.view().rev();

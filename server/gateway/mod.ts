@@ -75,6 +75,12 @@ import {
 import { firstValueEnd, parseGoJson } from "../../core/api/json.ts";
 import { DEFAULT_MAX_REQUEST_BYTES } from "../config.ts";
 import { log } from "../log.ts";
+import {
+  grpcMethodLabels,
+  type GrpcMethodMetrics,
+  metrics,
+  METRICS_CONTENT_TYPE,
+} from "../metrics.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
 import type { MaintenanceService } from "../etcdserver/maintenance.ts";
 import {
@@ -118,6 +124,11 @@ export interface GatewayOptions {
    * etcd's health check).
    */
   healthTimeoutMs?: number;
+  /**
+   * The member's metrics in Prometheus' text format (every thread's,
+   * merged), served at `/metrics`; none: no `/metrics` route.
+   */
+  metrics?: () => Promise<string>;
 }
 
 /** What the gateway serves: etcd's KV and Maintenance.Status, and Watch when `openWatch` is there. */
@@ -352,6 +363,38 @@ export interface UnaryEndpoint<Q extends MessageName, R extends MessageName> {
 }
 
 /**
+ * The gRPC method behind each unary gateway path (etcd's gateway calls its
+ * gRPC server, so these calls count in the grpc_server_* metrics).
+ */
+const GATEWAY_GRPC_METHODS: Record<string, string> = {
+  "/kv/range": "/etcdserverpb.KV/Range",
+  "/kv/put": "/etcdserverpb.KV/Put",
+  "/kv/deleterange": "/etcdserverpb.KV/DeleteRange",
+  "/kv/txn": "/etcdserverpb.KV/Txn",
+  "/kv/compaction": "/etcdserverpb.KV/Compact",
+  "/maintenance/status": "/etcdserverpb.Maintenance/Status",
+  "/maintenance/transfer-leadership": "/etcdserverpb.Maintenance/MoveLeader",
+  "/lease/grant": "/etcdserverpb.Lease/LeaseGrant",
+  "/lease/revoke": "/etcdserverpb.Lease/LeaseRevoke",
+  "/kv/lease/revoke": "/etcdserverpb.Lease/LeaseRevoke",
+  "/lease/timetolive": "/etcdserverpb.Lease/LeaseTimeToLive",
+  "/kv/lease/timetolive": "/etcdserverpb.Lease/LeaseTimeToLive",
+  "/lease/leases": "/etcdserverpb.Lease/LeaseLeases",
+  "/kv/lease/leases": "/etcdserverpb.Lease/LeaseLeases",
+  "/cluster/member/list": "/etcdserverpb.Cluster/MemberList",
+  "/cluster/member/add": "/etcdserverpb.Cluster/MemberAdd",
+  "/cluster/member/remove": "/etcdserverpb.Cluster/MemberRemove",
+  "/cluster/member/update": "/etcdserverpb.Cluster/MemberUpdate",
+  "/cluster/member/promote": "/etcdserverpb.Cluster/MemberPromote",
+  "/lock/lock": "/v3lockpb.Lock/Lock",
+  "/lock/unlock": "/v3lockpb.Lock/Unlock",
+  "/election/campaign": "/v3electionpb.Election/Campaign",
+  "/election/proclaim": "/v3electionpb.Election/Proclaim",
+  "/election/leader": "/v3electionpb.Election/Leader",
+  "/election/resign": "/v3electionpb.Election/Resign",
+};
+
+/**
  * Registers a unary POST endpoint under every gateway prefix (`/v3` and
  * `/v3beta`), with etcd's 405 for other methods. `path` is relative, e.g.
  * `"/kv/range"`. Exported so later services (lease, cluster, auth) register
@@ -363,21 +406,34 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
   endpoint: UnaryEndpoint<Q, R>,
   limits: { maxRequestBytes: number },
 ): void {
+  const method = GATEWAY_GRPC_METHODS[path];
+  const counters = method === undefined
+    ? undefined
+    : metrics.grpcMethod(grpcMethodLabels(method, false, false));
   const grpcMax = limits.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   // A JSON body can be larger than its protobuf form (base64 is 4/3 of
   // the bytes, plus names and quotes): read up to 4× the gRPC limit.
   const bodyCap = 4 * grpcMax;
   const handler = async (c: Context): Promise<Response> => {
+    let counted: GrpcMethodMetrics | undefined;
     try {
       const text = await readBody(c.req.raw, bodyCap, grpcMax);
       const req = fromJson(endpoint.request, parseGoJson(text, "decoder"));
-      checkGrpcSize(protoSize(endpoint.request, req), limits.maxRequestBytes);
+      const size = protoSize(endpoint.request, req);
+      // etcd's gateway calls its gRPC server, which counts the call.
+      counted = counters;
+      counters?.started();
+      counters?.received(size);
+      checkGrpcSize(size, limits.maxRequestBytes);
       const res = await endpoint.exec(req, c.req.raw.signal);
       const body = endpoint.encode
         ? endpoint.encode(res)
         : stringifyGo(toJson(endpoint.response, res));
+      counters?.sent(-1);
+      counters?.handled(GrpcCode.OK);
       return new Response(body, { status: 200, headers: JSON_OK_HEADERS });
     } catch (err) {
+      counted?.handled(err instanceof EtcdError ? err.code : GrpcCode.Unknown);
       return errorResponse(err);
     }
   };
@@ -403,6 +459,7 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
  * `{"health":"false"}` if the read fails or takes longer than
  * `healthTimeoutMs`. `GET /version` →
  * `{"etcdserver":"3.4.0","etcdcluster":"3.4.0","cairn":"<cairnVersion>"}`.
+ * `/metrics` (any method, as etcd) when `options.metrics` is given.
  * Every response carries etcd's CORS headers and `OPTIONS` is answered 200.
  *
  * Before calling the service, a request is decoded (Go's JSON errors,
@@ -602,27 +659,9 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
   // etcd answers only GET on these (hono would also route HEAD here).
   const notGet = (c: Context) =>
     c.req.method === "GET" ? undefined : plainText(405, "Method Not Allowed\n", { Allow: "GET" });
-  app.get("/health", async (c) => {
-    const refused = notGet(c);
-    if (refused) return refused;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let healthy: boolean;
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("health check timed out")), healthTimeoutMs);
-      });
-      await Promise.race([service.range({ key: encoder.encode("health") }), timeout]);
-      healthy = true;
-    } catch {
-      healthy = false;
-    } finally {
-      clearTimeout(timer);
-    }
-    return new Response(`{"health":"${healthy}"}`, {
-      status: healthy ? 200 : 503,
-      headers: { ...CORS_HEADERS, "Content-Type": "text/plain; charset=utf-8" },
-    });
-  });
+  app.get("/health", (c) => notGet(c) ?? healthResponse(service, healthTimeoutMs));
+  const scrape = options.metrics;
+  if (scrape !== undefined) app.all("/metrics", () => metricsResponse(scrape));
   app.get("/version", (c) =>
     notGet(c) ?? new Response(
       stringifyGo({
@@ -643,6 +682,72 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     }
     return plainText(404, "404 page not found\n");
   });
+  return app;
+}
+
+/**
+ * etcd's `/health`: reads key `health` through the service; `{"health":"true"}`
+ * (200), or `{"health":"false"}` (503) if the read fails or takes longer
+ * than `timeoutMs` milliseconds.
+ */
+async function healthResponse(
+  service: Pick<KVService, "range">,
+  timeoutMs: number,
+): Promise<Response> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let healthy: boolean;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("health check timed out")), timeoutMs);
+    });
+    await Promise.race([service.range({ key: encoder.encode("health") }), timeout]);
+    healthy = true;
+  } catch {
+    healthy = false;
+  } finally {
+    clearTimeout(timer);
+  }
+  return new Response(`{"health":"${healthy}"}`, {
+    status: healthy ? 200 : 503,
+    headers: { ...CORS_HEADERS, "Content-Type": "text/plain; charset=utf-8" },
+  });
+}
+
+/** `/metrics`: the text exposition of the member's metrics (any method, as etcd's promhttp). */
+async function metricsResponse(scrape: () => Promise<string>): Promise<Response> {
+  try {
+    return new Response(await scrape(), {
+      status: 200,
+      headers: { "Content-Type": METRICS_CONTENT_TYPE },
+    });
+  } catch (err) {
+    log.warn("metrics scrape failed", { error: err });
+    return plainText(500, `An error has occurred while serving metrics:\n\n${err}\n`);
+  }
+}
+
+/**
+ * etcd's `--listen-metrics-urls` listener: `/metrics` (see
+ * {@linkcode GatewayOptions.metrics}) and `GET /health` (as on the client
+ * URLs); anything else is 404 `404 page not found`.
+ */
+export function createMetricsApp(
+  service: Pick<KVService, "range">,
+  scrape: () => Promise<string>,
+  options: { healthTimeoutMs?: number } = {},
+): Hono {
+  const app = new Hono();
+  const timeoutMs = options.healthTimeoutMs ?? 1000;
+  app.all("/metrics", () => metricsResponse(scrape));
+  app.get(
+    "/health",
+    (c) =>
+      c.req.method === "GET"
+        ? healthResponse(service, timeoutMs)
+        : plainText(405, "Method Not Allowed\n", { Allow: "GET" }),
+  );
+  app.all("/health", () => plainText(405, "Method Not Allowed\n", { Allow: "GET" }));
+  app.notFound(() => plainText(404, "404 page not found\n"));
   return app;
 }
 

@@ -33,6 +33,7 @@ import {
 } from "../../core/limits.ts";
 import { invariant } from "../../core/invariant.ts";
 import { log } from "../log.ts";
+import { grpcMethodLabels, metrics } from "../metrics.ts";
 import type { MaintenanceService } from "../etcdserver/maintenance.ts";
 
 /** What the gRPC services call: the gateway's service surface plus Maintenance. */
@@ -151,6 +152,36 @@ async function write(
 }
 
 /**
+ * go-grpc-prometheus' server metrics, as etcd counts them: a call started,
+ * each message received and sent (etcd_network_client_grpc_*_bytes_total:
+ * their protobuf sizes), the call handled with its status code.
+ */
+const metricsInterceptor: grpc.ServerInterceptor = (method, call) => {
+  const m = metrics.grpcMethod(
+    grpcMethodLabels(method.path, method.requestStream, method.responseStream),
+  );
+  return new grpc.ServerInterceptingCall(call, {
+    start: (next) => {
+      m.started();
+      next({
+        onReceiveMessage: (message: Buffer, forward: (message: Buffer) => void) => {
+          m.received(message.byteLength);
+          forward(message);
+        },
+      });
+    },
+    sendMessage: (message: Buffer, next: (message: Buffer) => void) => {
+      m.sent(message.byteLength);
+      next(message);
+    },
+    sendStatus: (status, next) => {
+      m.handled(status.code ?? GrpcCode.Unknown);
+      next(status);
+    },
+  });
+};
+
+/**
  * Builds the gRPC server: registers every RPC cairn serves, each calling
  * `service`. RPCs of services the member lacks, and etcd RPCs cairn does
  * not serve yet, answer Unimplemented as a gRPC server answers an unknown
@@ -170,11 +201,16 @@ export function createGrpcTransport(
     "grpc.max_send_message_length": -1,
     // No channelz bookkeeping per call (cairn exposes no channelz service).
     "grpc.enable_channelz": 0,
+    interceptors: [metricsInterceptor],
   });
 
   const register = (path: string, kind: Kind, handler: Handler) => {
     const ok = server.register(path, handler, identity, identity, kind);
     invariant(ok, `gRPC method ${path} is registered once`);
+    // Every registered method's series start at zero, as go-grpc-prometheus's.
+    const requestStream = kind === "bidi" || kind === "clientStream";
+    const responseStream = kind === "bidi" || kind === "serverStream";
+    metrics.grpcMethod(grpcMethodLabels(path, requestStream, responseStream), true);
   };
 
   /**

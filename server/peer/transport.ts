@@ -45,6 +45,8 @@ import {
   MAX_PEER_SENDERS,
   MAX_PEER_STREAM_BUFFER_BYTES,
   PEER_MISMATCH_LOG_MS,
+  PEER_PROBE_INTERVAL_MS,
+  PEER_PROBE_TIMEOUT_MS,
   PEER_RECONNECT_MS,
   PEER_REQUEST_TIMEOUT_MS,
   PEER_SNAPSHOT_TIMEOUT_MS,
@@ -68,6 +70,29 @@ export const RAFT_SOCKET_PATH = "/raft/socket";
 export const RAFT_STREAM_PATH = "/raft/stream";
 /** Path of snapshot streams on the peer port. */
 export const RAFT_SNAPSHOT_PATH = "/raft/snapshot";
+/** etcd's round-trip probe path on the peer port (GET; answers `{"Health":true,"Now":…}`). */
+export const RAFT_PROBING_PATH = "/raft/probing";
+
+/**
+ * Told what the transport does, by raft ID, for etcd's etcd_network_*
+ * metrics: bytes of message batches sent and received, failed sends and
+ * receives, connections up and down, and a round trip to each peer (a GET
+ * of {@linkcode RAFT_PROBING_PATH} every PEER_PROBE_INTERVAL_MS).
+ */
+export interface PeerObserver {
+  /** A batch of `bytes` bytes went to peer `to`. */
+  sent(to: number, bytes: number): void;
+  /** A batch of `bytes` bytes came from peer `from`. */
+  received(from: number, bytes: number): void;
+  /** A connection or request to peer `to` failed (its messages are lost; Raft sends again). */
+  sendFailed(to: number): void;
+  /** A batch from peer `from` was refused (undecodable or misaddressed). */
+  receiveFailed(from: number): void;
+  /** The connection to peer `to` opened (`up`) or ended. */
+  connected(to: number, up: boolean): void;
+  /** A probe to peer `to` took `seconds`. */
+  roundTrip(to: number, seconds: number): void;
+}
 
 /** Callbacks and identity of a PeerTransport. */
 export interface PeerTransportOptions {
@@ -116,6 +141,8 @@ export interface PeerTransportOptions {
    * per peer (`streams`) or a POST per batch.
    */
   websocket?: boolean;
+  /** Told of bytes, failures, connections and round trips (metrics). */
+  observer?: PeerObserver;
 }
 
 interface Queued {
@@ -201,6 +228,7 @@ export class PeerTransport {
   readonly #client: Deno.HttpClient;
   #fault: ((m: Message) => boolean) | undefined;
   #closed = false;
+  #prober: ReturnType<typeof setInterval> | undefined;
 
   private constructor(options: PeerTransportOptions) {
     this.#options = options;
@@ -252,7 +280,30 @@ export class PeerTransport {
       await t.close();
       throw err;
     }
+    if (options.observer !== undefined) {
+      const observer = options.observer;
+      t.#prober = setInterval(() => t.#probe(observer), PEER_PROBE_INTERVAL_MS);
+      Deno.unrefTimer(Number(t.#prober));
+    }
     return t;
+  }
+
+  /** One round-trip probe to every peer (at its current URL). */
+  #probe(observer: PeerObserver): void {
+    for (const peer of this.#peers.values()) {
+      const url = peer.urls[peer.urlIndex % peer.urls.length];
+      const start = performance.now();
+      const done = fetch(url + RAFT_PROBING_PATH, {
+        client: this.#client,
+        signal: AbortSignal.any([peer.abort.signal, AbortSignal.timeout(PEER_PROBE_TIMEOUT_MS)]),
+      }).then(async (res) => {
+        await res.body?.cancel();
+        if (res.ok && !peer.removed) {
+          observer.roundTrip(peer.id, (performance.now() - start) / 1000);
+        }
+      }, () => {});
+      this.#track(done);
+    }
   }
 
   /** The URLs actually listened on (port 0 resolved). */
@@ -433,6 +484,7 @@ export class PeerTransport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#prober);
     this.#closing.abort();
     for (const peer of this.#peers.values()) {
       peer.removed = true;
@@ -535,6 +587,7 @@ export class PeerTransport {
       frame.set(payload, 4);
       try {
         stream.controller.enqueue(frame);
+        this.#options.observer?.sent(peer.id, frame.length);
       } catch {
         // The request ended meanwhile: the batch is lost (Raft sends again).
         this.#endStream(peer, stream, true);
@@ -570,7 +623,9 @@ export class PeerTransport {
       }
       socket.stalledSince = undefined;
       try {
-        socket.ws.send(encodeMessages(this.#takeBatch(peer)));
+        const batch = encodeMessages(this.#takeBatch(peer));
+        socket.ws.send(batch);
+        this.#options.observer?.sent(peer.id, batch.length);
       } catch {
         this.#endSocket(peer, socket, true);
       }
@@ -587,6 +642,7 @@ export class PeerTransport {
     ws.onopen = () => {
       socket.open = true;
       socket.stalledSince = undefined;
+      this.#options.observer?.connected(peer.id, true);
       if (!peer.removed && !this.#closed) this.#schedulePump(peer);
     };
     ws.onclose = (e) => {
@@ -600,6 +656,8 @@ export class PeerTransport {
   #endSocket(peer: Peer, socket: PeerSocket, failed: boolean): void {
     if (socket.ended) return;
     socket.ended = true;
+    if (socket.open) this.#options.observer?.connected(peer.id, false);
+    if (failed && !this.#closed) this.#options.observer?.sendFailed(peer.id);
     try {
       socket.ws.close();
     } catch { /* closed */ }
@@ -681,10 +739,12 @@ export class PeerTransport {
   async #post(peer: Peer, batch: Message[], seq: number, floor: number): Promise<void> {
     const url = peer.urls[peer.urlIndex % peer.urls.length];
     let ok = false;
+    const body = encodeMessages(batch);
+    const bytes = body.length;
     try {
       const res = await fetch(url + RAFT_MESSAGES_PATH, {
         method: "POST",
-        body: encodeMessages(batch),
+        body,
         headers: {
           ...this.#headers(peer),
           "content-type": "application/octet-stream",
@@ -703,7 +763,9 @@ export class PeerTransport {
     }
     peer.inflight.delete(seq);
     if (peer.removed || this.#closed) return;
-    if (!ok) {
+    if (ok) this.#options.observer?.sent(peer.id, bytes);
+    else {
+      this.#options.observer?.sendFailed(peer.id);
       peer.urlIndex = (peer.urlIndex + 1) % peer.urls.length;
       this.#options.reportUnreachable(peer.id);
     }
@@ -770,6 +832,9 @@ export class PeerTransport {
     const url = new URL(req.url);
     const path = url.pathname;
     if (path === RAFT_SOCKET_PATH) return this.#receiveSocket(req, url);
+    if (path === RAFT_PROBING_PATH && req.method === "GET") {
+      return Response.json({ Health: true, Now: new Date().toISOString() });
+    }
     if (path === RAFT_MESSAGES_PATH || path === RAFT_SNAPSHOT_PATH || path === RAFT_STREAM_PATH) {
       if (req.method !== "POST") return new Response("method not allowed\n", { status: 405 });
       const from = this.#checkHeaders(req);
@@ -852,6 +917,7 @@ export class PeerTransport {
     if (declared > MAX_PEER_BODY_BYTES) return text(413, "request body too large");
     const body = await readAll(req.body, MAX_PEER_BODY_BYTES, this.#closing.signal);
     if (body === undefined) return text(413, "request body too large");
+    this.#options.observer?.received(from, body.length);
     const messages = decodeMessages(body);
     for (const m of messages) {
       if ((m.from !== from && m.type !== "MsgProp") || m.to !== this.#options.id) {
@@ -908,6 +974,7 @@ export class PeerTransport {
           if (n > MAX_PEER_BODY_BYTES) return text(413, "frame too large");
           if (buf.length - at - 4 < n) break;
           const messages = decodeMessages(buf.subarray(at + 4, at + 4 + n));
+          this.#options.observer?.received(from, 4 + n);
           at += 4 + n;
           for (const m of messages) {
             if ((m.from !== from && m.type !== "MsgProp") || m.to !== this.#options.id) {
@@ -945,21 +1012,26 @@ export class PeerTransport {
       if (this.#options.isRemoved?.(from) === true) socket.close(4410, "removed");
     };
     socket.onclose = () => this.#closing.signal.removeEventListener("abort", onClose);
+    const observer = this.#options.observer;
     socket.onmessage = (e) => {
       if (this.#closed) return;
       try {
-        const messages = decodeMessages(new Uint8Array(e.data as ArrayBuffer));
+        const bytes = new Uint8Array(e.data as ArrayBuffer);
+        observer?.received(from, bytes.length);
+        const messages = decodeMessages(bytes);
         for (const m of messages) {
           if (
             (m.from !== from && m.type !== "MsgProp") || m.to !== this.#options.id ||
             m.type === "MsgSnap"
           ) {
+            observer?.receiveFailed(from);
             socket.close(4400, "bad message");
             return;
           }
         }
         this.#deliver(messages);
       } catch {
+        observer?.receiveFailed(from);
         socket.close(4400, "bad batch");
       }
     };

@@ -34,6 +34,7 @@ import type {
 import { type Event, Meta, type ViewState, WriteView } from "../../core/mvcc/view.ts";
 import { decodeConfChange, type Entry } from "../../core/raft/types.ts";
 import { decodeMemberContext, Membership } from "../cluster/membership.ts";
+import { metrics } from "../metrics.ts";
 import {
   type AlarmChange,
   decodeEntryData,
@@ -180,6 +181,15 @@ export class Applier {
     };
     this.#membership = loadMembership(backend);
     this.#alarms = AlarmSet.decode(backend.getMeta(Meta.alarms));
+    this.#keys = backend.count("current", {});
+  }
+
+  /** Live keys (etcd_debugging_mvcc_keys_total), as of the last applied entry. */
+  #keys: number;
+
+  /** Live keys (not deleted) as of the last applied entry. */
+  get keys(): number {
+    return this.#keys;
   }
 
   /** The membership as of the last applied entry (a copy). */
@@ -200,6 +210,7 @@ export class Applier {
       compactRevision: Number(this.#backend.getMeta(Meta.compactRevision) ?? 0),
     };
     this.#membership = loadMembership(this.#backend);
+    this.#keys = this.#backend.count("current", {});
     this.#alarms = AlarmSet.decode(this.#backend.getMeta(Meta.alarms));
   }
 
@@ -251,6 +262,7 @@ export class Applier {
         this.#backend.refresh();
         this.lessor.clear();
         loadLeases(this.#backend, this.lessor);
+        this.#keys = this.#backend.count("current", {});
       }),
     };
   }
@@ -471,6 +483,9 @@ export class Applier {
       // would leave a half-applied entry, so it stops the member.
       if (err instanceof EtcdError && view.events.length === 0) return { error: err };
       throw err;
+    } finally {
+      view.endTxn();
+      metrics.countMvcc(view.ops);
     }
     Object.assign(state, view.end());
     // Keys follow their lease: a put attaches, an overwrite or delete detaches.
@@ -478,6 +493,8 @@ export class Applier {
       const prev = ev.prev_kv;
       if (prev !== undefined && prev.lease !== 0n) lessor.detach(prev.lease, prev.key);
       if (ev.type === "PUT" && ev.kv.lease !== 0n) lessor.attach(ev.kv.lease, ev.kv.key);
+      if (ev.type === "DELETE") this.#keys--;
+      else if (prev === undefined) this.#keys++;
     }
     events.push(...view.events);
     return { ok };

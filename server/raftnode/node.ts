@@ -69,6 +69,7 @@ import { type ClusterCall, ClusterManager, type ClusterResult } from "../cluster
 import { Wal } from "../../wal/wal.ts";
 import { type AppliedBatch, Applier, type ApplyResult, type StoreSource } from "./applier.ts";
 import { ReadyHandler } from "./ready.ts";
+import { metrics } from "../metrics.ts";
 import { encodeRequest, entryData, type InternalRequest } from "./request.ts";
 import { createFenceBuffer, type FenceBuffer, ReadFence } from "./read_fence.ts";
 
@@ -437,6 +438,11 @@ export class RaftNode {
     const { wal, state } = await Wal.open(options.walDir, initial, {
       segmentBytes: options.walSegmentBytes,
     });
+    let walBytes = 0;
+    wal.onWrite = (bytes, syncSeconds) => {
+      metrics.walWriteBytes.set(walBytes += bytes);
+      if (syncSeconds !== undefined) metrics.walFsync.observe(syncSeconds);
+    };
     // A snapshot installed from the leader whose store copy LMDB lost in a
     // crash: restore it again from the file kept for this.
     if (applier.appliedIndex < state.base.index - 1 && options.snapDir !== undefined) {
@@ -520,11 +526,13 @@ export class RaftNode {
     for (const [id, w] of this.#waiters) {
       if (w.deadline > now) break; // in proposal order: the rest are younger
       this.#waiters.delete(id);
+      metrics.proposalsFailed.inc();
       w.reject(Errors.Timeout());
     }
     for (const [ctx, round] of this.#readRounds) {
       if (round.deadline <= now) {
         this.#readRounds.delete(ctx);
+        metrics.readIndexesFailed.inc();
         for (const w of round.waiters) w.reject(Errors.Timeout());
       } else if (now - round.sent >= READ_INDEX_RETRY_MS) {
         // Lost, or the leader changed: ask again with a fresh ID.
@@ -533,6 +541,21 @@ export class RaftNode {
       }
     }
     if (this.#raw.hasReady() || this.#readQueue.length > 0) this.#kick();
+  }
+
+  /** Proposals of this member waiting for their entry to be applied. */
+  get pendingProposals(): number {
+    return this.#waiters.size;
+  }
+
+  /** Live keys (not deleted), as of the last applied entry. */
+  get keys(): number {
+    return this.#applier.keys;
+  }
+
+  /** The revision after the last applied entry. */
+  get revision(): number {
+    return this.#applier.revision;
   }
 
   /** The current Raft term. */
@@ -1083,6 +1106,7 @@ export class RaftNode {
         this.#waiters.get(id)?.reject(reason);
         this.#waiters.delete(id);
       }
+      metrics.proposalsFailed.inc(ids.length);
     }
   }
 
@@ -1096,6 +1120,7 @@ export class RaftNode {
     const waiters = this.#readQueue;
     this.#readQueue = [];
     if (this.#raw.leader() === 0) {
+      metrics.readIndexesFailed.inc();
       for (const w of waiters) w.reject(Errors.NoLeader());
       return;
     }
@@ -1135,6 +1160,10 @@ export class RaftNode {
     if (lead === this.#leader) return;
     const wasLeader = this.#leader === this.#id;
     this.#leader = lead;
+    // etcd counts a change each time a leader other than the last known one is seen.
+    if (lead !== 0) metrics.leaderChanges.inc();
+    metrics.hasLeader.set(lead !== 0 ? 1 : 0);
+    metrics.isLeader.set(lead === this.#id ? 1 : 0);
     if (lead === this.#id) {
       // etcd's Promote: no lease expires for the time without a leader.
       this.lessor.promote(this.#options.electionMs ?? 1000);
@@ -1347,6 +1376,7 @@ export class RaftNode {
       this.#waiters.get(id)?.reject(err);
       this.#waiters.delete(id);
     }
+    metrics.proposalsFailed.inc(this.#queuedIds.length);
     this.#queue = [];
     this.#queuedIds = [];
   }
