@@ -180,8 +180,11 @@ Deno.test({
         await d.ctl("alarm disarm -w json", { sorted: true });
         await d.ctl("alarm list");
 
-        // Still over the quota: the next put raises NOSPACE again. The
-        // recovery: delete, compact, defrag, disarm.
+        // NOSPACE again, then the recovery: delete, compact, defrag, disarm.
+        // (Puts are compared only while the alarm is raised, or once the
+        // store is defragmented: cairn's quota counts the size in use, etcd's
+        // its file, so they differ in between, as README.md says.)
+        await onBoth(d, fillQuota);
         await d.ctl(["put", "k", "v"]);
         await d.ctl("alarm list -w json");
         await onBoth(d, async (ep) => {
@@ -292,15 +295,19 @@ Deno.test({
       const kinds = ["NONE", "NOSPACE", "CORRUPT"];
       const alarms = [...dec.decode(listed.stdout).matchAll(/"memberID":(\d+),"alarm":(\d+)/g)];
       assertEquals(alarms.length, 2);
+      // One block per alarm; etcd lists kinds in Go's map order, so blocks are compared sorted.
       const want = alarms.map(([, id, kind]) =>
         `"MemberID" : ${id}\n"AlarmType" : ${kinds[Number(kind)]}\n\n`
-      ).join("");
+      ).sort();
       const got = await runCli(CTL_COMMAND, [
         ...["--endpoints", cairn.endpoint, "alarm", "list", "-w", "fields"],
       ]);
-      assertEquals({ code: got.code, stdout: dec.decode(got.stdout), stderr: got.stderr }, {
+      const text = dec.decode(got.stdout);
+      assert(text.endsWith("\n\n"), text);
+      const blocks = text.slice(0, -2).split("\n\n").map((b) => `${b}\n\n`).sort();
+      assertEquals({ code: got.code, blocks, stderr: got.stderr }, {
         code: 0,
-        stdout: want,
+        blocks: want,
         stderr: "",
       });
     });
