@@ -13,7 +13,9 @@
  * ctl [global flags] compaction [--physical] <revision>
  * ctl [global flags] watch [--prefix] [--rev n] [--prev-kv] [--progress-notify] [-i]
  *                          [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]
- * ctl [global flags] endpoint health|status [--cluster]
+ * ctl [global flags] endpoint health|status [--cluster] | hashkv [--rev n] [--cluster]
+ * ctl [global flags] alarm list | disarm
+ * ctl [global flags] defrag [--cluster]
  * ctl [global flags] member list | add <name> --peer-urls=u1,u2 [--learner] | remove <hex id>
  *                    | update <hex id> --peer-urls=u1,u2 | promote <hex id>
  * ctl [global flags] move-leader <hex member id>
@@ -43,7 +45,9 @@
 
 import { Client } from "../client/mod.ts";
 import { EtcdError } from "../core/errors.ts";
+import * as alarm from "./commands/alarm.ts";
 import * as compaction from "./commands/compaction.ts";
+import * as defrag from "./commands/defrag.ts";
 import * as del from "./commands/del.ts";
 import * as elect from "./commands/elect.ts";
 import * as endpoint from "./commands/endpoint.ts";
@@ -117,6 +121,8 @@ const COMMANDS: Record<string, Command> = {
   txn,
   compaction,
   endpoint,
+  alarm,
+  defrag,
   lease,
   lock,
   elect,
@@ -140,10 +146,14 @@ COMMANDS:
 \ttxn\t\t\tTxn processes all the requests in one transaction
 \twatch\t\t\tWatches events stream on keys or prefixes
 \tcompaction\t\tCompacts the event history in etcd
+\tdefrag\t\t\tDefragments the storage of the etcd members with given endpoints
 \tlock\t\t\tAcquires a named lock
 \telect\t\t\tObserves and participates in leader election
+\tendpoint hashkv\t\tPrints the KV history hash for each endpoint in --endpoints
 \tendpoint health\t\tChecks the healthiness of endpoints specified in \`--endpoints\` flag
 \tendpoint status\t\tPrints out the status of endpoints specified in \`--endpoints\` flag
+\talarm disarm\t\tDisarms all alarms
+\talarm list\t\tLists all alarms
 \tmember add\t\tAdds a member into the cluster
 \tmember list\t\tLists all members in the cluster
 \tmember promote\t\tPromotes a non-voting member in the cluster

@@ -6,10 +6,17 @@
  *   are numbers, bytes base64, zero values omitted, oneofs wrapped as
  *   `{"Response":{"ResponsePut":…}}` (`printer_json.go`);
  * - fields: `"Key" : value` lines (`printer_fields.go`);
- * - table: tablewriter boxes, for endpoint health and status and member list only;
- * - protobuf: the wire encoding (see protobuf.ts), for put/get/del/txn/watch;
- *   for lease grant, keep-alive, timetolive and list only the header (etcdctl
- *   marshals clientv3's response structs through their embedded header).
+ * - table: tablewriter boxes, for endpoint health, status and hashkv and
+ *   member list only;
+ * - protobuf: the wire encoding (see protobuf.ts), for put/get/del/txn/watch,
+ *   member and alarm commands; for lease grant, keep-alive, timetolive and
+ *   list only the header (etcdctl marshals clientv3's response structs
+ *   through their embedded header).
+ *
+ * One deliberate difference: `alarm list|disarm -w fields`. etcdctl 3.4
+ * dereferences the AlarmResponse's header, which etcd 3.4 (and cairn) never
+ * send, and panics (exit 2, a Go stack trace); ctl prints the header's lines
+ * only when there is one, then each alarm's `"MemberID"` and `"AlarmType"`.
  *
  * The lease printers take the responses as clientv3 hands them to etcdctl:
  * the header flattened into the struct (json), IDs as signed decimal (json,
@@ -19,9 +26,12 @@
  */
 
 import { encodeBase64 } from "../core/api/base64.ts";
+import { alarmText } from "../core/alarm.ts";
 import { CtlError, ExitCode } from "./exit.ts";
 import { goJsonString, goQuote, goQuoteString, hexU64, humanizeBytes } from "./go_format.ts";
 import {
+  alarmTypeNumber,
+  pbAlarm,
   pbDel,
   pbHeader,
   pbMemberAdd,
@@ -33,8 +43,10 @@ import {
   pbWatch,
 } from "./protobuf.ts";
 import type {
+  AlarmResponse,
   DeleteRangeResponse,
   Event,
+  HashKVResponse,
   KeyValue,
   LeaseGrantResponse,
   LeaseKeepAliveResponse,
@@ -74,6 +86,12 @@ export interface EpStatus {
   status: StatusResponse;
 }
 
+/** One `endpoint hashkv` result (etcdctl's `epHashKV`). */
+export interface EpHashKV {
+  endpoint: string;
+  hashKV: HashKVResponse;
+}
+
 /**
  * A watch response as etcdctl's printers get it: clientv3's WatchResponse
  * (`Header`, `Events`, `CompactRevision`, `Canceled`, `Created`). `events`
@@ -98,6 +116,10 @@ export interface Printer {
   watch(r: WatchView): void;
   endpointHealth(list: EpHealth[]): void;
   endpointStatus(list: EpStatus[]): void;
+  /** `endpoint hashkv`; protobuf: `protobuf not supported as output format`. */
+  endpointHashKV(list: EpHashKV[]): void;
+  /** `alarm list` and `alarm disarm`; table: `table not supported as output format`. */
+  alarm(r: AlarmResponse): void;
   /** `lease grant`. */
   leaseGrant(r: LeaseGrantResponse): void;
   /** `lease revoke <id>`. */
@@ -280,6 +302,15 @@ export class SimplePrinter implements Printer {
     for (const row of statusRows(list)) this.out.write(row.join(", ") + "\n");
   }
 
+  endpointHashKV(list: EpHashKV[]): void {
+    for (const row of hashKVRows(list)) this.out.write(row.join(", ") + "\n");
+  }
+
+  /** Each alarm as Go's `%+v` prints an AlarmMember: its compact text form. */
+  alarm(r: AlarmResponse): void {
+    for (const a of r.alarms) this.out.write(alarmText(a) + "\n");
+  }
+
   leaseGrant(r: LeaseGrantResponse): void {
     this.out.write(`lease ${leaseHex(r.ID)} granted with TTL(${r.TTL}s)\n`);
   }
@@ -457,6 +488,26 @@ export function jsonStatus(r: StatusResponse): string {
   ]);
 }
 
+/** Go json of a HashKVResponse. */
+export function jsonHashKV(r: HashKVResponse): string {
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["hash", num(r.hash)],
+    ["compact_revision", num(r.compact_revision)],
+  ]);
+}
+
+/** Go json of an AlarmResponse: alarm kinds as their numbers (NOSPACE 1, CORRUPT 2). */
+export function jsonAlarm(r: AlarmResponse): string {
+  const alarms = r.alarms.map((a) =>
+    obj([["memberID", u64(a.memberID)], ["alarm", num(alarmTypeNumber(a.alarm))]])
+  );
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["alarms", alarms.length > 0 ? `[${alarms.join(",")}]` : undefined],
+  ]);
+}
+
 /** The header's fields alone, as Go's json flattens an embedded `*pb.ResponseHeader`. */
 function flatHeader(h: ResponseHeader | undefined): [string, string | undefined][] {
   return [
@@ -570,6 +621,15 @@ export class JsonPrinter implements Printer {
       `{"Endpoint":${goJsonString(s.endpoint)},"Status":${jsonStatus(s.status)}}`
     );
     this.out.write(`[${items.join(",")}]\n`);
+  }
+  endpointHashKV(list: EpHashKV[]): void {
+    const items = list.map((h) =>
+      `{"Endpoint":${goJsonString(h.endpoint)},"HashKV":${jsonHashKV(h.hashKV)}}`
+    );
+    this.out.write(`[${items.join(",")}]\n`);
+  }
+  alarm(r: AlarmResponse): void {
+    this.out.write(jsonAlarm(r) + "\n");
   }
   leaseGrant(r: LeaseGrantResponse): void {
     this.out.write(jsonLeaseGrant(r) + "\n");
@@ -686,6 +746,23 @@ export class FieldsPrinter implements Printer {
       this.#line("");
     }
   }
+  endpointHashKV(list: EpHashKV[]): void {
+    for (const { endpoint, hashKV } of list) {
+      this.#hdr(hashKV.header);
+      this.#line(`"Endpoint" : ${goQuote(new TextEncoder().encode(endpoint))}`);
+      this.#line(`"Hash" : ${hashKV.hash}`);
+      this.#line("");
+    }
+  }
+  /** The header's lines only when the response has one (etcdctl 3.4 panics without). */
+  alarm(r: AlarmResponse): void {
+    if (r.header) this.#hdr(r.header);
+    for (const a of r.alarms) {
+      this.#line(`"MemberID" : ${BigInt.asUintN(64, a.memberID)}`);
+      this.#line(`"AlarmType" : ${a.alarm}`);
+      this.#line("");
+    }
+  }
   leaseGrant(r: LeaseGrantResponse): void {
     this.#hdr(r.header);
     this.#line(`"ID" : ${r.ID}`);
@@ -738,6 +815,10 @@ export class FieldsPrinter implements Printer {
   }
 }
 
+function hashKVRows(list: EpHashKV[]): string[][] {
+  return list.map(({ endpoint, hashKV }) => [endpoint, String(hashKV.hash)]);
+}
+
 function statusRows(list: EpStatus[]): string[][] {
   return list.map(({ endpoint, status: s }) => [
     endpoint,
@@ -775,7 +856,7 @@ export function renderTable(header: string[], rows: string[][]): string {
   return out;
 }
 
-/** `-w table`: endpoint health and status only, as in etcdctl. */
+/** `-w table`: endpoint health, status and hashkv and member list only, as in etcdctl. */
 export class TablePrinter implements Printer {
   constructor(private out: Out) {}
   put(): void {
@@ -825,6 +906,12 @@ export class TablePrinter implements Printer {
       renderTable(["hash", "revision", "total keys", "total size"], [dbStatusRow(s)]),
     );
   }
+  alarm(): void {
+    unsupported("table");
+  }
+  endpointHashKV(list: EpHashKV[]): void {
+    this.out.write(renderTable(["endpoint", "hash"], hashKVRows(list)));
+  }
   endpointHealth(list: EpHealth[]): void {
     this.out.write(renderTable(
       ["endpoint", "health", "took", "error"],
@@ -873,6 +960,12 @@ export class ProtobufPrinter implements Printer {
   }
   endpointStatus(): void {
     unsupported("protobuf");
+  }
+  endpointHashKV(): void {
+    unsupported("protobuf");
+  }
+  alarm(r: AlarmResponse): void {
+    this.out.write(pbAlarm(r));
   }
   leaseGrant(r: LeaseGrantResponse): void {
     this.out.write(pbHeader(r.header));

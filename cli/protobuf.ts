@@ -8,6 +8,8 @@
  */
 
 import type {
+  AlarmResponse,
+  AlarmType,
   DeleteRangeResponse,
   Event,
   KeyValue,
@@ -168,4 +170,21 @@ export function pbMembers(r: { header: ResponseHeader; members: Member[] }): Uin
 /** MoveLeaderResponse with a header in protobuf wire format. */
 export function pbMoveLeader(h: ResponseHeader): Uint8Array {
   return new Writer().message(1, header(h)).done();
+}
+
+/** etcdserverpb.AlarmType's numbers. */
+const ALARM_TYPE_NUMBER: Readonly<Record<AlarmType, number>> = { NONE: 0, NOSPACE: 1, CORRUPT: 2 };
+
+/** An alarm kind's number in etcd's rpc.proto (NONE 0, NOSPACE 1, CORRUPT 2). */
+export function alarmTypeNumber(t: AlarmType): number {
+  return ALARM_TYPE_NUMBER[t];
+}
+
+/** AlarmResponse in protobuf wire format (no bytes at all for no header and no alarms). */
+export function pbAlarm(r: AlarmResponse): Uint8Array {
+  const w = new Writer().message(1, header(r.header));
+  for (const a of r.alarms) {
+    w.message(2, new Writer().int(1, a.memberID).int(2, alarmTypeNumber(a.alarm)).done());
+  }
+  return w.done();
 }

@@ -104,4 +104,19 @@ export const HELP: Record<string, string> = {
   "snapshot status":
     "NAME:\n\tsnapshot status - Gets backend snapshot status of a given file\n\nUSAGE:\n\tetcdctl snapshot status <filename> [flags]\n\nDESCRIPTION:\n\tWhen --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.\n\tThe items in the lists are hash, revision, total keys, total size.\n\nOPTIONS:\n  -h, --help[=false]\thelp for status\n\n" +
     GLOBALS,
+  "alarm":
+    "NAME:\n\talarm - Alarm related commands\n\nUSAGE:\n\tetcdctl alarm <subcommand> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\tdisarm\tDisarms all alarms\n\tlist\tLists all alarms\n\nOPTIONS:\n  -h, --help[=false]\thelp for alarm\n\n" +
+    GLOBALS,
+  "alarm disarm":
+    "NAME:\n\talarm disarm - Disarms all alarms\n\nUSAGE:\n\tetcdctl alarm disarm [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for disarm\n\n" +
+    GLOBALS,
+  "alarm list":
+    "NAME:\n\talarm list - Lists all alarms\n\nUSAGE:\n\tetcdctl alarm list [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for list\n\n" +
+    GLOBALS,
+  "defrag":
+    'NAME:\n\tdefrag - Defragments the storage of the etcd members with given endpoints\n\nUSAGE:\n\tetcdctl defrag [flags]\n\nOPTIONS:\n      --cluster[=false]\tuse all endpoints from the cluster member list\n      --data-dir=""\tOptional. If present, defragments a data directory not in use by etcd.\n  -h, --help[=false]\thelp for defrag\n\n' +
+    GLOBALS,
+  "endpoint hashkv":
+    "NAME:\n\tendpoint hashkv - Prints the KV history hash for each endpoint in --endpoints\n\nUSAGE:\n\tetcdctl endpoint hashkv [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for hashkv\n      --rev=0\t\tmaximum revision to hash (default: all revisions)\n\n" +
+    ENDPOINT_GLOBALS,
 };

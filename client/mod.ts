@@ -15,19 +15,19 @@
  * `CLIENT_MAX_ATTEMPTS` attempts (core/limits.ts) or at its timeout. The next
  * call starts on the endpoint after the one that failed. What allows a retry:
  * - reads (`range`, serializable or not, read-only `txn`, `status`,
- *   `health`, `version`, `leaseTimeToLive`, `leaseLeases`, `memberList`)
- *   and calls that may safely run twice (`leaseKeepAlive`, `memberUpdate`,
- *   `unlock`, `proclaim`, `leader`, `resign`) are retried after any
- *   transport failure (connection refused, reset, or lost mid-answer) and
- *   after any Unavailable answer (HTTP 503 or gRPC code 14);
+ *   `health`, `version`, `leaseTimeToLive`, `leaseLeases`, `memberList`,
+ *   `hash`, `hashKV`) and calls that may safely run twice (`leaseKeepAlive`,
+ *   `memberUpdate`, `alarm`, `unlock`, `proclaim`, `leader`, `resign`) are
+ *   retried after any transport failure (connection refused, reset, or lost
+ *   mid-answer) and after any Unavailable answer (HTTP 503 or gRPC code 14);
  * - writes (`put`, `deleteRange`, `txn` with writes, `compact`,
  *   `leaseGrant`, `leaseRevoke`, `memberAdd`, `memberRemove`,
- *   `memberPromote`, `moveLeader`, `lock`, `campaign`) are retried only when
- *   the failure proves the request was not executed: the TCP connection was
- *   refused or could not be opened (nothing was sent), or the server
- *   answered `etcdserver: no leader`, `etcdserver: leader changed` or
- *   `etcdserver: not capable`, which etcd returns before it proposes
- *   anything. After an ambiguous failure (the connection broke after the
+ *   `memberPromote`, `moveLeader`, `defragment`, `lock`, `campaign`) are
+ *   retried only when the failure proves the request was not executed: the
+ *   TCP connection was refused or could not be opened (nothing was sent), or
+ *   the server answered `etcdserver: no leader`, `etcdserver: leader
+ *   changed` or `etcdserver: not capable`, which etcd returns before it
+ *   proposes anything. After an ambiguous failure (the connection broke after the
  *   request was sent, `etcdserver: request timed out`, `etcdserver: server
  *   stopped`, a 503 without an etcd error body, the call's timeout) the
  *   write may or may not have been applied, so the call rejects instead of
@@ -65,12 +65,19 @@ import {
   MAX_SNAPSHOT_LINE_BYTES,
 } from "../core/limits.ts";
 import type {
+  AlarmMember,
+  AlarmRequest,
+  AlarmResponse,
+  AlarmType,
   CampaignRequest,
   CampaignResponse,
   CompactionRequest,
   CompactionResponse,
+  DefragmentResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  HashKVResponse,
+  HashResponse,
   KVService,
   LeaderRequest,
   LeaderResponse,
@@ -627,6 +634,137 @@ export class Client implements KVService {
       req,
       "MoveLeaderResponse",
       false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd Maintenance.Alarm (`POST /v3/maintenance/alarm`). `action` GET
+   * lists the raised alarms of kind `alarm` ("NONE": every kind) for
+   * `memberID` (0n: every member); ACTIVATE raises `alarm` for `memberID`
+   * and answers it; DEACTIVATE clears it and answers it, or no alarm when
+   * it was not raised. Raising or clearing twice leaves the same alarms, so
+   * every action is retried on failover (as clientv3 does). The answer has
+   * no header from etcd 3.4 or cairn.
+   *
+   * @throws {EtcdError} `etcdserver: no leader`, `etcdserver: request timed
+   *   out` (Unavailable) when ACTIVATE or DEACTIVATE cannot be replicated.
+   */
+  alarm(req: AlarmRequest, opts: CallOptions = {}): Promise<AlarmResponse> {
+    return this.#unary(
+      "/v3/maintenance/alarm",
+      "AlarmRequest",
+      req,
+      "AlarmResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * Every raised alarm of every member (clientv3 `AlarmList`, etcdctl
+   * `alarm list`): an Alarm GET for member 0 and kind NONE.
+   */
+  alarmList(opts: CallOptions = {}): Promise<AlarmResponse> {
+    return this.alarm({ action: "GET", memberID: 0n, alarm: "NONE" }, opts);
+  }
+
+  /**
+   * Clears alarms (clientv3 `AlarmDisarm`, etcdctl `alarm disarm`). With a
+   * `memberID` or an `alarm` kind (other than 0n and "NONE"): one
+   * DEACTIVATE of that alarm. With neither (the default): every raised
+   * alarm is listed, then each is deactivated in turn, and the answer holds
+   * the alarms cleared, in list order. `opts.timeout` bounds the whole
+   * sequence, in milliseconds.
+   *
+   * @throws {EtcdError} the first failing request's error; alarms
+   *   deactivated before it stay cleared.
+   */
+  async alarmDisarm(
+    member: { memberID?: bigint; alarm?: AlarmType } = {},
+    opts: CallOptions = {},
+  ): Promise<AlarmResponse> {
+    const memberID = member.memberID ?? 0n;
+    const alarm = member.alarm ?? "NONE";
+    if (memberID !== 0n || alarm !== "NONE") {
+      return this.alarm({ action: "DEACTIVATE", memberID, alarm }, opts);
+    }
+    const end = performance.now() + (opts.timeout ?? this.#timeout);
+    const left = (): CallOptions => ({ ...opts, timeout: Math.max(0, end - performance.now()) });
+    const listed = await this.alarmList(left());
+    const alarms: AlarmMember[] = [];
+    for (const a of listed.alarms) {
+      const r = await this.alarm(
+        { action: "DEACTIVATE", memberID: a.memberID, alarm: a.alarm },
+        left(),
+      );
+      alarms.push(...r.alarms);
+    }
+    return { alarms };
+  }
+
+  /**
+   * etcd Maintenance.Defragment (`POST /v3/maintenance/defragment`) of one
+   * member: it gives the space freed by compaction and deletes back to the
+   * file system. Send it with `opts.endpoint` set to the member to
+   * defragment (as clientv3 dials the endpoint given). cairn keeps serving
+   * while it defragments; etcd 3.4 blocks the member meanwhile. The answer
+   * has no header from etcd 3.4 or cairn. Retried only when the request
+   * provably never reached a server (clientv3 does not repeat it).
+   *
+   * @throws {EtcdError} `etcdserver: server stopped` when the member closes
+   *   meanwhile; `context deadline exceeded` when it takes longer than the
+   *   call's timeout (the defragmentation then goes on on the server).
+   */
+  defragment(opts: CallOptions = {}): Promise<DefragmentResponse> {
+    return this.#unary(
+      "/v3/maintenance/defragment",
+      "DefragmentRequest",
+      {},
+      "DefragmentResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd Maintenance.Hash (`POST /v3/maintenance/hash`, the path etcd
+   * 3.4's gateway routes to Hash): a CRC-32 (a uint32) of the member's
+   * whole store, with the revision it was taken at in the header. Only
+   * comparable between members whose compactions removed the same history;
+   * cairn's digest differs from etcd's. Retried on failover.
+   */
+  hash(opts: CallOptions = {}): Promise<HashResponse> {
+    return this.#unary(
+      "/v3/maintenance/hash",
+      "HashRequest",
+      {},
+      "HashResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd Maintenance.HashKV (`POST /v3/maintenance/hashkv`, etcd 3.5's
+   * path; etcd 3.4's gateway has no route to HashKV and answers 404): a
+   * CRC-32 (a uint32) of the key space's history up to `revision` (0, the
+   * default: the current revision), equal on every member that applied the
+   * same log; `compact_revision` is the last compaction's (-1 before the
+   * first); the header's revision the current one. Use `opts.endpoint` to
+   * ask one member. cairn's digest differs from etcd's. Retried on failover.
+   *
+   * @throws {EtcdError} (OutOfRange) `etcdserver: mvcc: required revision
+   *   is a future revision`; `etcdserver: mvcc: required revision has been
+   *   compacted`.
+   */
+  hashKV(revision = 0, opts: CallOptions = {}): Promise<HashKVResponse> {
+    return this.#unary(
+      "/v3/maintenance/hashkv",
+      "HashKVRequest",
+      revision === 0 ? {} : { revision },
+      "HashKVResponse",
+      true,
       opts,
     );
   }

@@ -128,9 +128,12 @@ export class AlarmSet {
 }
 
 /**
- * An alarm as etcd's Status lists it in `errors` (the gogoproto text form of
- * AlarmMember, trailing space included): `memberID:<decimal> alarm:<TYPE> `.
+ * An alarm in the gogoproto compact text form of AlarmMember, as etcd's
+ * Status lists it in `errors` and etcdctl's `alarm list` prints it:
+ * `memberID:<decimal uint64> alarm:<TYPE> `, trailing space included, a
+ * field left out when it is zero (member 0, alarm NONE).
  */
 export function alarmText(a: AlarmMember): string {
-  return `memberID:${a.memberID} alarm:${a.alarm} `;
+  const id = BigInt.asUintN(64, a.memberID);
+  return (id === 0n ? "" : `memberID:${id} `) + (a.alarm === "NONE" ? "" : `alarm:${a.alarm} `);
 }

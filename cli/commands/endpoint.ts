@@ -1,10 +1,16 @@
 /**
- * `endpoint health` and `endpoint status`, per endpoint in `--endpoints`.
+ * `endpoint health`, `endpoint status` and `endpoint hashkv [--rev N]`, per
+ * endpoint in `--endpoints`.
  *
  * health: a linearizable `get health` on each endpoint at once (etcdctl's
  * check: a read that goes through consensus), the results in completion
  * order, exit 1 with `unhealthy cluster` if any failed. status:
- * Maintenance.Status of each endpoint in turn.
+ * Maintenance.Status of each endpoint in turn. hashkv: Maintenance.HashKV
+ * (`/v3/maintenance/hashkv`, which etcd 3.4's gateway lacks: cairn or etcd
+ * 3.5+) of each endpoint in turn, up to revision `--rev` (0: the current
+ * one); an endpoint that fails gets `Failed to get the hash of endpoint
+ * <ep> (<error>)` on stderr, the others are printed, then the last error
+ * ends the command with exit 1. `-w protobuf` is refused with exit 4.
  *
  * `--cluster`: the endpoints are the client URLs of every member, from a
  * member list asked of `--endpoints` (with failover), in the list's order;
@@ -19,7 +25,7 @@ import { CtlError, ExitCode } from "../exit.ts";
 import { type CtlContext, untilDeadline } from "../context.ts";
 import type { FlagSpec } from "../flags.ts";
 import { formatGoDuration } from "../go_format.ts";
-import type { EpHealth, EpStatus } from "../printer.ts";
+import type { EpHashKV, EpHealth, EpStatus } from "../printer.ts";
 
 /** Flags of `endpoint`: `--cluster` (every member's client URLs instead of `--endpoints`). */
 export const flags: readonly FlagSpec[] = [
@@ -27,14 +33,25 @@ export const flags: readonly FlagSpec[] = [
 ];
 
 /** The subcommands ctl implements. */
-export const SUBCOMMANDS = ["health", "status"] as const;
+export const SUBCOMMANDS = ["hashkv", "health", "status"] as const;
 
-function errorText(e: unknown): string {
+/** Flags of one subcommand: `hashkv --rev` (the highest revision hashed; 0: all). */
+export const SUB_FLAGS: Readonly<Record<string, readonly FlagSpec[]>> = {
+  "hashkv": [{ name: "rev", kind: "int", default: 0n }],
+};
+
+/** An error's text as etcdctl prints it (`%v`). */
+export function errorText(e: unknown): string {
   return e instanceof EtcdError ? e.message : String((e as Error)?.message ?? e);
 }
 
-/** `--endpoints`, or with `--cluster` every member's client URLs. */
-async function endpointsOf(ctx: CtlContext): Promise<string[]> {
+/**
+ * `--endpoints`, or with `--cluster` every member's client URLs.
+ *
+ * @throws {CtlError} exit 1 `failed to fetch endpoints from etcd cluster
+ *   member list: <error>` when the member list cannot be had.
+ */
+export async function endpointsOf(ctx: CtlContext): Promise<string[]> {
   if (ctx.flags.get("cluster") !== true) return ctx.endpoints;
   try {
     const resp = await untilDeadline(
@@ -101,8 +118,36 @@ async function status(ctx: CtlContext): Promise<void> {
   if (failed) throw new CtlError(ExitCode.Error, "", true);
 }
 
+async function hashKV(ctx: CtlContext): Promise<void> {
+  const rev = Number(ctx.flags.get("rev") as bigint);
+  const list: EpHashKV[] = [];
+  let failure: unknown;
+  for (const ep of await endpointsOf(ctx)) {
+    try {
+      const r = await untilDeadline(
+        ctx.commandTimeout,
+        true,
+        (timeout) => ctx.client().hashKV(rev, { endpoint: ep, timeout }),
+      );
+      list.push({ endpoint: ep, hashKV: r });
+    } catch (e) {
+      failure = e;
+      ctx.io.stderr.write(`Failed to get the hash of endpoint ${ep} (${errorText(e)})\n`);
+    }
+  }
+  ctx.printer.endpointHashKV(list);
+  if (failure !== undefined) throw new CtlError(ExitCode.Error, errorText(failure));
+}
+
 /** Runs `endpoint <sub>`. */
 export function run(ctx: CtlContext, args: string[], sub: string): Promise<void> {
   void args;
-  return sub === "health" ? health(ctx) : status(ctx);
+  switch (sub) {
+    case "health":
+      return health(ctx);
+    case "hashkv":
+      return hashKV(ctx);
+    default:
+      return status(ctx);
+  }
 }

@@ -179,19 +179,20 @@ export class MaintenanceServer implements MaintenanceService {
    * current one; `compact_revision` the last compaction's (-1 before the
    * first, as etcd).
    *
-   * @throws {EtcdError} FutureRev past the current revision; Compacted
-   *   below the compacted revision.
+   * @throws {EtcdError} FutureRev past the current revision; Compacted at
+   *   or below the compacted revision (etcd refuses the compacted revision
+   *   itself here, unlike Range).
    */
   async hashKV(req: HashKVRequest): Promise<HashKVResponse> {
     const ctx = this.#ctx;
     await ctx.linearize();
     const view = ctx.view();
     const current = view.rev();
+    const compacted = view.compactRev;
     let rev = req.revision ?? 0;
+    if (rev > 0 && rev <= compacted) throw Errors.Compacted();
     if (rev > current) throw Errors.FutureRev();
     if (rev <= 0) rev = current;
-    const compacted = view.compactRev;
-    if (rev < compacted) throw Errors.Compacted();
     let hash = 0;
     if (compacted > 0) {
       // Every key ≥ "\0" (the empty key is never stored).

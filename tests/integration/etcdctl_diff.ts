@@ -1,5 +1,6 @@
 /**
- * Helpers of the etcdctl differential suite (etcdctl_diff_test.ts): commands
+ * Helpers of the etcdctl differential suite (etcdctl_diff_test.ts, and
+ * ctl_maintenance_test.ts, which runs cairn's ctl on one side): commands
  * run with a hard timeout, long-running etcdctl processes read line by line,
  * single-member servers started with etcd's flags, a schema-less decoder of
  * `-w protobuf` output, the masks of what legitimately differs between etcd
@@ -124,6 +125,47 @@ export function etcdctl(args: string[], options: RunOptions = {}): Promise<Run> 
   return runCommand("etcdctl", args, {
     ...options,
     env: { ...ETCDCTL_ENV, ...options.env },
+    clearEnv: true,
+  });
+}
+
+/**
+ * cairn's `ctl` as the `ctl` task of deno.json runs it (`deno run <its
+ * permissions> main.ts ctl`), with the repository's config and main.ts by
+ * absolute path, so it runs from any directory.
+ */
+export const CTL_COMMAND: readonly string[] = (() => {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const words = String(config.tasks.ctl).trim().split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "run") throw new Error("unexpected ctl task");
+  const rest = words.slice(2).map((w) => (w === "main.ts" ? `${ROOT}main.ts` : w));
+  return [Deno.execPath(), "run", "--config", `${ROOT}deno.json`, ...rest];
+})();
+
+/**
+ * The environment cairn's ctl runs with: etcdctl's ({@linkcode ETCDCTL_ENV})
+ * plus what Deno needs to find its cache.
+ */
+const CTL_ENV: Record<string, string> = Object.fromEntries(
+  ["HOME", "DENO_DIR", "XDG_CACHE_HOME"].flatMap((k) => {
+    const v = Deno.env.get(k);
+    return v === undefined ? [] : [[k, v]];
+  }),
+);
+
+/**
+ * Run the CLI `cli` (etcdctl when undefined, else a command line such as
+ * {@linkcode CTL_COMMAND}) with `args`, in etcdctl's clean environment.
+ */
+export function runCli(
+  cli: readonly string[] | undefined,
+  args: string[],
+  options: RunOptions = {},
+): Promise<Run> {
+  if (cli === undefined) return etcdctl(args, options);
+  return runCommand(cli[0], [...cli.slice(1), ...args], {
+    ...options,
+    env: { ...ETCDCTL_ENV, ...CTL_ENV, ...options.env },
     clearEnv: true,
   });
 }
@@ -265,11 +307,15 @@ const PORT_TAKEN = /address already in use|AddrInUse/i;
 /**
  * Start a one-member cluster of `kind` with etcd's bootstrap flags (name
  * `default`, peer URL {@linkcode ADVERTISED_PEER_URL}, token
- * {@linkcode CLUSTER_TOKEN}) on free loopback ports and a fresh data dir;
- * resolves once GET /health answers true. Retried on new ports, at most 3
- * times, when a port was taken between choosing and binding.
+ * {@linkcode CLUSTER_TOKEN}) on free loopback ports and a fresh data dir,
+ * plus `extraFlags` (etcd's flags, e.g. `--quota-backend-bytes`); resolves
+ * once GET /health answers true. Retried on new ports, at most 3 times, when
+ * a port was taken between choosing and binding.
  */
-export async function startServer(kind: ServerKind): Promise<Server> {
+export async function startServer(
+  kind: ServerKind,
+  extraFlags: readonly string[] = [],
+): Promise<Server> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= 3; attempt++) {
     const dir = await Deno.makeTempDir({ prefix: `cairn-etcdctl-diff-${kind}-` });
@@ -283,6 +329,7 @@ export async function startServer(kind: ServerKind): Promise<Server> {
       ...["--initial-advertise-peer-urls", ADVERTISED_PEER_URL],
       ...["--initial-cluster", `default=${ADVERTISED_PEER_URL}`],
       ...["--initial-cluster-state", "new", "--initial-cluster-token", CLUSTER_TOKEN],
+      ...extraFlags,
     ];
     const [cmd, args] = kind === "etcd"
       ? ["etcd", flags]
@@ -430,6 +477,12 @@ export interface Masks {
    * member_id: etcdctl's balancer picks one of the endpoints).
    */
   cluster: boolean;
+  /**
+   * Leave clientv3's retry warnings (`{"level":"warn",…}` lines on stderr)
+   * out: for a comparison with cairn's ctl, which is no clientv3 and logs
+   * nothing (the error lines that follow them stay compared).
+   */
+  dropClientWarnings?: boolean;
 }
 
 /** Fresh masks with only `literals`. */
@@ -573,6 +626,7 @@ export function maskText(text: string, args: string[], masks: Masks): string {
   t = maskIds(t, masks.ids);
   t = maskLeases(t, words, format, masks);
 
+  if (masks.dropClientWarnings) t = t.replace(/^\{"level":"warn".*\n/gm, "");
   // clientv3's log lines (JSON on stderr: the retry interceptor's warnings,
   // snapshot save's progress): the time, the client's random ID in its
   // target, and snapshot's size and duration. Their message, caller and the
@@ -754,6 +808,8 @@ export interface Side {
    * Nth lease ID this side printed, in hex.
    */
   vars: Map<string, string>;
+  /** The CLI this side runs: etcdctl when undefined, or e.g. {@linkcode CTL_COMMAND}. */
+  cli?: readonly string[];
 }
 
 /** `{name}` in `text` replaced by the side's value (`{leaseN}`: its Nth lease, in hex). */
@@ -831,7 +887,7 @@ export class Diff {
   }
 
   /**
-   * Run `etcdctl --endpoints … args` on both sides at once and compare exit
+   * Run `etcdctl --endpoints … args` (or the side's own CLI) on both sides at once and compare exit
    * code, stdout and stderr after masking. `args` is a list, or a string
    * split on spaces. Resolves with both runs (reference first).
    */
@@ -841,7 +897,7 @@ export class Diff {
       const resolved = list.map((a) => resolve(a, side));
       const endpoints = resolve(options.endpoints ?? side.endpoints, side);
       for (let attempt = 1;; attempt++) {
-        const run = await etcdctl(["--endpoints", endpoints, ...resolved], {
+        const run = await runCli(side.cli, ["--endpoints", endpoints, ...resolved], {
           cwd: side.dir,
           stdin: options.stdin === undefined ? undefined : resolve(options.stdin, side),
           timeoutMs: options.timeoutMs,

@@ -91,4 +91,7 @@ Deno.test("alarms: etcd's quota costs and Status text", () => {
     alarmText({ memberID: 10276657743932975437n, alarm: "NOSPACE" }),
     "memberID:10276657743932975437 alarm:NOSPACE ",
   );
+  // gogoproto's text form leaves zero fields out.
+  assertEquals(alarmText({ memberID: 0n, alarm: "CORRUPT" }), "alarm:CORRUPT ");
+  assertEquals(alarmText({ memberID: 1n, alarm: "NONE" }), "memberID:1 ");
 });

@@ -429,3 +429,92 @@ Deno.test("lease grant and revoke are not retried after an ambiguous failure; ke
     "http://b/v3/lease/timetolive",
   ]);
 });
+
+Deno.test("maintenance calls: alarm, defragment, hash and hashkv paths, bodies and answers", async () => {
+  const alarms = [
+    { memberID: "10276657743932975437", alarm: "NOSPACE" },
+    { memberID: "1", alarm: "CORRUPT" },
+  ];
+  const { fetch, calls } = fakeFetch((url, n) => {
+    if (url.endsWith("/alarm")) {
+      const body = calls[n - 1].body as { action?: string; memberID?: string; alarm?: string };
+      // GET is the enum's zero value: left out of the body.
+      if (body.action === undefined) return json({ alarms });
+      return json({ alarms: alarms.filter((a) => a.memberID === body.memberID) });
+    }
+    if (url.endsWith("/defragment")) return json({});
+    if (url.endsWith("/hashkv")) {
+      return json({ header: HEADER, hash: 4294967295, compact_revision: "-1" });
+    }
+    return json({ header: HEADER, hash: 17 });
+  });
+  const client = new Client({ endpoints: ["http://a"], fetch });
+  const want = [
+    { memberID: 10276657743932975437n, alarm: "NOSPACE" },
+    { memberID: 1n, alarm: "CORRUPT" },
+  ];
+  assertEquals(await client.alarmList(), { alarms: want });
+  // Disarm with no member and no kind: the list, then one DEACTIVATE per alarm.
+  assertEquals(await client.alarmDisarm(), { alarms: want });
+  assertEquals(await client.alarmDisarm({ memberID: 1n, alarm: "CORRUPT" }), {
+    alarms: [want[1]],
+  });
+  assertEquals(await client.defragment({ endpoint: "http://b" }), {});
+  assertEquals((await client.hash()).hash, 17);
+  const hkv = await client.hashKV(5);
+  assertEquals([hkv.hash, hkv.compact_revision, hkv.header.revision], [4294967295, -1, 7]);
+  await client.hashKV();
+  const deactivate = (memberID: string, alarm: string) => ({
+    action: "DEACTIVATE",
+    memberID,
+    alarm,
+  });
+  assertEquals(calls.map((c) => [c.url, c.body]), [
+    ["http://a/v3/maintenance/alarm", {}],
+    ["http://a/v3/maintenance/alarm", {}],
+    ["http://a/v3/maintenance/alarm", deactivate("10276657743932975437", "NOSPACE")],
+    ["http://a/v3/maintenance/alarm", deactivate("1", "CORRUPT")],
+    ["http://a/v3/maintenance/alarm", deactivate("1", "CORRUPT")],
+    ["http://b/v3/maintenance/defragment", {}],
+    ["http://a/v3/maintenance/hash", {}],
+    ["http://a/v3/maintenance/hashkv", { revision: "5" }],
+    ["http://a/v3/maintenance/hashkv", {}],
+  ]);
+});
+
+Deno.test("alarm and hashkv are retried after an ambiguous failure; defragment is not", async () => {
+  const { fetch, calls } = fakeFetch((url) =>
+    url.startsWith("http://a") ? reset() : json({ header: HEADER, alarms: [] })
+  );
+  const client = () => new Client({ endpoints: ["http://a", "http://b"], fetch });
+  await client().alarmList();
+  await client().alarm({ action: "ACTIVATE", memberID: 1n, alarm: "NOSPACE" });
+  await client().hashKV();
+  await assertRejects(client().defragment(), ConnectionError);
+  assertEquals(calls.map((c) => c.url.replace(/\/v3\/.*\//, "/")), [
+    "http://a/alarm",
+    "http://b/alarm",
+    "http://a/alarm",
+    "http://b/alarm",
+    "http://a/hashkv",
+    "http://b/hashkv",
+    "http://a/defragment",
+  ]);
+});
+
+Deno.test("alarmDisarm stops at the first failing DEACTIVATE with its error", async () => {
+  const { fetch, calls } = fakeFetch((_url, n) => {
+    const body = calls[n - 1].body as { action?: string };
+    if (body.action === undefined) {
+      return json({
+        alarms: [{ memberID: "1", alarm: "NOSPACE" }, { memberID: "2", alarm: "NOSPACE" }],
+      });
+    }
+    const message = "etcdserver: request timed out";
+    return json({ error: message, message, code: 14 }, 503);
+  });
+  const client = new Client({ endpoints: ["http://a"], fetch, timeout: 300 });
+  // Unavailable is retried until the call's deadline, which bounds the whole disarm.
+  await assertRejects(client.alarmDisarm(), (e: unknown) => e instanceof EtcdError);
+  assert(calls.every((c) => (c.body as { memberID?: string }).memberID !== "2"));
+});

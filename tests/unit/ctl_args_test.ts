@@ -156,6 +156,23 @@ Deno.test("runCtl reports argument errors like etcdctl without contacting a serv
       'Error: malformed comparison: mod("a") = 0; got mod("a") = ""\n',
     ],
     [["txn"], "\n\n", 3, "Error: EOF\n"],
+    [["alarm", "list", "x"], "", 128, "Error: alarm list command accepts no arguments\n"],
+    [["alarm", "disarm", "x"], "", 128, "Error: alarm disarm command accepts no arguments\n"],
+    [
+      ["defrag", "--data-dir", "/var/lib/etcd"],
+      "",
+      128,
+      "Error: --data-dir is not supported by cairn ctl: defragment the running member " +
+      "(it keeps serving meanwhile)\n",
+    ],
+    [
+      ["endpoint", "hashkv", "--rev", "x"],
+      "",
+      1,
+      'Error: invalid argument "x" for "--rev" flag: strconv.ParseInt: parsing "x": invalid syntax' +
+      '\n\nError: invalid argument "x" for "--rev" flag: strconv.ParseInt: parsing "x": ' +
+      "invalid syntax\n",
+    ],
   ];
   for (const [args, stdin, code, stderr] of cases) {
     const m = memoryIO(stdin);
@@ -187,4 +204,19 @@ Deno.test("runCtl times out on an unreachable endpoint with etcdctl's error", as
   });
   assertEquals(await runCtl(["get", "a"], m.io), 1);
   assertEquals(m.err(), "Error: context deadline exceeded\n");
+  // Per-endpoint maintenance commands report the endpoint, as etcdctl.
+  const d = memoryIO("", { ETCDCTL_COMMAND_TIMEOUT: "300ms" });
+  assertEquals(await runCtl(["defrag", "--endpoints", `127.0.0.1:${port}`], d.io), 1);
+  assertEquals(
+    d.err(),
+    `Failed to defragment etcd member[127.0.0.1:${port}] (context deadline exceeded)\n`,
+  );
+  const h = memoryIO("", { ETCDCTL_COMMAND_TIMEOUT: "300ms" });
+  assertEquals(await runCtl(["endpoint", "hashkv", "--endpoints", `127.0.0.1:${port}`], h.io), 1);
+  assertEquals(
+    h.err(),
+    `Failed to get the hash of endpoint 127.0.0.1:${port} (context deadline exceeded)\n` +
+      "Error: context deadline exceeded\n",
+  );
+  assertEquals(h.out(), "");
 });

@@ -17,6 +17,8 @@ import {
   renderTable,
 } from "../../cli/printer.ts";
 import type {
+  AlarmResponse,
+  HashKVResponse,
   KeyValue,
   RangeResponse,
   ResponseHeader,
@@ -266,4 +268,77 @@ Deno.test("protobuf output is the gogoproto wire encoding", () => {
     }),
     new Uint8Array([...hdr, 0x10, 0x01, 0x1a, 0x06, 0x12, 0x04, 0x0a, 0x02, 0x18, 0x03]),
   );
+});
+
+/** Each -w format's output of `print` (stdout as text, or protobuf bytes), or its error. */
+function formats(print: (p: ReturnType<typeof newPrinter>) => void) {
+  const result: Record<string, string | Uint8Array> = {};
+  for (const w of ["simple", "json", "fields", "table", "protobuf"]) {
+    const out = new Buf();
+    try {
+      print(newPrinter(w, out, new Buf()));
+      const bytes = new Uint8Array(out.chunks.flatMap((c) => [...c]));
+      result[w] = w === "protobuf" ? bytes : dec.decode(bytes);
+    } catch (e) {
+      result[w] = `exit ${(e as CtlError).exitCode}: ${(e as Error).message}`;
+    }
+  }
+  return result;
+}
+
+// Expected outputs below are etcdctl 3.4.23's, captured against etcd 3.4.23.
+
+Deno.test("alarm list and disarm print as etcdctl (fields: the alarms without a header)", () => {
+  const alarms: AlarmResponse = {
+    alarms: [
+      { memberID: 12314098064151418531n, alarm: "NOSPACE" },
+      { memberID: 1n, alarm: "CORRUPT" },
+    ],
+  };
+  assertEquals(formats((p) => p.alarm(alarms)), {
+    simple: "memberID:12314098064151418531 alarm:NOSPACE \nmemberID:1 alarm:CORRUPT \n",
+    json: '{"alarms":[{"memberID":12314098064151418531,"alarm":1},{"memberID":1,"alarm":2}]}\n',
+    fields: '"MemberID" : 12314098064151418531\n"AlarmType" : NOSPACE\n\n' +
+      '"MemberID" : 1\n"AlarmType" : CORRUPT\n\n',
+    table: "exit 4: table not supported as output format",
+    protobuf: new Uint8Array([
+      ...[0x12, 0x0d, 0x08, 0xa3, 0xad, 0xc8, 0xd8, 0xa4, 0xde, 0x9d, 0xf2, 0xaa, 0x01, 0x10, 0x01],
+      ...[0x12, 0x04, 0x08, 0x01, 0x10, 0x02],
+    ]),
+  });
+  assertEquals(formats((p) => p.alarm({ alarms: [] })), {
+    simple: "",
+    json: "{}\n",
+    fields: "",
+    table: "exit 4: table not supported as output format",
+    protobuf: new Uint8Array(),
+  });
+});
+
+Deno.test("endpoint hashkv prints as etcdctl in every format (protobuf refused)", () => {
+  const hashKV: HashKVResponse = {
+    header: {
+      cluster_id: 15120710370423821374n,
+      member_id: 12314098064151418531n,
+      revision: 3,
+      raft_term: 2,
+    },
+    hash: 1764463401,
+    compact_revision: -1,
+  };
+  assertEquals(formats((p) => p.endpointHashKV([{ endpoint: "127.0.0.1:37379", hashKV }])), {
+    simple: "127.0.0.1:37379, 1764463401\n",
+    json: '[{"Endpoint":"127.0.0.1:37379","HashKV":{"header":{"cluster_id":15120710370423821374,' +
+      '"member_id":12314098064151418531,"revision":3,"raft_term":2},"hash":1764463401,' +
+      '"compact_revision":-1}}]\n',
+    fields: '"ClusterID" : 15120710370423821374\n"MemberID" : 12314098064151418531\n' +
+      '"Revision" : 3\n"RaftTerm" : 2\n"Endpoint" : "127.0.0.1:37379"\n"Hash" : 1764463401\n\n',
+    table: "+-----------------+------------+\n" +
+      "|    ENDPOINT     |    HASH    |\n" +
+      "+-----------------+------------+\n" +
+      "| 127.0.0.1:37379 | 1764463401 |\n" +
+      "+-----------------+------------+\n",
+    protobuf: "exit 4: protobuf not supported as output format",
+  });
+  assertEquals(formats((p) => p.endpointHashKV([])).json, "[]\n");
 });
