@@ -83,3 +83,14 @@ export async function etcdSnapshot<T>(
     await etcd.terminate();
   }
 }
+
+/** Deterministic bytes (a linear congruential sequence from `seed`). */
+export function bytesOf(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed;
+  for (let i = 0; i < length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}

@@ -602,21 +602,29 @@ export class Cluster {
  * between allocation and binding, the attempt is abandoned and the cluster
  * started again on new ports, at most {@linkcode START_ATTEMPTS} times.
  */
+/**
+ * `size` members `m0`, `m1`, … not started yet: free loopback client and
+ * peer ports, data dirs and logs under `dir`.
+ */
+export function planMembers(dir: string, size: number): Member[] {
+  const ports = allocatePorts(2 * size);
+  return Array.from({ length: size }, (_, i) => ({
+    name: `m${i}`,
+    clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+    peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+    dataDir: `${dir}/m${i}`,
+    logFile: `${dir}/m${i}.log`,
+    pid: undefined,
+    id: "",
+    state: "killed",
+  }));
+}
+
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     const dir = await Deno.makeTempDir({ prefix: `cairn-cluster-${options.kind}-` });
-    const ports = allocatePorts(2 * options.size);
-    const members: Member[] = Array.from({ length: options.size }, (_, i) => ({
-      name: `m${i}`,
-      clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
-      peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
-      dataDir: `${dir}/m${i}`,
-      logFile: `${dir}/m${i}.log`,
-      pid: undefined,
-      id: "",
-      state: "killed",
-    }));
+    const members = planMembers(dir, options.size);
     const token = `cluster-${crypto.randomUUID().slice(0, 8)}`;
     const cluster = new Cluster(options.kind, members, dir, options.flags ?? [], token);
     try {

@@ -29,22 +29,11 @@ import {
   type EtcdImportResult,
   importEtcdSnapshot,
 } from "../../server/snapshot/etcd_import.ts";
-import { b64, etcdSnapshot, HAVE_ETCD_AND_ETCDCTL, must, post } from "../etcd_snapshot.ts";
+import { b64, bytesOf, etcdSnapshot, HAVE_ETCD_AND_ETCDCTL, must, post } from "../etcd_snapshot.ts";
 import type { ServerProcess } from "../servers.ts";
 
 const ALL = { key: b64("\0"), range_end: b64("\0") };
 const LEASES = { l1: "1000", l2: "2000", l3: "3000", l4: "4000" };
-
-/** Deterministic bytes. */
-function bytesOf(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed;
-  for (let i = 0; i < length; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 
 /** The history etcd builds; returns the revision it compacted at. */
 async function writeHistory(etcd: ServerProcess): Promise<number> {

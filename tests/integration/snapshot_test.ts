@@ -13,7 +13,7 @@ import { runCtl } from "../../cli/ctl.ts";
 import { Client } from "../../client/mod.ts";
 import { memoryIO } from "../unit/ctl_io.ts";
 import { freePort, startCairn, startCairnAt } from "../servers.ts";
-import { allocatePorts, Cluster, type Member, postJson, unb64 } from "./cluster_harness.ts";
+import { Cluster, planMembers, postJson, unb64 } from "./cluster_harness.ts";
 
 const dec = new TextDecoder();
 
@@ -267,17 +267,7 @@ Deno.test("snapshot: truncated, damaged and foreign files are refused, the targe
 Deno.test("snapshot: restoring one file on three members builds a three-member cluster", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cairn-snapshot-cluster-" });
   const src = await startCairn(`${dir}/src`);
-  const ports = allocatePorts(6);
-  const members: Member[] = [0, 1, 2].map((i) => ({
-    name: `m${i}`,
-    clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
-    peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
-    dataDir: `${dir}/m${i}`,
-    logFile: `${dir}/m${i}.log`,
-    pid: undefined,
-    id: "",
-    state: "killed",
-  }));
+  const members = planMembers(dir, 3);
   const token = `restored-${crypto.randomUUID().slice(0, 8)}`;
   const cluster = new Cluster("cairn", members, dir, [], token);
   try {

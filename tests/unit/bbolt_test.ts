@@ -13,7 +13,14 @@ import { Crc32c } from "@aws-crypto/crc32c";
 import { decodeMessage } from "../../core/api/proto.ts";
 import { decodeRevision } from "../../core/mvcc/encoding.ts";
 import { BboltError, BboltFile } from "../../server/snapshot/bbolt.ts";
-import { b64, etcdctl, etcdSnapshot, HAVE_ETCD_AND_ETCDCTL, must } from "../etcd_snapshot.ts";
+import {
+  b64,
+  bytesOf,
+  etcdctl,
+  etcdSnapshot,
+  HAVE_ETCD_AND_ETCDCTL,
+  must,
+} from "../etcd_snapshot.ts";
 
 const td = new TextDecoder();
 
@@ -21,17 +28,6 @@ const td = new TextDecoder();
 const BULK = 3_000;
 /** Lengths of the values long enough to need overflow pages. */
 const LARGE = [20_000, 200_000, 1_000_000];
-
-/** Deterministic bytes (a linear congruential sequence). */
-function bytesOf(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed;
-  for (let i = 0; i < length; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 
 /** What was written: the newest value of each key, as text or bytes. */
 const written = new Map<string, Uint8Array>();
