@@ -167,6 +167,48 @@ export const Errors = {
   NotLeader: def("etcdserver: not leader", GrpcCode.FailedPrecondition),
   /** Authenticate while authentication is disabled (etcd's ErrGRPCAuthNotEnabled). */
   AuthNotEnabled: def("etcdserver: authentication is not enabled", GrpcCode.FailedPrecondition),
+  /** Auth enable without a `root` user (ErrGRPCRootUserNotExist). */
+  RootUserNotExist: def("etcdserver: root user does not exist", GrpcCode.FailedPrecondition),
+  /** Auth enable while the `root` user lacks the `root` role (ErrGRPCRootRoleNotExist). */
+  RootRoleNotExist: def(
+    "etcdserver: root user does not have root role",
+    GrpcCode.FailedPrecondition,
+  ),
+  /** UserAdd of a name that exists (ErrGRPCUserAlreadyExist). */
+  UserAlreadyExist: def("etcdserver: user name already exists", GrpcCode.FailedPrecondition),
+  /** UserAdd without a name; a request without a user while auth is on (ErrGRPCUserEmpty). */
+  UserEmpty: def("etcdserver: user name is empty", GrpcCode.InvalidArgument),
+  /** A user operation on a name that does not exist (ErrGRPCUserNotFound). */
+  UserNotFound: def("etcdserver: user name not found", GrpcCode.FailedPrecondition),
+  /** RoleAdd of a name that exists (ErrGRPCRoleAlreadyExist). */
+  RoleAlreadyExist: def("etcdserver: role name already exists", GrpcCode.FailedPrecondition),
+  /** A role operation on (or a grant of) a role that does not exist (ErrGRPCRoleNotFound). */
+  RoleNotFound: def("etcdserver: role name not found", GrpcCode.FailedPrecondition),
+  /** RoleAdd without a name (ErrGRPCRoleEmpty). */
+  RoleEmpty: def("etcdserver: role name is empty", GrpcCode.InvalidArgument),
+  /** Authenticate with an unknown user or a wrong password (ErrGRPCAuthFailed). */
+  AuthFailed: def(
+    "etcdserver: authentication failed, invalid user ID or password",
+    GrpcCode.InvalidArgument,
+  ),
+  /** A request the user's roles do not permit (ErrGRPCPermissionDenied). */
+  PermissionDenied: def("etcdserver: permission denied", GrpcCode.PermissionDenied),
+  /** UserRevokeRole of a role the user does not have (ErrGRPCRoleNotGranted). */
+  RoleNotGranted: def("etcdserver: role is not granted to the user", GrpcCode.FailedPrecondition),
+  /** RoleRevokePermission of a range the role has no permission on (ErrGRPCPermissionNotGranted). */
+  PermissionNotGranted: def(
+    "etcdserver: permission is not granted to the role",
+    GrpcCode.FailedPrecondition,
+  ),
+  /** An unknown or expired token (ErrGRPCInvalidAuthToken). */
+  InvalidAuthToken: def("etcdserver: invalid auth token", GrpcCode.Unauthenticated),
+  /**
+   * While auth is on: deleting the root user or role, or revoking the root
+   * role from the root user (ErrGRPCInvalidAuthMgmt).
+   */
+  InvalidAuthMgmt: def("etcdserver: invalid auth management", GrpcCode.InvalidArgument),
+  /** A token issued before the auth store last changed (ErrGRPCAuthOldRevision). */
+  AuthOldRevision: def("etcdserver: revision of auth store is old", GrpcCode.InvalidArgument),
   /** Leader transfer to a member that cannot take it. */
   BadLeaderTransferee: def("etcdserver: bad leader transferee", GrpcCode.FailedPrecondition),
   /**

@@ -476,3 +476,25 @@ export const PEER_PROBE_INTERVAL_MS = 5_000;
 
 /** A round-trip probe to a peer that takes longer than this many ms is given up (etcd: 5 s). */
 export const PEER_PROBE_TIMEOUT_MS = 5_000;
+
+/** bcrypt cost of password hashes by default (etcd's --bcrypt-cost; Go's bcrypt.DefaultCost). */
+export const DEFAULT_BCRYPT_COST = 10;
+
+/** Lowest bcrypt cost accepted (Go's bcrypt.MinCost); outside the range etcd uses the default. */
+export const MIN_BCRYPT_COST = 4;
+
+/** Highest bcrypt cost accepted (Go's bcrypt.MaxCost). */
+export const MAX_BCRYPT_COST = 31;
+
+/** Seconds a `simple` token stays valid after its last use (etcd's --auth-token-ttl default). */
+export const DEFAULT_AUTH_TOKEN_TTL_S = 300;
+
+/** Letters of a `simple` token's random part (etcd's defaultSimpleTokenLength). */
+export const SIMPLE_TOKEN_LENGTH = 16;
+
+/**
+ * `simple` tokens a member holds at once; past it, the token nearest its
+ * expiry is dropped to make room (etcd keeps every live token; cairn bounds
+ * them).
+ */
+export const MAX_SIMPLE_TOKENS = 100_000;
