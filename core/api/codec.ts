@@ -43,6 +43,18 @@ import type {
   AlarmResponse,
   AuthenticateRequest,
   AuthenticateResponse,
+  AuthHeaderResponse,
+  AuthNameRequest,
+  AuthRoleGetResponse,
+  AuthRoleGrantPermissionRequest,
+  AuthRoleRequest,
+  AuthRoleRevokePermissionRequest,
+  AuthRolesResponse,
+  AuthUserAddRequest,
+  AuthUserChangePasswordRequest,
+  AuthUserGrantRoleRequest,
+  AuthUserListResponse,
+  AuthUserRevokeRoleRequest,
   CampaignRequest,
   CampaignResponse,
   CompactionRequest,
@@ -52,6 +64,7 @@ import type {
   DefragmentResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  Empty,
   Event,
   HashKVRequest,
   HashKVResponse,
@@ -89,6 +102,7 @@ import type {
   MemberUpdateResponse,
   MoveLeaderRequest,
   MoveLeaderResponse,
+  Permission,
   ProclaimRequest,
   ProclaimResponse,
   PutRequest,
@@ -108,6 +122,7 @@ import type {
   TxnResponse,
   UnlockRequest,
   UnlockResponse,
+  UserAddOptions,
   WatchCancelRequest,
   WatchCreateRequest,
   WatchProgressRequest,
@@ -270,6 +285,70 @@ export interface MessageTypes {
   AuthenticateRequest: AuthenticateRequest;
   /** etcd's `AuthenticateResponse`. */
   AuthenticateResponse: AuthenticateResponse;
+  /** etcd's `AuthEnableRequest`. */
+  AuthEnableRequest: Empty;
+  /** etcd's `AuthDisableRequest`. */
+  AuthDisableRequest: Empty;
+  /** etcd's `AuthUserListRequest`. */
+  AuthUserListRequest: Empty;
+  /** etcd's `AuthRoleListRequest`. */
+  AuthRoleListRequest: Empty;
+  /** etcd's `AuthUserAddRequest`. */
+  AuthUserAddRequest: AuthUserAddRequest;
+  /** etcd's `UserAddOptions`. */
+  UserAddOptions: UserAddOptions;
+  /** etcd's `Permission`. */
+  Permission: Permission;
+  /** etcd's `AuthUserGetRequest`. */
+  AuthUserGetRequest: AuthNameRequest;
+  /** etcd's `AuthUserDeleteRequest`. */
+  AuthUserDeleteRequest: AuthNameRequest;
+  /** etcd's `AuthRoleAddRequest`. */
+  AuthRoleAddRequest: AuthNameRequest;
+  /** etcd's `AuthUserChangePasswordRequest`. */
+  AuthUserChangePasswordRequest: AuthUserChangePasswordRequest;
+  /** etcd's `AuthUserGrantRoleRequest`. */
+  AuthUserGrantRoleRequest: AuthUserGrantRoleRequest;
+  /** etcd's `AuthUserRevokeRoleRequest`. */
+  AuthUserRevokeRoleRequest: AuthUserRevokeRoleRequest;
+  /** etcd's `AuthRoleGetRequest`. */
+  AuthRoleGetRequest: AuthRoleRequest;
+  /** etcd's `AuthRoleDeleteRequest`. */
+  AuthRoleDeleteRequest: AuthRoleRequest;
+  /** etcd's `AuthRoleGrantPermissionRequest`. */
+  AuthRoleGrantPermissionRequest: AuthRoleGrantPermissionRequest;
+  /** etcd's `AuthRoleRevokePermissionRequest`. */
+  AuthRoleRevokePermissionRequest: AuthRoleRevokePermissionRequest;
+  /** etcd's `AuthEnableResponse`. */
+  AuthEnableResponse: AuthHeaderResponse;
+  /** etcd's `AuthDisableResponse`. */
+  AuthDisableResponse: AuthHeaderResponse;
+  /** etcd's `AuthUserAddResponse`. */
+  AuthUserAddResponse: AuthHeaderResponse;
+  /** etcd's `AuthUserDeleteResponse`. */
+  AuthUserDeleteResponse: AuthHeaderResponse;
+  /** etcd's `AuthUserChangePasswordResponse`. */
+  AuthUserChangePasswordResponse: AuthHeaderResponse;
+  /** etcd's `AuthUserGrantRoleResponse`. */
+  AuthUserGrantRoleResponse: AuthHeaderResponse;
+  /** etcd's `AuthUserRevokeRoleResponse`. */
+  AuthUserRevokeRoleResponse: AuthHeaderResponse;
+  /** etcd's `AuthRoleAddResponse`. */
+  AuthRoleAddResponse: AuthHeaderResponse;
+  /** etcd's `AuthRoleDeleteResponse`. */
+  AuthRoleDeleteResponse: AuthHeaderResponse;
+  /** etcd's `AuthRoleGrantPermissionResponse`. */
+  AuthRoleGrantPermissionResponse: AuthHeaderResponse;
+  /** etcd's `AuthRoleRevokePermissionResponse`. */
+  AuthRoleRevokePermissionResponse: AuthHeaderResponse;
+  /** etcd's `AuthUserGetResponse`. */
+  AuthUserGetResponse: AuthRolesResponse;
+  /** etcd's `AuthRoleListResponse`. */
+  AuthRoleListResponse: AuthRolesResponse;
+  /** etcd's `AuthUserListResponse`. */
+  AuthUserListResponse: AuthUserListResponse;
+  /** etcd's `AuthRoleGetResponse`. */
+  AuthRoleGetResponse: AuthRoleGetResponse;
 }
 
 /** Name of a message in {@linkcode SCHEMA}. */
@@ -348,6 +427,10 @@ const EventType: EnumSpec = {
 const FilterType: EnumSpec = {
   goName: "etcdserverpb.WatchCreateRequest_FilterType",
   values: ["NOPUT", "NODELETE"],
+};
+const PermissionType: EnumSpec = {
+  goName: "authpb.Permission_Type",
+  values: ["READ", "WRITE", "READWRITE"],
 };
 const AlarmAction: EnumSpec = {
   goName: "etcdserverpb.AlarmRequest_AlarmAction",
@@ -767,6 +850,102 @@ export const SCHEMA: { readonly [K in MessageName]: MessageSpec } = {
     fields: [
       { name: "header", no: 1, message: "ResponseHeader" },
       { name: "token", no: 2, scalar: "string" },
+    ],
+  },
+  AuthEnableRequest: { fields: [] },
+  AuthDisableRequest: { fields: [] },
+  AuthUserListRequest: { fields: [] },
+  AuthRoleListRequest: { fields: [] },
+  AuthUserAddRequest: {
+    fields: [
+      { name: "name", no: 1, scalar: "string" },
+      { name: "password", no: 2, scalar: "string" },
+      { name: "options", no: 3, message: "UserAddOptions" },
+    ],
+  },
+  UserAddOptions: { fields: [{ name: "no_password", no: 1, scalar: "bool" }] },
+  Permission: {
+    fields: [
+      { name: "permType", no: 1, enum: PermissionType },
+      { name: "key", no: 2, scalar: "bytes" },
+      { name: "range_end", no: 3, scalar: "bytes" },
+    ],
+  },
+  AuthUserGetRequest: { fields: [{ name: "name", no: 1, scalar: "string" }] },
+  AuthUserDeleteRequest: { fields: [{ name: "name", no: 1, scalar: "string" }] },
+  AuthRoleAddRequest: { fields: [{ name: "name", no: 1, scalar: "string" }] },
+  AuthUserChangePasswordRequest: {
+    fields: [
+      { name: "name", no: 1, scalar: "string" },
+      { name: "password", no: 2, scalar: "string" },
+    ],
+  },
+  AuthUserGrantRoleRequest: {
+    fields: [
+      { name: "user", no: 1, scalar: "string" },
+      { name: "role", no: 2, scalar: "string" },
+    ],
+  },
+  AuthUserRevokeRoleRequest: {
+    fields: [
+      { name: "name", no: 1, scalar: "string" },
+      { name: "role", no: 2, scalar: "string" },
+    ],
+  },
+  AuthRoleGetRequest: { fields: [{ name: "role", no: 1, scalar: "string" }] },
+  AuthRoleDeleteRequest: { fields: [{ name: "role", no: 1, scalar: "string" }] },
+  AuthRoleGrantPermissionRequest: {
+    fields: [
+      { name: "name", no: 1, scalar: "string" },
+      { name: "perm", no: 2, message: "Permission" },
+    ],
+  },
+  AuthRoleRevokePermissionRequest: {
+    fields: [
+      { name: "role", no: 1, scalar: "string" },
+      { name: "key", no: 2, scalar: "bytes" },
+      { name: "range_end", no: 3, scalar: "bytes" },
+    ],
+  },
+  AuthEnableResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthDisableResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthUserAddResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthUserDeleteResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthUserChangePasswordResponse: {
+    fields: [{ name: "header", no: 1, message: "ResponseHeader" }],
+  },
+  AuthUserGrantRoleResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthUserRevokeRoleResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthRoleAddResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthRoleDeleteResponse: { fields: [{ name: "header", no: 1, message: "ResponseHeader" }] },
+  AuthRoleGrantPermissionResponse: {
+    fields: [{ name: "header", no: 1, message: "ResponseHeader" }],
+  },
+  AuthRoleRevokePermissionResponse: {
+    fields: [{ name: "header", no: 1, message: "ResponseHeader" }],
+  },
+  AuthUserGetResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "roles", no: 2, scalar: "string", repeated: true },
+    ],
+  },
+  AuthRoleListResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "roles", no: 2, scalar: "string", repeated: true },
+    ],
+  },
+  AuthUserListResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "users", no: 2, scalar: "string", repeated: true },
+    ],
+  },
+  AuthRoleGetResponse: {
+    fields: [
+      { name: "header", no: 1, message: "ResponseHeader" },
+      { name: "perm", no: 2, message: "Permission", repeated: true },
     ],
   },
 };

@@ -1,6 +1,6 @@
 /**
  * Request and response shapes of etcd's services (etcdserverpb/rpc.proto,
- * mvccpb/kv.proto, v3lockpb, v3electionpb; of Auth, only Authenticate so far),
+ * mvccpb/kv.proto, v3lockpb, v3electionpb; Auth),
  * in cairn's internal form, shared by the server, the client and ctl: keys
  * and values are `Uint8Array`, revisions, versions and counts are JS numbers
  * (they stay below 2^53), lease IDs and cluster/member IDs are `bigint`. Field names are the proto field names, so
@@ -429,6 +429,122 @@ export interface AuthenticateRequest {
   name: string;
   /** The user's password. */
   password: string;
+}
+
+/** authpb.Permission.Type: what a permission allows. */
+export type PermissionType = "READ" | "WRITE" | "READWRITE";
+
+/** authpb.Permission: `permType` on a key range (etcd's range semantics). */
+export interface Permission {
+  /** What the permission allows. */
+  permType: PermissionType;
+  /** First key covered. */
+  key: Uint8Array;
+  /** End of the range (exclusive); empty: `key` alone; "\0": every key from `key`. */
+  range_end: Uint8Array;
+}
+
+/** authpb.UserAddOptions. */
+export interface UserAddOptions {
+  /** A user that cannot authenticate with a password. */
+  no_password: boolean;
+}
+
+/** A request or response of the Auth service that carries nothing (or only a header). */
+export type Empty = Record<string, never>;
+
+/** etcdserverpb.AuthUserAddRequest: a user's name, password and options. */
+export interface AuthUserAddRequest {
+  /** The user's name. */
+  name: string;
+  /** The password (hashed before it is proposed). */
+  password: string;
+  /** Options; absent: a user with a password. */
+  options?: UserAddOptions;
+}
+
+/** etcdserverpb.AuthUserChangePasswordRequest. */
+export interface AuthUserChangePasswordRequest {
+  /** The user's name. */
+  name: string;
+  /** The new password (hashed before it is proposed). */
+  password: string;
+}
+
+/** etcdserverpb.AuthUserGrantRoleRequest. */
+export interface AuthUserGrantRoleRequest {
+  /** The user's name. */
+  user: string;
+  /** The role granted. */
+  role: string;
+}
+
+/** etcdserverpb.AuthUserRevokeRoleRequest. */
+export interface AuthUserRevokeRoleRequest {
+  /** The user's name. */
+  name: string;
+  /** The role revoked. */
+  role: string;
+}
+
+/** etcdserverpb.AuthRoleGrantPermissionRequest. */
+export interface AuthRoleGrantPermissionRequest {
+  /** The role's name. */
+  name: string;
+  /** The permission granted (or, on the same key and range_end, its new type). */
+  perm: Permission;
+}
+
+/** etcdserverpb.AuthRoleRevokePermissionRequest. */
+export interface AuthRoleRevokePermissionRequest {
+  /** The role's name. */
+  role: string;
+  /** Key of the permission revoked. */
+  key: Uint8Array;
+  /** range_end of the permission revoked. */
+  range_end: Uint8Array;
+}
+
+/** A request that names a user (AuthUserGet, AuthUserDelete) or a role (AuthRoleAdd). */
+export interface AuthNameRequest {
+  /** The user's or role's name. */
+  name: string;
+}
+
+/** A request that names a role (AuthRoleGet, AuthRoleDelete). */
+export interface AuthRoleRequest {
+  /** The role's name. */
+  role: string;
+}
+
+/** The response of an Auth change: a header alone. */
+export interface AuthHeaderResponse {
+  /** Response header (the revision is the KV store's current one). */
+  header: ResponseHeader;
+}
+
+/** etcdserverpb.AuthUserGetResponse / AuthRoleListResponse: role names. */
+export interface AuthRolesResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** Role names, sorted. */
+  roles: string[];
+}
+
+/** etcdserverpb.AuthUserListResponse. */
+export interface AuthUserListResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** User names, sorted. */
+  users: string[];
+}
+
+/** etcdserverpb.AuthRoleGetResponse. */
+export interface AuthRoleGetResponse {
+  /** Response header. */
+  header: ResponseHeader;
+  /** The role's permissions, in key order. */
+  perm: Permission[];
 }
 
 /** etcdserverpb.AuthenticateResponse. */

@@ -13,21 +13,11 @@
  * @module
  */
 import { Errors } from "../errors.ts";
+import type { Permission, PermissionType } from "../api/types.ts";
+
+export type { Permission, PermissionType };
 import { invariant } from "../invariant.ts";
 import { decodeGoBase64, encodeBase64 } from "../api/base64.ts";
-
-/** authpb.Permission.Type: what a permission allows. */
-export type PermissionType = "READ" | "WRITE" | "READWRITE";
-
-/** authpb.Permission: `permType` on `[key, range_end)` (etcd's range semantics). */
-export interface Permission {
-  /** What the permission allows. */
-  permType: PermissionType;
-  /** First key covered. */
-  key: Uint8Array;
-  /** End of the range (exclusive); empty: `key` alone; "\0": every key from `key`. */
-  range_end: Uint8Array;
-}
 
 /** authpb.User: a user as stored. */
 export interface User {

@@ -71,6 +71,12 @@ export const Meta = {
    * request applies; absent when none was ever raised.
    */
   alarms: "alarms",
+  /**
+   * The auth store (etcd's auth, authUsers and authRoles buckets: users,
+   * roles, the enabled flag and the auth revision) as core/auth's
+   * `AuthStore.encode` writes it; absent until the first auth change.
+   */
+  auth: "auth",
 } as const;
 
 /**

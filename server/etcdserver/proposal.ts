@@ -8,12 +8,14 @@
 import { protoSize, varintSize } from "../../core/api/codec.ts";
 import { Errors } from "../../core/errors.ts";
 import { type InternalRequest, unreachable } from "../raftnode/request.ts";
+import type { AuthChange } from "../../core/auth/mod.ts";
 
 /**
  * Size in bytes of the `InternalRaftRequest` etcd 3.4 would propose for a
  * write: a `RequestHeader{ID}` (field 100) plus the request (put,
  * delete_range, txn, compaction, lease_grant, lease_revoke: fields 4–9;
- * lease_checkpoint: 13; each a one-byte tag). The request ID
+ * lease_checkpoint: 13; each a one-byte tag; auth requests: 1000–1019, a
+ * two-byte tag). The request ID
  * is `(memberID & 0xffff) << 48 | counter`, so its varint is 10 bytes when
  * the member ID's low 16 bits are ≥ 0x8000 and 9 bytes otherwise (for a
  * prefix ≥ 0x100); with no member ID the 10-byte case is assumed.
@@ -26,7 +28,9 @@ export function proposalSize(req: InternalRequest, memberId?: bigint): number {
   // Field 100's two-byte tag, its length, then ID's tag and varint.
   const header = 2 + 1 + (1 + idSize);
   const inner = requestSize(req);
-  return header + 1 + varintSize(inner) + inner;
+  // Auth requests sit at fields 1000–1019 of InternalRaftRequest: two-byte tags.
+  const tag = req.type === "auth" ? 2 : 1;
+  return header + tag + varintSize(inner) + inner;
 }
 
 /** Protobuf bytes of the request an `InternalRaftRequest` carries. */
@@ -49,6 +53,8 @@ function requestSize(req: InternalRequest): number {
     case "alarm":
       // AlarmRequest: action, memberID and alarm, each a tag and a varint.
       return 2 + 1 + varintSize(req.alarm.memberID) + 2;
+    case "auth":
+      return authRequestSize(req.auth);
     case "member_update": {
       // etcd sends these as v2 store requests (a path and a JSON value): about its JSON.
       const u = req.member_update;
@@ -56,6 +62,43 @@ function requestSize(req: InternalRequest): number {
     }
     default:
       return unreachable(req);
+  }
+}
+
+/**
+ * Protobuf bytes of the Auth request etcd would propose for `change` (its
+ * AuthUserAddRequest etc.); password changes are counted with their bcrypt
+ * hash (60 bytes), which is what the log carries.
+ */
+function authRequestSize(change: AuthChange): number {
+  const str = (no: number, s: string) => {
+    const n = new TextEncoder().encode(s).length;
+    return n === 0 ? 0 : (no < 16 ? 1 : 2) + varintSize(n) + n;
+  };
+  const bytes = (b: Uint8Array) => b.length === 0 ? 0 : 1 + varintSize(b.length) + b.length;
+  switch (change.op) {
+    case "enable":
+    case "disable":
+      return 0;
+    case "user_add":
+      return str(1, change.name) + str(2, change.hashedPassword) + (change.noPassword ? 4 : 0);
+    case "user_delete":
+    case "role_add":
+      return str(1, change.name);
+    case "role_delete":
+      return str(1, change.role);
+    case "user_change_password":
+      return str(1, change.name) + str(2, change.hashedPassword);
+    case "user_grant_role":
+      return str(1, change.user) + str(2, change.role);
+    case "user_revoke_role":
+      return str(1, change.name) + str(2, change.role);
+    case "role_grant_permission": {
+      const perm = protoSize("Permission", change.perm);
+      return str(1, change.name) + 1 + varintSize(perm) + perm;
+    }
+    case "role_revoke_permission":
+      return str(1, change.role) + bytes(change.key) + bytes(change.range_end);
   }
 }
 

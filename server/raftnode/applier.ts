@@ -10,6 +10,7 @@ import type { Backend, Table } from "../../core/backend.ts";
 import { Lessor } from "../../core/lease/mod.ts";
 import { decodeRecord } from "../../core/mvcc/encoding.ts";
 import { AlarmSet } from "../../core/alarm.ts";
+import { type AuthChange, AuthStore } from "../../core/auth/mod.ts";
 import { log } from "../log.ts";
 import { Errors, EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
@@ -136,6 +137,7 @@ const RESPONSE_TYPE: Record<InternalRequest["type"], MessageName> = {
   lease_checkpoint: "LeaseRevokeResponse",
   member_update: "MemberUpdateResponse",
   alarm: "AlarmResponse",
+  auth: "AuthUserAddResponse",
 };
 
 /** Applies committed entries to the MVCC store in `backend`. */
@@ -153,6 +155,8 @@ export class Applier {
   #membership: Membership;
   /** The raised alarms as of the last applied entry. */
   #alarms: AlarmSet;
+  /** The auth store as of the last applied entry. */
+  #auth: AuthStore;
   /** ms an entry may take to apply before it is logged as slow. */
   readonly #warningMs: number;
   /** The clock entries are timed with, in ms. */
@@ -181,6 +185,7 @@ export class Applier {
     };
     this.#membership = loadMembership(backend);
     this.#alarms = AlarmSet.decode(backend.getMeta(Meta.alarms));
+    this.#auth = AuthStore.decode(backend.getMeta(Meta.auth));
     this.#keys = backend.count("current", {});
   }
 
@@ -212,6 +217,12 @@ export class Applier {
     this.#membership = loadMembership(this.#backend);
     this.#keys = this.#backend.count("current", {});
     this.#alarms = AlarmSet.decode(this.#backend.getMeta(Meta.alarms));
+    this.#auth = AuthStore.decode(this.#backend.getMeta(Meta.auth));
+  }
+
+  /** The auth store as of the last applied entry (users, roles, enabled, auth revision). */
+  get auth(): AuthStore {
+    return this.#auth;
   }
 
   /** The raised alarms as of the last applied entry. */
@@ -244,6 +255,8 @@ export class Applier {
       if (source.getMeta(Meta.alarms) === undefined) {
         b.putMeta(Meta.alarms, new AlarmSet().encode());
       }
+      // Nor an auth store, when no auth change ever applied.
+      if (source.getMeta(Meta.auth) === undefined) b.putMeta(Meta.auth, new AuthStore().encode());
     });
     this.lessor.clear();
     this.#applied = Number(source.getMeta(Meta.appliedIndex));
@@ -255,6 +268,7 @@ export class Applier {
     invariant(typeof membership === "string", "a snapshot carries the membership");
     this.#membership = Membership.decode(membership);
     this.#alarms = AlarmSet.decode(source.getMeta(Meta.alarms));
+    this.#auth = AuthStore.decode(source.getMeta(Meta.auth));
     // Leases: from the committed copy once it is visible.
     return {
       appliedIndex: this.#applied,
@@ -361,6 +375,10 @@ export class Applier {
         results.set(id, this.#applyAlarm(request.alarm, state));
         continue;
       }
+      if (request.type === "auth") {
+        results.set(id, this.#applyAuth(request.auth, state));
+        continue;
+      }
       const refused = this.#alarms.refuse(request);
       if (refused !== undefined) {
         results.set(id, { error: refused });
@@ -426,6 +444,27 @@ export class Applier {
     return { ok: { ...response, header: revisionHeader(state.revision) } };
   }
 
+  /**
+   * Apply an auth change (etcd's applierV3backend Auth* methods) in the open
+   * write transaction; the store is written back only when the change
+   * applies. The response is a header at the current revision.
+   */
+  #applyAuth(change: AuthChange, state: ViewState): ApplyResult {
+    // A copy, so a refused change leaves the store as it was.
+    const auth = AuthStore.decode(this.#auth.encode());
+    try {
+      auth.apply(change);
+    } catch (err) {
+      if (err instanceof EtcdError) return { error: err };
+      throw err;
+    }
+    this.#backend.putMeta(Meta.auth, auth.encode());
+    this.#auth = auth;
+    if (change.op === "enable") log.info("enabled authentication");
+    if (change.op === "disable") log.info("disabled authentication");
+    return { ok: { header: revisionHeader(state.revision) } };
+  }
+
   /** Apply one request in the open write transaction. */
   #applyOne(request: InternalRequest, events: Event[], state: ViewState): ApplyResult {
     const view = new WriteView(this.#backend, state);
@@ -473,7 +512,8 @@ export class Applier {
           break;
         case "member_update":
         case "alarm":
-          invariant(false, "member updates and alarms apply beside the MVCC store");
+        case "auth":
+          invariant(false, "member updates, alarms and auth changes apply beside the MVCC store");
           break;
         default:
           unreachable(request);
@@ -510,6 +550,7 @@ const REPLICATED_META = [
   Meta.appliedTerm,
   Meta.membership,
   Meta.alarms,
+  Meta.auth,
 ];
 
 /** Where {@linkcode Applier.restore} reads a store copy from (an LMDB environment file). */

@@ -10,6 +10,7 @@
  */
 import { Packr } from "msgpackr";
 import { invariant } from "../../core/invariant.ts";
+import type { AuthChange } from "../../core/auth/mod.ts";
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -34,7 +35,8 @@ export type InternalRequest =
   | { type: "lease_revoke"; lease_revoke: LeaseRevokeRequest }
   | { type: "lease_checkpoint"; lease_checkpoint: LeaseCheckpointRequest }
   | { type: "member_update"; member_update: MemberUpdateRequest }
-  | { type: "alarm"; alarm: AlarmChange };
+  | { type: "alarm"; alarm: AlarmChange }
+  | { type: "auth"; auth: AuthChange };
 
 /**
  * An alarm raised or cleared (etcd's AlarmRequest with action ACTIVATE or

@@ -2,6 +2,11 @@ import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:asse
 import { AuthStore, type Permission } from "../../core/auth/mod.ts";
 import { bcryptCost, checkPassword, hashPassword } from "../../core/auth/password.ts";
 import { Errors, type EtcdError } from "../../core/errors.ts";
+import { Meta } from "../../core/mvcc/view.ts";
+import { openBackend } from "../../native/lmdb.ts";
+import { Applier } from "../../server/raftnode/applier.ts";
+import { encodeRequest, entryData, type InternalRequest } from "../../server/raftnode/request.ts";
+import { proposalSize } from "../../server/etcdserver/proposal.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const perm = (permType: Permission["permType"], key: string, end = ""): Permission => ({
@@ -153,4 +158,73 @@ Deno.test("passwords: bcrypt hashes at the given cost, checked by compare", asyn
   assertEquals(bcryptCost(32), 10);
   assertEquals(bcryptCost(12), 12);
   assertEquals(bcryptCost(undefined), 10);
+});
+
+Deno.test("applier: auth changes apply in log order, refusals change nothing, reopening keeps them", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-auth-apply-" });
+  try {
+    const backend = openBackend(dir);
+    const applier = new Applier(backend);
+    const requests: InternalRequest[] = [
+      { type: "auth", auth: { op: "enable" } },
+      {
+        type: "auth",
+        auth: { op: "user_add", name: "root", hashedPassword: "h", noPassword: false },
+      },
+      { type: "auth", auth: { op: "user_grant_role", user: "root", role: "root" } },
+      { type: "auth", auth: { op: "role_add", name: "r" } },
+      { type: "auth", auth: { op: "role_add", name: "r" } },
+      { type: "auth", auth: { op: "enable" } },
+      { type: "put", put: { key: bytes("k"), value: bytes("v") } },
+    ];
+    const batch = applier.apply(requests.map((req, i) => ({
+      term: 1,
+      index: i + 1,
+      type: "normal" as const,
+      data: entryData(i + 1, encodeRequest(req)),
+    })));
+    await batch.committed;
+    const error = (id: number) => {
+      const r = batch.results.get(id);
+      return r !== undefined && "error" in r ? r.error.message : undefined;
+    };
+    const revision = (id: number) => {
+      const r = batch.results.get(id);
+      return r !== undefined && "ok" in r ? r.ok.header?.revision : undefined;
+    };
+    assertEquals(
+      error(1),
+      Errors.RootUserNotExist().message,
+    );
+    assertEquals(
+      error(5),
+      Errors.RoleAlreadyExist().message,
+    );
+    // An auth change answers a header at the current KV revision.
+    assertEquals(revision(4), 1);
+    assert(applier.auth.enabled);
+    assertEquals(applier.auth.roleList(), ["r"]);
+    backend.close();
+    const reopened = openBackend(dir);
+    const again = new Applier(reopened);
+    assert(again.auth.enabled);
+    assertEquals(again.auth.userGet("root"), ["root"]);
+    assertEquals(again.auth.encode(), applier.auth.encode());
+    assert(typeof reopened.getMeta(Meta.auth) === "string");
+    reopened.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("proposal size: auth changes count as etcd's Auth requests", () => {
+  const base = proposalSize({ type: "auth", auth: { op: "enable" } }, 1n);
+  assertEquals(proposalSize({ type: "auth", auth: { op: "role_add", name: "abc" } }, 1n), base + 5);
+  assertEquals(
+    proposalSize({
+      type: "auth",
+      auth: { op: "role_grant_permission", name: "r", perm: perm("READ", "a", "b") },
+    }, 1n),
+    base + 3 + 2 + 6,
+  );
 });
