@@ -7,7 +7,12 @@
  */
 import { parseArgs } from "node:util";
 import { invariant } from "../core/invariant.ts";
-import { MAX_HTTP_WORKERS, MAX_TXN_DEPTH } from "../core/limits.ts";
+import {
+  DEFAULT_AUTH_TOKEN_TTL_S,
+  DEFAULT_BCRYPT_COST,
+  MAX_HTTP_WORKERS,
+  MAX_TXN_DEPTH,
+} from "../core/limits.ts";
 import { isLogLevel, type LogLevel } from "./log.ts";
 
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
@@ -149,6 +154,23 @@ export const FLAGS = {
     default: "100ms",
     help: "Warning is generated if requests take more than this duration.",
   },
+  "auth-token": {
+    type: "string",
+    default: "simple",
+    help:
+      "Specify a v3 authentication token type and its options ('simple' or 'jwt'). (cairn: 'simple' only so far.)",
+  },
+  "auth-token-ttl": {
+    type: "number",
+    default: DEFAULT_AUTH_TOKEN_TTL_S,
+    help: "The lifetime in seconds of the auth token.",
+  },
+  "bcrypt-cost": {
+    type: "number",
+    default: DEFAULT_BCRYPT_COST,
+    help:
+      "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31.",
+  },
   "logger": {
     type: "string",
     default: "zap",
@@ -231,6 +253,12 @@ export interface ServerConfig {
   watchProgressNotifyIntervalMs: number;
   /** ms between the leader's corruption checks; 0 = none (--experimental-corrupt-check-time). */
   corruptCheckMs: number;
+  /** Token type (--auth-token): `simple`. */
+  authToken: "simple";
+  /** Seconds a `simple` token lives after its last use (--auth-token-ttl). */
+  authTokenTtlSeconds: number;
+  /** Cost of bcrypt password hashes (--bcrypt-cost; outside 4–31 etcd uses 10). */
+  bcryptCost: number;
   /** The flags given on the command line or as `ETCD_*` variables; the others took their defaults. */
   givenFlags: FlagName[];
 }
@@ -576,8 +604,31 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       raw("experimental-corrupt-check-time"),
       true,
     ),
+    authToken: parseAuthToken(raw("auth-token")),
+    authTokenTtlSeconds: positiveUint("auth-token-ttl", raw("auth-token-ttl")),
+    bcryptCost: uintFlag("bcrypt-cost", raw("bcrypt-cost")),
     givenFlags,
   };
+}
+
+/**
+ * --auth-token: the token type before its options (`simple`, or `jwt,…`).
+ *
+ * @throws {ConfigError} etcd's `auth: invalid auth options` for any type
+ *   but `simple` (cairn has no JWT tokens yet).
+ */
+function parseAuthToken(raw: string): "simple" {
+  if (raw.split(",")[0] === "simple") return "simple";
+  throw new ConfigError("auth: invalid auth options");
+}
+
+/** An unsigned flag that must not be 0 (a TTL). */
+function positiveUint(flag: string, raw: string): number {
+  const n = uintFlag(flag, raw);
+  if (n === 0) {
+    throw new ConfigError(`invalid value "${raw}" for flag -${flag}: value out of range`);
+  }
+  return n;
 }
 
 /**
@@ -615,6 +666,9 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "logger": config.logger,
     "log-outputs": config.logOutputs,
     "log-level": config.logLevel,
+    "auth-token": config.authToken,
+    "auth-token-ttl": config.authTokenTtlSeconds,
+    "bcrypt-cost": config.bcryptCost,
   };
   return values;
 }

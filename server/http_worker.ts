@@ -261,6 +261,8 @@ async function init(
     maxTxnOps: init.maxTxnOps,
     maxRequestBytes: init.maxRequestBytes,
     quotaBackendBytes: init.quotaBackendBytes,
+    bcryptCost: init.bcryptCost,
+    authTokenTtlSeconds: init.authTokenTtlSeconds,
     refreshReads: true,
     snapshotDir: init.snapshotDir,
     progressNotifyIntervalMs: init.progressNotifyIntervalMs,

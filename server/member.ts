@@ -66,6 +66,10 @@ export interface MemberLimits {
   quotaBackendBytes?: number;
   /** ms a read-only range or txn may take before it is logged as slow. */
   warningApplyDurationMs?: number;
+  /** etcd's `--bcrypt-cost`. Default 10. */
+  bcryptCost?: number;
+  /** etcd's `--auth-token-ttl`, in seconds. Default 300. */
+  authTokenTtlSeconds?: number;
 }
 
 /** An open member store. */
@@ -171,6 +175,8 @@ export async function openMember(
       maxTxnOps: limits.maxTxnOps,
       maxRequestBytes: limits.maxRequestBytes,
       quotaBackendBytes: limits.quotaBackendBytes,
+      bcryptCost: limits.bcryptCost,
+      authTokenTtlSeconds: limits.authTokenTtlSeconds,
       progressNotifyIntervalMs: limits.progressNotifyIntervalMs,
       snapshotDir: snapDir(dataDir),
       warningApplyDurationMs: limits.warningApplyDurationMs,

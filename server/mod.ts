@@ -79,6 +79,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maxTxnOps: config.maxTxnOps,
     maxRequestBytes: config.maxRequestBytes,
     quotaBackendBytes: config.quotaBackendBytes,
+    bcryptCost: config.bcryptCost,
+    authTokenTtlSeconds: config.authTokenTtlSeconds,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
     warningApplyDurationMs: config.warningApplyDurationMs,
   }, {
@@ -151,6 +153,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           maxTxnOps: config.maxTxnOps,
           maxRequestBytes: config.maxRequestBytes,
           quotaBackendBytes: config.quotaBackendBytes,
+          bcryptCost: config.bcryptCost,
+          authTokenTtlSeconds: config.authTokenTtlSeconds,
           cairnVersion: CAIRN_VERSION,
           progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
           snapshotDir: snapDir(config.dataDir),

@@ -180,6 +180,10 @@ export interface InitMessage {
   maxRequestBytes: number;
   /** --quota-backend-bytes (0: the default quota; negative: none). */
   quotaBackendBytes: number;
+  /** --bcrypt-cost (undefined: 10). */
+  bcryptCost?: number;
+  /** --auth-token-ttl in seconds (undefined: 300). */
+  authTokenTtlSeconds?: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
   /** The member's --log-level. */

@@ -72,6 +72,10 @@ export interface WorkerSetup {
   maxRequestBytes: number;
   /** --quota-backend-bytes (0: the default quota; negative: none). */
   quotaBackendBytes: number;
+  /** --bcrypt-cost. Default 10. */
+  bcryptCost?: number;
+  /** --auth-token-ttl, in seconds. Default 300. */
+  authTokenTtlSeconds?: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
   /** Milliseconds between progress notifications to idle watchers that ask for them. */
@@ -501,6 +505,8 @@ async function startWorker(
     maxTxnOps: setup.maxTxnOps,
     maxRequestBytes: setup.maxRequestBytes,
     quotaBackendBytes: setup.quotaBackendBytes,
+    bcryptCost: setup.bcryptCost,
+    authTokenTtlSeconds: setup.authTokenTtlSeconds,
     cairnVersion: setup.cairnVersion,
     logLevel: log.level,
     logOutputs: log.outputs === undefined ? undefined : [...log.outputs.outputs],

@@ -11,6 +11,7 @@ import { invariant } from "../../core/invariant.ts";
 import type { ResponseHeader } from "../../core/api/types.ts";
 import { Meta, ReadView } from "../../core/mvcc/view.ts";
 import { AlarmSet } from "../../core/alarm.ts";
+import { AuthStore } from "../../core/auth/mod.ts";
 import { Errors } from "../../core/errors.ts";
 import {
   DEFAULT_QUOTA_BACKEND_BYTES,
@@ -105,6 +106,10 @@ export interface ServiceOptions {
   warningApplyDurationMs?: number;
   /** The clock slow requests are timed with, in ms. Default `performance.now`. */
   now?: () => number;
+  /** etcd's `--bcrypt-cost`: cost of password hashes, 4–31 (others: 10). Default 10. */
+  bcryptCost?: number;
+  /** etcd's `--auth-token-ttl`: seconds a `simple` token lives after its last use. Default 300. */
+  authTokenTtlSeconds?: number;
 }
 
 /** The state and helpers the services of one member share. */
@@ -153,6 +158,12 @@ export class ServiceContext {
   alarms(): AlarmSet {
     if (this.#refreshReads) this.backend.refresh();
     return AlarmSet.decode(this.backend.getMeta(Meta.alarms));
+  }
+
+  /** The auth store, as committed (after {@linkcode ServiceContext.linearize}: every acknowledged change). */
+  auth(): AuthStore {
+    if (this.#refreshReads) this.backend.refresh();
+    return AuthStore.decode(this.backend.getMeta(Meta.auth));
   }
 
   /**

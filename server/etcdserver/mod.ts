@@ -32,6 +32,7 @@ import type {
 } from "../../core/api/types.ts";
 import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
 import { KVServer } from "./kv.ts";
+import { type AuthOptions, AuthServer } from "./auth.ts";
 import { MaintenanceServer, type MaintenanceService } from "./maintenance.ts";
 import { ClusterServer } from "./cluster.ts";
 import { LeaseServer } from "./lease.ts";
@@ -40,7 +41,8 @@ import { ElectionServer } from "./election.ts";
 import { WatchServer, type WatchServerOptions, type WatchSession } from "./watch.ts";
 
 export type { MaintenanceService, Proposer, ServiceOptions, WatchServerOptions, WatchSession };
-export { ClusterServer, ElectionServer, LockServer, WatchServer };
+export { AuthServer, ClusterServer, ElectionServer, LockServer, WatchServer };
+export type { AuthOptions };
 export { checkProposalSize, proposalSize } from "./proposal.ts";
 
 /**
@@ -64,6 +66,8 @@ export class EtcdServer implements KVService {
   readonly lock: LockServer;
   /** etcd's Election service (v3election), over KV, Watch and Lease. */
   readonly election: ElectionServer;
+  /** etcd's Auth service (users, roles, enable/disable, `simple` tokens of this member). */
+  readonly auth: AuthServer;
 
   /**
    * Serve reads from `backend` and propose writes through `proposer`, with
@@ -73,7 +77,7 @@ export class EtcdServer implements KVService {
   constructor(
     backend: Backend,
     proposer: Proposer,
-    options: ServiceOptions & WatchServerOptions,
+    options: ServiceOptions & WatchServerOptions & AuthOptions,
   ) {
     this.#ctx = new ServiceContext(backend, proposer, options);
     this.kv = new KVServer(this.#ctx);
@@ -83,6 +87,7 @@ export class EtcdServer implements KVService {
     this.lease = new LeaseServer(this.#ctx);
     this.lock = new LockServer(this);
     this.election = new ElectionServer(this);
+    this.auth = new AuthServer(this.#ctx, options);
   }
 
   /** Open a watch stream (etcd's Watch RPC); see {@linkcode WatchServer.open}. */

@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { AuthStore, type Permission } from "../../core/auth/mod.ts";
 import { bcryptCost, checkPassword, hashPassword } from "../../core/auth/password.ts";
+import { SimpleTokens } from "../../core/auth/simple_token.ts";
 import { Errors, type EtcdError } from "../../core/errors.ts";
 import { Meta } from "../../core/mvcc/view.ts";
 import { openBackend } from "../../native/lmdb.ts";
@@ -227,4 +228,34 @@ Deno.test("proposal size: auth changes count as etcd's Auth requests", () => {
     }, 1n),
     base + 3 + 2 + 6,
   );
+});
+
+Deno.test("simple tokens: etcd's form, valid until unused for the TTL, bounded", () => {
+  let now = 0;
+  let r = 0;
+  const tokens = new SimpleTokens({
+    ttlSeconds: 300,
+    now: () => now,
+    random: (n) => Uint8Array.from({ length: n }, () => r++),
+    maxTokens: 2,
+  });
+  const a = tokens.assign({ user: "alice", revision: 3 });
+  assert(/^[a-zA-Z]{16}\.1$/.test(a), a);
+  assertEquals(tokens.info(a), { user: "alice", revision: 3 });
+  now = 299_000;
+  assertEquals(tokens.info(a)?.user, "alice"); // use extends it
+  now = 598_999;
+  assert(tokens.info(a) !== undefined);
+  now = 898_999 + 1;
+  assertEquals(tokens.info(a), undefined);
+  assertEquals(tokens.info("nope.1"), undefined);
+  const b = tokens.assign({ user: "bob", revision: 1 });
+  const c = tokens.assign({ user: "carol", revision: 1 });
+  tokens.info(b);
+  const d = tokens.assign({ user: "dave", revision: 1 });
+  assertEquals(tokens.size, 2);
+  assertEquals(tokens.info(c), undefined); // least recently used, dropped
+  assert(tokens.info(d) !== undefined && tokens.info(b) !== undefined);
+  tokens.invalidateUser("bob");
+  assertEquals(tokens.info(b), undefined);
 });
