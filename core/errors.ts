@@ -191,6 +191,14 @@ export const Errors = {
     "etcdserver: authentication failed, invalid user ID or password",
     GrpcCode.InvalidArgument,
   ),
+  /**
+   * Authenticate as a user added with `no_password` (etcd 3.4 passes its
+   * auth store's error through unmapped: gRPC Unknown, HTTP 500).
+   */
+  NoPasswordUser: def(
+    "auth: authentication failed, password was given for no password user",
+    GrpcCode.Unknown,
+  ),
   /** A request the user's roles do not permit (ErrGRPCPermissionDenied). */
   PermissionDenied: def("etcdserver: permission denied", GrpcCode.PermissionDenied),
   /** UserRevokeRole of a role the user does not have (ErrGRPCRoleNotGranted). */

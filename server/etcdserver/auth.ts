@@ -47,6 +47,27 @@ export interface AuthOptions {
   tokenClock?: () => number;
 }
 
+/** etcd's Auth RPCs, as transports call them (see {@linkcode AuthServer}). */
+export type AuthService = Pick<
+  AuthServer,
+  | "authEnable"
+  | "authDisable"
+  | "authenticate"
+  | "userAdd"
+  | "userGet"
+  | "userList"
+  | "userDelete"
+  | "userChangePassword"
+  | "userGrantRole"
+  | "userRevokeRole"
+  | "roleAdd"
+  | "roleGet"
+  | "roleList"
+  | "roleDelete"
+  | "roleGrantPermission"
+  | "roleRevokePermission"
+>;
+
 /** The Auth service of one member (its `simple` tokens are this member's alone). */
 export class AuthServer {
   readonly #ctx: ServiceContext;
@@ -99,7 +120,7 @@ export class AuthServer {
    * its last use.
    *
    * @throws {EtcdError} AuthNotEnabled (auth off); AuthFailed (unknown user,
-   *   wrong password, or a user without a password).
+   *   wrong password); NoPasswordUser (a user added with `no_password`).
    */
   async authenticate(req: AuthenticateRequest): Promise<AuthenticateResponse> {
     const ctx = this.#ctx;
@@ -107,7 +128,8 @@ export class AuthServer {
     const store = this.store();
     if (!store.enabled) throw Errors.AuthNotEnabled();
     const user = store.user(req.name ?? "");
-    if (user === undefined || user.noPassword) throw Errors.AuthFailed();
+    if (user === undefined) throw Errors.AuthFailed();
+    if (user.noPassword) throw Errors.NoPasswordUser();
     if (!(await checkPassword(req.password ?? "", user.password))) throw Errors.AuthFailed();
     const token = this.#tokens.assign({ user: user.name, revision: store.revision });
     return { header: ctx.header(ctx.view().rev()), token };

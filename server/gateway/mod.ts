@@ -83,6 +83,7 @@ import {
 } from "../metrics.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
 import type { MaintenanceService } from "../etcdserver/maintenance.ts";
+import type { AuthService } from "../etcdserver/auth.ts";
 import {
   GRPC_OVERHEAD_BYTES,
   MAX_KEEPALIVE_BATCH,
@@ -145,6 +146,8 @@ export type GatewayService = KVService & {
   cluster?: ClusterService;
   /** etcd's Maintenance service beyond Status (alarms, hashes, snapshot). */
   maintenance?: MaintenanceService;
+  /** etcd's Auth service. */
+  auth?: AuthService;
 };
 
 /** etcd's Cluster service as the gateway calls it (server/etcdserver/cluster.ts). */
@@ -386,6 +389,22 @@ const GATEWAY_GRPC_METHODS: Record<string, string> = {
   "/cluster/member/remove": "/etcdserverpb.Cluster/MemberRemove",
   "/cluster/member/update": "/etcdserverpb.Cluster/MemberUpdate",
   "/cluster/member/promote": "/etcdserverpb.Cluster/MemberPromote",
+  "/auth/enable": "/etcdserverpb.Auth/AuthEnable",
+  "/auth/disable": "/etcdserverpb.Auth/AuthDisable",
+  "/auth/authenticate": "/etcdserverpb.Auth/Authenticate",
+  "/auth/user/add": "/etcdserverpb.Auth/UserAdd",
+  "/auth/user/get": "/etcdserverpb.Auth/UserGet",
+  "/auth/user/list": "/etcdserverpb.Auth/UserList",
+  "/auth/user/delete": "/etcdserverpb.Auth/UserDelete",
+  "/auth/user/changepw": "/etcdserverpb.Auth/UserChangePassword",
+  "/auth/user/grant": "/etcdserverpb.Auth/UserGrantRole",
+  "/auth/user/revoke": "/etcdserverpb.Auth/UserRevokeRole",
+  "/auth/role/add": "/etcdserverpb.Auth/RoleAdd",
+  "/auth/role/get": "/etcdserverpb.Auth/RoleGet",
+  "/auth/role/list": "/etcdserverpb.Auth/RoleList",
+  "/auth/role/delete": "/etcdserverpb.Auth/RoleDelete",
+  "/auth/role/grant": "/etcdserverpb.Auth/RoleGrantPermission",
+  "/auth/role/revoke": "/etcdserverpb.Auth/RoleRevokePermission",
   "/lock/lock": "/v3lockpb.Lock/Lock",
   "/lock/unlock": "/v3lockpb.Lock/Unlock",
   "/election/campaign": "/v3electionpb.Election/Campaign",
@@ -611,6 +630,90 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
       app.post(prefix + "/election/observe", observe);
       app.all(prefix + "/election/observe", () => plainText(405, "Method Not Allowed\n"));
     }
+  }
+
+  const auth = service.auth;
+  if (auth !== undefined) {
+    registerUnary(app, "/auth/enable", {
+      request: "AuthEnableRequest",
+      response: "AuthEnableResponse",
+      exec: () => auth.authEnable(),
+    }, limits);
+    registerUnary(app, "/auth/disable", {
+      request: "AuthDisableRequest",
+      response: "AuthDisableResponse",
+      exec: () => auth.authDisable(),
+    }, limits);
+    registerUnary(app, "/auth/authenticate", {
+      request: "AuthenticateRequest",
+      response: "AuthenticateResponse",
+      exec: (req) => auth.authenticate(req),
+    }, limits);
+    registerUnary(app, "/auth/user/add", {
+      request: "AuthUserAddRequest",
+      response: "AuthUserAddResponse",
+      exec: (req) => auth.userAdd(req),
+    }, limits);
+    registerUnary(app, "/auth/user/get", {
+      request: "AuthUserGetRequest",
+      response: "AuthUserGetResponse",
+      exec: (req) => auth.userGet(req),
+    }, limits);
+    registerUnary(app, "/auth/user/list", {
+      request: "AuthUserListRequest",
+      response: "AuthUserListResponse",
+      exec: () => auth.userList(),
+    }, limits);
+    registerUnary(app, "/auth/user/delete", {
+      request: "AuthUserDeleteRequest",
+      response: "AuthUserDeleteResponse",
+      exec: (req) => auth.userDelete(req),
+    }, limits);
+    registerUnary(app, "/auth/user/changepw", {
+      request: "AuthUserChangePasswordRequest",
+      response: "AuthUserChangePasswordResponse",
+      exec: (req) => auth.userChangePassword(req),
+    }, limits);
+    registerUnary(app, "/auth/user/grant", {
+      request: "AuthUserGrantRoleRequest",
+      response: "AuthUserGrantRoleResponse",
+      exec: (req) => auth.userGrantRole(req),
+    }, limits);
+    registerUnary(app, "/auth/user/revoke", {
+      request: "AuthUserRevokeRoleRequest",
+      response: "AuthUserRevokeRoleResponse",
+      exec: (req) => auth.userRevokeRole(req),
+    }, limits);
+    registerUnary(app, "/auth/role/add", {
+      request: "AuthRoleAddRequest",
+      response: "AuthRoleAddResponse",
+      exec: (req) => auth.roleAdd(req),
+    }, limits);
+    registerUnary(app, "/auth/role/get", {
+      request: "AuthRoleGetRequest",
+      response: "AuthRoleGetResponse",
+      exec: (req) => auth.roleGet(req),
+    }, limits);
+    registerUnary(app, "/auth/role/list", {
+      request: "AuthRoleListRequest",
+      response: "AuthRoleListResponse",
+      exec: () => auth.roleList(),
+    }, limits);
+    registerUnary(app, "/auth/role/delete", {
+      request: "AuthRoleDeleteRequest",
+      response: "AuthRoleDeleteResponse",
+      exec: (req) => auth.roleDelete(req),
+    }, limits);
+    registerUnary(app, "/auth/role/grant", {
+      request: "AuthRoleGrantPermissionRequest",
+      response: "AuthRoleGrantPermissionResponse",
+      exec: (req) => auth.roleGrantPermission(req),
+    }, limits);
+    registerUnary(app, "/auth/role/revoke", {
+      request: "AuthRoleRevokePermissionRequest",
+      response: "AuthRoleRevokePermissionResponse",
+      exec: (req) => auth.roleRevokePermission(req),
+    }, limits);
   }
 
   const cluster = service.cluster;
