@@ -436,13 +436,113 @@ export function createGrpcTransport(
     );
   }
 
-  // --- Auth: authentication is not enabled, as on a fresh etcd ---
-  unary(
-    "/etcdserverpb.Auth/Authenticate",
-    "AuthenticateRequest",
-    "AuthenticateResponse",
-    () => Promise.reject(Errors.AuthNotEnabled()),
-  );
+  // --- Auth (without a service: authentication is not enabled, as on a fresh etcd) ---
+  const auth = service.auth;
+  if (auth !== undefined) {
+    unary(
+      "/etcdserverpb.Auth/AuthEnable",
+      "AuthEnableRequest",
+      "AuthEnableResponse",
+      () => auth.authEnable(),
+    );
+    unary(
+      "/etcdserverpb.Auth/AuthDisable",
+      "AuthDisableRequest",
+      "AuthDisableResponse",
+      () => auth.authDisable(),
+    );
+    unary(
+      "/etcdserverpb.Auth/Authenticate",
+      "AuthenticateRequest",
+      "AuthenticateResponse",
+      (r) => auth.authenticate(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/UserAdd",
+      "AuthUserAddRequest",
+      "AuthUserAddResponse",
+      (r) => auth.userAdd(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/UserGet",
+      "AuthUserGetRequest",
+      "AuthUserGetResponse",
+      (r) => auth.userGet(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/UserList",
+      "AuthUserListRequest",
+      "AuthUserListResponse",
+      () => auth.userList(),
+    );
+    unary(
+      "/etcdserverpb.Auth/UserDelete",
+      "AuthUserDeleteRequest",
+      "AuthUserDeleteResponse",
+      (r) => auth.userDelete(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/UserChangePassword",
+      "AuthUserChangePasswordRequest",
+      "AuthUserChangePasswordResponse",
+      (r) => auth.userChangePassword(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/UserGrantRole",
+      "AuthUserGrantRoleRequest",
+      "AuthUserGrantRoleResponse",
+      (r) => auth.userGrantRole(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/UserRevokeRole",
+      "AuthUserRevokeRoleRequest",
+      "AuthUserRevokeRoleResponse",
+      (r) => auth.userRevokeRole(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/RoleAdd",
+      "AuthRoleAddRequest",
+      "AuthRoleAddResponse",
+      (r) => auth.roleAdd(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/RoleGet",
+      "AuthRoleGetRequest",
+      "AuthRoleGetResponse",
+      (r) => auth.roleGet(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/RoleList",
+      "AuthRoleListRequest",
+      "AuthRoleListResponse",
+      () => auth.roleList(),
+    );
+    unary(
+      "/etcdserverpb.Auth/RoleDelete",
+      "AuthRoleDeleteRequest",
+      "AuthRoleDeleteResponse",
+      (r) => auth.roleDelete(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/RoleGrantPermission",
+      "AuthRoleGrantPermissionRequest",
+      "AuthRoleGrantPermissionResponse",
+      (r) => auth.roleGrantPermission(r),
+    );
+    unary(
+      "/etcdserverpb.Auth/RoleRevokePermission",
+      "AuthRoleRevokePermissionRequest",
+      "AuthRoleRevokePermissionResponse",
+      (r) => auth.roleRevokePermission(r),
+    );
+  } else {
+    unary(
+      "/etcdserverpb.Auth/Authenticate",
+      "AuthenticateRequest",
+      "AuthenticateResponse",
+      () => Promise.reject(Errors.AuthNotEnabled()),
+    );
+  }
 
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   return {

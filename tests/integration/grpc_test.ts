@@ -314,6 +314,28 @@ Deno.test({
           password: "x",
         });
         assert.equal(e5.details, "etcdserver: authentication is not enabled");
+        // Auth management (auth stays off: the later steps run without tokens).
+        await same(p, "/etcdserverpb.Auth/RoleAdd", { name: "g" });
+        await sameError(p, "/etcdserverpb.Auth/RoleAdd", { name: "g" }, "role add twice");
+        await same(p, "/etcdserverpb.Auth/RoleGrantPermission", {
+          name: "g",
+          perm: { permType: 2, key: enc("g/"), range_end: enc("g0") },
+        });
+        await same(p, "/etcdserverpb.Auth/RoleGrantPermission", {
+          name: "g",
+          perm: { key: enc("a") },
+        });
+        await same(p, "/etcdserverpb.Auth/RoleGet", { role: "g" });
+        await same(p, "/etcdserverpb.Auth/UserAdd", { name: "u", password: "p" });
+        await same(p, "/etcdserverpb.Auth/UserGrantRole", { user: "u", role: "g" });
+        await same(p, "/etcdserverpb.Auth/UserGet", { name: "u" });
+        await same(p, "/etcdserverpb.Auth/UserList", {});
+        await same(p, "/etcdserverpb.Auth/RoleList", {});
+        await same(p, "/etcdserverpb.Auth/RoleRevokePermission", { role: "g", key: enc("a") });
+        const e6 = await sameError(p, "/etcdserverpb.Auth/AuthEnable", {});
+        assert.equal(e6.details, "etcdserver: root user does not exist");
+        await same(p, "/etcdserverpb.Auth/UserDelete", { name: "u" });
+        await same(p, "/etcdserverpb.Auth/RoleDelete", { role: "g" });
       });
 
       await t.step(
