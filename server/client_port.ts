@@ -145,6 +145,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     socket.once("close", () => sockets.delete(socket));
     socket.setNoDelay(true);
     let client = socket;
+    let handshaken = false;
     if (secure) {
       // A handshake that fails (plain HTTP, no or a wrong client
       // certificate) ends in an error, which closes the connection.
@@ -155,6 +156,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
         rejectUnauthorized: options.tls!.clientCertAuth,
         ALPNProtocols: alpn,
       } as tls.TLSSocketOptions);
+      client.once("secure", () => handshaken = true);
       sockets.add(client);
       client.once("close", () => {
         sockets.delete(client);
@@ -184,7 +186,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     };
     const onError = (err?: Error) => {
       clearTimeout(timer);
-      if (client !== socket && !(client as tls.TLSSocket).encrypted) {
+      if (secure && !handshaken) {
         // etcd's warning for a failed handshake.
         log.warn("rejected connection", {
           "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
