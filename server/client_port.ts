@@ -34,7 +34,7 @@ import { invariant } from "../core/invariant.ts";
 import { HTTP2_PREFACE, serveHttp2Connection } from "./grpc/authority.ts";
 import { AddressInUseError, listenError } from "./listen.ts";
 import { log } from "./log.ts";
-import { type ClientTls, secureContext } from "./tls.ts";
+import type { ClientTls } from "./tls.ts";
 
 /** What a client listener serves. */
 export interface ClientPortOptions {
@@ -135,34 +135,17 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     client.resume();
   };
 
-  const context = options.tls === undefined ? undefined : secureContext(options.tls);
   // Server preference: a client offering both gets the gateway.
   const alpn = [...(http !== undefined ? ["http/1.1"] : []), ...(grpc !== undefined ? ["h2"] : [])];
   let grpcPath: string | undefined;
-  /** Serve a connection: TLS first when `secure`, then tell HTTP/2 from HTTP/1.1. */
-  const accept = (socket: net.Socket, secure: boolean) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.setNoDelay(true);
-    let client = socket;
-    let handshaken = false;
-    if (secure) {
-      // A handshake that fails (plain HTTP, no or a wrong client
-      // certificate) ends in an error, which closes the connection.
-      client = new tls.TLSSocket(socket, {
-        isServer: true,
-        secureContext: context,
-        requestCert: options.tls!.clientCertAuth,
-        rejectUnauthorized: options.tls!.clientCertAuth,
-        ALPNProtocols: alpn,
-      } as tls.TLSSocketOptions);
-      client.once("secure", () => handshaken = true);
-      sockets.add(client);
-      client.once("close", () => {
-        sockets.delete(client);
-        socket.destroy();
-      });
-    }
+  /**
+   * Serve a connection (on an https URL, its decrypted stream): tell HTTP/2
+   * from HTTP/1.1; `relayHttp2` sends HTTP/2 to gRPC by way of its socket.
+   */
+  const accept = (client: net.Socket, relayHttp2: boolean) => {
+    sockets.add(client);
+    client.once("close", () => sockets.delete(client));
+    client.setNoDelay(true);
     let head: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => client.destroy(), CLIENT_PREFACE_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
@@ -172,7 +155,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       client.off("data", onData);
       client.off("error", onError);
       client.pause();
-      if (isHttp2(head) && (grpc === undefined || secure)) {
+      if (isHttp2(head) && (grpc === undefined || relayHttp2)) {
         relay(client, head, grpcPath);
       } else if (isHttp2(head)) {
         // The first request's `:authority` decides between the socket
@@ -184,15 +167,8 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
         relay(client, head, gateway?.path);
       }
     };
-    const onError = (err?: Error) => {
+    const onError = () => {
       clearTimeout(timer);
-      if (secure && !handshaken) {
-        // etcd's warning for a failed handshake.
-        log.warn("rejected connection", {
-          "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
-          error: err?.message,
-        });
-      }
       client.destroy();
     };
     client.on("data", onData);
@@ -221,8 +197,33 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
 
-  const secure = options.tls !== undefined;
-  const listener = net.createServer({ noDelay: true }, (socket) => accept(socket, secure));
+  let listener: net.Server;
+  if (options.tls === undefined) {
+    listener = net.createServer({ noDelay: true }, (socket) => accept(socket, false));
+  } else {
+    // node:tls's server verifies client certificates (a TLSSocket made over
+    // an accepted socket does not, in Deno); a failed handshake (plain
+    // HTTP, no or a wrong client certificate) closes the connection.
+    const settings = options.tls;
+    const server = tls.createServer({
+      cert: settings.cert,
+      key: settings.key,
+      ca: settings.ca,
+      requestCert: settings.clientCertAuth,
+      rejectUnauthorized: settings.clientCertAuth,
+      ALPNProtocols: alpn,
+      handshakeTimeout: CLIENT_PREFACE_TIMEOUT_MS,
+      noDelay: true,
+    }, (socket) => accept(socket, true));
+    server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+      // etcd's warning for a failed handshake.
+      log.warn("rejected connection", {
+        "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
+        error: err.message,
+      });
+    });
+    listener = server;
+  }
   try {
     await new Promise<void>((resolve, reject) => {
       listener.once("error", reject);
