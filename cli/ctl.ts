@@ -112,36 +112,23 @@ const UNSUPPORTED_GLOBALS = ["user", "password", "discovery-srv"];
  * etcdctl dials it; otherwise undefined.
  *
  * @throws {CtlError} (bad arguments) with etcdctl's message for a flag given
- *   as an empty string, a file that cannot be read, or
- *   --insecure-skip-tls-verify, which Deno's fetch cannot do.
+ *   as an empty string, --cert without --key or the reverse, or a file that
+ *   cannot be read; for --insecure-skip-tls-verify, which Deno's fetch
+ *   cannot do.
  */
 async function clientTls(
   values: Map<string, unknown>,
   changed: Set<string>,
 ): Promise<ClientTlsOptions | undefined> {
-  const file = async (flag: string): Promise<string | undefined> => {
-    const path = values.get(flag) as string;
-    if (path === "") {
-      if (changed.has(flag)) {
-        throw new CtlError(ExitCode.BadArgs, `empty string is passed to --${flag} option`);
-      }
-      return undefined;
+  const path = (flag: string): string => {
+    const value = values.get(flag) as string;
+    if (value === "" && changed.has(flag)) {
+      throw new CtlError(ExitCode.BadArgs, `empty string is passed to --${flag} option`);
     }
-    try {
-      return await Deno.readTextFile(path);
-    } catch (err) {
-      const reason = err instanceof Deno.errors.NotFound
-        ? "no such file or directory"
-        : err instanceof Deno.errors.PermissionDenied
-        ? "permission denied"
-        : (err as Error).message;
-      throw new CtlError(ExitCode.BadArgs, `open ${path}: ${reason}`);
-    }
+    return value;
   };
-  const cert = await file("cert");
-  const key = await file("key");
-  const cacert = await file("cacert");
-  const given = cert !== undefined || key !== undefined || cacert !== undefined;
+  const [certPath, keyPath, caPath] = [path("cert"), path("key"), path("cacert")];
+  const given = certPath !== "" || keyPath !== "" || caPath !== "";
   if (!given && values.get("insecure-transport") !== false) return undefined;
   if (values.get("insecure-skip-tls-verify") === true) {
     throw new CtlError(
@@ -149,10 +136,28 @@ async function clientTls(
       "--insecure-skip-tls-verify is not supported by cairn ctl",
     );
   }
-  if ((cert === undefined) !== (key === undefined)) {
-    // etcdctl loads the pair with the missing one's path empty.
-    throw new CtlError(ExitCode.BadArgs, "open : no such file or directory");
+  if ((certPath === "") !== (keyPath === "")) {
+    throw new CtlError(
+      ExitCode.BadArgs,
+      `KeyFile and CertFile must both be present[key: ${keyPath}, cert: ${certPath}]`,
+    );
   }
+  const read = async (file: string): Promise<string | undefined> => {
+    if (file === "") return undefined;
+    try {
+      return await Deno.readTextFile(file);
+    } catch (err) {
+      const reason = err instanceof Deno.errors.NotFound
+        ? "no such file or directory"
+        : err instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : (err as Error).message;
+      throw new CtlError(ExitCode.BadArgs, `open ${file}: ${reason}`);
+    }
+  };
+  const cert = await read(certPath);
+  const key = await read(keyPath);
+  const cacert = await read(caPath);
   return { caCerts: cacert === undefined ? undefined : [cacert], cert, key };
 }
 

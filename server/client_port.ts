@@ -215,12 +215,13 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       handshakeTimeout: CLIENT_PREFACE_TIMEOUT_MS,
       noDelay: true,
     }, (socket) => accept(socket, true));
-    server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
+    server.on("tlsClientError", (err: Error, socket?: tls.TLSSocket) => {
       // etcd's warning for a failed handshake.
       log.warn("rejected connection", {
-        "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
+        "remote-addr": `${socket?.remoteAddress}:${socket?.remotePort}`,
         error: err.message,
       });
+      socket?.destroy();
     });
     listener = server;
   }
