@@ -11,14 +11,16 @@
  * connection to grpc-js (its connection injector; by way of
  * server/grpc/authority.ts, which repairs an `:authority` given as a URL)
  * and relays an HTTP/1.1 connection, bytes unchanged, to the gateway's
- * `Deno.serve` on a private Unix socket. On an https URL, node:tls ends TLS
- * on the accepted socket first and the same peek reads the decrypted
- * bytes; ALPN offers `http/1.1` before `h2` when the gateway is served, so
- * a client that speaks both (curl, browsers) gets the gateway over
- * HTTP/1.1 and one that speaks only `h2` (gRPC clients) gets gRPC. The
- * relay costs the gateway some
- * throughput (bench/README.md); etcd 3.5's `--listen-client-http-urls`
- * serves the gateway on its own listener without it.
+ * `Deno.serve` on a private Unix socket. On an https URL a node:tls server
+ * accepts instead (it verifies client certificates), the same peek reads
+ * the decrypted bytes, and HTTP/2 is relayed to grpc-js by way of a second
+ * private Unix socket (Deno's node:http2 serves sockets, not TLS streams).
+ * ALPN offers `http/1.1` before `h2` when the gateway is served, so a
+ * client that speaks both (curl, browsers) gets the gateway over HTTP/1.1
+ * and one that speaks only `h2` (gRPC clients) gets gRPC. The relay costs
+ * the gateway some throughput (bench/README.md); etcd 3.5's
+ * `--listen-client-http-urls` serves the gateway on its own listener
+ * without it.
  *
  * @module
  */
@@ -217,8 +219,9 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     }, (socket) => accept(socket, true));
     server.on("tlsClientError", (err: Error, socket?: tls.TLSSocket) => {
       // etcd's warning for a failed handshake.
+      const remote = socket?.remoteAddress;
       log.warn("rejected connection", {
-        "remote-addr": `${socket?.remoteAddress}:${socket?.remotePort}`,
+        ...(remote === undefined ? {} : { "remote-addr": `${remote}:${socket?.remotePort}` }),
         error: err.message,
       });
       socket?.destroy();
