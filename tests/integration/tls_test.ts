@@ -161,9 +161,13 @@ Deno.test("TLS: etcdctl 3.4 (gRPC) and cairn's Client and ctl with --cacert/--ce
     });
     try {
       await assert.rejects(stranger.get("k"));
+      await assert.rejects(stranger.put("refused", "v"));
     } finally {
       stranger.close();
     }
+    const check = await etcdctl([...ep, ...ctlTls(p, p.client), "get", "refused"]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.equal(text(check.stdout), "", "a refused client's put was stored");
   });
 });
 
