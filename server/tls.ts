@@ -2,8 +2,9 @@
  * TLS on the client URLs, as etcd 3.4 sets it up: the certificate and key of
  * --cert-file/--key-file (or, with --auto-tls and no --cert-file, a
  * self-signed one made at start in `<data-dir>/fixtures/client`, kept for
- * later starts as etcd keeps it), and with --client-cert-auth a client
- * certificate required and verified against --trusted-ca-file. The TLS
+ * later starts as etcd keeps it), and with --client-cert-auth or
+ * --trusted-ca-file (etcd 3.4 requires client certificates with either) a
+ * client certificate required and verified against --trusted-ca-file. The TLS
  * itself is node:tls; certificates are made by the `selfsigned` library.
  *
  * @module
@@ -22,7 +23,11 @@ export interface ClientTls {
   key: string;
   /** CA certificates, PEM, that client certificates are verified against (--trusted-ca-file). */
   ca?: string;
-  /** Require a client certificate signed by `ca` at the handshake (--client-cert-auth). */
+  /**
+   * Require a client certificate signed by `ca` (or, without `ca`, by the
+   * system's roots) at the handshake: --client-cert-auth, or
+   * --trusted-ca-file alone, as etcd 3.4.
+   */
   clientCertAuth: boolean;
 }
 
@@ -54,7 +59,9 @@ export async function loadClientTls(config: ServerConfig): Promise<ClientTls | u
   const ca = config.trustedCaFile === ""
     ? undefined
     : await read("--trusted-ca-file", config.trustedCaFile);
-  const settings: ClientTls = { cert, key, ca, clientCertAuth: config.clientCertAuth };
+  // As etcd 3.4: a trusted CA alone requires client certificates too.
+  const clientCertAuth = config.clientCertAuth || ca !== undefined;
+  const settings: ClientTls = { cert, key, ca, clientCertAuth };
   // A bad certificate or key fails the start, not the first handshake.
   secureContext(settings);
   return settings;
