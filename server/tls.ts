@@ -36,14 +36,15 @@ export interface ClientTls {
  * none is https. Reads --cert-file, --key-file and --trusted-ca-file, or
  * makes the --auto-tls certificate for the URLs' hosts.
  *
- * @throws {Deno.errors.NotFound} (or another file error) when a file cannot be read.
+ * @throws {Error} etcd's `open <path>: no such file or directory` (or
+ *   `permission denied`) when a file cannot be read.
  */
 export async function loadClientTls(config: ServerConfig): Promise<ClientTls | undefined> {
   const urls = [...config.listenClientUrls, ...config.listenClientHttpUrls];
   if (!urls.some((u) => u.protocol === "https:")) return undefined;
-  const read = (flag: string, path: string) =>
+  const read = (path: string) =>
     Deno.readTextFile(path).catch((err) => {
-      throw new Error(`${flag}: open ${path}: ${(err as Error).message}`, { cause: err });
+      throw new Error(`open ${path}: ${goFileError(err)}`, { cause: err });
     });
   let cert: string;
   let key: string;
@@ -53,18 +54,24 @@ export async function loadClientTls(config: ServerConfig): Promise<ClientTls | u
       urls.map((u) => u.hostname.replace(/^\[(.*)\]$/, "$1")),
     ));
   } else {
-    cert = await read("--cert-file", config.certFile);
-    key = await read("--key-file", config.keyFile);
+    cert = await read(config.certFile);
+    key = await read(config.keyFile);
   }
-  const ca = config.trustedCaFile === ""
-    ? undefined
-    : await read("--trusted-ca-file", config.trustedCaFile);
+  const ca = config.trustedCaFile === "" ? undefined : await read(config.trustedCaFile);
   // As etcd 3.4: a trusted CA alone requires client certificates too.
   const clientCertAuth = config.clientCertAuth || ca !== undefined;
   const settings: ClientTls = { cert, key, ca, clientCertAuth };
   // A bad certificate or key fails the start, not the first handshake.
   secureContext(settings);
   return settings;
+}
+
+/** A file error as Go words it. */
+function goFileError(err: unknown): string {
+  if (err instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.IsADirectory) return "is a directory";
+  return (err as Error).message;
 }
 
 /**

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { Client } from "../../mod.ts";
 import { type CertFiles, makeCa, makeCert, tlsClient } from "../certs.ts";
-import { freePort, HAVE_ETCD, type ServerProcess, startCairnAt, startEtcdAt } from "../servers.ts";
+import {
+  cairnArgs,
+  freePort,
+  HAVE_ETCD,
+  runCairnToExit,
+  type ServerProcess,
+  startCairnAt,
+  startEtcdAt,
+} from "../servers.ts";
 import { CTL_COMMAND, etcdctl, runCli } from "./etcdctl_diff.ts";
 
 const b64 = (s: string) => btoa(s);
@@ -265,6 +273,35 @@ Deno.test("TLS: --auto-tls makes a self-signed certificate in the data directory
     trusting?.close();
     child.kill("SIGKILL");
     await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TLS: a member exits with etcd's messages for an https URL without a certificate, or a missing file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cairn-tls-bad-" });
+  const url = `https://127.0.0.1:${freePort()}`;
+  try {
+    const none = await runCairnToExit(cairnArgs(dir, url));
+    assert.notEqual(none.code, undefined, "kept running");
+    assert.notEqual(none.code, 0);
+    assert.ok(
+      none.stderr.includes(
+        `TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`,
+      ),
+      none.stderr,
+    );
+    const missing = await runCairnToExit(
+      cairnArgs(dir, url, [
+        "--cert-file",
+        "/nonexistent/s.pem",
+        "--key-file",
+        "/nonexistent/k.pem",
+      ]),
+    );
+    assert.notEqual(missing.code, undefined, "kept running");
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /open \/nonexistent\/s\.pem: no such file or directory/);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
