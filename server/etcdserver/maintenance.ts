@@ -89,6 +89,15 @@ export class MaintenanceServer implements MaintenanceService {
     };
   }
 
+  /**
+   * This member's current revision and compacted revision as applied so
+   * far (0 before the first compaction), without waiting for anything.
+   */
+  revisions(): { revision: number; compactRevision: number } {
+    const view = this.#ctx.view();
+    return { revision: view.rev(), compactRevision: view.compactRev };
+  }
+
   /** This member's Raft state: leader, commit index, term, learner. */
   raftStatus(): Promise<RaftStatus> {
     return this.#ctx.proposer.cluster({ method: "raft_status" }) as Promise<RaftStatus>;
