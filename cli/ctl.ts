@@ -43,7 +43,7 @@
  * @module
  */
 
-import { Client } from "../client/mod.ts";
+import { Client, type ClientTlsOptions } from "../client/mod.ts";
 import { EtcdError } from "../core/errors.ts";
 import * as alarm from "./commands/alarm.ts";
 import * as compaction from "./commands/compaction.ts";
@@ -103,7 +103,63 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
 const HELP_FLAG: FlagSpec = { name: "help", short: "h", kind: "bool", default: false };
 
 /** Global flags cairn's ctl parses but cannot honour yet (TLS, auth, DNS discovery). */
-const UNSUPPORTED_GLOBALS = ["cert", "key", "cacert", "user", "password", "discovery-srv"];
+const UNSUPPORTED_GLOBALS = ["user", "password", "discovery-srv"];
+
+/**
+ * The client TLS etcdctl's flags ask for: with any of --cert, --key and
+ * --cacert (files read here), or --insecure-transport=false, connections
+ * use TLS and a bare `host:port` endpoint becomes `https://host:port`, as
+ * etcdctl dials it; otherwise undefined.
+ *
+ * @throws {CtlError} (bad arguments) with etcdctl's message for a flag given
+ *   as an empty string, --cert without --key or the reverse, or a file that
+ *   cannot be read; for --insecure-skip-tls-verify, which Deno's fetch
+ *   cannot do.
+ */
+async function clientTls(
+  values: Map<string, unknown>,
+  changed: Set<string>,
+): Promise<ClientTlsOptions | undefined> {
+  const path = (flag: string): string => {
+    const value = values.get(flag) as string;
+    if (value === "" && changed.has(flag)) {
+      throw new CtlError(ExitCode.BadArgs, `empty string is passed to --${flag} option`);
+    }
+    return value;
+  };
+  const [certPath, keyPath, caPath] = [path("cert"), path("key"), path("cacert")];
+  const given = certPath !== "" || keyPath !== "" || caPath !== "";
+  if (!given && values.get("insecure-transport") !== false) return undefined;
+  if (values.get("insecure-skip-tls-verify") === true) {
+    throw new CtlError(
+      ExitCode.BadArgs,
+      "--insecure-skip-tls-verify is not supported by cairn ctl",
+    );
+  }
+  if ((certPath === "") !== (keyPath === "")) {
+    throw new CtlError(
+      ExitCode.BadArgs,
+      `KeyFile and CertFile must both be present[key: ${keyPath}, cert: ${certPath}]`,
+    );
+  }
+  const read = async (file: string): Promise<string | undefined> => {
+    if (file === "") return undefined;
+    try {
+      return await Deno.readTextFile(file);
+    } catch (err) {
+      const reason = err instanceof Deno.errors.NotFound
+        ? "no such file or directory"
+        : err instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : (err as Error).message;
+      throw new CtlError(ExitCode.BadArgs, `open ${file}: ${reason}`);
+    }
+  };
+  const cert = await read(certPath);
+  const key = await read(keyPath);
+  const cacert = await read(caPath);
+  return { caCerts: cacert === undefined ? undefined : [cacert], cert, key };
+}
 
 interface Command {
   flags: readonly FlagSpec[];
@@ -286,7 +342,10 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
         throw new CtlError(ExitCode.BadArgs, `--${f} is not supported by cairn ctl yet`);
       }
     }
-    const endpoints = (values.get("endpoints") as string[]).map((e) => e.trim());
+    const tls = await clientTls(values, parsed.changed);
+    const endpoints = (values.get("endpoints") as string[]).map((e) => e.trim()).map((e) =>
+      tls !== undefined && !/^[a-z][a-z0-9+.-]*:\/\//i.test(e) ? `https://${e}` : e
+    );
     const printer = newPrinter(values.get("write-out") as string, io.stdout, io.stderr, {
       hex: values.get("hex") === true,
     });
@@ -300,8 +359,8 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
       endpoints,
       commandTimeout,
       printer,
-      client: () => shared ??= new Client({ endpoints, timeout: commandTimeout }),
-      clientFor: (ep) => new Client({ endpoints: [ep], timeout: commandTimeout }),
+      client: () => shared ??= new Client({ endpoints, timeout: commandTimeout, tls }),
+      clientFor: (ep) => new Client({ endpoints: [ep], timeout: commandTimeout, tls }),
     };
     await cmd.run(ctx, parsed.args, sub);
     return ExitCode.Success;

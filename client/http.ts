@@ -31,10 +31,14 @@ export class ConnectionError extends EtcdError {
  * Whether a fetch rejection happened before the request could reach the
  * server. Deno reports `TypeError: fetch failed` with the transport error
  * as `cause` (e.g. `client error (Connect): tcp connect error: Connection
- * refused`), so the whole cause chain is inspected.
+ * refused`), so the whole cause chain is inspected. A TLS handshake the
+ * server refused (no client certificate, or one it does not trust: in TLS
+ * 1.3 the client learns it from an alert after it may have sent the
+ * request, which the server never read) and a server certificate the
+ * client does not trust count as never sent.
  */
 export function isConnectFailure(e: unknown): boolean {
-  return /\(Connect\)|tcp connect error|connection refused|dns error|failed to lookup|are blocked/i
+  return /\(Connect\)|tcp connect error|connection refused|dns error|failed to lookup|are blocked|invalid peer certificate|received fatal alert: (CertificateRequired|BadCertificate|UnknownCA|CertificateUnknown|UnsupportedCertificate|CertificateRevoked|CertificateExpired|AccessDenied|HandshakeFailure)/i
     .test(errorChain(e));
 }
 

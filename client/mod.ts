@@ -163,6 +163,24 @@ export interface ClientOptions {
   headers?: Record<string, string>;
   /** The fetch implementation (default `globalThis.fetch`); for tests and proxies. */
   fetch?: typeof fetch;
+  /**
+   * TLS for `https://` endpoints, as etcdctl's --cacert, --cert and --key
+   * (PEM texts, not paths). Without `caCerts` the server's certificate is
+   * verified against the system's roots; `cert` and `key` (both or
+   * neither) are the client certificate a server with --client-cert-auth
+   * requires. Ignored when `fetch` is given.
+   */
+  tls?: ClientTlsOptions;
+}
+
+/** TLS settings of a {@linkcode Client}: PEM texts. */
+export interface ClientTlsOptions {
+  /** CA certificates the server's certificate is verified against (etcdctl's --cacert). */
+  caCerts?: string[];
+  /** The client's certificate chain (etcdctl's --cert). */
+  cert?: string;
+  /** The client certificate's private key (etcdctl's --key). */
+  key?: string;
 }
 
 /** Per-call options, accepted by every method as its last argument. */
@@ -371,14 +389,17 @@ export class Client implements KVService {
   readonly #timeout: number;
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
+  readonly #httpClient: Deno.HttpClient | undefined;
   #preferred = 0;
 
   /**
    * Creates a client; no connection is made until the first call.
    *
    * @param options endpoints (default `http://127.0.0.1:2379`), timeout in
-   * milliseconds (default 5000), extra headers, fetch implementation.
-   * @throws {TypeError} when `endpoints` is empty.
+   * milliseconds (default 5000), extra headers, fetch implementation, TLS.
+   * @throws {TypeError} when `endpoints` is empty, or `tls` has only one of
+   *   `cert` and `key`.
+   * @throws {Error} Deno's error for a certificate or key it cannot read.
    */
   constructor(options: ClientOptions = {}) {
     const eps = options.endpoints ?? [DEFAULT_ENDPOINT];
@@ -386,7 +407,20 @@ export class Client implements KVService {
     this.#endpoints = eps.map(normalizeEndpoint);
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
     this.#headers = options.headers ?? {};
-    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const tls = options.tls;
+    if (options.fetch === undefined && tls !== undefined) {
+      if ((tls.cert === undefined) !== (tls.key === undefined)) {
+        throw new TypeError("Client TLS needs both cert and key, or neither");
+      }
+      const client = Deno.createHttpClient({
+        caCerts: tls.caCerts,
+        ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key! } : {}),
+      });
+      this.#httpClient = client;
+      this.#fetch = (input, init) => fetch(input, { ...init, client });
+    } else {
+      this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    }
   }
 
   /** The endpoints as normalised URLs, in failover order. */
@@ -1219,8 +1253,13 @@ export class Client implements KVService {
     throw last ?? new EtcdError("no endpoint available", GrpcCode.Unavailable);
   }
 
-  /** Nothing to release: connections belong to fetch's pool. Kept for symmetry with Store. */
-  close(): void {}
+  /**
+   * Release the client's connections when it has TLS settings of its own;
+   * otherwise nothing (connections belong to fetch's pool).
+   */
+  close(): void {
+    this.#httpClient?.close();
+  }
 
   async #unary<Q extends MessageName, R extends MessageName>(
     path: string,

@@ -63,12 +63,17 @@ export const SNAPSHOT_FILE_CHUNK_BYTES = 1024 * 1024;
  * HTTP/2 (gRPC) from HTTP/1.1 (the JSON gateway); "PRI" against a method name.
  */
 export const CLIENT_PREFACE_PEEK_BYTES = 3;
+/** Days a certificate made by --auto-tls is valid: etcd's one year. */
+export const AUTO_TLS_VALIDITY_DAYS = 365;
 /**
  * Milliseconds a stopping client port gives its relayed connections to send
  * what they hold and close, before it closes them.
  */
 export const CLIENT_CLOSE_GRACE_MS = 1_000;
-/** Milliseconds a client connection may take to send its first bytes before it is closed. */
+/**
+ * Milliseconds a client connection may take to send its first bytes (on an
+ * https URL: to finish the TLS handshake and send them) before it is closed.
+ */
 export const CLIENT_PREFACE_TIMEOUT_MS = 10_000;
 /**
  * Bytes of an HTTP/2 connection's first frames the client port holds, at

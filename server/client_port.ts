@@ -11,13 +11,21 @@
  * connection to grpc-js (its connection injector; by way of
  * server/grpc/authority.ts, which repairs an `:authority` given as a URL)
  * and relays an HTTP/1.1 connection, bytes unchanged, to the gateway's
- * `Deno.serve` on a private Unix socket. The relay costs the gateway some
- * throughput (bench/README.md); etcd 3.5's `--listen-client-http-urls`
- * serves the gateway on its own listener without it.
+ * `Deno.serve` on a private Unix socket. On an https URL a node:tls server
+ * accepts instead (it verifies client certificates), the same peek reads
+ * the decrypted bytes, and HTTP/2 is relayed to grpc-js by way of a second
+ * private Unix socket (Deno's node:http2 serves sockets, not TLS streams).
+ * ALPN offers `http/1.1` before `h2` when the gateway is served, so a
+ * client that speaks both (curl, browsers) gets the gateway over HTTP/1.1
+ * and one that speaks only `h2` (gRPC clients) gets gRPC. The relay costs
+ * the gateway some throughput (bench/README.md); etcd 3.5's
+ * `--listen-client-http-urls` serves the gateway on its own listener
+ * without it.
  *
  * @module
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { ConnectionInjector } from "@grpc/grpc-js";
 import {
   CLIENT_CLOSE_GRACE_MS,
@@ -28,6 +36,7 @@ import { invariant } from "../core/invariant.ts";
 import { HTTP2_PREFACE, serveHttp2Connection } from "./grpc/authority.ts";
 import { AddressInUseError, listenError } from "./listen.ts";
 import { log } from "./log.ts";
+import type { ClientTls } from "./tls.ts";
 
 /** What a client listener serves. */
 export interface ClientPortOptions {
@@ -41,6 +50,8 @@ export interface ClientPortOptions {
   grpc?: ConnectionInjector;
   /** The JSON gateway that serves HTTP/1.1 requests; none: gRPC only. */
   http?: Deno.ServeHandler<Deno.NetAddr>;
+  /** Serve TLS with these settings (an https URL); none: plain TCP. */
+  tls?: ClientTls;
 }
 
 /** A listening client URL. */
@@ -70,7 +81,7 @@ function isHttp2(head: Uint8Array): boolean {
 export async function listenClientPort(options: ClientPortOptions): Promise<ClientPort> {
   const { hostname, grpc, http } = options;
   invariant(grpc !== undefined || http !== undefined, "a client port serves something");
-  if (grpc === undefined) {
+  if (grpc === undefined && options.tls === undefined) {
     // The gateway alone: Deno.serve on the port itself.
     let server: Deno.HttpServer<Deno.NetAddr>;
     try {
@@ -86,22 +97,25 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     return { port: server.addr.port, close: () => server.shutdown() };
   }
 
-  // The gateway behind the relay, on a Unix socket only this process knows.
-  let gateway: { server: Deno.HttpServer<Deno.UnixAddr>; dir: string; path: string } | undefined;
+  // The gateway behind the relay, on a Unix socket only this process knows;
+  // on an https URL gRPC too, by way of a second one (node:http2 in Deno
+  // serves a socket but not a TLS stream over one).
+  const dir = await Deno.makeTempDir({ prefix: "cairn-client-" });
+  let gateway: { server: Deno.HttpServer<Deno.UnixAddr>; path: string } | undefined;
   if (http !== undefined) {
-    const dir = await Deno.makeTempDir({ prefix: "cairn-client-" });
     const path = `${dir}/gateway.sock`;
     const server = Deno.serve({ path, transport: "unix", onListen: () => {} }, http as never);
-    gateway = { server, dir, path };
+    gateway = { server, path };
   }
 
   const sockets = new Set<net.Socket>();
-  const relay = (client: net.Socket, head: Buffer) => {
-    if (gateway === undefined) {
+  /** Relay `client` (its first bytes `head` already read) to the Unix socket `path`. */
+  const relay = (client: net.Socket, head: Buffer, path: string | undefined) => {
+    if (path === undefined) {
       client.destroy();
       return;
     }
-    const upstream = net.connect({ path: gateway.path });
+    const upstream = net.connect({ path });
     sockets.add(upstream);
     upstream.setNoDelay(true);
     upstream.write(head);
@@ -123,7 +137,14 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     client.resume();
   };
 
-  const accept = (client: net.Socket) => {
+  // Server preference: a client offering both gets the gateway.
+  const alpn = [...(http !== undefined ? ["http/1.1"] : []), ...(grpc !== undefined ? ["h2"] : [])];
+  let grpcPath: string | undefined;
+  /**
+   * Serve a connection (on an https URL, its decrypted stream): tell HTTP/2
+   * from HTTP/1.1; `relayHttp2` sends HTTP/2 to gRPC by way of its socket.
+   */
+  const accept = (client: net.Socket, relayHttp2: boolean) => {
     sockets.add(client);
     client.once("close", () => sockets.delete(client));
     client.setNoDelay(true);
@@ -136,14 +157,16 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       client.off("data", onData);
       client.off("error", onError);
       client.pause();
-      if (isHttp2(head)) {
+      if (isHttp2(head) && (grpc === undefined || relayHttp2)) {
+        relay(client, head, grpcPath);
+      } else if (isHttp2(head)) {
         // The first request's `:authority` decides between the socket
         // itself and a wrapper that repairs it (server/grpc/authority.ts).
         serveHttp2Connection(client, head, {
-          inject: (connection) => grpc.injectConnection(connection),
+          inject: (connection) => grpc!.injectConnection(connection),
         });
       } else {
-        relay(client, head);
+        relay(client, head, gateway?.path);
       }
     };
     const onError = () => {
@@ -158,7 +181,53 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     });
   };
 
-  const listener = net.createServer({ noDelay: true }, accept);
+  let grpcRelay: net.Server | undefined;
+  if (options.tls !== undefined && grpc !== undefined) {
+    grpcPath = `${dir}/grpc.sock`;
+    const server = net.createServer((socket) => accept(socket, false));
+    grpcRelay = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ path: grpcPath }, () => resolve());
+    });
+  }
+  const closeRelays = async () => {
+    await gateway?.server.shutdown();
+    if (grpcRelay !== undefined) {
+      await new Promise<void>((resolve) => grpcRelay!.close(() => resolve()));
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+
+  let listener: net.Server;
+  if (options.tls === undefined) {
+    listener = net.createServer({ noDelay: true }, (socket) => accept(socket, false));
+  } else {
+    // node:tls's server verifies client certificates (a TLSSocket made over
+    // an accepted socket does not, in Deno); a failed handshake (plain
+    // HTTP, no or a wrong client certificate) closes the connection.
+    const settings = options.tls;
+    const server = tls.createServer({
+      cert: settings.cert,
+      key: settings.key,
+      ca: settings.ca,
+      requestCert: settings.clientCertAuth,
+      rejectUnauthorized: settings.clientCertAuth,
+      ALPNProtocols: alpn,
+      handshakeTimeout: CLIENT_PREFACE_TIMEOUT_MS,
+      noDelay: true,
+    }, (socket) => accept(socket, true));
+    server.on("tlsClientError", (err: Error, socket?: tls.TLSSocket) => {
+      // etcd's warning for a failed handshake.
+      const remote = socket?.remoteAddress;
+      log.warn("rejected connection", {
+        ...(remote === undefined ? {} : { "remote-addr": `${remote}:${socket?.remotePort}` }),
+        error: err.message,
+      });
+      socket?.destroy();
+    });
+    listener = server;
+  }
   try {
     await new Promise<void>((resolve, reject) => {
       listener.once("error", reject);
@@ -175,8 +244,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       );
     });
   } catch (err) {
-    await gateway?.server.shutdown();
-    if (gateway !== undefined) await Deno.remove(gateway.dir, { recursive: true }).catch(() => {});
+    await closeRelays();
     if ((err as { code?: string }).code === "EADDRINUSE") {
       throw new AddressInUseError(
         hostname.includes(":") ? `[${hostname}]` : hostname,
@@ -193,10 +261,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       // The gateway's server ends its responses first (relays then close
       // with them, so a client sees a finished stream, not a reset).
-      if (gateway !== undefined) {
-        await gateway.server.shutdown();
-        await Deno.remove(gateway.dir, { recursive: true }).catch(() => {});
-      }
+      await gateway?.server.shutdown();
       // A relay closes itself once the gateway closed its side and what it
       // held reached the client (a destroy here would reset a client
       // mid-response); the stragglers are closed after a grace period.
@@ -215,6 +280,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       for (const s of sockets) s.destroy();
       sockets.clear();
       await closed;
+      await closeRelays();
     },
   };
 }

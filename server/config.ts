@@ -66,6 +66,23 @@ export const FLAGS = {
     default: "http://localhost:2379",
     help: "List of this member's client URLs to advertise to the public.",
   },
+  "cert-file": { type: "string", default: "", help: "Path to the client server TLS cert file." },
+  "key-file": { type: "string", default: "", help: "Path to the client server TLS key file." },
+  "client-cert-auth": {
+    type: "boolean",
+    default: false,
+    help: "Enable client cert authentication.",
+  },
+  "trusted-ca-file": {
+    type: "string",
+    default: "",
+    help: "Path to the client server TLS trusted CA cert file.",
+  },
+  "auto-tls": {
+    type: "boolean",
+    default: false,
+    help: "Client TLS using generated certificates.",
+  },
   "listen-peer-urls": {
     type: "string",
     default: "http://localhost:2380",
@@ -210,6 +227,16 @@ export interface ServerConfig {
   listenMetricsUrls: URL[];
   /** This member's client URLs advertised to the public (--advertise-client-urls). */
   advertiseClientUrls: URL[];
+  /** Path of the client URLs' TLS certificate, PEM (--cert-file); empty: none. */
+  certFile: string;
+  /** Path of the client URLs' TLS private key, PEM (--key-file); empty: none. */
+  keyFile: string;
+  /** Require client certificates signed by --trusted-ca-file (--client-cert-auth). */
+  clientCertAuth: boolean;
+  /** Path of the CA certificates, PEM, that client certificates are verified against (--trusted-ca-file). */
+  trustedCaFile: string;
+  /** Generate a self-signed certificate for https client URLs when --cert-file is not given (--auto-tls). */
+  autoTls: boolean;
   /** URLs to listen on for peer traffic (--listen-peer-urls). */
   listenPeerUrls: URL[];
   /** This member's peer URLs advertised to the cluster (--initial-advertise-peer-urls). */
@@ -341,6 +368,17 @@ function parseCluster(value: string): Map<string, URL[]> {
     cluster.set(name, [...(cluster.get(name) ?? []), ...urls]);
   }
   return cluster;
+}
+
+/**
+ * A boolean flag as Go's flag package reads it: `1`, `t`, `T`, `TRUE`,
+ * `true`, `True` and their false counterparts; anything else is Go's
+ * `parse error`.
+ */
+function boolFlag(flag: string, raw: string): boolean {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(raw)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(raw)) return false;
+  throw new ConfigError(`invalid boolean value "${raw}" for -${flag}: parse error`);
 }
 
 function numberFlag(flag: string, raw: string): number {
@@ -513,6 +551,11 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   for (const name of Object.keys(FLAGS)) options[name] = { type: "string" };
   // etcd (Go's flag package) takes -flag as well as --flag.
   args = args.map((a) => /^-[a-z]/.test(a) ? `-${a}` : a);
+  // A boolean flag alone (`--client-cert-auth`) is true, as in Go.
+  const booleans = new Set(
+    Object.entries(FLAGS).filter(([, spec]) => spec.type === "boolean").map(([n]) => `--${n}`),
+  );
+  args = args.map((a) => booleans.has(a) ? `${a}=true` : a);
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({ args, options, allowPositionals: false, strict: true }).values as Record<
@@ -567,13 +610,32 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       `--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`,
     );
   }
+  const listenClientUrls = parseUrls("listen-client-urls", raw("listen-client-urls"));
+  const listenClientHttpUrls = parseUrls("listen-client-http-urls", raw("listen-client-http-urls"));
+  const certFile = raw("cert-file");
+  const keyFile = raw("key-file");
+  const autoTls = boolFlag("auto-tls", raw("auto-tls"));
+  for (const url of [...listenClientUrls, ...listenClientHttpUrls]) {
+    if (url.protocol === "https:" && certFile === "" && keyFile === "" && !autoTls) {
+      throw new ConfigError(
+        `TLS key/cert (--cert-file, --key-file) must be provided for client url ${
+          url.href.replace(/\/$/, "")
+        } with HTTPS scheme`,
+      );
+    }
+  }
   return {
     name,
     dataDir,
-    listenClientUrls: parseUrls("listen-client-urls", raw("listen-client-urls")),
-    listenClientHttpUrls: parseUrls("listen-client-http-urls", raw("listen-client-http-urls")),
+    listenClientUrls,
+    listenClientHttpUrls,
     listenMetricsUrls: parseUrls("listen-metrics-urls", raw("listen-metrics-urls")),
     advertiseClientUrls: parseUrls("advertise-client-urls", raw("advertise-client-urls")),
+    certFile,
+    keyFile,
+    clientCertAuth: boolFlag("client-cert-auth", raw("client-cert-auth")),
+    trustedCaFile: raw("trusted-ca-file"),
+    autoTls,
     listenPeerUrls: parseUrls("listen-peer-urls", raw("listen-peer-urls")),
     initialAdvertisePeerUrls,
     initialCluster,
@@ -644,6 +706,11 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "listen-client-http-urls": hrefs(config.listenClientHttpUrls),
     "listen-metrics-urls": hrefs(config.listenMetricsUrls),
     "advertise-client-urls": hrefs(config.advertiseClientUrls),
+    "cert-file": config.certFile,
+    "key-file": config.keyFile,
+    "client-cert-auth": config.clientCertAuth,
+    "trusted-ca-file": config.trustedCaFile,
+    "auto-tls": config.autoTls,
     "listen-peer-urls": hrefs(config.listenPeerUrls),
     "initial-advertise-peer-urls": hrefs(config.initialAdvertisePeerUrls),
     "initial-cluster": [...config.initialCluster].flatMap(([name, urls]) =>

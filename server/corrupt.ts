@@ -14,6 +14,7 @@
 import type { HashKVResponse } from "../core/api/types.ts";
 import type { MaintenanceServer } from "./etcdserver/maintenance.ts";
 import type { RaftNode } from "./raftnode/node.ts";
+import type { Member } from "./cluster/membership.ts";
 import { log } from "./log.ts";
 
 /** Peer-port path of a member's HashKV at a revision (body `{revision}`). */
@@ -95,24 +96,32 @@ export class CorruptionChecker {
     const rev = mine.header.revision;
     const crev = mine.compact_revision;
     const self = node.raftId;
+    const answers: { member: Member; theirs: WireHashKV }[] = [];
     for (const member of node.membership.members) {
       if (member.raftId === self) continue;
-      let theirs: WireHashKV;
       try {
-        theirs = await request(member.raftId, HASHKV_PATH, { revision: String(rev) }) as WireHashKV;
+        const theirs = await request(member.raftId, HASHKV_PATH, {
+          revision: String(rev),
+        }) as WireHashKV;
+        answers.push({ member, theirs });
       } catch (err) {
         log.warn("cannot fetch hash from remote peer", {
           "remote-peer-id": member.id.toString(16),
           error: err,
         });
-        continue;
       }
+    }
+    // A follower's current revision moves on while the members are asked:
+    // it is compared with the leader's revision after the round (etcd's rev2).
+    const after = maintenance.revisions();
+    for (const { member, theirs } of answers) {
       outcome.compared.push(member.id);
       const peerRev = Number(theirs.revision);
       const peerCrev = Number(theirs.compactRevision);
       let differs: string | undefined;
-      if (peerRev > rev) differs = "revision from follower must be less than or equal to leader's";
-      else if (peerCrev > crev) {
+      if (peerRev > after.revision) {
+        differs = "revision from follower must be less than or equal to leader's";
+      } else if (peerCrev > Math.max(crev, after.compactRevision)) {
         differs = "compact revision from follower must be less than or equal to leader's";
       } else if (peerCrev === crev && theirs.hash !== mine.hash) {
         differs = "same compact revision then hashes must match";

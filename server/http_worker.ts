@@ -290,6 +290,7 @@ async function init(
       reusePort: true,
       grpc: grpcTransport?.injector,
       http: app?.fetch,
+      tls: init.tls ?? undefined,
     });
     port.postMessage({ type: "listening", port: server.port });
   } catch (err) {

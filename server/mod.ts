@@ -26,6 +26,7 @@ import {
 import { type ClientListener, type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { createGrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
+import { type ClientTls, loadClientTls } from "./tls.ts";
 import { Compactor } from "./compactor.ts";
 import { socketHostname } from "./listen.ts";
 import { goDuration, hexId, log } from "./log.ts";
@@ -59,11 +60,7 @@ export interface RunningServer {
  *   be bound.
  */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  for (const url of config.listenClientUrls) {
-    if (url.protocol !== "http:") {
-      throw new Error(`Client URLs with ${url.protocol} are not supported yet: ${url.href}`);
-    }
-  }
+  const clientTls = await loadClientTls(config);
   const identity = await memberIdentity(config);
   // The transport starts once the node is open (which sends nothing before
   // it has heard from a peer, except as a single voter).
@@ -140,7 +137,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   logQuota(config.quotaBackendBytes);
   const compactor = startCompactor(config, service, () => node.isLeader);
   if (config.corruptCheckMs > 0 && peer !== undefined) checker.start(config.corruptCheckMs);
-  const listeners = clientListeners(config);
+  const listeners = clientListeners(config, clientTls);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
     try {
@@ -214,9 +211,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         port: Number(url.port || 80),
         grpc: listener.grpc ? grpc.injector : undefined,
         http: listener.http ? app.fetch : undefined,
+        tls: listener.tls,
       });
       ports.push(port);
-      clientUrls.push(`http://${url.hostname}:${port.port}`);
+      clientUrls.push(`${url.protocol}//${url.hostname}:${port.port}`);
     }
   } catch (err) {
     clearInterval(compactor);
@@ -309,13 +307,19 @@ function listenMetrics(
 /**
  * What each client URL serves: gRPC and the gateway on --listen-client-urls,
  * or, with --listen-client-http-urls (etcd 3.5), gRPC there and the gateway
- * alone on those.
+ * alone on those; https URLs with `tls` (from {@linkcode loadClientTls}).
  */
-export function clientListeners(config: ServerConfig): ClientListener[] {
+export function clientListeners(config: ServerConfig, tls?: ClientTls): ClientListener[] {
   const split = config.listenClientHttpUrls.length > 0;
+  const tlsOf = (url: URL) => url.protocol === "https:" ? tls : undefined;
   return [
-    ...config.listenClientUrls.map((url) => ({ url, grpc: true, http: !split })),
-    ...config.listenClientHttpUrls.map((url) => ({ url, grpc: false, http: true })),
+    ...config.listenClientUrls.map((url) => ({ url, grpc: true, http: !split, tls: tlsOf(url) })),
+    ...config.listenClientHttpUrls.map((url) => ({
+      url,
+      grpc: false,
+      http: true,
+      tls: tlsOf(url),
+    })),
   ];
 }
 

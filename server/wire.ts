@@ -13,6 +13,7 @@ import type { ApplyResult } from "./raftnode/applier.ts";
 import type { ClusterCall } from "./cluster/manager.ts";
 import type { Event } from "../core/api/types.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
+import type { ClientTls } from "./tls.ts";
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
 
@@ -166,6 +167,8 @@ export interface InitMessage {
   grpc: boolean;
   /** Serve the JSON gateway on the port. */
   http: boolean;
+  /** Serve TLS with these settings (an https URL); none: plain TCP. */
+  tls?: ClientTls;
   /** Where Maintenance.Snapshot writes its temporary copy. */
   snapshotDir: string;
   /** The cluster's ID, for response headers. */

@@ -36,6 +36,7 @@ import {
 } from "../core/limits.ts";
 import { mergeMetrics, metrics, type MetricsSnapshot } from "./metrics.ts";
 import { log } from "./log.ts";
+import type { ClientTls } from "./tls.ts";
 import { AddressInUseError, listenError, probeAddress, socketHostname } from "./listen.ts";
 import {
   errorToWire,
@@ -94,6 +95,8 @@ export interface ClientListener {
   grpc: boolean;
   /** Serve the JSON gateway there. */
   http: boolean;
+  /** Serve TLS with these settings (an https URL); none: plain TCP. */
+  tls?: ClientTls;
 }
 
 /**
@@ -311,7 +314,7 @@ export async function startHttpWorkers(
           guards.splice(guards.indexOf(guard), 1);
         }
       }
-      clientUrls.push(`http://${url.hostname}:${port}`);
+      clientUrls.push(`${url.protocol}//${url.hostname}:${port}`);
     }
   } catch (err) {
     closeGuards();
@@ -498,6 +501,7 @@ async function startWorker(
     port,
     grpc: listener.grpc,
     http: listener.http,
+    tls: listener.tls,
     snapshotDir: setup.snapshotDir,
     clusterId: setup.clusterId,
     memberId: setup.memberId,

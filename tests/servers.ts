@@ -49,6 +49,7 @@ async function spawn(
   cmd: string,
   args: string[],
   url: string,
+  client?: Deno.HttpClient,
 ): Promise<ServerProcess> {
   const child = new Deno.Command(cmd, {
     args,
@@ -74,7 +75,7 @@ async function spawn(
   };
   const server: ServerProcess = {
     url,
-    endpoint: url.replace(/^http:\/\//, ""),
+    endpoint: url.replace(/^https?:\/\//, ""),
     child,
     kill: async () => void await signal("SIGKILL"),
     terminate: () => signal("SIGTERM"),
@@ -82,7 +83,7 @@ async function spawn(
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      const res = await fetch(`${url}/health`);
+      const res = await fetch(`${url}/health`, client === undefined ? {} : { client });
       const body = await res.text();
       if (res.ok && body.includes("true")) return server;
     } catch {
@@ -117,25 +118,43 @@ export function startEtcd(dataDir: string, extraArgs: string[] = []): Promise<Se
 }
 
 function spawnEtcd(dataDir: string, extraArgs: string[]): Promise<ServerProcess> {
-  const url = `http://127.0.0.1:${freePort()}`;
+  return startEtcdAt(dataDir, `http://127.0.0.1:${freePort()}`, extraArgs);
+}
+
+/**
+ * Start etcd 3.4 serving clients on `url` exactly, with its data in
+ * `dataDir`, plus `extraArgs`; `client` (TLS settings) checks its health.
+ */
+export function startEtcdAt(
+  dataDir: string,
+  url: string,
+  extraArgs: string[] = [],
+  client?: Deno.HttpClient,
+): Promise<ServerProcess> {
   const peer = `http://127.0.0.1:${freePort()}`;
-  return spawn("etcd", "etcd", [
-    "--name",
-    "default",
-    "--data-dir",
-    dataDir,
-    "--listen-client-urls",
+  return spawn(
+    "etcd",
+    "etcd",
+    [
+      "--name",
+      "default",
+      "--data-dir",
+      dataDir,
+      "--listen-client-urls",
+      url,
+      "--advertise-client-urls",
+      url,
+      "--listen-peer-urls",
+      peer,
+      "--initial-advertise-peer-urls",
+      peer,
+      "--initial-cluster",
+      `default=${peer}`,
+      ...extraArgs,
+    ],
     url,
-    "--advertise-client-urls",
-    url,
-    "--listen-peer-urls",
-    peer,
-    "--initial-advertise-peer-urls",
-    peer,
-    "--initial-cluster",
-    `default=${peer}`,
-    ...extraArgs,
-  ], url);
+    client,
+  );
 }
 
 /** Start cairn (`main.ts`) with its data in `dataDir`, plus `extraArgs`. */
@@ -145,19 +164,27 @@ export function startCairn(dataDir: string, extraArgs: string[] = []): Promise<S
 
 /**
  * Start cairn serving clients on `url` exactly (a restart on the address a
- * client already knows), with its data in `dataDir`, plus `extraArgs`.
+ * client already knows), with its data in `dataDir`, plus `extraArgs`;
+ * `client` (TLS settings) checks its health.
  */
 export function startCairnAt(
   dataDir: string,
   url: string,
   extraArgs: string[] = [],
+  client?: Deno.HttpClient,
 ): Promise<ServerProcess> {
-  return spawn("cairn", Deno.execPath(), [
-    "run",
-    "--allow-all",
-    `${ROOT}main.ts`,
-    ...cairnArgs(dataDir, url, extraArgs),
-  ], url);
+  return spawn(
+    "cairn",
+    Deno.execPath(),
+    [
+      "run",
+      "--allow-all",
+      `${ROOT}main.ts`,
+      ...cairnArgs(dataDir, url, extraArgs),
+    ],
+    url,
+    client,
+  );
 }
 
 /** A member's flags for data in `dataDir`, serving clients on `url`, plus `extra`. */

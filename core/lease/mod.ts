@@ -251,8 +251,12 @@ export class Lessor {
   remainingSeconds(id: bigint): number | undefined {
     const lease = this.#leases.get(id);
     if (lease === undefined) return undefined;
-    // The slack is cairn's margin, not part of the TTL a client sees.
-    return Math.max(0, Math.trunc((lease.expiry - LEASE_EXPIRY_SLACK_MS - this.#now()) / 1000));
+    // The slack is cairn's margin, not part of the TTL a client sees. etcd
+    // truncates a nanosecond remainder, which is never a whole number of
+    // seconds once any time has passed; the clock here counts whole
+    // milliseconds, so a whole number of seconds counts as just under it.
+    const ms = lease.expiry - LEASE_EXPIRY_SLACK_MS - this.#now();
+    return Math.max(0, Math.ceil(ms / 1000) - 1);
   }
 
   /**

@@ -89,6 +89,15 @@ export class MaintenanceServer implements MaintenanceService {
     };
   }
 
+  /**
+   * This member's current revision and compacted revision as applied so
+   * far (0 before the first compaction), without waiting for anything.
+   */
+  revisions(): { revision: number; compactRevision: number } {
+    const view = this.#ctx.view();
+    return { revision: view.rev(), compactRevision: view.compactRev };
+  }
+
   /** This member's Raft state: leader, commit index, term, learner. */
   raftStatus(): Promise<RaftStatus> {
     return this.#ctx.proposer.cluster({ method: "raft_status" }) as Promise<RaftStatus>;
@@ -227,7 +236,8 @@ export class MaintenanceServer implements MaintenanceService {
 
   /**
    * etcd Maintenance.Snapshot: a consistent copy of the member's store (one
-   * LMDB read transaction; writes go on meanwhile), in messages of
+   * LMDB read transaction, taken once every write this member has answered
+   * is committed, so it holds them all; writes go on meanwhile), in messages of
    * SNAPSHOT_CHUNK_BYTES of data with the bytes still to come in
    * `remaining_bytes`, then one message holding the copy's SHA-256 digest
    * (32 bytes, `remaining_bytes` 0), as etcd sends it. The copy is written
@@ -238,6 +248,9 @@ export class MaintenanceServer implements MaintenanceService {
    */
   async *snapshot(signal?: AbortSignal): AsyncGenerator<SnapshotResponse> {
     const ctx = this.#ctx;
+    // Every write this member has answered is committed to the store before
+    // it is copied: a backup never lacks an acknowledged write.
+    await ctx.linearize();
     if (ctx.snapshotDir !== undefined) await Deno.mkdir(ctx.snapshotDir, { recursive: true });
     const dir = await Deno.makeTempDir({ dir: ctx.snapshotDir, prefix: "cairn-snapshot-" });
     try {

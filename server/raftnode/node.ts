@@ -214,7 +214,7 @@ export interface RaftNodeOptions {
 interface CatchingUpCopy {
   /** The copy, open. */
   store: Backend;
-  /** Applies the entries it lacks (with a throwaway lessor: renewals live in memory). */
+  /** Applies the entries it lacks (with a lessor of its own: renewals live in memory). */
   applier: Applier;
   /** False once entries it needed were gone. */
   caughtUp: boolean;
@@ -1456,7 +1456,9 @@ export class RaftNode {
       const store = openStore(dir);
       copy = {
         store,
-        applier: new Applier(store, new Lessor({ now: Date.now, minTtl: 2 })),
+        // A lessor of its own (renewals live in memory), with the member's
+        // minimum TTL so that grants apply to the copy as to the store.
+        applier: new Applier(store, new Lessor({ now: Date.now, minTtl: this.lessor.minTtl })),
         caughtUp: true,
       };
       copy.caughtUp = await this.#catchUp(copy);

@@ -78,3 +78,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "defragment: leases granted while it runs keep the member's minimum TTL across a restart",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    // etcd's minimum lease TTL is ceil(1.5 × election timeout): 8 s here.
+    const flags = ["--heartbeat-interval", "500", "--election-timeout", "5000"];
+    let server = await startCairn(dir, flags);
+    try {
+      const url = server.url;
+      for (let i = 0; i < 50; i++) {
+        await postJson(url, "/v3/kv/put", { key: b64(`pad/${i}`), value: b64("x".repeat(20_000)) });
+      }
+      let granting = true;
+      const granted: string[] = [];
+      const grants = (async () => {
+        while (granting) {
+          const r = await postJson(url, "/v3/lease/grant", { TTL: 1 }) as {
+            ID: string;
+            TTL: string;
+          };
+          assertEquals(r.TTL, "8");
+          granted.push(r.ID);
+        }
+      })();
+      for (let i = 0; i < 5; i++) await postJson(url, "/v3/maintenance/defragment", {});
+      granting = false;
+      await grants;
+      assert(granted.length > 0);
+      await server.terminate();
+      server = await startCairn(dir, flags);
+      for (const ID of granted) {
+        const ttl = await postJson(server.url, "/v3/lease/timetolive", { ID }) as {
+          grantedTTL: string;
+        };
+        assertEquals(ttl.grantedTTL, "8", `lease ${ID}`);
+      }
+    } finally {
+      await server.kill();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});

@@ -4,6 +4,7 @@ import {
   rejects as assertRejects,
 } from "node:assert/strict";
 import { Client, ConnectionError, EtcdError, retryDelay } from "../../client/mod.ts";
+import { isConnectFailure } from "../../client/http.ts";
 import {
   CLIENT_MAX_ATTEMPTS,
   CLIENT_RETRY_MAX_MS,
@@ -517,4 +518,13 @@ Deno.test("alarmDisarm stops at the first failing DEACTIVATE with its error", as
   // Unavailable is retried until the call's deadline, which bounds the whole disarm.
   await assertRejects(client.alarmDisarm(), (e: unknown) => e instanceof EtcdError);
   assert(calls.every((c) => (c.body as { memberID?: string }).memberID !== "2"));
+});
+
+Deno.test("a TLS handshake the server refused counts as never sent; a connection closed later does not", () => {
+  const failure = (cause: string) => new TypeError("fetch failed", { cause: new Error(cause) });
+  assert(isConnectFailure(failure("received fatal alert: CertificateRequired")));
+  assert(isConnectFailure(failure("received fatal alert: UnknownCA")));
+  assert(isConnectFailure(failure("invalid peer certificate: UnknownIssuer")));
+  assert(!isConnectFailure(failure("peer closed connection without sending TLS close_notify")));
+  assert(!isConnectFailure(failure("connection reset by peer")));
 });

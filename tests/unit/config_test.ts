@@ -76,6 +76,15 @@ Deno.test("config: bad values are refused with etcd-like messages", () => {
     [["--snapshot-count=-5"], /^invalid value "-5" for flag -snapshot-count: parse error$/],
     [["--heartbeat-interval=-100"], /heartbeat-interval: parse error/],
     [["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1h"], /retention/],
+    // etcd 3.4's message for an https client URL without a certificate.
+    [
+      ["--listen-client-urls", "https://127.0.0.1:2379"],
+      /^TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127\.0\.0\.1:2379 with HTTPS scheme$/,
+    ],
+    [
+      ["--client-cert-auth=yes"],
+      /^invalid boolean value "yes" for -client-cert-auth: parse error$/,
+    ],
   ];
   for (const [args, message] of bad) {
     assert.throws(() => parseConfig(args, {}), (err: unknown) => {
@@ -84,6 +93,29 @@ Deno.test("config: bad values are refused with etcd-like messages", () => {
       return true;
     }, args.join(" "));
   }
+});
+
+Deno.test("config: TLS flags as etcd's: boolean flags alone or with a value, https URLs with a certificate or --auto-tls", () => {
+  const https = ["--listen-client-urls", "https://127.0.0.1:2379"];
+  const c = parseConfig([
+    ...https,
+    "--cert-file",
+    "s.pem",
+    "--key-file",
+    "s-key.pem",
+    "--trusted-ca-file",
+    "ca.pem",
+    "--client-cert-auth",
+  ], {});
+  assert.equal(c.certFile, "s.pem");
+  assert.equal(c.keyFile, "s-key.pem");
+  assert.equal(c.trustedCaFile, "ca.pem");
+  assert.equal(c.clientCertAuth, true);
+  assert.equal(c.autoTls, false);
+  assert.equal(parseConfig([...https, "-auto-tls"], {}).autoTls, true);
+  assert.equal(parseConfig(["--client-cert-auth=false"], {}).clientCertAuth, false);
+  assert.equal(parseConfig([], { ETCD_CLIENT_CERT_AUTH: "true" }).clientCertAuth, true);
+  assert.equal(parseConfig([], {}).clientCertAuth, false);
 });
 
 Deno.test("config: --log-level takes etcd's levels; given flags and every flag's value are reported", () => {

@@ -165,6 +165,19 @@ Deno.test("runCtl reports argument errors like etcdctl without contacting a serv
       "Error: --data-dir is not supported by cairn ctl: defragment the running member " +
       "(it keeps serving meanwhile)\n",
     ],
+    [["--cert", "", "get", "a"], "", 128, "Error: empty string is passed to --cert option\n"],
+    [
+      ["--cert", "/nonexistent/client.pem", "get", "a"],
+      "",
+      128,
+      "Error: KeyFile and CertFile must both be present[key: , cert: /nonexistent/client.pem]\n",
+    ],
+    [
+      ["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem", "get", "a"],
+      "",
+      128,
+      "Error: open /nonexistent/c.pem: no such file or directory\n",
+    ],
     [
       ["endpoint", "hashkv", "--rev", "x"],
       "",
