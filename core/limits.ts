@@ -503,3 +503,27 @@ export const SIMPLE_TOKEN_LENGTH = 16;
  * them).
  */
 export const MAX_SIMPLE_TOKENS = 100_000;
+
+/**
+ * ms a thread trusts what it learned of a token from the member's token
+ * table before asking again (the ask also extends a `simple` token's life,
+ * so a token in use lives on within this much of etcd's rule). A change of
+ * the auth store (a deleted user, a changed password, auth disabled) makes
+ * it ask at once.
+ */
+export const TOKEN_CACHE_MS = 1_000;
+
+/** Tokens one thread remembers at most (least recently checked dropped first). */
+export const MAX_CACHED_TOKENS = 10_000;
+
+/**
+ * Failed authentications of one user name a thread checks in a row before
+ * it limits them to one per AUTH_FAILURE_INTERVAL_MS (beyond etcd).
+ */
+export const AUTH_FAILURE_BURST = 5;
+
+/** ms that give a user name back one checked authentication attempt after failures. */
+export const AUTH_FAILURE_INTERVAL_MS = 1_000;
+
+/** User names whose failed authentications a thread tracks at most. */
+export const MAX_TRACKED_AUTH_FAILURES = 10_000;

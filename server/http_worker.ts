@@ -22,6 +22,7 @@ import { log, LogOutputs } from "./log.ts";
 import { mergeMetrics, metrics, type MetricsSnapshot } from "./metrics.ts";
 import type { ApplyResult } from "./raftnode/applier.ts";
 import type { LeaseTtl } from "./raftnode/lease_keeper.ts";
+import type { TokenInfo } from "../core/auth/simple_token.ts";
 import { ReadFence } from "./raftnode/read_fence.ts";
 import type { ClusterCall, ClusterResult } from "./cluster/manager.ts";
 import {
@@ -140,6 +141,16 @@ class RemoteProposer implements Proposer {
   /** The metric values of the main thread and the other workers (for a scrape). */
   async metricsOfOthers(): Promise<MetricsSnapshot[]> {
     return (await this.#ok(this.#call((id) => ({ type: "metrics", id })))) as MetricsSnapshot[];
+  }
+
+  async assignToken(info: TokenInfo): Promise<string> {
+    return (await this.#ok(this.#call((id) => ({ type: "token_assign", id, info })))) as string;
+  }
+
+  async tokenInfo(token: string): Promise<TokenInfo | undefined> {
+    return (await this.#ok(this.#call((id) => ({ type: "token_info", id, token })))) as
+      | TokenInfo
+      | undefined;
   }
 
   async leaseIds(): Promise<bigint[]> {
@@ -262,7 +273,6 @@ async function init(
     maxRequestBytes: init.maxRequestBytes,
     quotaBackendBytes: init.quotaBackendBytes,
     bcryptCost: init.bcryptCost,
-    authTokenTtlSeconds: init.authTokenTtlSeconds,
     refreshReads: true,
     snapshotDir: init.snapshotDir,
     progressNotifyIntervalMs: init.progressNotifyIntervalMs,

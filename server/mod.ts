@@ -151,7 +151,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
           maxRequestBytes: config.maxRequestBytes,
           quotaBackendBytes: config.quotaBackendBytes,
           bcryptCost: config.bcryptCost,
-          authTokenTtlSeconds: config.authTokenTtlSeconds,
           cairnVersion: CAIRN_VERSION,
           progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
           snapshotDir: snapDir(config.dataDir),

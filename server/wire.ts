@@ -14,6 +14,7 @@ import type { ClusterCall } from "./cluster/manager.ts";
 import type { Event } from "../core/api/types.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 import type { ClientTls } from "./tls.ts";
+import type { TokenInfo } from "../core/auth/simple_token.ts";
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
 
@@ -61,7 +62,8 @@ export function errorFromWire(e: { message: string; code: number; httpStatus: nu
  * A worker's call to the main thread: a proposal (`payload` is
  * `encodeRequest(request)`, which becomes the log entry), a wait for the
  * physical compaction in progress, or a lease keep-alive, time-to-live or
- * list (the leases live on the main thread), or the metrics of the main
+ * list (the leases live on the main thread), an auth token's assignment or
+ * lookup (the member's token table lives there too), or the metrics of the main
  * thread and the other workers (a scrape). Calls of one event-loop turn travel
  * together, msgpack-encoded, in one {@linkcode FromWorker} `calls` message.
  */
@@ -73,6 +75,8 @@ export type WorkerCall =
   | { type: "lease_ids"; id: number }
   | { type: "read_index"; id: number }
   | { type: "cluster"; id: number; call: ClusterCall }
+  | { type: "token_assign"; id: number; info: TokenInfo }
+  | { type: "token_info"; id: number; token: string }
   | { type: "metrics"; id: number };
 
 /** The main thread's answer to a {@linkcode WorkerCall}, by call ID. */
@@ -185,8 +189,6 @@ export interface InitMessage {
   quotaBackendBytes: number;
   /** --bcrypt-cost (undefined: 10). */
   bcryptCost?: number;
-  /** --auth-token-ttl in seconds (undefined: 300). */
-  authTokenTtlSeconds?: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
   /** The member's --log-level. */

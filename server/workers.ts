@@ -75,8 +75,6 @@ export interface WorkerSetup {
   quotaBackendBytes: number;
   /** --bcrypt-cost. Default 10. */
   bcryptCost?: number;
-  /** --auth-token-ttl, in seconds. Default 300. */
-  authTokenTtlSeconds?: number;
   /** cairn's version, reported by `GET /version`. */
   cairnVersion: string;
   /** Milliseconds between progress notifications to idle watchers that ask for them. */
@@ -443,6 +441,18 @@ async function startWorker(
           (err) => reply(call.id, { error: errorToWire(err) }),
         );
         return;
+      case "token_assign":
+        node.assignToken(call.info).then(
+          (token) => reply(call.id, { ok: token }),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
+        return;
+      case "token_info":
+        node.tokenInfo(call.token).then(
+          (info) => reply(call.id, { ok: info ?? null }),
+          (err) => reply(call.id, { error: errorToWire(err) }),
+        );
+        return;
       case "metrics":
         gather.gather(worker).then(
           (snapshots) => reply(call.id, { ok: snapshots }),
@@ -510,7 +520,6 @@ async function startWorker(
     maxRequestBytes: setup.maxRequestBytes,
     quotaBackendBytes: setup.quotaBackendBytes,
     bcryptCost: setup.bcryptCost,
-    authTokenTtlSeconds: setup.authTokenTtlSeconds,
     cairnVersion: setup.cairnVersion,
     logLevel: log.level,
     logOutputs: log.outputs === undefined ? undefined : [...log.outputs.outputs],

@@ -884,6 +884,18 @@ export interface WatchStreamHandle {
 }
 
 /**
+ * The credentials a transport received with a request: the token (gRPC
+ * `token` metadata, the gateway's `Authorization` header) and the common
+ * name of the client certificate verified at the TLS handshake.
+ */
+export interface Credentials {
+  /** The auth token, as sent. */
+  token?: string;
+  /** The CN of the verified client certificate (used as the user name with --client-cert-auth). */
+  commonName?: string;
+}
+
+/**
  * The KV and maintenance surface a server exposes to the gateway (and the
  * embedded API): etcd's KV service plus Maintenance.Status. Every method
  * rejects with an `EtcdError` from core/errors.ts on bad input.

@@ -8,14 +8,46 @@
  * @module
  */
 import { invariant } from "../invariant.ts";
+import type { AuthChange } from "./mod.ts";
 import { MAX_SIMPLE_TOKENS, SIMPLE_TOKEN_LENGTH } from "../limits.ts";
 
 /** What a token stands for. */
 export interface TokenInfo {
   /** The user it authenticates. */
   user: string;
-  /** The auth revision when it was issued. */
-  revision: number;
+  /**
+   * The auth revision it was issued at, for tokens that carry one (JWT);
+   * absent for `simple` tokens, which stand for the auth store as it is when
+   * they are used (etcd passes its current revision).
+   */
+  revision?: number;
+}
+
+/**
+ * Where a member's tokens come from and are checked (etcd's TokenProvider):
+ * `simple` tokens ({@linkcode SimpleTokens}) or JWTs.
+ */
+export interface TokenProvider {
+  /** A new token for `info`. */
+  assign(info: TokenInfo): string | Promise<string>;
+  /** What `token` stands for; undefined when it is not (or no longer) valid. */
+  info(token: string): TokenInfo | undefined | Promise<TokenInfo | undefined>;
+  /** Drop every token of `user`. */
+  invalidateUser(user: string): void;
+  /** Drop every token. */
+  clear(): void;
+}
+
+/**
+ * Drop the tokens an applied auth change invalidates, as etcd does: a
+ * deleted user's, a user's whose password changed, and every token when
+ * auth is disabled.
+ */
+export function invalidateTokens(tokens: TokenProvider, change: AuthChange): void {
+  if (change.op === "disable") tokens.clear();
+  else if (change.op === "user_delete" || change.op === "user_change_password") {
+    tokens.invalidateUser(change.name);
+  }
 }
 
 /** Options of {@linkcode SimpleTokens}. */
@@ -33,7 +65,7 @@ export interface SimpleTokenOptions {
 const LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /** The `simple` tokens a member issued. */
-export class SimpleTokens {
+export class SimpleTokens implements TokenProvider {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #random: (n: number) => Uint8Array;
@@ -82,7 +114,7 @@ export class SimpleTokens {
     if (known === undefined) return undefined;
     this.#tokens.delete(token);
     this.#tokens.set(token, { ...known, expires: this.#now() + this.#ttlMs });
-    return { user: known.user, revision: known.revision };
+    return { user: known.user };
   }
 
   /** Drop every token of `user` (etcd does on user delete and password change). */

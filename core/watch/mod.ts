@@ -513,6 +513,22 @@ export class WatchStream {
     this.#hub.add(w);
   }
 
+  /**
+   * Refuse a create request the caller may not make (etcd's watch server
+   * when isWatchPermitted fails): `created` + `canceled` with `reason` and
+   * watch_id -1, as etcd 3.4 answers; the stream goes on.
+   */
+  deny(reason: string): void {
+    if (this.#closed) return;
+    this.push({
+      header: this.header(this.#hub.currentRevision()),
+      watch_id: -1,
+      created: true,
+      canceled: true,
+      cancel_reason: reason,
+    });
+  }
+
   /** Cancel a watch: answers `canceled`; an unknown ID gets no answer, as in etcd. */
   cancel(watchId: number): void {
     const w = this.#watchers.get(watchId);

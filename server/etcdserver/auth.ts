@@ -32,19 +32,21 @@ import type {
 } from "../../core/api/types.ts";
 import type { AuthChange, AuthStore } from "../../core/auth/mod.ts";
 import { bcryptCost, checkPassword, hashPassword } from "../../core/auth/password.ts";
-import { SimpleTokens, type TokenInfo } from "../../core/auth/simple_token.ts";
-import { Errors } from "../../core/errors.ts";
-import { DEFAULT_AUTH_TOKEN_TTL_S } from "../../core/limits.ts";
-import type { ServiceContext } from "./context.ts";
+import { adminPermission, type AuthInfo } from "../../core/auth/permission.ts";
+import { Errors, type EtcdError } from "../../core/errors.ts";
+import {
+  AUTH_FAILURE_BURST,
+  AUTH_FAILURE_INTERVAL_MS,
+  MAX_TRACKED_AUTH_FAILURES,
+} from "../../core/limits.ts";
+import type { Credentials, ServiceContext } from "./context.ts";
 
 /** Options of {@linkcode AuthServer}: etcd's auth flags. */
 export interface AuthOptions {
   /** --bcrypt-cost: cost of password hashes, 4–31 (others: 10). Default 10. */
   bcryptCost?: number;
-  /** --auth-token-ttl: seconds a `simple` token lives after its last use. Default 300. */
-  authTokenTtlSeconds?: number;
-  /** The clock tokens expire by, in ms. Default `Date.now`. */
-  tokenClock?: () => number;
+  /** The clock failed authentications are limited by, in ms. Default `performance.now`. */
+  failureClock?: () => number;
 }
 
 /** etcd's Auth RPCs, as transports call them (see {@linkcode AuthServer}). */
@@ -72,17 +74,13 @@ export type AuthService = Pick<
 export class AuthServer {
   readonly #ctx: ServiceContext;
   readonly #cost: number;
-  readonly #tokens: SimpleTokens;
+  readonly #failures: AuthFailureLimiter;
 
   /** The Auth service over a member's shared service context. */
   constructor(ctx: ServiceContext, options: AuthOptions = {}) {
     this.#ctx = ctx;
     this.#cost = bcryptCost(options.bcryptCost);
-    this.#tokens = new SimpleTokens({
-      ttlSeconds: options.authTokenTtlSeconds ?? DEFAULT_AUTH_TOKEN_TTL_S,
-      now: options.tokenClock ?? Date.now,
-      random: (n) => crypto.getRandomValues(new Uint8Array(n)),
-    });
+    this.#failures = new AuthFailureLimiter(options.failureClock ?? (() => performance.now()));
   }
 
   /** The auth store as committed (after a linearizing wait: every acknowledged change). */
@@ -91,27 +89,17 @@ export class AuthServer {
   }
 
   /**
-   * What a `simple` token this member issued stands for; undefined when it
-   * is unknown here or expired (etcd: `etcdserver: invalid auth token`).
-   */
-  tokenInfo(token: string): TokenInfo | undefined {
-    return this.#tokens.info(token);
-  }
-
-  /**
    * etcd Auth.AuthEnable: turn authentication on.
    *
    * @throws {EtcdError} RootUserNotExist, RootRoleNotExist; NoLeader, Timeout.
    */
-  authEnable(): Promise<AuthHeaderResponse> {
-    return this.#change({ op: "enable" });
+  authEnable(_req?: unknown, creds?: Credentials): Promise<AuthHeaderResponse> {
+    return this.#change({ op: "enable" }, creds);
   }
 
   /** etcd Auth.AuthDisable: turn authentication off (no change when it is off). */
-  async authDisable(): Promise<AuthHeaderResponse> {
-    const resp = await this.#change({ op: "disable" });
-    this.#tokens.clear();
-    return resp;
+  authDisable(_req?: unknown, creds?: Credentials): Promise<AuthHeaderResponse> {
+    return this.#change({ op: "disable" }, creds);
   }
 
   /**
@@ -119,19 +107,34 @@ export class AuthServer {
    * its password, valid on this member for --auth-token-ttl seconds after
    * its last use.
    *
+   * Failed attempts are limited per user name and thread (beyond etcd):
+   * after AUTH_FAILURE_BURST failures, one attempt per
+   * AUTH_FAILURE_INTERVAL_MS is checked and the others fail at once with
+   * AuthFailed, so a password cannot be guessed at network speed.
+   *
    * @throws {EtcdError} AuthNotEnabled (auth off); AuthFailed (unknown user,
-   *   wrong password); NoPasswordUser (a user added with `no_password`).
+   *   wrong password, too many failures); NoPasswordUser (a user added with
+   *   `no_password`).
    */
   async authenticate(req: AuthenticateRequest): Promise<AuthenticateResponse> {
     const ctx = this.#ctx;
     await ctx.linearizeRead(false);
     const store = this.store();
     if (!store.enabled) throw Errors.AuthNotEnabled();
-    const user = store.user(req.name ?? "");
-    if (user === undefined) throw Errors.AuthFailed();
+    const name = req.name ?? "";
+    if (!this.#failures.mayTry(name)) throw Errors.AuthFailed();
+    const user = store.user(name);
+    if (user === undefined) {
+      this.#failures.failed(name);
+      throw Errors.AuthFailed();
+    }
     if (user.noPassword) throw Errors.NoPasswordUser();
-    if (!(await checkPassword(req.password ?? "", user.password))) throw Errors.AuthFailed();
-    const token = this.#tokens.assign({ user: user.name, revision: store.revision });
+    if (!(await checkPassword(req.password ?? "", user.password))) {
+      this.#failures.failed(name);
+      throw Errors.AuthFailed();
+    }
+    this.#failures.succeeded(name);
+    const token = await ctx.proposer.assignToken({ user: user.name, revision: store.revision });
     return { header: ctx.header(ctx.view().rev()), token };
   }
 
@@ -141,12 +144,12 @@ export class AuthServer {
    *
    * @throws {EtcdError} UserEmpty, UserAlreadyExist.
    */
-  async userAdd(req: AuthUserAddRequest): Promise<AuthHeaderResponse> {
+  async userAdd(req: AuthUserAddRequest, creds?: Credentials): Promise<AuthHeaderResponse> {
     const name = req.name ?? "";
     if (name === "") throw Errors.UserEmpty();
     const noPassword = req.options?.no_password ?? false;
     const hashedPassword = noPassword ? "" : await hashPassword(req.password ?? "", this.#cost);
-    return this.#change({ op: "user_add", name, hashedPassword, noPassword });
+    return this.#change({ op: "user_add", name, hashedPassword, noPassword }, creds);
   }
 
   /**
@@ -154,10 +157,8 @@ export class AuthServer {
    *
    * @throws {EtcdError} UserNotFound; InvalidAuthMgmt (root while auth is on).
    */
-  async userDelete(req: AuthNameRequest): Promise<AuthHeaderResponse> {
-    const resp = await this.#change({ op: "user_delete", name: req.name ?? "" });
-    this.#tokens.invalidateUser(req.name ?? "");
-    return resp;
+  async userDelete(req: AuthNameRequest, creds?: Credentials): Promise<AuthHeaderResponse> {
+    return await this.#change({ op: "user_delete", name: req.name ?? "" }, creds);
   }
 
   /**
@@ -165,12 +166,13 @@ export class AuthServer {
    *
    * @throws {EtcdError} UserNotFound.
    */
-  async userChangePassword(req: AuthUserChangePasswordRequest): Promise<AuthHeaderResponse> {
+  async userChangePassword(
+    req: AuthUserChangePasswordRequest,
+    creds?: Credentials,
+  ): Promise<AuthHeaderResponse> {
     const name = req.name ?? "";
     const hashedPassword = await hashPassword(req.password ?? "", this.#cost);
-    const resp = await this.#change({ op: "user_change_password", name, hashedPassword });
-    this.#tokens.invalidateUser(name);
-    return resp;
+    return await this.#change({ op: "user_change_password", name, hashedPassword }, creds);
   }
 
   /**
@@ -178,8 +180,11 @@ export class AuthServer {
    *
    * @throws {EtcdError} UserNotFound, RoleNotFound.
    */
-  userGrantRole(req: AuthUserGrantRoleRequest): Promise<AuthHeaderResponse> {
-    return this.#change({ op: "user_grant_role", user: req.user ?? "", role: req.role ?? "" });
+  userGrantRole(req: AuthUserGrantRoleRequest, creds?: Credentials): Promise<AuthHeaderResponse> {
+    return this.#change(
+      { op: "user_grant_role", user: req.user ?? "", role: req.role ?? "" },
+      creds,
+    );
   }
 
   /**
@@ -187,23 +192,36 @@ export class AuthServer {
    *
    * @throws {EtcdError} UserNotFound, RoleNotGranted; InvalidAuthMgmt (root's root role while auth is on).
    */
-  userRevokeRole(req: AuthUserRevokeRoleRequest): Promise<AuthHeaderResponse> {
-    return this.#change({ op: "user_revoke_role", name: req.name ?? "", role: req.role ?? "" });
+  userRevokeRole(req: AuthUserRevokeRoleRequest, creds?: Credentials): Promise<AuthHeaderResponse> {
+    return this.#change(
+      { op: "user_revoke_role", name: req.name ?? "", role: req.role ?? "" },
+      creds,
+    );
   }
 
   /**
    * etcd Auth.UserGet: the user's roles, sorted.
    *
-   * @throws {EtcdError} UserNotFound.
+   * While auth is on, root may get any user, others only themselves.
+   *
+   * @throws {EtcdError} UserNotFound; InvalidAuthToken, UserEmpty, PermissionDenied (auth).
    */
-  async userGet(req: AuthNameRequest): Promise<AuthRolesResponse> {
-    const store = await this.#read();
-    return { header: this.#header(), roles: store.userGet(req.name ?? "") };
+  async userGet(req: AuthNameRequest, creds?: Credentials): Promise<AuthRolesResponse> {
+    const name = req.name ?? "";
+    const store = await this.#read(
+      creds,
+      (store, info) => (info?.user ?? "") === name ? undefined : adminPermission(store, info),
+    );
+    return { header: this.#header(), roles: store.userGet(name) };
   }
 
-  /** etcd Auth.UserList: every user's name, sorted. */
-  async userList(): Promise<AuthUserListResponse> {
-    const store = await this.#read();
+  /**
+   * etcd Auth.UserList: every user's name, sorted.
+   *
+   * @throws {EtcdError} InvalidAuthToken, UserEmpty, PermissionDenied (auth: root only).
+   */
+  async userList(_req?: unknown, creds?: Credentials): Promise<AuthUserListResponse> {
+    const store = await this.#read(creds, adminPermission);
     return { header: this.#header(), users: store.userList() };
   }
 
@@ -212,8 +230,8 @@ export class AuthServer {
    *
    * @throws {EtcdError} RoleEmpty, RoleAlreadyExist.
    */
-  roleAdd(req: AuthNameRequest): Promise<AuthHeaderResponse> {
-    return this.#change({ op: "role_add", name: req.name ?? "" });
+  roleAdd(req: AuthNameRequest, creds?: Credentials): Promise<AuthHeaderResponse> {
+    return this.#change({ op: "role_add", name: req.name ?? "" }, creds);
   }
 
   /**
@@ -221,23 +239,33 @@ export class AuthServer {
    *
    * @throws {EtcdError} RoleNotFound; InvalidAuthMgmt (root while auth is on).
    */
-  roleDelete(req: AuthRoleRequest): Promise<AuthHeaderResponse> {
-    return this.#change({ op: "role_delete", role: req.role ?? "" });
+  roleDelete(req: AuthRoleRequest, creds?: Credentials): Promise<AuthHeaderResponse> {
+    return this.#change({ op: "role_delete", role: req.role ?? "" }, creds);
   }
 
   /**
    * etcd Auth.RoleGet: the role's permissions, in key order.
    *
-   * @throws {EtcdError} RoleNotFound.
+   * While auth is on, root may get any role, others only roles they hold.
+   *
+   * @throws {EtcdError} RoleNotFound; InvalidAuthToken, UserEmpty, PermissionDenied (auth).
    */
-  async roleGet(req: AuthRoleRequest): Promise<AuthRoleGetResponse> {
-    const store = await this.#read();
-    return { header: this.#header(), perm: store.roleGet(req.role ?? "") };
+  async roleGet(req: AuthRoleRequest, creds?: Credentials): Promise<AuthRoleGetResponse> {
+    const role = req.role ?? "";
+    const store = await this.#read(creds, (store, info) => {
+      const held = store.user(info?.user ?? "")?.roles.includes(role) ?? false;
+      return held ? undefined : adminPermission(store, info);
+    });
+    return { header: this.#header(), perm: store.roleGet(role) };
   }
 
-  /** etcd Auth.RoleList: every role's name, sorted. */
-  async roleList(): Promise<AuthRolesResponse> {
-    const store = await this.#read();
+  /**
+   * etcd Auth.RoleList: every role's name, sorted.
+   *
+   * @throws {EtcdError} InvalidAuthToken, UserEmpty, PermissionDenied (auth: root only).
+   */
+  async roleList(_req?: unknown, creds?: Credentials): Promise<AuthRolesResponse> {
+    const store = await this.#read(creds, adminPermission);
     return { header: this.#header(), roles: store.roleList() };
   }
 
@@ -247,13 +275,16 @@ export class AuthServer {
    *
    * @throws {EtcdError} RoleNotFound.
    */
-  roleGrantPermission(req: AuthRoleGrantPermissionRequest): Promise<AuthHeaderResponse> {
+  roleGrantPermission(
+    req: AuthRoleGrantPermissionRequest,
+    creds?: Credentials,
+  ): Promise<AuthHeaderResponse> {
     const perm = {
       permType: req.perm?.permType ?? "READ",
       key: req.perm?.key ?? new Uint8Array(),
       range_end: req.perm?.range_end ?? new Uint8Array(),
     };
-    return this.#change({ op: "role_grant_permission", name: req.name ?? "", perm });
+    return this.#change({ op: "role_grant_permission", name: req.name ?? "", perm }, creds);
   }
 
   /**
@@ -261,27 +292,89 @@ export class AuthServer {
    *
    * @throws {EtcdError} RoleNotFound, PermissionNotGranted.
    */
-  roleRevokePermission(req: AuthRoleRevokePermissionRequest): Promise<AuthHeaderResponse> {
+  roleRevokePermission(
+    req: AuthRoleRevokePermissionRequest,
+    creds?: Credentials,
+  ): Promise<AuthHeaderResponse> {
     return this.#change({
       op: "role_revoke_permission",
       role: req.role ?? "",
       key: req.key ?? new Uint8Array(),
       range_end: req.range_end ?? new Uint8Array(),
-    });
+    }, creds);
   }
 
   /** Propose `change`; its response is a header at the current revision. */
-  #change(change: AuthChange): Promise<AuthHeaderResponse> {
-    return this.#ctx.propose<AuthHeaderResponse>({ type: "auth", auth: change });
+  #change(change: AuthChange, creds: Credentials | undefined): Promise<AuthHeaderResponse> {
+    // Only root changes the auth store while auth is on: checked here and
+    // again at apply (etcd's needAdminPermission).
+    return this.#ctx.proposeAs<AuthHeaderResponse>(
+      creds,
+      { type: "auth", auth: change },
+      adminPermission,
+    );
   }
 
-  /** The auth store once every acknowledged change is visible (a linearizable read). */
-  async #read(): Promise<AuthStore> {
+  /**
+   * The auth store once every acknowledged change is visible (a
+   * linearizable read), after `check` let the caller read it.
+   */
+  async #read(
+    creds: Credentials | undefined,
+    check: (store: AuthStore, info: AuthInfo | undefined) => EtcdError | undefined,
+  ): Promise<AuthStore> {
+    const info = await this.#ctx.identify(creds);
     await this.#ctx.linearizeRead(false);
+    this.#ctx.authorize(info, check);
     return this.store();
   }
 
   #header(): ResponseHeader {
     return this.#ctx.header(this.#ctx.view().rev());
+  }
+}
+
+/**
+ * Failed authentications per user name (beyond etcd, which checks every
+ * attempt): each name has a bucket of AUTH_FAILURE_BURST attempts that a
+ * failure empties by one and time refills by one every
+ * AUTH_FAILURE_INTERVAL_MS; an empty bucket refuses attempts without
+ * checking the password. A success empties the record. At most
+ * MAX_TRACKED_AUTH_FAILURES names are tracked (the least recent dropped).
+ */
+class AuthFailureLimiter {
+  readonly #now: () => number;
+  /** Per name: attempts left and when that was computed (ms). */
+  readonly #names = new Map<string, { left: number; at: number }>();
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  /** Whether an attempt for `name` is checked now. */
+  mayTry(name: string): boolean {
+    return this.#left(name) >= 1;
+  }
+
+  /** An attempt for `name` failed. */
+  failed(name: string): void {
+    const left = this.#left(name) - 1;
+    this.#names.delete(name);
+    if (this.#names.size >= MAX_TRACKED_AUTH_FAILURES) {
+      this.#names.delete(this.#names.keys().next().value as string);
+    }
+    this.#names.set(name, { left: Math.max(0, left), at: this.#now() });
+  }
+
+  /** An attempt for `name` succeeded. */
+  succeeded(name: string): void {
+    this.#names.delete(name);
+  }
+
+  #left(name: string): number {
+    const known = this.#names.get(name);
+    if (known === undefined) return AUTH_FAILURE_BURST;
+    const refilled = (this.#now() - known.at) / AUTH_FAILURE_INTERVAL_MS;
+    return Math.min(AUTH_FAILURE_BURST, known.left + refilled);
   }
 }

@@ -18,6 +18,7 @@ import type {
 import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import type { KVServer } from "./kv.ts";
+import type { Credentials } from "./context.ts";
 import type { LeaseServer } from "./lease.ts";
 import type { WatchServer, WatchSession } from "./watch.ts";
 
@@ -31,11 +32,39 @@ export const SESSION_TTL_SECONDS = 60;
 /** The services a lock or an election runs on. */
 export interface ConcurrencyServices {
   /** etcd's KV service. */
+  kv: Pick<KVServer, "range" | "txn" | "deleteRange">;
+  /** This thread's Watch service. */
+  watch: Pick<WatchServer, "open">;
+  /** etcd's Lease service. */
+  lease: Pick<LeaseServer, "grant">;
+}
+
+/** A member's KV, Watch and Lease services, as the Lock and Election services are built on. */
+export interface MemberServices {
+  /** etcd's KV service. */
   kv: KVServer;
   /** This thread's Watch service. */
   watch: WatchServer;
   /** etcd's Lease service. */
   lease: LeaseServer;
+}
+
+/**
+ * The services as one caller uses them: every request carries `creds`, so
+ * a lock or an election needs the permissions its own requests need (as
+ * etcd's v3lock and v3election, clients of the server with the caller's
+ * token).
+ */
+export function asCaller(svc: MemberServices, creds: Credentials | undefined): ConcurrencyServices {
+  return {
+    kv: {
+      range: (req) => svc.kv.range(req, creds),
+      txn: (req) => svc.kv.txn(req, creds),
+      deleteRange: (req) => svc.kv.deleteRange(req, creds),
+    },
+    watch: { open: () => svc.watch.open(creds) },
+    lease: { grant: (req) => svc.lease.grant(req, creds) },
+  };
 }
 
 const encoder = new TextEncoder();
@@ -50,7 +79,10 @@ export const EMPTY: Uint8Array = new Uint8Array(0);
  *
  * @throws {EtcdError} the grant's errors.
  */
-export async function sessionLease(lease: LeaseServer, id: bigint): Promise<bigint> {
+export async function sessionLease(
+  lease: ConcurrencyServices["lease"],
+  id: bigint,
+): Promise<bigint> {
   if (id !== 0n) return id;
   const granted = await lease.grant({ TTL: SESSION_TTL_SECONDS, ID: 0n });
   return granted.ID;
@@ -143,7 +175,7 @@ export class DeleteWatch {
   #nextId = 1;
 
   /** A stream of `watch`; `signal` ends it (then {@linkcode DeleteWatch.next} throws `context canceled`). */
-  constructor(watch: WatchServer, signal?: AbortSignal) {
+  constructor(watch: ConcurrencyServices["watch"], signal?: AbortSignal) {
     this.#session = watch.open();
     this.#signal = signal;
     this.#onAbort = () => this.#session.close();

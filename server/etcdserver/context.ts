@@ -12,10 +12,16 @@ import type { ResponseHeader } from "../../core/api/types.ts";
 import { Meta, ReadView } from "../../core/mvcc/view.ts";
 import { AlarmSet } from "../../core/alarm.ts";
 import { AuthStore } from "../../core/auth/mod.ts";
-import { Errors } from "../../core/errors.ts";
+import { adminPermission, type AuthInfo, type Credentials } from "../../core/auth/permission.ts";
+
+export type { Credentials };
+import type { TokenInfo } from "../../core/auth/simple_token.ts";
+import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import {
   DEFAULT_QUOTA_BACKEND_BYTES,
+  MAX_CACHED_TOKENS,
   QUOTA_SIZE_REFRESH_MS,
+  TOKEN_CACHE_MS,
   WARNING_APPLY_DURATION_MS,
 } from "../../core/limits.ts";
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS } from "../config.ts";
@@ -63,6 +69,10 @@ export interface Proposer {
   leaseTimeToLive(id: bigint, keys: boolean): Promise<LeaseTtl | undefined>;
   /** Every lease ID. */
   leaseIds(): Promise<bigint[]>;
+  /** A new auth token of this member for `info` (the member's token table lives on the main thread). */
+  assignToken(info: TokenInfo): Promise<string>;
+  /** What an auth token of this member stands for; undefined when invalid or expired. */
+  tokenInfo(token: string): Promise<TokenInfo | undefined>;
 }
 
 /** Options of {@linkcode ServiceContext} (and of `EtcdServer`). */
@@ -108,8 +118,21 @@ export interface ServiceOptions {
   now?: () => number;
   /** etcd's `--bcrypt-cost`: cost of password hashes, 4–31 (others: 10). Default 10. */
   bcryptCost?: number;
-  /** etcd's `--auth-token-ttl`: seconds a `simple` token lives after its last use. Default 300. */
-  authTokenTtlSeconds?: number;
+  /**
+   * etcd's `--client-cert-auth`: client certificates are verified, and a
+   * request without a token runs as its certificate's CN. Default false.
+   */
+  clientCertAuth?: boolean;
+}
+
+/** What a thread learned of a token, and the auth store it learned it under. */
+interface CachedToken extends TokenInfo {
+  /** The auth revision of the store then. */
+  authRevision: number;
+  /** Whether auth was on then. */
+  enabled: boolean;
+  /** When, in performance.now() ms. */
+  at: number;
 }
 
 /** The state and helpers the services of one member share. */
@@ -134,7 +157,13 @@ export class ServiceContext {
   readonly warningApplyDurationMs: number;
   /** The clock slow requests are timed with, in ms. */
   readonly now: () => number;
+  /** etcd's --client-cert-auth: a verified certificate's CN is the user of a request without a token. */
+  readonly clientCertAuth: boolean;
   #refreshReads: boolean;
+  /** The auth store last decoded, and the stored text it came from. */
+  #authCache: { stored: unknown; store: AuthStore } | undefined;
+  /** What this thread learned of tokens, least recently checked first. */
+  #tokens = new Map<string, CachedToken>();
   /** The last size measured for quota checks, and when (performance.now(), ms). */
   #sized = { bytes: 0, at: -Infinity };
 
@@ -152,6 +181,7 @@ export class ServiceContext {
     this.quotaBytes = quota < 0 ? Infinity : quota === 0 ? DEFAULT_QUOTA_BACKEND_BYTES : quota;
     this.warningApplyDurationMs = options.warningApplyDurationMs ?? WARNING_APPLY_DURATION_MS;
     this.now = options.now ?? (() => performance.now());
+    this.clientCertAuth = options.clientCertAuth ?? false;
   }
 
   /** The raised alarms, as committed (after {@linkcode ServiceContext.linearize}: every acknowledged one). */
@@ -163,7 +193,116 @@ export class ServiceContext {
   /** The auth store, as committed (after {@linkcode ServiceContext.linearize}: every acknowledged change). */
   auth(): AuthStore {
     if (this.#refreshReads) this.backend.refresh();
-    return AuthStore.decode(this.backend.getMeta(Meta.auth));
+    const stored = this.backend.getMeta(Meta.auth);
+    const cached = this.#authCache;
+    if (cached !== undefined && cached.stored === stored) return cached.store;
+    const store = AuthStore.decode(stored);
+    this.#authCache = { stored, store };
+    return store;
+  }
+
+  /**
+   * Who makes a request (etcd's AuthInfoFromCtx): the user its token stands
+   * for, with the auth revision of the token (a `simple` token: the store's
+   * current one); without a token, the CN of a verified client certificate
+   * as the user, when the member requires client certificates; otherwise
+   * nobody (undefined). A token is checked whether auth is on or off, as
+   * etcd 3.4 does: auth off, no token is valid. Synchronous when there is no
+   * token or this thread checked it lately.
+   *
+   * @throws {EtcdError} InvalidAuthToken (unknown, expired or invalidated).
+   */
+  identify(creds: Credentials | undefined): AuthInfo | undefined | Promise<AuthInfo | undefined> {
+    const token = creds?.token;
+    if (token === undefined) {
+      const cn = creds?.commonName;
+      if (cn === undefined || cn === "" || !this.clientCertAuth) return undefined;
+      return { user: cn, revision: this.auth().revision };
+    }
+    const store = this.auth();
+    const cached = this.#tokens.get(token);
+    if (
+      cached !== undefined && cached.authRevision === store.revision &&
+      cached.enabled === store.enabled && performance.now() - cached.at < TOKEN_CACHE_MS
+    ) {
+      return { user: cached.user, revision: cached.revision ?? store.revision };
+    }
+    return this.proposer.tokenInfo(token).then((info) => {
+      this.#tokens.delete(token);
+      if (info === undefined) throw Errors.InvalidAuthToken();
+      if (this.#tokens.size >= MAX_CACHED_TOKENS) {
+        this.#tokens.delete(this.#tokens.keys().next().value as string);
+      }
+      this.#tokens.set(token, {
+        ...info,
+        authRevision: store.revision,
+        enabled: store.enabled,
+        at: performance.now(),
+      });
+      return { user: info.user, revision: info.revision ?? store.revision };
+    });
+  }
+
+  /**
+   * Check a request's permission with `check` against the auth store as
+   * committed (call after the read's linearizing wait, or before a
+   * proposal; the applier checks writes again in log order).
+   *
+   * @throws {EtcdError} what `check` finds (UserEmpty, PermissionDenied, …).
+   */
+  authorize(
+    info: AuthInfo | undefined,
+    check: (store: AuthStore, info: AuthInfo | undefined) => EtcdError | undefined,
+  ): void {
+    const store = this.auth();
+    if (!store.enabled) return;
+    const denied = check(store, info);
+    if (denied !== undefined) throw denied;
+  }
+
+  /**
+   * etcd's IsAdminPermitted for a request outside the log (Hash, HashKV,
+   * Defragment, Snapshot): while auth is on, only a user with the root
+   * role. etcd 3.4's maintenance server returns the auth store's own errors
+   * there, untranslated: `auth: …` texts with gRPC code Unknown (HTTP 500).
+   *
+   * @throws {EtcdError} `auth: invalid auth token`, `auth: user name is
+   *   empty`, `auth: user name not found`, `auth: permission denied` (Unknown).
+   */
+  async admin(creds: Credentials | undefined): Promise<void> {
+    try {
+      const info = await this.identify(creds);
+      this.authorize(info, adminPermission);
+    } catch (err) {
+      if (!(err instanceof EtcdError)) throw err;
+      throw new EtcdError(err.message.replace(/^etcdserver: /, "auth: "), GrpcCode.Unknown);
+    }
+  }
+
+  /**
+   * Propose a write as `info` (etcd's raftRequest with the user in the
+   * request header): the permission pre-check `check` first, so a refused
+   * write never reaches the log, then {@linkcode ServiceContext.propose}.
+   *
+   * @throws {EtcdError} what `check` finds; what `propose` throws.
+   */
+  async proposeAs<T extends { header: ResponseHeader }>(
+    creds: Credentials | undefined,
+    req: InternalRequest,
+    check?: (store: AuthStore, info: AuthInfo | undefined) => EtcdError | undefined,
+  ): Promise<T> {
+    const info = await this.identify(creds);
+    if (check !== undefined) {
+      try {
+        this.authorize(info, check);
+      } catch {
+        // A refusal is confirmed against every acknowledged auth change.
+        await this.linearize();
+        this.authorize(info, check);
+      }
+    }
+    if (info !== undefined) req.header = { username: info.user, auth_revision: info.revision };
+    return await this.propose<T>(req);
   }
 
   /**

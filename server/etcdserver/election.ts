@@ -28,6 +28,7 @@ import type {
 import { Errors } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
+  asCaller,
   bytesEqual,
   clientError,
   type ConcurrencyServices,
@@ -36,11 +37,13 @@ import {
   firstCreated,
   keyPrefix,
   leaseKey,
+  type MemberServices,
   prefixEnd,
   rangeOf,
   sessionLease,
   waitDeletes,
 } from "./concurrency.ts";
+import type { Credentials } from "./context.ts";
 
 /** Run `fn`, handing back its errors as etcd's election service does (gRPC Unknown). */
 async function asClient<T>(fn: () => Promise<T>): Promise<T> {
@@ -53,11 +56,11 @@ async function asClient<T>(fn: () => Promise<T>): Promise<T> {
 
 /** etcd's Election service. */
 export class ElectionServer {
-  readonly #svc: ConcurrencyServices;
+  readonly #base: MemberServices;
 
   /** The Election service over the member's KV, Watch and Lease services. */
-  constructor(svc: ConcurrencyServices) {
-    this.#svc = svc;
+  constructor(svc: MemberServices) {
+    this.#base = svc;
   }
 
   /**
@@ -77,14 +80,22 @@ export class ElectionServer {
    *   message kept: `etcdserver: requested lease not found`, `election: not
    *   leader`, the KV service's errors.
    */
-  campaign(req: CampaignRequest, signal?: AbortSignal): Promise<CampaignResponse> {
-    return asClient(() => this.#campaign(req, signal));
+  campaign(
+    req: CampaignRequest,
+    signal?: AbortSignal,
+    creds?: Credentials,
+  ): Promise<CampaignResponse> {
+    return asClient(() => this.#campaign(asCaller(this.#base, creds), req, signal));
   }
 
-  async #campaign(req: CampaignRequest, signal?: AbortSignal): Promise<CampaignResponse> {
+  async #campaign(
+    svc: ConcurrencyServices,
+    req: CampaignRequest,
+    signal?: AbortSignal,
+  ): Promise<CampaignResponse> {
     if (signal?.aborted) throw Errors.Canceled();
-    const kv = this.#svc.kv;
-    const lease = await sessionLease(this.#svc.lease, req.lease ?? 0n);
+    const kv = svc.kv;
+    const lease = await sessionLease(svc.lease, req.lease ?? 0n);
     const pfx = keyPrefix(req.name);
     const key = leaseKey(pfx, lease);
     const value = req.value ?? EMPTY;
@@ -100,9 +111,9 @@ export class ElectionServer {
       leader.rev = mine[0].create_revision;
       if (!bytesEqual(mine[0].value, value)) {
         try {
-          await this.#proclaim(leader, value);
+          await this.#proclaim(svc, leader, value);
         } catch (err) {
-          await this.#resign(leader).catch(() => {});
+          await this.#resign(svc, leader).catch(() => {});
           throw err;
         }
       }
@@ -110,10 +121,10 @@ export class ElectionServer {
     let waited;
     try {
       const own = { key, revision: resp.header.revision, error: Errors.ElectionNotLeader };
-      ({ waited } = await waitDeletes(this.#svc, pfx, leader.rev - 1, own, signal));
+      ({ waited } = await waitDeletes(svc, pfx, leader.rev - 1, own, signal));
     } catch (err) {
       // A candidate whose client went away resigns (etcd: Election.Resign).
-      if (signal?.aborted) await this.#resign(leader).catch(() => {});
+      if (signal?.aborted) await this.#resign(svc, leader).catch(() => {});
       throw err;
     }
     if (waited) {
@@ -133,18 +144,23 @@ export class ElectionServer {
    *   `election: not leader` when the key is gone or was re-created; the
    *   KV service's errors (`etcdserver: requested lease not found`).
    */
-  proclaim(req: ProclaimRequest): Promise<ProclaimResponse> {
+  proclaim(req: ProclaimRequest, creds?: Credentials): Promise<ProclaimResponse> {
+    const svc = asCaller(this.#base, creds);
     return asClient(async () => {
       const leader = req.leader;
       if (leader === undefined) throw Errors.MissingLeaderKey();
-      const lease = await sessionLease(this.#svc.lease, leader.lease);
-      const resp = await this.#proclaim({ ...leader, lease }, req.value ?? EMPTY);
+      const lease = await sessionLease(svc.lease, leader.lease);
+      const resp = await this.#proclaim(svc, { ...leader, lease }, req.value ?? EMPTY);
       return { header: resp.header };
     });
   }
 
-  async #proclaim(leader: LeaderKey, value: Uint8Array): Promise<TxnResponse> {
-    const resp = await this.#svc.kv.txn({
+  async #proclaim(
+    svc: ConcurrencyServices,
+    leader: LeaderKey,
+    value: Uint8Array,
+  ): Promise<TxnResponse> {
+    const resp = await svc.kv.txn({
       compare: [createdAt(leader.key, leader.rev)],
       success: [{ request_put: { key: leader.key, value, lease: leader.lease } }],
       failure: [],
@@ -160,9 +176,10 @@ export class ElectionServer {
    * @throws {EtcdError} as gRPC Unknown: `election: no leader`; the KV
    *   service's errors.
    */
-  leader(req: LeaderRequest): Promise<LeaderResponse> {
+  leader(req: LeaderRequest, creds?: Credentials): Promise<LeaderResponse> {
+    const svc = asCaller(this.#base, creds);
     return asClient(async () => {
-      const resp = await this.#svc.kv.range(firstCreated(keyPrefix(req.name)));
+      const resp = await svc.kv.range(firstCreated(keyPrefix(req.name)));
       if (resp.kvs.length === 0) throw Errors.ElectionNoLeader();
       return { header: resp.header, kv: resp.kvs[0] };
     });
@@ -176,18 +193,19 @@ export class ElectionServer {
    * @throws {EtcdError} as gRPC Unknown: `"leader" field must be provided`;
    *   the KV service's errors.
    */
-  resign(req: ResignRequest): Promise<ResignResponse> {
+  resign(req: ResignRequest, creds?: Credentials): Promise<ResignResponse> {
+    const svc = asCaller(this.#base, creds);
     return asClient(async () => {
       const leader = req.leader;
       if (leader === undefined) throw Errors.MissingLeaderKey();
-      await sessionLease(this.#svc.lease, leader.lease);
-      const resp = await this.#resign(leader);
+      await sessionLease(svc.lease, leader.lease);
+      const resp = await this.#resign(svc, leader);
       return { header: resp.header };
     });
   }
 
-  #resign(leader: LeaderKey): Promise<TxnResponse> {
-    return this.#svc.kv.txn({
+  #resign(svc: ConcurrencyServices, leader: LeaderKey): Promise<TxnResponse> {
+    return svc.kv.txn({
       compare: [createdAt(leader.key, leader.rev)],
       success: [{ request_delete_range: { key: leader.key } }],
       failure: [],
@@ -203,13 +221,18 @@ export class ElectionServer {
    * as in etcd, when `signal` aborts, a read fails or a watch is canceled
    * (its revision compacted).
    */
-  async *observe(req: LeaderRequest, signal?: AbortSignal): AsyncGenerator<LeaderResponse> {
+  async *observe(
+    req: LeaderRequest,
+    signal?: AbortSignal,
+    creds?: Credentials,
+  ): AsyncGenerator<LeaderResponse> {
+    const svc = asCaller(this.#base, creds);
     const pfx = keyPrefix(req.name);
-    const watch = this.#svc.watch;
+    const watch = svc.watch;
     while (!signal?.aborted) {
       let resp;
       try {
-        resp = await this.#svc.kv.range(firstCreated(pfx));
+        resp = await svc.kv.range(firstCreated(pfx));
       } catch {
         return; // etcd's Observe ends its stream, without an error.
       }

@@ -37,7 +37,15 @@ import {
   checkTxnRequest,
 } from "../../core/mvcc/validate.ts";
 import { putCost, txnCost } from "../../core/alarm.ts";
-import type { ServiceContext } from "./context.ts";
+import type { Credentials, ServiceContext } from "./context.ts";
+import type { AuthStore } from "../../core/auth/mod.ts";
+import {
+  type AuthInfo,
+  deletePermission,
+  putPermission,
+  rangePermission,
+  txnPermission,
+} from "../../core/auth/permission.ts";
 import {
   loggableRange,
   loggableTxn,
@@ -62,29 +70,49 @@ export class KVServer {
    * `serializable` too: etcd's serializable read sees the member's applied
    * state, which includes them).
    *
+   * While auth is on, the caller (`creds`) needs READ on the whole range.
+   *
    * @throws {EtcdError} EmptyKey; FutureRev or Compacted for an unreadable
-   *   revision.
+   *   revision; InvalidAuthToken, UserEmpty, PermissionDenied,
+   *   AuthOldRevision (auth).
    */
-  range(req: RangeRequest): Promise<RangeResponse> {
+  range(req: RangeRequest, creds?: Credentials): Promise<RangeResponse> {
     const start = this.#ctx.now();
     try {
       checkRangeRequest(req);
-      const pending = this.#ctx.linearizeRead(req.serializable === true);
-      if (pending !== undefined) {
-        return pending.then(() => this.#range(req, start)).catch((err) => {
+      const who = this.#ctx.identify(creds);
+      if (who instanceof Promise) {
+        return who.then((info) => this.#linearizedRange(req, info, start)).catch((err) => {
           this.#slowRange(start, req, undefined, err);
           throw err;
         });
       }
-      return Promise.resolve(this.#range(req, start));
+      return this.#linearizedRange(req, who, start);
     } catch (err) {
       this.#slowRange(start, req, undefined, err);
       return Promise.reject(err);
     }
   }
 
-  /** The read itself; a failure is logged by the caller. */
-  #range(req: RangeRequest, start: number): RangeResponse {
+  /** The range once its caller is known: after the read's linearizing wait. */
+  #linearizedRange(
+    req: RangeRequest,
+    info: AuthInfo | undefined,
+    start: number,
+  ): Promise<RangeResponse> {
+    const pending = this.#ctx.linearizeRead(req.serializable === true);
+    if (pending !== undefined) {
+      return pending.then(() => this.#range(req, info, start)).catch((err) => {
+        this.#slowRange(start, req, undefined, err);
+        throw err;
+      });
+    }
+    return Promise.resolve(this.#range(req, info, start));
+  }
+
+  /** The read itself (its permission first); a failure is logged by the caller. */
+  #range(req: RangeRequest, info: AuthInfo | undefined, start: number): RangeResponse {
+    this.#ctx.authorize(info, (store, ai) => rangePermission(store, ai, req));
     const view = this.#ctx.view();
     try {
       const resp = applyRange(view, req);
@@ -133,26 +161,35 @@ export class KVServer {
    *   etcd's quotaKVServer); EmptyKey, KeyTooLarge, ValueProvided, LeaseProvided
    *   (API checks); RequestTooLarge; LeaseNotFound, KeyNotFound
    *   (ignore_value/ignore_lease on a missing key), NoSpace or Corrupt (an
-   *   alarm is raised) from the apply.
+   *   alarm is raised) from the apply; InvalidAuthToken, UserEmpty,
+   *   PermissionDenied (WRITE on the key; READ too with prev_kv; WRITE on
+   *   the keys of its lease), AuthOldRevision (auth).
    */
-  async put(req: PutRequest): Promise<PutResponse> {
+  async put(req: PutRequest, creds?: Credentials): Promise<PutResponse> {
     await this.#ctx.checkQuota(putCost(req));
     checkPutRequest(req);
-    return await this.#ctx.propose<PutResponse>({ type: "put", put: req });
+    return await this.#ctx.proposeAs<PutResponse>(
+      creds,
+      { type: "put", put: req },
+      (store, info) => putPermission(store, info, req),
+    );
   }
 
   /**
    * etcd KV.DeleteRange: deletes the keys in [key, range_end); `prev_kv`
    * returns them.
    *
-   * @throws {EtcdError} EmptyKey; RequestTooLarge.
+   * @throws {EtcdError} EmptyKey; RequestTooLarge; InvalidAuthToken,
+   *   UserEmpty, PermissionDenied (WRITE on the range; READ too with
+   *   prev_kv), AuthOldRevision (auth).
    */
-  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+  async deleteRange(req: DeleteRangeRequest, creds?: Credentials): Promise<DeleteRangeResponse> {
     checkDeleteRequest(req);
-    return await this.#ctx.propose<DeleteRangeResponse>({
-      type: "delete_range",
-      delete_range: req,
-    });
+    return await this.#ctx.proposeAs<DeleteRangeResponse>(
+      creds,
+      { type: "delete_range", delete_range: req },
+      (store, info) => deletePermission(store, info, req),
+    );
   }
 
   /**
@@ -167,17 +204,22 @@ export class KVServer {
    *   the NOSPACE alarm is raised, Corrupt under the CORRUPT alarm; TooManyOps, EmptyKey, KeyTooLarge, ValueProvided,
    *   LeaseProvided, KeyNotFound (an empty op), DuplicateKey (API checks);
    *   RequestTooLarge; LeaseNotFound, KeyNotFound, FutureRev, Compacted from
-   *   the apply or the local read.
+   *   the apply or the local read; InvalidAuthToken, UserEmpty,
+   *   PermissionDenied (READ on every compare's keys, and each op's own
+   *   permission, in both branches and nested txns), AuthOldRevision (auth).
    */
-  async txn(req: TxnRequest): Promise<TxnResponse> {
+  async txn(req: TxnRequest, creds?: Credentials): Promise<TxnResponse> {
     await this.#ctx.checkQuota(txnCost(req));
     checkTxnRequest(req, this.#ctx.maxTxnOps);
+    const check = (store: AuthStore, info: AuthInfo | undefined) => txnPermission(store, info, req);
     if (isTxnReadOnly(req)) {
       const start = this.#ctx.now();
       let resp: TxnResponse | undefined;
       let error: unknown;
       try {
+        const info = await this.#ctx.identify(creds);
         await this.#ctx.linearizeRead(false);
+        this.#ctx.authorize(info, check);
         const view = this.#ctx.view();
         try {
           resp = applyTxn(view, req, () => false);
@@ -196,7 +238,7 @@ export class KVServer {
         this.#slowRead(start, () => loggableTxn(req), done && (() => txnResponseText(done)), error);
       }
     }
-    return await this.#ctx.propose<TxnResponse>({ type: "txn", txn: req });
+    return await this.#ctx.proposeAs<TxnResponse>(creds, { type: "txn", txn: req }, check);
   }
 
   /**
@@ -207,8 +249,9 @@ export class KVServer {
    * @throws {EtcdError} RequestTooLarge; Compacted (revision ≤ the compacted
    *   revision), FutureRev (above the current revision) from the apply.
    */
-  async compact(req: CompactionRequest): Promise<CompactionResponse> {
-    const resp = await this.#ctx.propose<CompactionResponse>({
+  async compact(req: CompactionRequest, creds?: Credentials): Promise<CompactionResponse> {
+    // etcd 3.4 checks no permission for a compaction; the token must be valid.
+    const resp = await this.#ctx.proposeAs<CompactionResponse>(creds, {
       type: "compaction",
       compaction: req,
     });

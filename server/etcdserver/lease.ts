@@ -18,7 +18,9 @@ import type {
   LeaseTimeToLiveResponse,
 } from "../../core/api/types.ts";
 import { QUOTA_LEASE_OVERHEAD_BYTES } from "../../core/limits.ts";
-import type { ServiceContext } from "./context.ts";
+import type { Credentials, ServiceContext } from "./context.ts";
+import { Errors } from "../../core/errors.ts";
+import { opPermission } from "../../core/auth/permission.ts";
 
 /** A random lease ID as etcd picks one: a non-zero positive int64. */
 export function randomLeaseId(): bigint {
@@ -54,10 +56,11 @@ export class LeaseServer {
    *   9,000,000,000 s; NoSpace past the backend quota (64 bytes a lease) or
    *   under the NOSPACE alarm, Corrupt under the CORRUPT alarm.
    */
-  async grant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+  async grant(req: LeaseGrantRequest, creds?: Credentials): Promise<LeaseGrantResponse> {
     await this.#ctx.checkQuota(QUOTA_LEASE_OVERHEAD_BYTES);
     const ID = req.ID && req.ID !== 0n ? req.ID : randomLeaseId();
-    return await this.#ctx.propose<LeaseGrantResponse>({
+    // etcd 3.4 checks no permission to grant a lease; a token must be valid.
+    return await this.#ctx.proposeAs<LeaseGrantResponse>(creds, {
       type: "lease_grant",
       lease_grant: { ID, TTL: req.TTL ?? 0 },
     });
@@ -67,10 +70,14 @@ export class LeaseServer {
    * etcd LeaseRevoke: the lease goes, and every key attached to it is
    * deleted in one revision.
    *
-   * @throws {EtcdError} `etcdserver: requested lease not found` (NotFound).
+   * While auth is on, a user without the root role needs WRITE on every
+   * key attached (checked at apply, where the attached keys are known).
+   *
+   * @throws {EtcdError} `etcdserver: requested lease not found` (NotFound);
+   *   InvalidAuthToken, UserEmpty, PermissionDenied, AuthOldRevision (auth).
    */
-  async revoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
-    return await this.#ctx.propose<LeaseRevokeResponse>({
+  async revoke(req: LeaseRevokeRequest, creds?: Credentials): Promise<LeaseRevokeResponse> {
+    return await this.#ctx.proposeAs<LeaseRevokeResponse>(creds, {
       type: "lease_revoke",
       lease_revoke: { ID: req.ID ?? 0n },
     });
@@ -90,12 +97,34 @@ export class LeaseServer {
   /**
    * etcd LeaseTimeToLive: whole seconds left (truncated), the granted TTL
    * and, with `keys`, the attached keys; TTL -1 for an unknown lease.
+   * While auth is on, the caller needs READ on every attached key, keys
+   * asked for or not (etcd's checkLeaseTimeToLive, the fix of
+   * CVE-2023-32082 in later etcd releases; etcd 3.4.23 checks nothing).
+   *
+   * @throws {EtcdError} InvalidAuthToken, UserEmpty, PermissionDenied,
+   *   AuthOldRevision (auth).
    */
-  async timeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+  async timeToLive(
+    req: LeaseTimeToLiveRequest,
+    creds?: Credentials,
+  ): Promise<LeaseTimeToLiveResponse> {
     const ID = req.ID ?? 0n;
-    const ttl = await this.#ctx.proposer.leaseTimeToLive(ID, req.keys ?? false);
+    const info = await this.#ctx.identify(creds);
+    const guarded = this.#ctx.auth().enabled;
+    const ttl = await this.#ctx.proposer.leaseTimeToLive(ID, guarded || (req.keys ?? false));
     const header = await this.#header();
     if (ttl === undefined) return { header, ID, TTL: -1, grantedTTL: 0, keys: [] };
+    if (guarded) {
+      this.#ctx.authorize(info, (store, ai) => {
+        if (ai === undefined) return Errors.UserEmpty();
+        for (const key of ttl.keys) {
+          const denied = opPermission(store, ai, key, undefined, "READ");
+          if (denied !== undefined) return denied;
+        }
+        return undefined;
+      });
+      if (!req.keys) ttl.keys = [];
+    }
     return { header, ID, ...ttl };
   }
 

@@ -21,6 +21,7 @@ import type {
 import { Errors } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
+  asCaller,
   clientError,
   type ConcurrencyServices,
   createdAt,
@@ -28,18 +29,20 @@ import {
   firstCreated,
   keyPrefix,
   leaseKey,
+  type MemberServices,
   rangeOf,
   sessionLease,
   waitDeletes,
 } from "./concurrency.ts";
+import type { Credentials } from "./context.ts";
 
 /** etcd's Lock service. */
 export class LockServer {
-  readonly #svc: ConcurrencyServices;
+  readonly #base: MemberServices;
 
   /** The Lock service over the member's KV, Watch and Lease services. */
-  constructor(svc: ConcurrencyServices) {
-    this.#svc = svc;
+  constructor(svc: MemberServices) {
+    this.#base = svc;
   }
 
   /**
@@ -59,18 +62,22 @@ export class LockServer {
    *   message kept: `etcdserver: requested lease not found`, `mutex:
    *   session is expired`, the KV service's errors.
    */
-  async lock(req: LockRequest, signal?: AbortSignal): Promise<LockResponse> {
+  async lock(req: LockRequest, signal?: AbortSignal, creds?: Credentials): Promise<LockResponse> {
     try {
-      return await this.#lock(req, signal);
+      return await this.#lock(asCaller(this.#base, creds), req, signal);
     } catch (err) {
       throw clientError(err);
     }
   }
 
-  async #lock(req: LockRequest, signal: AbortSignal | undefined): Promise<LockResponse> {
+  async #lock(
+    svc: ConcurrencyServices,
+    req: LockRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<LockResponse> {
     if (signal?.aborted) throw Errors.Canceled();
-    const kv = this.#svc.kv;
-    const lease = await sessionLease(this.#svc.lease, req.lease ?? 0n);
+    const kv = svc.kv;
+    const lease = await sessionLease(svc.lease, req.lease ?? 0n);
     const pfx = keyPrefix(req.name);
     const key = leaseKey(pfx, lease);
     const owner = { request_range: firstCreated(pfx) };
@@ -101,7 +108,7 @@ export class LockServer {
     };
     let check;
     try {
-      await waitDeletes(this.#svc, pfx, myRev - 1, own, signal);
+      await waitDeletes(svc, pfx, myRev - 1, own, signal);
       check = await kv.range({ key });
     } catch (err) {
       // A waiter that gives up leaves the queue (etcd: Mutex.Unlock).
@@ -120,9 +127,9 @@ export class LockServer {
    * @throws {EtcdError} as gRPC Unknown: `etcdserver: key is not provided`
    *   for an empty key, the KV service's errors.
    */
-  async unlock(req: UnlockRequest): Promise<UnlockResponse> {
+  async unlock(req: UnlockRequest, creds?: Credentials): Promise<UnlockResponse> {
     try {
-      const resp = await this.#svc.kv.deleteRange({ key: req.key });
+      const resp = await asCaller(this.#base, creds).kv.deleteRange({ key: req.key });
       return { header: resp.header };
     } catch (err) {
       throw clientError(err);

@@ -23,7 +23,7 @@ import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import { HASH_READ_CHUNK, SNAPSHOT_CHUNK_BYTES } from "../../core/limits.ts";
 import { encodeMessage } from "../../core/api/proto.ts";
 import { ETCD_API_VERSION } from "../../version.ts";
-import type { ServiceContext } from "./context.ts";
+import type { Credentials, ServiceContext } from "./context.ts";
 import type { RaftStatus } from "../cluster/manager.ts";
 
 /** The Maintenance RPCs beyond Status, as transports call them. */
@@ -31,13 +31,13 @@ export interface MaintenanceService {
   /** Maintenance.Alarm; see {@linkcode MaintenanceServer.alarm}. */
   alarm(req: AlarmRequest): Promise<AlarmResponse>;
   /** Maintenance.Snapshot; see {@linkcode MaintenanceServer.snapshot}. */
-  snapshot(signal?: AbortSignal): AsyncIterable<SnapshotResponse>;
+  snapshot(signal?: AbortSignal, creds?: Credentials): AsyncIterable<SnapshotResponse>;
   /** Maintenance.HashKV; see {@linkcode MaintenanceServer.hashKV}. */
-  hashKV(req: HashKVRequest): Promise<HashKVResponse>;
+  hashKV(req: HashKVRequest, creds?: Credentials): Promise<HashKVResponse>;
   /** Maintenance.Hash; see {@linkcode MaintenanceServer.hash}. */
-  hash(): Promise<HashResponse>;
+  hash(creds?: Credentials): Promise<HashResponse>;
   /** Maintenance.Defragment; see {@linkcode MaintenanceServer.defragment}. */
-  defragment(): Promise<DefragmentResponse>;
+  defragment(creds?: Credentials): Promise<DefragmentResponse>;
 }
 
 /** The tables Maintenance.Hash digests, in this order. */
@@ -66,7 +66,7 @@ export class MaintenanceServer implements MaintenanceService {
    * (`memberID:<decimal> alarm:<TYPE> `), after `etcdserver: no leader` when
    * no leader is known.
    */
-  async status(): Promise<StatusResponse> {
+  async status(_creds?: Credentials): Promise<StatusResponse> {
     const ctx = this.#ctx;
     await ctx.linearize();
     const raft = await this.raftStatus();
@@ -144,8 +144,9 @@ export class MaintenanceServer implements MaintenanceService {
    * equal to etcd's (which hashes its bbolt buckets). The header's revision
    * is the one the hash was taken at.
    */
-  async hash(): Promise<HashResponse> {
+  async hash(creds?: Credentials): Promise<HashResponse> {
     const ctx = this.#ctx;
+    await ctx.admin(creds);
     await ctx.linearize();
     const view = ctx.view();
     const encoder = new TextEncoder();
@@ -171,7 +172,8 @@ export class MaintenanceServer implements MaintenanceService {
    *
    * @throws {EtcdError} Stopped when the member closes meanwhile.
    */
-  async defragment(): Promise<DefragmentResponse> {
+  async defragment(creds?: Credentials): Promise<DefragmentResponse> {
+    await this.#ctx.admin(creds);
     await this.#ctx.proposer.cluster({ method: "defragment" });
     return {};
   }
@@ -192,8 +194,9 @@ export class MaintenanceServer implements MaintenanceService {
    *   or below the compacted revision (etcd refuses the compacted revision
    *   itself here, unlike Range).
    */
-  async hashKV(req: HashKVRequest): Promise<HashKVResponse> {
+  async hashKV(req: HashKVRequest, creds?: Credentials): Promise<HashKVResponse> {
     const ctx = this.#ctx;
+    await ctx.admin(creds);
     await ctx.linearize();
     const view = ctx.view();
     const current = view.rev();
@@ -246,8 +249,9 @@ export class MaintenanceServer implements MaintenanceService {
    *
    * @throws {EtcdError} Canceled when `signal` aborts.
    */
-  async *snapshot(signal?: AbortSignal): AsyncGenerator<SnapshotResponse> {
+  async *snapshot(signal?: AbortSignal, creds?: Credentials): AsyncGenerator<SnapshotResponse> {
     const ctx = this.#ctx;
+    await ctx.admin(creds);
     // Every write this member has answered is committed to the store before
     // it is copied: a backup never lacks an acknowledged write.
     await ctx.linearize();

@@ -30,7 +30,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from "../../core/api/types.ts";
-import { type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
+import { type Credentials, type Proposer, ServiceContext, type ServiceOptions } from "./context.ts";
 import { KVServer } from "./kv.ts";
 import { type AuthOptions, AuthServer } from "./auth.ts";
 import { MaintenanceServer, type MaintenanceService } from "./maintenance.ts";
@@ -40,7 +40,14 @@ import { LockServer } from "./lock.ts";
 import { ElectionServer } from "./election.ts";
 import { WatchServer, type WatchServerOptions, type WatchSession } from "./watch.ts";
 
-export type { MaintenanceService, Proposer, ServiceOptions, WatchServerOptions, WatchSession };
+export type {
+  Credentials,
+  MaintenanceService,
+  Proposer,
+  ServiceOptions,
+  WatchServerOptions,
+  WatchSession,
+};
 export { AuthServer, ClusterServer, ElectionServer, LockServer, WatchServer };
 export type { AuthOptions };
 export { checkProposalSize, proposalSize } from "./proposal.ts";
@@ -91,8 +98,8 @@ export class EtcdServer implements KVService {
   }
 
   /** Open a watch stream (etcd's Watch RPC); see {@linkcode WatchServer.open}. */
-  openWatch(): WatchSession {
-    return this.watch.open();
+  openWatch(creds?: Credentials): WatchSession {
+    return this.watch.open(creds);
   }
 
   /** End open watch streams and stop the service's timers (before the member closes). */
@@ -121,28 +128,28 @@ export class EtcdServer implements KVService {
   }
 
   /** etcd KV.Range; see {@linkcode KVServer.range}. */
-  range(req: RangeRequest): Promise<RangeResponse> {
-    return this.kv.range(req);
+  range(req: RangeRequest, creds?: Credentials): Promise<RangeResponse> {
+    return this.kv.range(req, creds);
   }
 
   /** etcd KV.Put; see {@linkcode KVServer.put}. */
-  put(req: PutRequest): Promise<PutResponse> {
-    return this.kv.put(req);
+  put(req: PutRequest, creds?: Credentials): Promise<PutResponse> {
+    return this.kv.put(req, creds);
   }
 
   /** etcd KV.DeleteRange; see {@linkcode KVServer.deleteRange}. */
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return this.kv.deleteRange(req);
+  deleteRange(req: DeleteRangeRequest, creds?: Credentials): Promise<DeleteRangeResponse> {
+    return this.kv.deleteRange(req, creds);
   }
 
   /** etcd KV.Txn; see {@linkcode KVServer.txn}. */
-  txn(req: TxnRequest): Promise<TxnResponse> {
-    return this.kv.txn(req);
+  txn(req: TxnRequest, creds?: Credentials): Promise<TxnResponse> {
+    return this.kv.txn(req, creds);
   }
 
   /** etcd KV.Compact; see {@linkcode KVServer.compact}. */
-  compact(req: CompactionRequest): Promise<CompactionResponse> {
-    return this.kv.compact(req);
+  compact(req: CompactionRequest, creds?: Credentials): Promise<CompactionResponse> {
+    return this.kv.compact(req, creds);
   }
 
   /**
@@ -154,7 +161,7 @@ export class EtcdServer implements KVService {
   }
 
   /** etcd Maintenance.Status; see {@linkcode MaintenanceServer.status}. */
-  status(): Promise<StatusResponse> {
-    return this.maintenance.status();
+  status(creds?: Credentials): Promise<StatusResponse> {
+    return this.maintenance.status(creds);
   }
 }

@@ -21,7 +21,9 @@ import {
   type WatchSpec,
   type WatchStream,
 } from "../../core/watch/mod.ts";
-import type { ServiceContext } from "./context.ts";
+import type { Credentials, ServiceContext } from "./context.ts";
+import { Errors, EtcdError } from "../../core/errors.ts";
+import { opPermission } from "../../core/auth/permission.ts";
 import { GRPC_OVERHEAD_BYTES } from "../../core/limits.ts";
 
 /** etcd 3.4's default progress-notify interval, in milliseconds (10 minutes). */
@@ -82,15 +84,18 @@ export class WatchServer {
     this.hub.skip(revision);
   }
 
-  /** Open a client stream (etcd's Watch RPC). */
-  open(): WatchSession {
+  /**
+   * Open a client stream (etcd's Watch RPC) for a caller with `creds`
+   * (checked at each create request, as etcd checks the stream's token).
+   */
+  open(creds?: Credentials): WatchSession {
     const stream = this.hub.openStream({
       header: (revision) => this.#ctx.header(revision),
       // etcd's watch server splits at --max-request-bytes plus gRPC's
       // allowance (its `maxRequestBytes + grpcOverheadBytes`).
       maxRequestBytes: this.#ctx.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     });
-    return new WatchSession(this.#ctx, stream);
+    return new WatchSession(this.#ctx, stream, creds);
   }
 
   /** End every open stream (their transports finish) and stop the ticker. */
@@ -104,11 +109,13 @@ export class WatchServer {
 export class WatchSession implements WatchStreamHandle {
   readonly #ctx: ServiceContext;
   readonly #stream: WatchStream;
+  readonly #creds: Credentials | undefined;
 
   /** Use {@linkcode WatchServer.open}. */
-  constructor(ctx: ServiceContext, stream: WatchStream) {
+  constructor(ctx: ServiceContext, stream: WatchStream, creds?: Credentials) {
     this.#ctx = ctx;
     this.#stream = stream;
+    this.#creds = creds;
   }
 
   /** Whether the stream has ended. */
@@ -123,13 +130,36 @@ export class WatchSession implements WatchStreamHandle {
    * request answers with watch_id -1. An empty request is ignored, as etcd
    * ignores it. Resolves once the request is handled; while the client is
    * not reading its responses, it waits for it to (so a stream's buffer
-   * stays bounded).
+   * stays bounded). While auth is on, a create needs READ on the watched
+   * range; without it (or with an invalid token) it is answered `created`
+   * and `canceled`, watch_id -1, with etcd 3.4's reason `rpc error: code =
+   * PermissionDenied desc = etcdserver: permission denied` (its
+   * isWatchPermitted).
    */
   async request(req: WatchRequest): Promise<void> {
     while (this.#stream.backlogged()) await this.#stream.room();
     if (req.create_request !== undefined) {
       const spec = watchSpec(req.create_request);
-      await this.#ctx.linearize();
+      let permitted = true;
+      try {
+        const info = await this.#ctx.identify(this.#creds);
+        await this.#ctx.linearize();
+        // The range as etcd checks it, after its normalization: a from-key
+        // watch's "\0" end has become empty there, so only its key is checked.
+        this.#ctx.authorize(
+          info,
+          (store, ai) => opPermission(store, ai, spec.key, spec.end, "READ"),
+        );
+      } catch (err) {
+        if (!(err instanceof EtcdError)) throw err;
+        permitted = false;
+      }
+      if (!permitted) {
+        // etcd 3.4 puts the whole gRPC error text in the reason.
+        const reason =
+          `rpc error: code = PermissionDenied desc = ${Errors.PermissionDenied().message}`;
+        return this.#stream.deny(reason);
+      }
       this.#stream.create(spec);
     } else if (req.cancel_request !== undefined) {
       this.#stream.cancel(req.cancel_request.watch_id ?? 0);

@@ -25,6 +25,11 @@ import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import type {
   CampaignRequest,
   CampaignResponse,
+  CompactionRequest,
+  CompactionResponse,
+  Credentials,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
   KVService,
   LeaderRequest,
   LeaderResponse,
@@ -52,10 +57,16 @@ import type {
   MoveLeaderResponse,
   ProclaimRequest,
   ProclaimResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
   RangeResponse,
   ResignRequest,
   ResignResponse,
   SnapshotResponse,
+  StatusResponse,
+  TxnRequest,
+  TxnResponse,
   UnlockRequest,
   UnlockResponse,
   WatchRequest,
@@ -132,10 +143,38 @@ export interface GatewayOptions {
   metrics?: () => Promise<string>;
 }
 
+/**
+ * etcd's KV service and Maintenance.Status as the gateway calls them: each
+ * KV request with the caller's credentials.
+ */
+export interface KVServiceAs {
+  /** KV.Range. */
+  range(req: RangeRequest, creds?: Credentials): Promise<RangeResponse>;
+  /** KV.Put. */
+  put(req: PutRequest, creds?: Credentials): Promise<PutResponse>;
+  /** KV.DeleteRange. */
+  deleteRange(req: DeleteRangeRequest, creds?: Credentials): Promise<DeleteRangeResponse>;
+  /** KV.Txn. */
+  txn(req: TxnRequest, creds?: Credentials): Promise<TxnResponse>;
+  /** KV.Compact. */
+  compact(req: CompactionRequest, creds?: Credentials): Promise<CompactionResponse>;
+  /** Maintenance.Status (etcd 3.4 checks no credentials for it). */
+  status(): Promise<StatusResponse>;
+}
+
+/**
+ * The credentials of a gateway request: the `Authorization` header's value
+ * is the token, as etcd's gateway passes it to its gRPC server.
+ */
+export function credentialsOf(req: Request): Credentials | undefined {
+  const token = req.headers.get("authorization");
+  return token === null ? undefined : { token };
+}
+
 /** What the gateway serves: etcd's KV and Maintenance.Status, and Watch when `openWatch` is there. */
-export type GatewayService = KVService & {
+export type GatewayService = KVServiceAs & {
   /** Open a Watch stream (etcd's Watch RPC). */
-  openWatch?: () => WatchStreamHandle;
+  openWatch?: (creds?: Credentials) => WatchStreamHandle;
   /** etcd's Lease service. */
   lease?: LeaseService;
   /** etcd's Lock service (v3lock). */
@@ -166,9 +205,9 @@ export interface ClusterService {
  */
 export interface LockService {
   /** Lock: resolves once the lock is held. */
-  lock(req: LockRequest, signal?: AbortSignal): Promise<LockResponse>;
+  lock(req: LockRequest, signal?: AbortSignal, creds?: Credentials): Promise<LockResponse>;
   /** Unlock. */
-  unlock(req: UnlockRequest): Promise<UnlockResponse>;
+  unlock(req: UnlockRequest, creds?: Credentials): Promise<UnlockResponse>;
 }
 
 /**
@@ -177,27 +216,35 @@ export interface LockService {
  */
 export interface ElectionService {
   /** Campaign: resolves once elected. */
-  campaign(req: CampaignRequest, signal?: AbortSignal): Promise<CampaignResponse>;
+  campaign(
+    req: CampaignRequest,
+    signal?: AbortSignal,
+    creds?: Credentials,
+  ): Promise<CampaignResponse>;
   /** Proclaim. */
-  proclaim(req: ProclaimRequest): Promise<ProclaimResponse>;
+  proclaim(req: ProclaimRequest, creds?: Credentials): Promise<ProclaimResponse>;
   /** Leader. */
-  leader(req: LeaderRequest): Promise<LeaderResponse>;
+  leader(req: LeaderRequest, creds?: Credentials): Promise<LeaderResponse>;
   /** Observe: the leader now and at each change, until `signal` aborts. */
-  observe(req: LeaderRequest, signal?: AbortSignal): AsyncIterable<LeaderResponse>;
+  observe(
+    req: LeaderRequest,
+    signal?: AbortSignal,
+    creds?: Credentials,
+  ): AsyncIterable<LeaderResponse>;
   /** Resign. */
-  resign(req: ResignRequest): Promise<ResignResponse>;
+  resign(req: ResignRequest, creds?: Credentials): Promise<ResignResponse>;
 }
 
 /** etcd's Lease service as the gateway calls it. */
 export interface LeaseService {
   /** LeaseGrant. */
-  grant(req: LeaseGrantRequest): Promise<LeaseGrantResponse>;
+  grant(req: LeaseGrantRequest, creds?: Credentials): Promise<LeaseGrantResponse>;
   /** LeaseRevoke. */
-  revoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse>;
+  revoke(req: LeaseRevokeRequest, creds?: Credentials): Promise<LeaseRevokeResponse>;
   /** One LeaseKeepAlive request of a stream. */
   keepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>;
   /** LeaseTimeToLive. */
-  timeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>;
+  timeToLive(req: LeaseTimeToLiveRequest, creds?: Credentials): Promise<LeaseTimeToLiveResponse>;
   /** LeaseLeases. */
   leases(): Promise<LeaseLeasesResponse>;
 }
@@ -360,7 +407,11 @@ export interface UnaryEndpoint<Q extends MessageName, R extends MessageName> {
    * Runs the request against the service layer, which checks it; `signal`
    * aborts when the client goes away before the answer.
    */
-  exec: (req: MessageTypes[Q], signal: AbortSignal) => Promise<MessageTypes[R]>;
+  exec: (
+    req: MessageTypes[Q],
+    signal: AbortSignal,
+    creds: Credentials | undefined,
+  ) => Promise<MessageTypes[R]>;
   /** Custom body encoding (the default is the codec + JSON.stringify). */
   encode?: (res: MessageTypes[R]) => string | ReadableStream<Uint8Array>;
 }
@@ -444,7 +495,7 @@ export function registerUnary<Q extends MessageName, R extends MessageName>(
       counters?.started();
       counters?.received(size);
       checkGrpcSize(size, limits.maxRequestBytes);
-      const res = await endpoint.exec(req, c.req.raw.signal);
+      const res = await endpoint.exec(req, c.req.raw.signal, credentialsOf(c.req.raw));
       const body = endpoint.encode
         ? endpoint.encode(res)
         : stringifyGo(toJson(endpoint.response, res));
@@ -497,28 +548,28 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
   registerUnary(app, "/kv/range", {
     request: "RangeRequest",
     response: "RangeResponse",
-    exec: (req) => service.range(req),
+    exec: (req, _signal, creds) => service.range(req, creds),
     encode: rangeResponseBody,
   }, limits);
   registerUnary(app, "/kv/put", {
     request: "PutRequest",
     response: "PutResponse",
-    exec: (req) => service.put(req),
+    exec: (req, _signal, creds) => service.put(req, creds),
   }, limits);
   registerUnary(app, "/kv/deleterange", {
     request: "DeleteRangeRequest",
     response: "DeleteRangeResponse",
-    exec: (req) => service.deleteRange(req),
+    exec: (req, _signal, creds) => service.deleteRange(req, creds),
   }, limits);
   registerUnary(app, "/kv/txn", {
     request: "TxnRequest",
     response: "TxnResponse",
-    exec: (req) => service.txn(req),
+    exec: (req, _signal, creds) => service.txn(req, creds),
   }, limits);
   registerUnary(app, "/kv/compaction", {
     request: "CompactionRequest",
     response: "CompactionResponse",
-    exec: (req) => service.compact(req),
+    exec: (req, _signal, creds) => service.compact(req, creds),
   }, limits);
   registerUnary(app, "/maintenance/status", {
     request: "StatusRequest",
@@ -538,17 +589,17 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     registerUnary(app, "/maintenance/hash", {
       request: "HashRequest",
       response: "HashResponse",
-      exec: () => maintenance.hash(),
+      exec: (_req, _signal, creds) => maintenance.hash(creds),
     }, limits);
     registerUnary(app, "/maintenance/defragment", {
       request: "DefragmentRequest",
       response: "DefragmentResponse",
-      exec: () => maintenance.defragment(),
+      exec: (_req, _signal, creds) => maintenance.defragment(creds),
     }, limits);
     registerUnary(app, "/maintenance/hashkv", {
       request: "HashKVRequest",
       response: "HashKVResponse",
-      exec: (req) => maintenance.hashKV(req),
+      exec: (req, _signal, creds) => maintenance.hashKV(req, creds),
     }, limits);
     const snapshot = (c: Context) => serveSnapshot(c.req.raw, maintenance, limits);
     for (const prefix of GATEWAY_PREFIXES) {
@@ -563,18 +614,18 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     registerUnary(app, "/lease/grant", {
       request: "LeaseGrantRequest",
       response: "LeaseGrantResponse",
-      exec: (req) => lease.grant(req),
+      exec: (req, _signal, creds) => lease.grant(req, creds),
     }, limits);
     for (const base of ["/lease", "/kv/lease"]) {
       registerUnary(app, base + "/revoke", {
         request: "LeaseRevokeRequest",
         response: "LeaseRevokeResponse",
-        exec: (req) => lease.revoke(req),
+        exec: (req, _signal, creds) => lease.revoke(req, creds),
       }, limits);
       registerUnary(app, base + "/timetolive", {
         request: "LeaseTimeToLiveRequest",
         response: "LeaseTimeToLiveResponse",
-        exec: (req) => lease.timeToLive(req),
+        exec: (req, _signal, creds) => lease.timeToLive(req, creds),
       }, limits);
       registerUnary(app, base + "/leases", {
         request: "LeaseLeasesRequest",
@@ -594,12 +645,12 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     registerUnary(app, "/lock/lock", {
       request: "LockRequest",
       response: "LockResponse",
-      exec: (req, signal) => lock.lock(req, signal),
+      exec: (req, signal, creds) => lock.lock(req, signal, creds),
     }, limits);
     registerUnary(app, "/lock/unlock", {
       request: "UnlockRequest",
       response: "UnlockResponse",
-      exec: (req) => lock.unlock(req),
+      exec: (req, _signal, creds) => lock.unlock(req, creds),
     }, limits);
   }
 
@@ -608,22 +659,22 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     registerUnary(app, "/election/campaign", {
       request: "CampaignRequest",
       response: "CampaignResponse",
-      exec: (req, signal) => election.campaign(req, signal),
+      exec: (req, signal, creds) => election.campaign(req, signal, creds),
     }, limits);
     registerUnary(app, "/election/proclaim", {
       request: "ProclaimRequest",
       response: "ProclaimResponse",
-      exec: (req) => election.proclaim(req),
+      exec: (req, _signal, creds) => election.proclaim(req, creds),
     }, limits);
     registerUnary(app, "/election/leader", {
       request: "LeaderRequest",
       response: "LeaderResponse",
-      exec: (req) => election.leader(req),
+      exec: (req, _signal, creds) => election.leader(req, creds),
     }, limits);
     registerUnary(app, "/election/resign", {
       request: "ResignRequest",
       response: "ResignResponse",
-      exec: (req) => election.resign(req),
+      exec: (req, _signal, creds) => election.resign(req, creds),
     }, limits);
     const observe = (c: Context) => serveObserve(c.req.raw, election, limits);
     for (const prefix of GATEWAY_PREFIXES) {
@@ -637,12 +688,12 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     registerUnary(app, "/auth/enable", {
       request: "AuthEnableRequest",
       response: "AuthEnableResponse",
-      exec: () => auth.authEnable(),
+      exec: (_req, _signal, creds) => auth.authEnable(undefined, creds),
     }, limits);
     registerUnary(app, "/auth/disable", {
       request: "AuthDisableRequest",
       response: "AuthDisableResponse",
-      exec: () => auth.authDisable(),
+      exec: (_req, _signal, creds) => auth.authDisable(undefined, creds),
     }, limits);
     registerUnary(app, "/auth/authenticate", {
       request: "AuthenticateRequest",
@@ -652,67 +703,67 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     registerUnary(app, "/auth/user/add", {
       request: "AuthUserAddRequest",
       response: "AuthUserAddResponse",
-      exec: (req) => auth.userAdd(req),
+      exec: (req, _signal, creds) => auth.userAdd(req, creds),
     }, limits);
     registerUnary(app, "/auth/user/get", {
       request: "AuthUserGetRequest",
       response: "AuthUserGetResponse",
-      exec: (req) => auth.userGet(req),
+      exec: (req, _signal, creds) => auth.userGet(req, creds),
     }, limits);
     registerUnary(app, "/auth/user/list", {
       request: "AuthUserListRequest",
       response: "AuthUserListResponse",
-      exec: () => auth.userList(),
+      exec: (_req, _signal, creds) => auth.userList(undefined, creds),
     }, limits);
     registerUnary(app, "/auth/user/delete", {
       request: "AuthUserDeleteRequest",
       response: "AuthUserDeleteResponse",
-      exec: (req) => auth.userDelete(req),
+      exec: (req, _signal, creds) => auth.userDelete(req, creds),
     }, limits);
     registerUnary(app, "/auth/user/changepw", {
       request: "AuthUserChangePasswordRequest",
       response: "AuthUserChangePasswordResponse",
-      exec: (req) => auth.userChangePassword(req),
+      exec: (req, _signal, creds) => auth.userChangePassword(req, creds),
     }, limits);
     registerUnary(app, "/auth/user/grant", {
       request: "AuthUserGrantRoleRequest",
       response: "AuthUserGrantRoleResponse",
-      exec: (req) => auth.userGrantRole(req),
+      exec: (req, _signal, creds) => auth.userGrantRole(req, creds),
     }, limits);
     registerUnary(app, "/auth/user/revoke", {
       request: "AuthUserRevokeRoleRequest",
       response: "AuthUserRevokeRoleResponse",
-      exec: (req) => auth.userRevokeRole(req),
+      exec: (req, _signal, creds) => auth.userRevokeRole(req, creds),
     }, limits);
     registerUnary(app, "/auth/role/add", {
       request: "AuthRoleAddRequest",
       response: "AuthRoleAddResponse",
-      exec: (req) => auth.roleAdd(req),
+      exec: (req, _signal, creds) => auth.roleAdd(req, creds),
     }, limits);
     registerUnary(app, "/auth/role/get", {
       request: "AuthRoleGetRequest",
       response: "AuthRoleGetResponse",
-      exec: (req) => auth.roleGet(req),
+      exec: (req, _signal, creds) => auth.roleGet(req, creds),
     }, limits);
     registerUnary(app, "/auth/role/list", {
       request: "AuthRoleListRequest",
       response: "AuthRoleListResponse",
-      exec: () => auth.roleList(),
+      exec: (_req, _signal, creds) => auth.roleList(undefined, creds),
     }, limits);
     registerUnary(app, "/auth/role/delete", {
       request: "AuthRoleDeleteRequest",
       response: "AuthRoleDeleteResponse",
-      exec: (req) => auth.roleDelete(req),
+      exec: (req, _signal, creds) => auth.roleDelete(req, creds),
     }, limits);
     registerUnary(app, "/auth/role/grant", {
       request: "AuthRoleGrantPermissionRequest",
       response: "AuthRoleGrantPermissionResponse",
-      exec: (req) => auth.roleGrantPermission(req),
+      exec: (req, _signal, creds) => auth.roleGrantPermission(req, creds),
     }, limits);
     registerUnary(app, "/auth/role/revoke", {
       request: "AuthRoleRevokePermissionRequest",
       response: "AuthRoleRevokePermissionResponse",
-      exec: (req) => auth.roleRevokePermission(req),
+      exec: (req, _signal, creds) => auth.roleRevokePermission(req, creds),
     }, limits);
   }
 
@@ -752,7 +803,8 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
 
   const openWatch = service.openWatch?.bind(service);
   if (openWatch !== undefined) {
-    const handler = (c: Context) => serveWatch(c.req.raw, openWatch(), limits);
+    const handler = (c: Context) =>
+      serveWatch(c.req.raw, openWatch(credentialsOf(c.req.raw)), limits);
     for (const prefix of GATEWAY_PREFIXES) {
       app.post(prefix + "/watch", handler);
       app.all(prefix + "/watch", () => plainText(405, "Method Not Allowed\n"));
@@ -1081,7 +1133,8 @@ async function serveObserve(
     return errorResponse(err);
   }
   const abort = new AbortController();
-  const responses = election.observe(request, abort.signal)[Symbol.asyncIterator]();
+  const responses = election.observe(request, abort.signal, credentialsOf(req))
+    [Symbol.asyncIterator]();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
@@ -1168,7 +1221,7 @@ async function serveSnapshot(
     return errorResponse(err);
   }
   const abort = new AbortController();
-  const chunks = maintenance.snapshot(abort.signal)[Symbol.asyncIterator]();
+  const chunks = maintenance.snapshot(abort.signal, credentialsOf(req))[Symbol.asyncIterator]();
   let first: IteratorResult<SnapshotResponse>;
   try {
     first = await chunks.next();

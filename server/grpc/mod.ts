@@ -20,6 +20,7 @@ import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import type { MessageName, MessageTypes } from "../../core/api/codec.ts";
 import { decodeMessage, encodeMessage } from "../../core/api/proto.ts";
 import type {
+  Credentials,
   LeaseKeepAliveRequest,
   WatchRequest,
   WatchStreamHandle,
@@ -182,6 +183,16 @@ const metricsInterceptor: grpc.ServerInterceptor = (method, call) => {
 };
 
 /**
+ * The credentials of a call: the `token` metadata, or else `authorization`
+ * (etcd reads both, in this order).
+ */
+export function grpcCredentials(call: { metadata: grpc.Metadata }): Credentials | undefined {
+  const token = call.metadata.get("token")[0] ?? call.metadata.get("authorization")[0];
+  if (token === undefined) return undefined;
+  return { token: typeof token === "string" ? token : new TextDecoder().decode(token) };
+}
+
+/**
  * Builds the gRPC server: registers every RPC cairn serves, each calling
  * `service`. RPCs of services the member lacks, and etcd RPCs cairn does
  * not serve yet, answer Unimplemented as a gRPC server answers an unknown
@@ -222,7 +233,11 @@ export function createGrpcTransport(
     path: string,
     request: Q,
     response: R,
-    exec: (req: MessageTypes[Q], signal: AbortSignal) => Promise<MessageTypes[R]>,
+    exec: (
+      req: MessageTypes[Q],
+      signal: AbortSignal,
+      creds: Credentials | undefined,
+    ) => Promise<MessageTypes[R]>,
     options: { cancellable?: boolean } = {},
   ) => {
     const cancellable = options.cancellable === true;
@@ -234,7 +249,7 @@ export function createGrpcTransport(
         callback(grpcStatus(err));
         return;
       }
-      exec(req, cancellable ? callSignal(call) : NEVER_ABORTED).then(
+      exec(req, cancellable ? callSignal(call) : NEVER_ABORTED, grpcCredentials(call)).then(
         (res) => callback(null, asBuffer(encodeMessage(response, res))),
         (err) => callback(grpcStatus(err)),
       );
@@ -243,20 +258,25 @@ export function createGrpcTransport(
   };
 
   // --- KV ---
-  unary("/etcdserverpb.KV/Range", "RangeRequest", "RangeResponse", (r) => service.range(r));
-  unary("/etcdserverpb.KV/Put", "PutRequest", "PutResponse", (r) => service.put(r));
+  unary(
+    "/etcdserverpb.KV/Range",
+    "RangeRequest",
+    "RangeResponse",
+    (r, _s, c) => service.range(r, c),
+  );
+  unary("/etcdserverpb.KV/Put", "PutRequest", "PutResponse", (r, _s, c) => service.put(r, c));
   unary(
     "/etcdserverpb.KV/DeleteRange",
     "DeleteRangeRequest",
     "DeleteRangeResponse",
-    (r) => service.deleteRange(r),
+    (r, _s, c) => service.deleteRange(r, c),
   );
-  unary("/etcdserverpb.KV/Txn", "TxnRequest", "TxnResponse", (r) => service.txn(r));
+  unary("/etcdserverpb.KV/Txn", "TxnRequest", "TxnResponse", (r, _s, c) => service.txn(r, c));
   unary(
     "/etcdserverpb.KV/Compact",
     "CompactionRequest",
     "CompactionResponse",
-    (r) => service.compact(r),
+    (r, _s, c) => service.compact(r, c),
   );
 
   // --- Watch ---
@@ -278,19 +298,19 @@ export function createGrpcTransport(
       "/etcdserverpb.Lease/LeaseGrant",
       "LeaseGrantRequest",
       "LeaseGrantResponse",
-      (r) => lease.grant(r),
+      (r, _s, c) => lease.grant(r, c),
     );
     unary(
       "/etcdserverpb.Lease/LeaseRevoke",
       "LeaseRevokeRequest",
       "LeaseRevokeResponse",
-      (r) => lease.revoke(r),
+      (r, _s, c) => lease.revoke(r, c),
     );
     unary(
       "/etcdserverpb.Lease/LeaseTimeToLive",
       "LeaseTimeToLiveRequest",
       "LeaseTimeToLiveResponse",
-      (r) => lease.timeToLive(r),
+      (r, _s, c) => lease.timeToLive(r, c),
     );
     unary(
       "/etcdserverpb.Lease/LeaseLeases",
@@ -367,19 +387,19 @@ export function createGrpcTransport(
       "/etcdserverpb.Maintenance/HashKV",
       "HashKVRequest",
       "HashKVResponse",
-      (r) => maintenance.hashKV(r),
+      (r, _s, c) => maintenance.hashKV(r, c),
     );
     unary(
       "/etcdserverpb.Maintenance/Defragment",
       "DefragmentRequest",
       "DefragmentResponse",
-      () => maintenance.defragment(),
+      (_r, _s, c) => maintenance.defragment(c),
     );
     unary(
       "/etcdserverpb.Maintenance/Hash",
       "HashRequest",
       "HashResponse",
-      () => maintenance.hash(),
+      (_r, _s, c) => maintenance.hash(c),
     );
     register(
       "/etcdserverpb.Maintenance/Snapshot",
@@ -393,10 +413,15 @@ export function createGrpcTransport(
   // --- v3lock.Lock ---
   const lock = service.lock;
   if (lock !== undefined) {
-    unary("/v3lockpb.Lock/Lock", "LockRequest", "LockResponse", (r, s) => lock.lock(r, s), {
+    unary("/v3lockpb.Lock/Lock", "LockRequest", "LockResponse", (r, s, c) => lock.lock(r, s, c), {
       cancellable: true,
     });
-    unary("/v3lockpb.Lock/Unlock", "UnlockRequest", "UnlockResponse", (r) => lock.unlock(r));
+    unary(
+      "/v3lockpb.Lock/Unlock",
+      "UnlockRequest",
+      "UnlockResponse",
+      (r, _s, c) => lock.unlock(r, c),
+    );
   }
 
   // --- v3election.Election ---
@@ -406,26 +431,26 @@ export function createGrpcTransport(
       "/v3electionpb.Election/Campaign",
       "CampaignRequest",
       "CampaignResponse",
-      (r, s) => election.campaign(r, s),
+      (r, s, c) => election.campaign(r, s, c),
       { cancellable: true },
     );
     unary(
       "/v3electionpb.Election/Proclaim",
       "ProclaimRequest",
       "ProclaimResponse",
-      (r) => election.proclaim(r),
+      (r, _s, c) => election.proclaim(r, c),
     );
     unary(
       "/v3electionpb.Election/Leader",
       "LeaderRequest",
       "LeaderResponse",
-      (r) => election.leader(r),
+      (r, _s, c) => election.leader(r, c),
     );
     unary(
       "/v3electionpb.Election/Resign",
       "ResignRequest",
       "ResignResponse",
-      (r) => election.resign(r),
+      (r, _s, c) => election.resign(r, c),
     );
     register(
       "/v3electionpb.Election/Observe",
@@ -443,13 +468,13 @@ export function createGrpcTransport(
       "/etcdserverpb.Auth/AuthEnable",
       "AuthEnableRequest",
       "AuthEnableResponse",
-      () => auth.authEnable(),
+      (_r, _s, c) => auth.authEnable(undefined, c),
     );
     unary(
       "/etcdserverpb.Auth/AuthDisable",
       "AuthDisableRequest",
       "AuthDisableResponse",
-      () => auth.authDisable(),
+      (_r, _s, c) => auth.authDisable(undefined, c),
     );
     unary(
       "/etcdserverpb.Auth/Authenticate",
@@ -461,79 +486,79 @@ export function createGrpcTransport(
       "/etcdserverpb.Auth/UserAdd",
       "AuthUserAddRequest",
       "AuthUserAddResponse",
-      (r) => auth.userAdd(r),
+      (r, _s, c) => auth.userAdd(r, c),
     );
     unary(
       "/etcdserverpb.Auth/UserGet",
       "AuthUserGetRequest",
       "AuthUserGetResponse",
-      (r) => auth.userGet(r),
+      (r, _s, c) => auth.userGet(r, c),
     );
     unary(
       "/etcdserverpb.Auth/UserList",
       "AuthUserListRequest",
       "AuthUserListResponse",
-      () => auth.userList(),
+      (_r, _s, c) => auth.userList(undefined, c),
     );
     unary(
       "/etcdserverpb.Auth/UserDelete",
       "AuthUserDeleteRequest",
       "AuthUserDeleteResponse",
-      (r) => auth.userDelete(r),
+      (r, _s, c) => auth.userDelete(r, c),
     );
     unary(
       "/etcdserverpb.Auth/UserChangePassword",
       "AuthUserChangePasswordRequest",
       "AuthUserChangePasswordResponse",
-      (r) => auth.userChangePassword(r),
+      (r, _s, c) => auth.userChangePassword(r, c),
     );
     unary(
       "/etcdserverpb.Auth/UserGrantRole",
       "AuthUserGrantRoleRequest",
       "AuthUserGrantRoleResponse",
-      (r) => auth.userGrantRole(r),
+      (r, _s, c) => auth.userGrantRole(r, c),
     );
     unary(
       "/etcdserverpb.Auth/UserRevokeRole",
       "AuthUserRevokeRoleRequest",
       "AuthUserRevokeRoleResponse",
-      (r) => auth.userRevokeRole(r),
+      (r, _s, c) => auth.userRevokeRole(r, c),
     );
     unary(
       "/etcdserverpb.Auth/RoleAdd",
       "AuthRoleAddRequest",
       "AuthRoleAddResponse",
-      (r) => auth.roleAdd(r),
+      (r, _s, c) => auth.roleAdd(r, c),
     );
     unary(
       "/etcdserverpb.Auth/RoleGet",
       "AuthRoleGetRequest",
       "AuthRoleGetResponse",
-      (r) => auth.roleGet(r),
+      (r, _s, c) => auth.roleGet(r, c),
     );
     unary(
       "/etcdserverpb.Auth/RoleList",
       "AuthRoleListRequest",
       "AuthRoleListResponse",
-      () => auth.roleList(),
+      (_r, _s, c) => auth.roleList(undefined, c),
     );
     unary(
       "/etcdserverpb.Auth/RoleDelete",
       "AuthRoleDeleteRequest",
       "AuthRoleDeleteResponse",
-      (r) => auth.roleDelete(r),
+      (r, _s, c) => auth.roleDelete(r, c),
     );
     unary(
       "/etcdserverpb.Auth/RoleGrantPermission",
       "AuthRoleGrantPermissionRequest",
       "AuthRoleGrantPermissionResponse",
-      (r) => auth.roleGrantPermission(r),
+      (r, _s, c) => auth.roleGrantPermission(r, c),
     );
     unary(
       "/etcdserverpb.Auth/RoleRevokePermission",
       "AuthRoleRevokePermissionRequest",
       "AuthRoleRevokePermissionResponse",
-      (r) => auth.roleRevokePermission(r),
+      (r, _s, c) => auth.roleRevokePermission(r, c),
     );
   } else {
     unary(
@@ -565,7 +590,7 @@ export function createGrpcTransport(
  */
 async function serveWatch(
   call: grpc.ServerDuplexStream<Buffer, Buffer>,
-  openWatch: () => WatchStreamHandle,
+  openWatch: (creds?: Credentials) => WatchStreamHandle,
   service: GrpcService,
   maxRequestBytes: number,
 ): Promise<void> {
@@ -577,7 +602,7 @@ async function serveWatch(
       return;
     }
   }
-  const session = openWatch();
+  const session = openWatch(grpcCredentials(call));
   let ended = false;
   const end = (err?: unknown) => {
     if (ended) return;
@@ -697,7 +722,7 @@ async function serveObserve(
   }
   const signal = callSignal(call);
   try {
-    for await (const res of election.observe(req, signal)) {
+    for await (const res of election.observe(req, signal, grpcCredentials(call))) {
       if (signal.aborted) return;
       await write(call, encodeMessage("LeaderResponse", res));
     }
@@ -719,7 +744,7 @@ async function serveSnapshot(
   try {
     decodeRequest("SnapshotRequest", call.request, maxRequestBytes);
     const signal = callSignal(call);
-    for await (const chunk of maintenance.snapshot(signal)) {
+    for await (const chunk of maintenance.snapshot(signal, grpcCredentials(call))) {
       if (signal.aborted) return;
       await write(call, encodeMessage("SnapshotResponse", chunk));
     }

@@ -11,6 +11,14 @@ import { Lessor } from "../../core/lease/mod.ts";
 import { decodeRecord } from "../../core/mvcc/encoding.ts";
 import { AlarmSet } from "../../core/alarm.ts";
 import { type AuthChange, AuthStore } from "../../core/auth/mod.ts";
+import {
+  adminPermission,
+  type AuthInfo,
+  deletePermission,
+  leaseRevokePermission,
+  putPermission,
+  txnPermission,
+} from "../../core/auth/permission.ts";
 import { log } from "../log.ts";
 import { Errors, EtcdError } from "../../core/errors.ts";
 import { invariant } from "../../core/invariant.ts";
@@ -123,6 +131,11 @@ export interface ApplierOptions {
   warningApplyDurationMs?: number;
   /** The clock entries are timed with, in ms. Default `performance.now`. */
   now?: () => number;
+  /**
+   * Called after each auth change applies (the member drops the tokens it
+   * invalidates: a deleted user's, a changed password's, all on disable).
+   */
+  onAuthChange?: (change: AuthChange) => void;
 }
 
 /** The response message of each request kind, for its logged size. */
@@ -161,6 +174,7 @@ export class Applier {
   readonly #warningMs: number;
   /** The clock entries are timed with, in ms. */
   readonly #now: () => number;
+  readonly #onAuthChange: ((change: AuthChange) => void) | undefined;
 
   /**
    * An applier over `backend`, which has applied entries up to its
@@ -174,6 +188,7 @@ export class Applier {
   ) {
     this.#warningMs = options.warningApplyDurationMs ?? WARNING_APPLY_DURATION_MS;
     this.#now = options.now ?? (() => performance.now());
+    this.#onAuthChange = options.onAuthChange;
     this.#backend = backend;
     this.lessor = lessor;
     this.#leaseExists = (id) => lessor.has(id);
@@ -376,10 +391,10 @@ export class Applier {
         continue;
       }
       if (request.type === "auth") {
-        results.set(id, this.#applyAuth(request.auth, state));
+        results.set(id, this.#applyAuth(request.auth, state, authInfoOf(request)));
         continue;
       }
-      const refused = this.#alarms.refuse(request);
+      const refused = this.#alarms.refuse(request) ?? this.#permission(request);
       if (refused !== undefined) {
         results.set(id, { error: refused });
         continue;
@@ -445,11 +460,42 @@ export class Applier {
   }
 
   /**
+   * etcd's authApplierV3: the permissions of a write, checked against the
+   * auth store as of this entry, for the user in its header (none: an
+   * anonymous request). Compactions, lease grants and checkpoints are not
+   * checked, as in etcd 3.4.
+   */
+  #permission(request: InternalRequest): EtcdError | undefined {
+    const store = this.#auth;
+    if (!store.enabled) return undefined;
+    const info = authInfoOf(request);
+    const leaseKeys = (id: bigint) => {
+      const lease = this.lessor.get(id);
+      return lease === undefined ? undefined : [...lease.keys.values()];
+    };
+    switch (request.type) {
+      case "put":
+        return putPermission(store, info, request.put, leaseKeys);
+      case "delete_range":
+        return deletePermission(store, info, request.delete_range);
+      case "txn":
+        return txnPermission(store, info, request.txn, leaseKeys);
+      case "lease_revoke":
+        return leaseRevokePermission(store, info, leaseKeys(request.lease_revoke.ID));
+      default:
+        return undefined;
+    }
+  }
+
+  /**
    * Apply an auth change (etcd's applierV3backend Auth* methods) in the open
    * write transaction; the store is written back only when the change
-   * applies. The response is a header at the current revision.
+   * applies. While auth is on, only a root user may change it (etcd's
+   * needAdminPermission). The response is a header at the current revision.
    */
-  #applyAuth(change: AuthChange, state: ViewState): ApplyResult {
+  #applyAuth(change: AuthChange, state: ViewState, info: AuthInfo | undefined): ApplyResult {
+    const denied = adminPermission(this.#auth, info);
+    if (denied !== undefined) return { error: denied };
     // A copy, so a refused change leaves the store as it was.
     const auth = AuthStore.decode(this.#auth.encode());
     try {
@@ -460,6 +506,7 @@ export class Applier {
     }
     this.#backend.putMeta(Meta.auth, auth.encode());
     this.#auth = auth;
+    this.#onAuthChange?.(change);
     if (change.op === "enable") log.info("enabled authentication");
     if (change.op === "disable") log.info("disabled authentication");
     return { ok: { header: revisionHeader(state.revision) } };
@@ -619,4 +666,10 @@ function applyMemberUpdate(
     ...(update.clientURLs !== undefined ? { clientURLs: update.clientURLs } : {}),
   });
   return { ok: { header: revisionHeader(0) } };
+}
+
+/** The credentials in a request's header (none: anonymous). */
+function authInfoOf(request: InternalRequest): AuthInfo | undefined {
+  const h = request.header;
+  return h === undefined ? undefined : { user: h.username, revision: h.auth_revision };
 }

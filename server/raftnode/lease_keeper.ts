@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { ROOT } from "../../core/auth/mod.ts";
 import type { Lessor } from "../../core/lease/mod.ts";
 import { compareBytes } from "../../core/mvcc/encoding.ts";
 import {
@@ -81,7 +82,12 @@ export class LeaseKeeper {
   expire(): void {
     const due = this.#lessor.due(LEASE_REVOKE_BATCH);
     for (const id of due) {
-      this.#propose({ type: "lease_revoke", lease_revoke: { ID: id } }).then(
+      this.#propose({
+        type: "lease_revoke",
+        lease_revoke: { ID: id },
+        // Expiry revokes as root, whatever the attached keys' permissions (etcd's WithRoot).
+        header: { username: ROOT, auth_revision: 0 },
+      }).then(
         // "not found": revoked by a client meanwhile.
         () => {},
         () => this.#lessor.retry(id),

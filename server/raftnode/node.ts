@@ -25,11 +25,18 @@
  *
  * @module
  */
+import {
+  invalidateTokens,
+  SimpleTokens,
+  type TokenInfo,
+  type TokenProvider,
+} from "../../core/auth/simple_token.ts";
 import type { Backend } from "../../core/backend.ts";
 import { Errors, EtcdError, GrpcCode } from "../../core/errors.ts";
 import { decodeGoBase64, encodeBase64 } from "../../core/api/base64.ts";
 import { invariant } from "../../core/invariant.ts";
 import {
+  DEFAULT_AUTH_TOKEN_TTL_S,
   DISK_RESERVE_BYTES,
   MAX_BATCH_ENTRIES,
   MAX_CATCH_UP_BYTES,
@@ -136,6 +143,13 @@ export interface StoreFile extends StoreSource {
 export interface RaftNodeOptions {
   /** Directory of the WAL segments. */
   walDir: string;
+  /**
+   * The member's auth tokens (etcd's --auth-token). Default: `simple`
+   * tokens living `authTokenTtlSeconds` after their last use.
+   */
+  tokens?: TokenProvider;
+  /** --auth-token-ttl: seconds a `simple` token lives after its last use. Default 300. */
+  authTokenTtlSeconds?: number;
   /** Milliseconds between Raft ticks (etcd's --heartbeat-interval). Default 100. */
   heartbeatMs?: number;
   /** Election timeout in milliseconds (etcd's --election-timeout). Default 1000. */
@@ -417,8 +431,14 @@ export class RaftNode {
   static async open(backend: Backend, options: RaftNodeOptions): Promise<RaftNode> {
     // etcd's minimum lease TTL: ceil(1.5 × election timeout), in seconds.
     const minTtl = Math.ceil((1.5 * (options.electionMs ?? 1000)) / 1000);
+    const tokens = options.tokens ?? new SimpleTokens({
+      ttlSeconds: options.authTokenTtlSeconds ?? DEFAULT_AUTH_TOKEN_TTL_S,
+      now: Date.now,
+      random: (n) => crypto.getRandomValues(new Uint8Array(n)),
+    });
     const applier = new Applier(backend, options.lessor ?? new Lessor({ now: Date.now, minTtl }), {
       warningApplyDurationMs: options.warningApplyDurationMs,
+      onAuthChange: (change) => invalidateTokens(tokens, change),
     });
     const raftId = options.raftId ?? 1;
     // The membership as of the applied index: entries after it (conf
@@ -493,6 +513,7 @@ export class RaftNode {
       onEvent: options.onRaftEvent,
     });
     const node = new RaftNode(backend, raw, storage, wal, applier, options);
+    node.#tokens = tokens;
     for (const e of state.entries) node.#logBytes += e.data.length;
     const conf = raw.confState();
     const alone = conf.voters.length === 1 && conf.voters[0] === raftId &&
@@ -730,6 +751,19 @@ export class RaftNode {
       }
       throw Errors.LeaderChanged();
     }
+  }
+
+  /** The member's auth tokens (set by `open`). */
+  #tokens!: TokenProvider;
+
+  /** A new auth token of this member for `info` (etcd's tokenProvider.assign). */
+  async assignToken(info: TokenInfo): Promise<string> {
+    return await this.#tokens.assign(info);
+  }
+
+  /** What an auth token of this member stands for; undefined when invalid or expired. */
+  async tokenInfo(token: string): Promise<TokenInfo | undefined> {
+    return await this.#tokens.info(token);
   }
 
   /** etcd's LeaseLeases: every lease ID. */

@@ -26,7 +26,25 @@ import type {
  * payload sits under etcd's InternalRaftRequest field name. Dispatch with an
  * exhaustive `switch (request.type)` ending in {@linkcode unreachable}.
  */
-export type InternalRequest =
+export type InternalRequest = RequestKind & {
+  /**
+   * Who proposed it (etcd's RequestHeader username and auth_revision):
+   * absent when the request carried no credentials. The applier checks the
+   * request's permissions against it while auth is on.
+   */
+  header?: RequestHeader;
+};
+
+/** etcd's RequestHeader: the user a request runs as, and the auth revision of its credentials. */
+export interface RequestHeader {
+  /** The user name. */
+  username: string;
+  /** The auth revision of the credentials. */
+  auth_revision: number;
+}
+
+/** The replicated requests, by kind (see {@linkcode InternalRequest}). */
+export type RequestKind =
   | { type: "put"; put: PutRequest }
   | { type: "delete_range"; delete_range: DeleteRangeRequest }
   | { type: "txn"; txn: TxnRequest }
