@@ -71,6 +71,8 @@ interface JsonStep {
   watch?: boolean;
   /** Field names whose values are masked in this step's answer. */
   mask?: string[];
+  /** Put this before the token in `Authorization` (a scheme etcd does not take). */
+  scheme?: string;
 }
 
 /** Values that describe one member's storage, not auth: masked in status/hash answers. */
@@ -171,6 +173,7 @@ const JSON_STEPS: JsonStep[] = [
   { name: "range garbage token", as: "garbage", path: "/v3/kv/range", body: range("r/key"), expect: INVALID },
   { name: "put anonymous", as: "anon", path: "/v3/kv/put", body: put("w/anon", "x"), expect: EMPTY },
   { name: "put garbage token", as: "garbage", path: "/v3/kv/put", body: put("w/anon", "x"), expect: INVALID },
+  { name: "range alice Bearer scheme", as: "alice", scheme: "Bearer ", path: "/v3/kv/range", body: range("r/key"), expect: INVALID },
   { name: "range root", as: "root", path: "/v3/kv/range", body: range("secret/x"), expect: OK },
 
   // Range.
@@ -514,7 +517,9 @@ async function runJson(server: ServerProcess, steps: JsonStep[]): Promise<Answer
   for (const step of steps) {
     const token = tokens.get(step.as);
     assert(step.as === "anon" || token !== undefined, `${step.name}: no token for ${step.as}`);
-    const headers: Record<string, string> = token === undefined ? {} : { Authorization: token };
+    const headers: Record<string, string> = token === undefined
+      ? {}
+      : { Authorization: `${step.scheme ?? ""}${token}` };
     const text = JSON.stringify(step.body);
     let answer: Answer;
     if (step.watch) {
@@ -566,7 +571,12 @@ interface GrpcStep {
   req: Msg;
   /** etcd 3.4's answer: {@linkcode OK} or the error's details (for a watch: the cancel reason). */
   expect: string;
+  /** Save the answer's `token` under this name. */
   save?: string;
+  /** Field names whose values are masked in this step's answer. */
+  mask?: string[];
+  /** The metadata key of the token: `token`, or `authorization`, which etcd also reads. */
+  metadata?: "token" | "authorization";
 }
 
 const KV = "/etcdserverpb.KV";
@@ -590,6 +600,8 @@ const GRPC_STEPS: GrpcStep[] = [
   { name: "range anonymous", as: "anon", method: `${KV}/Range`, req: { key: bytes("h") }, expect: EMPTY },
   { name: "range garbage token", as: "garbage", method: `${KV}/Range`, req: { key: bytes("h") }, expect: INVALID },
   { name: "range gina READ key", as: "gina", method: `${KV}/Range`, req: { key: bytes("h") }, expect: OK },
+  { name: "range gina token in authorization metadata", as: "gina", metadata: "authorization", method: `${KV}/Range`, req: { key: bytes("h") }, expect: OK },
+  { name: "range garbage in authorization metadata", as: "garbage", metadata: "authorization", method: `${KV}/Range`, req: { key: bytes("h") }, expect: INVALID },
   { name: "range gina prefix", as: "gina", method: `${KV}/Range`, req: { key: bytes("g/"), range_end: bytes("g0") }, expect: OK },
   { name: "range gina straddling", as: "gina", method: `${KV}/Range`, req: { key: bytes("g/"), range_end: bytes("h") }, expect: DENIED },
   { name: "range gina no grant", as: "gina", method: `${KV}/Range`, req: { key: bytes("secret/x") }, expect: DENIED },
@@ -646,6 +658,15 @@ const GRPC_STEPS: GrpcStep[] = [
   { name: "user list gina", as: "gina", method: `${AUTH}/UserList`, req: {}, expect: DENIED },
   { name: "user get gina self", as: "gina", method: `${AUTH}/UserGet`, req: { name: "gina" }, expect: OK },
   { name: "role get gina own role", as: "gina", method: `${AUTH}/RoleGet`, req: { role: "g" }, expect: OK },
+  { name: "status gina", as: "gina", method: "/etcdserverpb.Maintenance/Status", req: {}, expect: OK, mask: STATUS_FIELDS },
+  { name: "hash gina", as: "gina", method: "/etcdserverpb.Maintenance/Hash", req: {}, expect: ADMIN_DENIED },
+  { name: "alarm list gina", as: "gina", method: "/etcdserverpb.Maintenance/Alarm", req: { action: "GET" }, expect: OK },
+  { name: "member list gina", as: "gina", method: "/etcdserverpb.Cluster/MemberList", req: {}, expect: OK, mask: MEMBER_FIELDS },
+  { name: "member remove gina", as: "gina", method: "/etcdserverpb.Cluster/MemberRemove", req: { ID: "1" }, expect: DENIED },
+  { name: "lease grant gina", as: "gina", method: "/etcdserverpb.Lease/LeaseGrant", req: { TTL: "600", ID: "16384" }, expect: OK },
+  { name: "put gina with lease", as: "gina", method: `${KV}/Put`, req: { key: bytes("g/l"), value: bytes("1"), lease: "16384" }, expect: OK },
+  { name: "lease revoke anonymous", as: "anon", method: "/etcdserverpb.Lease/LeaseRevoke", req: { ID: "16384" }, expect: EMPTY },
+  { name: "lease revoke gina", as: "gina", method: "/etcdserverpb.Lease/LeaseRevoke", req: { ID: "16384" }, expect: OK },
   { name: "defragment gina", as: "gina", method: "/etcdserverpb.Maintenance/Defragment", req: {}, expect: ADMIN_DENIED },
   { name: "compact gina", as: "gina", method: `${KV}/Compact`, req: { revision: "7" }, expect: OK },
   { name: "disable gina", as: "gina", method: `${AUTH}/AuthDisable`, req: {}, expect: DENIED },
@@ -654,13 +675,16 @@ const GRPC_STEPS: GrpcStep[] = [
 ];
 
 /** `m` as JSON, bytes as base64, with the header's cluster/member IDs and term masked. */
-function showMsg(m: unknown): string {
-  return maskText(JSON.stringify(m, (_k, v) => {
-    if (v !== null && typeof v === "object" && v.type === "Buffer" && Array.isArray(v.data)) {
-      return Buffer.from(v.data).toString("base64");
-    }
-    return v;
-  }));
+function showMsg(m: unknown, fields?: string[]): string {
+  return maskText(
+    JSON.stringify(m, (_k, v) => {
+      if (v !== null && typeof v === "object" && v.type === "Buffer" && Array.isArray(v.data)) {
+        return Buffer.from(v.data).toString("base64");
+      }
+      return v;
+    }),
+    fields,
+  );
 }
 
 /** Time to wait for a gRPC watch's first message, in ms. */
@@ -676,7 +700,7 @@ async function runGrpc(server: ServerProcess, steps: GrpcStep[]): Promise<Answer
       const md = new grpc.Metadata();
       const token = tokens.get(step.as);
       assert(step.as === "anon" || token !== undefined, `${step.name}: no token for ${step.as}`);
-      if (token !== undefined) md.set("token", token);
+      if (token !== undefined) md.set(step.metadata ?? "token", token);
       let answer: Answer;
       if (step.method === WATCH) {
         const stream = client.bidi(WATCH, md);
@@ -700,7 +724,7 @@ async function runGrpc(server: ServerProcess, steps: GrpcStep[]): Promise<Answer
         try {
           const res = await client.unary(step.method, step.req, md);
           if (step.save !== undefined) tokens.set(step.save, res.token);
-          answer = { step: step.name, status: 0, body: showMsg(res) };
+          answer = { step: step.name, status: 0, body: showMsg(res, step.mask) };
         } catch (err) {
           const e = err as grpc.ServiceError;
           answer = { step: step.name, status: e.code, body: showMsg({ details: e.details }) };
