@@ -21,7 +21,28 @@
  * over gRPC (token in the `token` metadata).
  *
  * One etcd and one cairn serve the whole file; the JSON sequence runs first,
- * and leaves auth disabled for the gRPC one.
+ * and leaves auth disabled for the gRPC one. A step that lets through a
+ * write etcd refuses moves every later revision, so a failure lists the
+ * steps whose outcome differs before those that differ only in the body.
+ *
+ * What the steps record of etcd 3.4.23 (where it checks less, or otherwise,
+ * than one might guess):
+ * - compaction, lease grant, lease time-to-live (keys included), status,
+ *   alarm list/deactivate and member list are not checked: any user, and
+ *   anyone without a token, gets an answer; leader transfer answers with its
+ *   own error (`bad leader transferee`);
+ * - hash, defragment and snapshot need root, and are refused with the auth
+ *   store's error, gRPC code Unknown / HTTP 500: `auth: permission denied`,
+ *   `auth: user name is empty`;
+ * - inside a txn, a put is checked for write only (its prev_kv and lease are
+ *   not), and a nested txn is not looked into: its compares and ops run
+ *   unchecked, so a write to a key the user cannot write goes through;
+ * - a denied watch is created and canceled at once (`watch_id` -1), the
+ *   cancel reason being the gRPC error's text
+ *   (`rpc error: code = PermissionDenied desc = etcdserver: permission denied`);
+ * - lock and election refusals come with code Unknown / HTTP 500;
+ * - with auth disabled a request that still carries a token (valid before,
+ *   or garbage) is refused as `invalid auth token`.
  *
  * @module
  */
