@@ -245,3 +245,13 @@ export const Errors = {
   /** Malformed request input (bad JSON, bad base64, unknown enum value). */
   InvalidArgument: (message: string): EtcdError => new EtcdError(message, GrpcCode.InvalidArgument),
 } as const;
+
+/**
+ * An error as a Go gRPC client prints it (`status.Error(...).Error()`):
+ * `rpc error: code = <Code> desc = <message>`, e.g. etcd 3.4's cancel
+ * reason of a watch it refuses.
+ */
+export function grpcErrorText(err: EtcdError): string {
+  const name = Object.entries(GrpcCode).find(([, code]) => code === err.code)?.[0] ?? "Unknown";
+  return `rpc error: code = ${name} desc = ${err.message}`;
+}

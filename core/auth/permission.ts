@@ -127,7 +127,9 @@ export function deletePermission(
 
 /**
  * A txn (etcd's checkTxnAuth): READ on every compare's keys, then every op
- * of both branches, nested txns included, whichever branch would run.
+ * of both branches, whichever branch would run. Stricter than etcd 3.4.23,
+ * as later etcd releases: a nested txn is checked as the outer one, and a
+ * put in a txn as a put of its own (prev_kv, lease).
  */
 export function txnPermission(
   store: AuthStore,
@@ -154,9 +156,9 @@ function opsPermission(
     let denied: EtcdError | undefined;
     if ("request_range" in op) denied = rangePermission(store, info, op.request_range);
     else if ("request_put" in op) {
-      // etcd's txn walk checks the key alone; the lease and prev_kv are the
-      // put's own checks, not the txn's.
-      denied = opPermission(store, info, op.request_put.key, undefined, "WRITE");
+      // As a put of its own: etcd 3.4 checks only the key here, so a txn
+      // could read a key through prev_kv, or attach to another's lease.
+      denied = putPermission(store, info, op.request_put, leaseKeys);
     } else if ("request_delete_range" in op) {
       const d = op.request_delete_range;
       denied = (d.prev_kv ? opPermission(store, info, d.key, d.range_end, "READ") : undefined) ??

@@ -323,8 +323,8 @@ export class AuthServer {
     creds: Credentials | undefined,
     check: (store: AuthStore, info: AuthInfo | undefined) => EtcdError | undefined,
   ): Promise<AuthStore> {
-    const info = await this.#ctx.identify(creds);
     await this.#ctx.linearizeRead(false);
+    const info = await this.#ctx.identify(creds);
     this.#ctx.authorize(info, check);
     return this.store();
   }

@@ -23,7 +23,8 @@ import type {
 } from "../../core/api/types.ts";
 import { Errors } from "../../core/errors.ts";
 import type { MemberInfo } from "../cluster/manager.ts";
-import type { ServiceContext } from "./context.ts";
+import type { Credentials, ServiceContext } from "./context.ts";
+import { adminPermission } from "../../core/auth/permission.ts";
 
 /** The Cluster service of one member. */
 export class ClusterServer {
@@ -51,9 +52,12 @@ export class ClusterServer {
    * etcd MemberAdd: a member (a learner when `isLearner`) with these peer
    * URLs, once the change is applied.
    *
-   * @throws {EtcdError} BadMemberURLs, PeerURLExists, NoLeader, Timeout.
+   * @throws {EtcdError} BadMemberURLs, PeerURLExists, NoLeader, Timeout;
+   *   InvalidAuthToken, UserEmpty, UserNotFound, PermissionDenied (auth:
+   *   root only, as every membership change).
    */
-  async memberAdd(req: MemberAddRequest): Promise<MemberAddResponse> {
+  async memberAdd(req: MemberAddRequest, creds?: Credentials): Promise<MemberAddResponse> {
+    await this.#admin(creds);
     const r = await this.#ctx.proposer.cluster({
       method: "member_add",
       peerURLs: req.peerURLs ?? [],
@@ -67,7 +71,8 @@ export class ClusterServer {
    *
    * @throws {EtcdError} MemberNotFound, NoLeader, Timeout.
    */
-  async memberRemove(req: MemberRemoveRequest): Promise<MemberRemoveResponse> {
+  async memberRemove(req: MemberRemoveRequest, creds?: Credentials): Promise<MemberRemoveResponse> {
+    await this.#admin(creds);
     return await this.#members({ method: "member_remove", ID: req.ID ?? 0n });
   }
 
@@ -76,7 +81,8 @@ export class ClusterServer {
    *
    * @throws {EtcdError} BadMemberURLs, MemberNotFound, NoLeader, Timeout.
    */
-  async memberUpdate(req: MemberUpdateRequest): Promise<MemberUpdateResponse> {
+  async memberUpdate(req: MemberUpdateRequest, creds?: Credentials): Promise<MemberUpdateResponse> {
+    await this.#admin(creds);
     return await this.#members({
       method: "member_update",
       ID: req.ID ?? 0n,
@@ -89,7 +95,11 @@ export class ClusterServer {
    *
    * @throws {EtcdError} MemberNotFound, MemberNotLearner, LearnerNotReady.
    */
-  async memberPromote(req: MemberPromoteRequest): Promise<MemberPromoteResponse> {
+  async memberPromote(
+    req: MemberPromoteRequest,
+    creds?: Credentials,
+  ): Promise<MemberPromoteResponse> {
+    await this.#admin(creds);
     return await this.#members({ method: "member_promote", ID: req.ID ?? 0n });
   }
 
@@ -104,6 +114,12 @@ export class ClusterServer {
     await this.#ctx.proposer.cluster({ method: "move_leader", targetID: req.targetID });
     // etcd 3.4 answers `{}`: no header.
     return {};
+  }
+
+  /** etcd's checkMembershipOperationPermission: while auth is on, root only. */
+  async #admin(creds: Credentials | undefined): Promise<void> {
+    const info = await this.#ctx.caller(creds);
+    this.#ctx.authorize(info, adminPermission);
   }
 
   async #members(

@@ -244,6 +244,19 @@ export class ServiceContext {
   }
 
   /**
+   * {@linkcode ServiceContext.identify} once every acknowledged write is
+   * visible on this thread while auth is on, so the caller is judged by
+   * every auth change answered before its request (a deleted user's token
+   * is invalid, a new grant counts).
+   *
+   * @throws {EtcdError} InvalidAuthToken; Stopped.
+   */
+  async caller(creds: Credentials | undefined): Promise<AuthInfo | undefined> {
+    if (this.auth().enabled) await this.linearize();
+    return await this.identify(creds);
+  }
+
+  /**
    * Check a request's permission with `check` against the auth store as
    * committed (call after the read's linearizing wait, or before a
    * proposal; the applier checks writes again in log order).
@@ -271,7 +284,7 @@ export class ServiceContext {
    */
   async admin(creds: Credentials | undefined): Promise<void> {
     try {
-      const info = await this.identify(creds);
+      const info = await this.caller(creds);
       this.authorize(info, adminPermission);
     } catch (err) {
       if (!(err instanceof EtcdError)) throw err;
@@ -291,7 +304,7 @@ export class ServiceContext {
     req: InternalRequest,
     check?: (store: AuthStore, info: AuthInfo | undefined) => EtcdError | undefined,
   ): Promise<T> {
-    const info = await this.identify(creds);
+    const info = await this.caller(creds);
     if (check !== undefined) {
       try {
         this.authorize(info, check);

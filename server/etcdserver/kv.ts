@@ -80,34 +80,34 @@ export class KVServer {
     const start = this.#ctx.now();
     try {
       checkRangeRequest(req);
-      const who = this.#ctx.identify(creds);
-      if (who instanceof Promise) {
-        return who.then((info) => this.#linearizedRange(req, info, start)).catch((err) => {
+      const pending = this.#ctx.linearizeRead(req.serializable === true);
+      if (pending !== undefined) {
+        return pending.then(() => this.#identifiedRange(req, creds, start)).catch((err) => {
           this.#slowRange(start, req, undefined, err);
           throw err;
         });
       }
-      return this.#linearizedRange(req, who, start);
+      return this.#identifiedRange(req, creds, start);
     } catch (err) {
       this.#slowRange(start, req, undefined, err);
       return Promise.reject(err);
     }
   }
 
-  /** The range once its caller is known: after the read's linearizing wait. */
-  #linearizedRange(
+  /** The range once the read may be served: its caller is identified, then it is read. */
+  #identifiedRange(
     req: RangeRequest,
-    info: AuthInfo | undefined,
+    creds: Credentials | undefined,
     start: number,
   ): Promise<RangeResponse> {
-    const pending = this.#ctx.linearizeRead(req.serializable === true);
-    if (pending !== undefined) {
-      return pending.then(() => this.#range(req, info, start)).catch((err) => {
+    const who = this.#ctx.identify(creds);
+    if (who instanceof Promise) {
+      return who.then((info) => this.#range(req, info, start)).catch((err) => {
         this.#slowRange(start, req, undefined, err);
         throw err;
       });
     }
-    return Promise.resolve(this.#range(req, info, start));
+    return Promise.resolve(this.#range(req, who, start));
   }
 
   /** The read itself (its permission first); a failure is logged by the caller. */
@@ -217,8 +217,8 @@ export class KVServer {
       let resp: TxnResponse | undefined;
       let error: unknown;
       try {
-        const info = await this.#ctx.identify(creds);
         await this.#ctx.linearizeRead(false);
+        const info = await this.#ctx.identify(creds);
         this.#ctx.authorize(info, check);
         const view = this.#ctx.view();
         try {

@@ -109,8 +109,9 @@ export class LeaseServer {
     creds?: Credentials,
   ): Promise<LeaseTimeToLiveResponse> {
     const ID = req.ID ?? 0n;
-    const info = await this.#ctx.identify(creds);
+    const info = await this.#ctx.caller(creds);
     const guarded = this.#ctx.auth().enabled;
+    if (guarded && info === undefined) throw Errors.UserEmpty();
     const ttl = await this.#ctx.proposer.leaseTimeToLive(ID, guarded || (req.keys ?? false));
     const header = await this.#header();
     if (ttl === undefined) return { header, ID, TTL: -1, grantedTTL: 0, keys: [] };

@@ -22,7 +22,7 @@ import {
   type WatchStream,
 } from "../../core/watch/mod.ts";
 import type { Credentials, ServiceContext } from "./context.ts";
-import { Errors, EtcdError } from "../../core/errors.ts";
+import { EtcdError, grpcErrorText } from "../../core/errors.ts";
 import { opPermission } from "../../core/auth/permission.ts";
 import { GRPC_OVERHEAD_BYTES } from "../../core/limits.ts";
 
@@ -132,18 +132,18 @@ export class WatchSession implements WatchStreamHandle {
    * not reading its responses, it waits for it to (so a stream's buffer
    * stays bounded). While auth is on, a create needs READ on the watched
    * range; without it (or with an invalid token) it is answered `created`
-   * and `canceled`, watch_id -1, with etcd 3.4's reason `rpc error: code =
-   * PermissionDenied desc = etcdserver: permission denied` (its
-   * isWatchPermitted).
+   * and `canceled`, watch_id -1, with the refusal's gRPC error text as the
+   * reason, as etcd 3.4 answers (`rpc error: code = PermissionDenied desc =
+   * etcdserver: permission denied`, or the token's or user's error).
    */
   async request(req: WatchRequest): Promise<void> {
     while (this.#stream.backlogged()) await this.#stream.room();
     if (req.create_request !== undefined) {
       const spec = watchSpec(req.create_request);
-      let permitted = true;
+      let denied: EtcdError | undefined;
       try {
-        const info = await this.#ctx.identify(this.#creds);
         await this.#ctx.linearize();
+        const info = await this.#ctx.identify(this.#creds);
         // The range as etcd checks it, after its normalization: a from-key
         // watch's "\0" end has become empty there, so only its key is checked.
         this.#ctx.authorize(
@@ -152,14 +152,10 @@ export class WatchSession implements WatchStreamHandle {
         );
       } catch (err) {
         if (!(err instanceof EtcdError)) throw err;
-        permitted = false;
+        denied = err;
       }
-      if (!permitted) {
-        // etcd 3.4 puts the whole gRPC error text in the reason.
-        const reason =
-          `rpc error: code = PermissionDenied desc = ${Errors.PermissionDenied().message}`;
-        return this.#stream.deny(reason);
-      }
+      // etcd 3.4 puts the whole gRPC error text in the reason.
+      if (denied !== undefined) return this.#stream.deny(grpcErrorText(denied));
       this.#stream.create(spec);
     } else if (req.cancel_request !== undefined) {
       this.#stream.cancel(req.cancel_request.watch_id ?? 0);

@@ -192,10 +192,10 @@ export type GatewayService = KVServiceAs & {
 /** etcd's Cluster service as the gateway calls it (server/etcdserver/cluster.ts). */
 export interface ClusterService {
   memberList(): Promise<MemberListResponse>;
-  memberAdd(req: MemberAddRequest): Promise<MemberAddResponse>;
-  memberRemove(req: MemberRemoveRequest): Promise<MemberRemoveResponse>;
-  memberUpdate(req: MemberUpdateRequest): Promise<MemberUpdateResponse>;
-  memberPromote(req: MemberPromoteRequest): Promise<MemberPromoteResponse>;
+  memberAdd(req: MemberAddRequest, creds?: Credentials): Promise<MemberAddResponse>;
+  memberRemove(req: MemberRemoveRequest, creds?: Credentials): Promise<MemberRemoveResponse>;
+  memberUpdate(req: MemberUpdateRequest, creds?: Credentials): Promise<MemberUpdateResponse>;
+  memberPromote(req: MemberPromoteRequest, creds?: Credentials): Promise<MemberPromoteResponse>;
   moveLeader(req: MoveLeaderRequest): Promise<MoveLeaderResponse>;
 }
 
@@ -777,22 +777,22 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
     registerUnary(app, "/cluster/member/add", {
       request: "MemberAddRequest",
       response: "MemberAddResponse",
-      exec: (req) => cluster.memberAdd(req),
+      exec: (req, _signal, creds) => cluster.memberAdd(req, creds),
     }, limits);
     registerUnary(app, "/cluster/member/remove", {
       request: "MemberRemoveRequest",
       response: "MemberRemoveResponse",
-      exec: (req) => cluster.memberRemove(req),
+      exec: (req, _signal, creds) => cluster.memberRemove(req, creds),
     }, limits);
     registerUnary(app, "/cluster/member/update", {
       request: "MemberUpdateRequest",
       response: "MemberUpdateResponse",
-      exec: (req) => cluster.memberUpdate(req),
+      exec: (req, _signal, creds) => cluster.memberUpdate(req, creds),
     }, limits);
     registerUnary(app, "/cluster/member/promote", {
       request: "MemberPromoteRequest",
       response: "MemberPromoteResponse",
-      exec: (req) => cluster.memberPromote(req),
+      exec: (req, _signal, creds) => cluster.memberPromote(req, creds),
     }, limits);
     registerUnary(app, "/maintenance/transfer-leadership", {
       request: "MoveLeaderRequest",

@@ -334,19 +334,19 @@ export function createGrpcTransport(
       "/etcdserverpb.Cluster/MemberAdd",
       "MemberAddRequest",
       "MemberAddResponse",
-      (r) => cluster.memberAdd(r),
+      (r, _s, c) => cluster.memberAdd(r, c),
     );
     unary(
       "/etcdserverpb.Cluster/MemberRemove",
       "MemberRemoveRequest",
       "MemberRemoveResponse",
-      (r) => cluster.memberRemove(r),
+      (r, _s, c) => cluster.memberRemove(r, c),
     );
     unary(
       "/etcdserverpb.Cluster/MemberUpdate",
       "MemberUpdateRequest",
       "MemberUpdateResponse",
-      (r) => cluster.memberUpdate(r),
+      (r, _s, c) => cluster.memberUpdate(r, c),
     );
     unary(
       "/etcdserverpb.Cluster/MemberList",
@@ -358,7 +358,7 @@ export function createGrpcTransport(
       "/etcdserverpb.Cluster/MemberPromote",
       "MemberPromoteRequest",
       "MemberPromoteResponse",
-      (r) => cluster.memberPromote(r),
+      (r, _s, c) => cluster.memberPromote(r, c),
     );
     unary(
       "/etcdserverpb.Maintenance/MoveLeader",

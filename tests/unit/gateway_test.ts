@@ -565,6 +565,8 @@ async function withRefusingService(
     renewLease: () => Promise.reject(new Error("leases must not be asked")),
     leaseTimeToLive: () => Promise.reject(new Error("leases must not be asked")),
     leaseIds: () => Promise.reject(new Error("leases must not be asked")),
+    assignToken: () => Promise.reject(new Error("tokens must not be asked")),
+    tokenInfo: () => Promise.reject(new Error("tokens must not be asked")),
   }, { clusterId: 1n, memberId: 2n, ...limits });
   try {
     await fn(
