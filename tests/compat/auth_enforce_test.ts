@@ -5,7 +5,8 @@
  * every step is also checked against what the step expects — and then
  * against cairn, whose answers must be byte-equal to etcd's once tokens,
  * member and cluster IDs, terms and the values that only describe a
- * member's storage (status, hash) are masked.
+ * member's storage (status, hash) are masked — but for the deliberate
+ * deviations listed below.
  *
  * The sequence: root user and role, users alice/bob/carol, roles with READ
  * on a key, WRITE on a prefix, READWRITE on a range and from a key, and
@@ -44,6 +45,22 @@
  * - with auth disabled a request that still carries a token (valid before,
  *   or garbage) is refused as `invalid auth token`.
  *
+ * Where cairn deliberately checks more than etcd 3.4.23 (holes later etcd
+ * releases closed: etcd PRs #21677, #21688 and #21689, CVE-2023-32082), a
+ * step carries a `cairn` field: cairn's outcome, compared byte for byte with
+ * etcd's own answer to another step that ends the same way, and, where etcd
+ * let a write through, a request that cairn alone then runs as root so that
+ * later revisions agree. The deliberate deviations:
+ * - a nested txn is checked as the outer one is: READ on its compares' keys
+ *   and each op's permission, in taken and untaken branches
+ *   (`etcdserver: permission denied`, HTTP 403 / gRPC code 7);
+ * - a put inside a txn is checked as a top-level put is: with prev_kv it
+ *   needs READ on its key as well, with a lease WRITE on every key already
+ *   attached to the lease;
+ * - lease time-to-live with auth enabled needs a user (anonymous:
+ *   `etcdserver: user name is empty`, HTTP 400 / gRPC code 3) and READ on
+ *   every key attached to the lease, whether or not `keys` is asked.
+ *
  * @module
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
@@ -77,6 +94,21 @@ const GARBAGE_TOKEN = "nxGUUvhFmxRqkwdY.38";
 /** Who sends a request: a saved token's name, nobody, or a garbage token. */
 type Who = "anon" | "garbage" | string;
 
+/**
+ * How cairn deliberately answers a step otherwise than etcd 3.4.23: it
+ * checks what a later etcd checks (see the module doc).
+ */
+interface Deviation<Sync> {
+  /** cairn's outcome, in the terms of the step's `expect`. */
+  expect: string;
+  /**
+   * The write etcd 3.4.23 let through, made on cairn alone, as root, right
+   * after the step, so that later revisions agree. It must succeed; its
+   * answer is not compared.
+   */
+  sync?: Sync;
+}
+
 /** One JSON gateway request of the sequence. */
 interface JsonStep {
   /** Unique; names the step in a failure. */
@@ -94,6 +126,8 @@ interface JsonStep {
   mask?: string[];
   /** Put this before the token in `Authorization` (a scheme etcd does not take). */
   scheme?: string;
+  /** Where cairn deliberately answers otherwise than etcd 3.4.23. */
+  cairn?: Deviation<{ path: string; body: unknown }>;
 }
 
 /** Values that describe one member's storage, not auth: masked in status/hash answers. */
@@ -116,6 +150,7 @@ const MEMBER_FIELDS = ["ID", "peerURLs"];
 /** Leases with fixed IDs, so lock and election keys (`name/<lease hex>`) match on both. */
 const LEASE_SECRET = "4096"; // 0x1000: holds secret/leased, which alice cannot write
 const LEASE_ALICE = "8192"; // 0x2000: granted by alice, holds w/leased
+const LEASE_ALICE_READ = "8448"; // 0x2100: granted by alice, holds m/leased, which she can read
 const LEASE_LOCK = "12288"; // 0x3000: alice's lock and campaign lease
 
 const range = (key: string, end?: string) => ({
@@ -296,9 +331,12 @@ const JSON_STEPS: JsonStep[] = [
   },
   { name: "txn alice forbidden range in success", as: "alice", path: "/v3/kv/txn", body: { success: [{ request_range: range("w/", "w0") }] }, expect: DENIED },
   { name: "txn alice delete prev_kv on WRITE-only key", as: "alice", path: "/v3/kv/txn", body: { success: [{ request_delete_range: { ...range("w/t"), prev_kv: true } }] }, expect: DENIED },
-  // etcd 3.4.23 checks a put inside a txn for write only: not prev_kv (a read), not the lease.
-  { name: "txn alice put prev_kv on WRITE-only key", as: "alice", path: "/v3/kv/txn", body: { success: [{ request_put: put("w/t", "5", { prev_kv: true }) }] }, expect: OK },
-  { name: "txn alice put with root's lease", as: "alice", path: "/v3/kv/txn", body: { success: [{ request_put: put("w/tl", "1", { lease: LEASE_SECRET }) }] }, expect: OK },
+  // etcd 3.4.23 checks a put inside a txn for write only: not prev_kv (a read), not the lease;
+  // cairn checks it as a top-level put.
+  { name: "txn alice put prev_kv on WRITE-only key", as: "alice", path: "/v3/kv/txn", body: { success: [{ request_put: put("w/t", "5", { prev_kv: true }) }] }, expect: OK,
+    cairn: { expect: DENIED, sync: { path: "/v3/kv/put", body: put("w/t", "5") } } },
+  { name: "txn alice put with root's lease", as: "alice", path: "/v3/kv/txn", body: { success: [{ request_put: put("w/tl", "1", { lease: LEASE_SECRET }) }] }, expect: OK,
+    cairn: { expect: DENIED, sync: { path: "/v3/kv/put", body: put("w/tl", "1", { lease: LEASE_SECRET }) } } },
   {
     name: "txn alice nested allowed",
     as: "alice",
@@ -306,7 +344,7 @@ const JSON_STEPS: JsonStep[] = [
     body: {
       success: [{
         request_txn: {
-          compare: [{ key: b64("m/x"), target: "CREATE", result: "EQUAL", create_revision: "0" }],
+          compare: [{ key: b64("z1"), target: "CREATE", result: "EQUAL", create_revision: "0" }],
           success: [{ request_put: put("m/c", "n") }],
           failure: [{ request_range: range("z1") }],
         },
@@ -315,7 +353,8 @@ const JSON_STEPS: JsonStep[] = [
     expect: OK,
   },
   {
-    // etcd 3.4.23 checks only the outer txn's compares and ops: a nested txn is not looked into.
+    // etcd 3.4.23 checks only the outer txn's compares and ops: a nested txn is not looked into;
+    // cairn checks a nested txn as the outer one.
     name: "txn alice nested forbidden put in failure",
     as: "alice",
     path: "/v3/kv/txn",
@@ -329,6 +368,7 @@ const JSON_STEPS: JsonStep[] = [
       }],
     },
     expect: OK,
+    cairn: { expect: DENIED, sync: { path: "/v3/kv/put", body: put("secret/x", "pwned") } },
   },
   {
     name: "txn alice nested forbidden compare",
@@ -343,6 +383,8 @@ const JSON_STEPS: JsonStep[] = [
       }],
     },
     expect: OK,
+    // The nested txn is in the untaken branch: etcd writes nothing.
+    cairn: { expect: DENIED },
   },
   {
     name: "txn alice nested forbidden put in the taken branch",
@@ -352,6 +394,7 @@ const JSON_STEPS: JsonStep[] = [
       success: [{ request_txn: { success: [{ request_put: put("secret/nested", "pwned") }] } }],
     },
     expect: OK,
+    cairn: { expect: DENIED, sync: { path: "/v3/kv/put", body: put("secret/nested", "pwned") } },
   },
   { name: "range root secret/ after txns", as: "root", path: "/v3/kv/range", body: range("secret/", "secret0"), expect: OK },
 
@@ -371,9 +414,15 @@ const JSON_STEPS: JsonStep[] = [
   { name: "lease revoke anonymous empty lease", as: "anon", path: "/v3/lease/revoke", body: { ID: "1" }, expect: OK },
   { name: "lease grant alice", as: "alice", path: "/v3/lease/grant", body: { TTL: 600, ID: LEASE_ALICE }, expect: OK },
   { name: "put alice with own lease", as: "alice", path: "/v3/kv/put", body: put("w/leased", "1", { lease: LEASE_ALICE }), expect: OK },
-  { name: "lease timetolive alice own lease keys", as: "alice", path: "/v3/lease/timetolive", body: { ID: LEASE_ALICE, keys: true }, expect: OK, mask: ["TTL"] },
-  { name: "lease timetolive alice root's lease keys", as: "alice", path: "/v3/lease/timetolive", body: { ID: LEASE_SECRET, keys: true }, expect: OK, mask: ["TTL"] },
-  { name: "lease timetolive anonymous", as: "anon", path: "/v3/lease/timetolive", body: { ID: LEASE_SECRET, keys: true }, expect: OK, mask: ["TTL"] },
+  { name: "lease grant alice readable", as: "alice", path: "/v3/lease/grant", body: { TTL: 600, ID: LEASE_ALICE_READ }, expect: OK },
+  { name: "put alice readable key with own lease", as: "alice", path: "/v3/kv/put", body: put("m/leased", "1", { lease: LEASE_ALICE_READ }), expect: OK },
+  // etcd 3.4.23 checks no time-to-live; cairn wants a user who may read every key on the lease.
+  { name: "lease timetolive alice own lease readable key", as: "alice", path: "/v3/lease/timetolive", body: { ID: LEASE_ALICE_READ, keys: true }, expect: OK, mask: ["TTL"] },
+  { name: "lease revoke alice readable lease", as: "alice", path: "/v3/lease/revoke", body: { ID: LEASE_ALICE_READ }, expect: OK },
+  { name: "lease timetolive alice own lease keys", as: "alice", path: "/v3/lease/timetolive", body: { ID: LEASE_ALICE, keys: true }, expect: OK, mask: ["TTL"], cairn: { expect: DENIED } },
+  { name: "lease timetolive alice own lease without keys", as: "alice", path: "/v3/lease/timetolive", body: { ID: LEASE_ALICE }, expect: OK, mask: ["TTL"], cairn: { expect: DENIED } },
+  { name: "lease timetolive alice root's lease keys", as: "alice", path: "/v3/lease/timetolive", body: { ID: LEASE_SECRET, keys: true }, expect: OK, mask: ["TTL"], cairn: { expect: DENIED } },
+  { name: "lease timetolive anonymous", as: "anon", path: "/v3/lease/timetolive", body: { ID: LEASE_SECRET, keys: true }, expect: OK, mask: ["TTL"], cairn: { expect: EMPTY } },
   { name: "lease leases alice", as: "alice", path: "/v3/lease/leases", body: {}, expect: OK },
   // After the time-to-live steps: etcd 3.4 lists a lease's keys in no set order.
   { name: "put root with root's lease", as: "root", path: "/v3/kv/put", body: put("w/l", "1", { lease: LEASE_SECRET }), expect: OK },
@@ -532,40 +581,60 @@ async function firstStreamMessage(
   }
 }
 
-/** Runs the JSON sequence against `server`; the answer to each step, in order. */
-async function runJson(server: ServerProcess, steps: JsonStep[]): Promise<Answer[]> {
+/** The answers of one run of a sequence. */
+interface Run {
+  /** The answer to each step, in order. */
+  answers: Answer[];
+  /** The answers to the sync requests of the steps' deviations (cairn's run only), in order. */
+  syncs: Answer[];
+}
+
+/** Sends one JSON request with `token` (if any); the answer, unmasked. */
+async function requestJson(
+  server: ServerProcess,
+  step: Pick<JsonStep, "name" | "path" | "body" | "stream" | "scheme">,
+  token: string | undefined,
+): Promise<Answer> {
+  const headers: Record<string, string> = token === undefined
+    ? {}
+    : { Authorization: `${step.scheme ?? ""}${token}` };
+  const text = JSON.stringify(step.body);
+  try {
+    if (step.stream) {
+      const first = await firstStreamMessage(`${server.url}${step.path}`, headers, text);
+      return { ...first, step: step.name };
+    }
+    const res = await fetch(`${server.url}${step.path}`, { method: "POST", headers, body: text });
+    return { step: step.name, status: res.status, body: await res.text() };
+  } catch (err) {
+    // A dropped connection is an answer too (status 0), so the sequence goes on.
+    return { step: step.name, status: 0, body: `connection failed: ${err}` };
+  }
+}
+
+/**
+ * Runs the JSON sequence against `server`; with `isCairn`, each step's
+ * deviation sync request follows the step.
+ */
+async function runJson(server: ServerProcess, steps: JsonStep[], isCairn: boolean): Promise<Run> {
   const tokens = new Map<string, string>([["garbage", GARBAGE_TOKEN]]);
-  const answers: Answer[] = [];
+  const run: Run = { answers: [], syncs: [] };
   for (const step of steps) {
     const token = tokens.get(step.as);
     assert(step.as === "anon" || token !== undefined, `${step.name}: no token for ${step.as}`);
-    const headers: Record<string, string> = token === undefined
-      ? {}
-      : { Authorization: `${step.scheme ?? ""}${token}` };
-    const text = JSON.stringify(step.body);
-    let answer: Answer;
-    try {
-      if (step.stream) {
-        answer = await firstStreamMessage(`${server.url}${step.path}`, headers, text);
-      } else {
-        const url = `${server.url}${step.path}`;
-        const res = await fetch(url, { method: "POST", headers, body: text });
-        answer = { step: step.name, status: res.status, body: await res.text() };
-      }
-    } catch (err) {
-      // A dropped connection is an answer too (status 0), so the sequence goes on.
-      answer = { step: step.name, status: 0, body: `connection failed: ${err}` };
-    }
+    const answer = await requestJson(server, step, token);
     if (step.save !== undefined && answer.status === 200) {
       tokens.set(step.save, (JSON.parse(answer.body) as { token: string }).token);
     }
-    answers.push({
-      step: step.name,
-      status: answer.status,
-      body: maskText(answer.body, step.mask),
-    });
+    run.answers.push({ ...answer, body: maskText(answer.body, step.mask) });
+    const sync = step.cairn?.sync;
+    if (isCairn && sync !== undefined) {
+      const root = tokens.get("root");
+      assert(root !== undefined, `${step.name}: sync before root authenticated`);
+      run.syncs.push(await requestJson(server, { name: `${step.name} (sync)`, ...sync }, root));
+    }
   }
-  return answers;
+  return run;
 }
 
 /** What an answer says, in the terms of {@linkcode JsonStep.expect}. */
@@ -605,6 +674,8 @@ interface GrpcStep {
   mask?: string[];
   /** The metadata key of the token: `token`, or `authorization`, which etcd also reads. */
   metadata?: "token" | "authorization";
+  /** Where cairn deliberately answers otherwise than etcd 3.4.23. */
+  cairn?: Deviation<{ method: string; req: Msg }>;
 }
 
 const KV = "/etcdserverpb.KV";
@@ -678,6 +749,8 @@ const GRPC_STEPS: GrpcStep[] = [
       }],
     },
     expect: OK,
+    // Only the nested txn's untaken branch holds the put: etcd writes nothing.
+    cairn: { expect: DENIED },
   },
   { name: "watch gina prefix", as: "gina", method: WATCH, req: { create_request: { key: bytes("g/"), range_end: bytes("g0") } }, expect: OK },
   { name: "watch gina no grant", as: "gina", method: WATCH, req: { create_request: { key: bytes("secret/x") } }, expect: WATCH_DENIED },
@@ -693,6 +766,8 @@ const GRPC_STEPS: GrpcStep[] = [
   { name: "member remove gina", as: "gina", method: "/etcdserverpb.Cluster/MemberRemove", req: { ID: "1" }, expect: DENIED },
   { name: "lease grant gina", as: "gina", method: "/etcdserverpb.Lease/LeaseGrant", req: { TTL: "600", ID: "16384" }, expect: OK },
   { name: "put gina with lease", as: "gina", method: `${KV}/Put`, req: { key: bytes("g/l"), value: bytes("1"), lease: "16384" }, expect: OK },
+  { name: "lease timetolive gina readable key", as: "gina", method: "/etcdserverpb.Lease/LeaseTimeToLive", req: { ID: "16384", keys: true }, expect: OK, mask: ["TTL"] },
+  { name: "lease timetolive anonymous", as: "anon", method: "/etcdserverpb.Lease/LeaseTimeToLive", req: { ID: "16384", keys: true }, expect: OK, mask: ["TTL"], cairn: { expect: EMPTY } },
   { name: "lease revoke anonymous", as: "anon", method: "/etcdserverpb.Lease/LeaseRevoke", req: { ID: "16384" }, expect: EMPTY },
   { name: "lease revoke gina", as: "gina", method: "/etcdserverpb.Lease/LeaseRevoke", req: { ID: "16384" }, expect: OK },
   { name: "defragment gina", as: "gina", method: "/etcdserverpb.Maintenance/Defragment", req: {}, expect: ADMIN_DENIED },
@@ -718,52 +793,73 @@ function showMsg(m: unknown, fields?: string[]): string {
 /** Time to wait for a gRPC watch's first message, in ms. */
 const GRPC_WATCH_FIRST_MESSAGE_MS = 5000;
 
-/** Runs the gRPC sequence against `server`; each step's answer, in order. */
-async function runGrpc(server: ServerProcess, steps: GrpcStep[]): Promise<Answer[]> {
+/**
+ * Makes one gRPC call with `md` (a watch: opens the stream, reads one
+ * message); the answer, with `step.mask` applied, and the decoded response
+ * of a unary call that succeeded.
+ */
+async function callGrpc(
+  client: TestClient,
+  step: Pick<GrpcStep, "name" | "method" | "req" | "mask">,
+  md: grpc.Metadata,
+): Promise<{ answer: Answer; res?: Msg }> {
+  if (step.method === WATCH) {
+    const stream = client.bidi(WATCH, md);
+    try {
+      stream.write(step.req);
+      const first = await stream.next(GRPC_WATCH_FIRST_MESSAGE_MS).catch((e) => ({
+        timeout: `${e}`,
+      }));
+      const error = stream.error === undefined
+        ? undefined
+        : { code: stream.error.code, details: stream.error.details };
+      const body = showMsg(first ?? error ?? { ended: "no message" });
+      return { answer: { step: step.name, status: error?.code ?? 0, body } };
+    } finally {
+      stream.cancel();
+    }
+  }
+  try {
+    const res = await client.unary(step.method, step.req, md);
+    return { answer: { step: step.name, status: 0, body: showMsg(res, step.mask) }, res };
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    return { answer: { step: step.name, status: e.code, body: showMsg({ details: e.details }) } };
+  }
+}
+
+/**
+ * Runs the gRPC sequence against `server`; with `isCairn`, each step's
+ * deviation sync call follows the step.
+ */
+async function runGrpc(server: ServerProcess, steps: GrpcStep[], isCairn: boolean): Promise<Run> {
   const client = new TestClient(server.endpoint);
   const tokens = new Map<string, string>([["garbage", GARBAGE_TOKEN]]);
-  const answers: Answer[] = [];
+  const run: Run = { answers: [], syncs: [] };
   try {
     for (const step of steps) {
       const md = new grpc.Metadata();
       const token = tokens.get(step.as);
       assert(step.as === "anon" || token !== undefined, `${step.name}: no token for ${step.as}`);
       if (token !== undefined) md.set(step.metadata ?? "token", token);
-      let answer: Answer;
-      if (step.method === WATCH) {
-        const stream = client.bidi(WATCH, md);
-        try {
-          stream.write(step.req);
-          const first = await stream.next(GRPC_WATCH_FIRST_MESSAGE_MS).catch((e) => ({
-            timeout: `${e}`,
-          }));
-          const error = stream.error === undefined
-            ? undefined
-            : { code: stream.error.code, details: stream.error.details };
-          answer = {
-            step: step.name,
-            status: error?.code ?? 0,
-            body: showMsg(first ?? error ?? { ended: "no message" }),
-          };
-        } finally {
-          stream.cancel();
-        }
-      } else {
-        try {
-          const res = await client.unary(step.method, step.req, md);
-          if (step.save !== undefined) tokens.set(step.save, res.token);
-          answer = { step: step.name, status: 0, body: showMsg(res, step.mask) };
-        } catch (err) {
-          const e = err as grpc.ServiceError;
-          answer = { step: step.name, status: e.code, body: showMsg({ details: e.details }) };
-        }
+      const { answer, res } = await callGrpc(client, step, md);
+      if (step.save !== undefined && res !== undefined) tokens.set(step.save, res.token);
+      run.answers.push(answer);
+      const sync = step.cairn?.sync;
+      if (isCairn && sync !== undefined) {
+        const root = tokens.get("root");
+        assert(root !== undefined, `${step.name}: sync before root authenticated`);
+        const rootMd = new grpc.Metadata();
+        rootMd.set("token", root);
+        run.syncs.push(
+          (await callGrpc(client, { name: `${step.name} (sync)`, ...sync }, rootMd)).answer,
+        );
       }
-      answers.push(answer);
     }
   } finally {
     client.close();
   }
-  return answers;
+  return run;
 }
 
 /** What a gRPC answer says, in the terms of {@linkcode GrpcStep.expect}. */
@@ -781,29 +877,75 @@ function grpcOutcome(answer: Answer): string {
 // ---------------------------------------------------------------------------
 // Comparing
 
+/** An error's answer: not HTTP 200, not gRPC OK (a canceled watch is answered with those). */
+const isError = (a: Answer) => a.status !== 200 && a.status !== 0;
+
 /**
- * The steps whose answers differ from etcd's, each with both answers: first
- * those whose outcome differs (HTTP status or gRPC code, or the error or
- * cancel reason), then those that differ only in the rest of the body (often
- * a revision moved by an earlier step's write that etcd refused).
+ * What cairn's answer to each step is compared with: etcd's answer to the
+ * step; for a step with a deviation, etcd's answer to the first step without
+ * one that etcd refused with the deviation's outcome (an error's answer
+ * holds no revision, so it reads the same wherever it is given), or none if
+ * etcd refused no step so.
  */
-function differences(etcd: Answer[], cairn: Answer[], said: (a: Answer) => string): string[] {
+function references<S extends { name: string; cairn?: { expect: string } }>(
+  steps: S[],
+  etcd: Answer[],
+  said: (a: Answer) => string,
+): (Answer | undefined)[] {
+  return steps.map((s, i) => {
+    if (s.cairn === undefined) return etcd[i];
+    const expect = s.cairn.expect;
+    return etcd.find((e, j) => steps[j].cairn === undefined && isError(e) && said(e) === expect);
+  });
+}
+
+/**
+ * The steps whose cairn answer is not as it should be, each with the answer
+ * it was compared with: first those whose outcome differs (HTTP status or
+ * gRPC code, or the error or cancel reason; for a step with a deviation, the
+ * outcome is the deviation's), then those that differ only in the rest of
+ * the body (often a revision moved by an earlier step's write that etcd
+ * refused).
+ */
+function differences<S extends { name: string; cairn?: { expect: string } }>(
+  steps: S[],
+  etcd: Answer[],
+  cairn: Answer[],
+  said: (a: Answer) => string,
+): string[] {
+  const refs = references(steps, etcd, said);
   const outcome: string[] = [];
   const body: string[] = [];
-  for (let i = 0; i < etcd.length; i++) {
-    const e = etcd[i];
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i];
+    const e = refs[i];
     const c = cairn[i];
-    if (c !== undefined && c.status === e.status && c.body === e.body) continue;
-    const shown = `  etcd:  ${e.status} ${e.body.slice(0, 400)}\n  cairn: ${c?.status} ${
+    if (e !== undefined && c !== undefined && c.status === e.status && c.body === e.body) continue;
+    const expect = s.cairn?.expect;
+    const theirs = expect === undefined
+      ? "etcd: "
+      : `etcd, step "${e?.step ?? `none refused with ${expect}`}":`;
+    const shown = `  ${theirs} ${e?.status} ${e?.body.slice(0, 400)}\n  cairn: ${c?.status} ${
       c?.body.slice(0, 400)
     }`;
-    if (c === undefined || c.status !== e.status || said(c) !== said(e)) {
-      outcome.push(`step "${e.step}": outcome differs\n${shown}`);
+    const deviation = expect === undefined ? "" : ` (deliberately: ${expect})`;
+    if (
+      c === undefined || (expect !== undefined && said(c) !== expect) ||
+      e === undefined || c.status !== e.status || said(c) !== said(e)
+    ) {
+      outcome.push(`step "${s.name}"${deviation}: outcome differs\n${shown}`);
     } else {
-      body.push(`step "${e.step}": body differs\n${shown}`);
+      body.push(`step "${s.name}"${deviation}: body differs\n${shown}`);
     }
   }
   return [...outcome, ...body];
+}
+
+/** The sync requests that did not succeed, each with its answer. */
+function failedSyncs(syncs: Answer[], said: (a: Answer) => string): string[] {
+  return syncs.flatMap((a) =>
+    said(a) === OK ? [] : [`step "${a.step}": failed\n  cairn: ${a.status} ${a.body.slice(0, 400)}`]
+  );
 }
 
 /** The steps whose etcd answer is not what the step expects. */
@@ -832,25 +974,42 @@ Deno.test({
     try {
       let etcdJson: Answer[] = [];
       await t.step("JSON sequence: etcd 3.4 answers as each step expects", async () => {
-        etcdJson = await runJson(etcd, JSON_STEPS);
+        etcdJson = (await runJson(etcd, JSON_STEPS, false)).answers;
         assertEquals(unexpected(JSON_STEPS, etcdJson, (s, a) => outcome(a, !!s.stream)), []);
       });
-      await t.step("JSON sequence: cairn answers each step as etcd 3.4", async () => {
-        const cairnJson = await runJson(cairn, JSON_STEPS);
-        const streams = new Set(JSON_STEPS.filter((s) => s.stream).map((s) => s.name));
-        const diffs = differences(etcdJson, cairnJson, (a) => outcome(a, streams.has(a.step)));
-        assert(diffs.length === 0, `${diffs.length} steps differ:\n${diffs.join("\n")}`);
-      });
+      await t.step(
+        "JSON sequence: cairn answers each step as etcd 3.4, or as it deviates",
+        async () => {
+          const run = await runJson(cairn, JSON_STEPS, true);
+          const streams = new Set(JSON_STEPS.filter((s) => s.stream).map((s) => s.name));
+          const said = (a: Answer) => outcome(a, streams.has(a.step));
+          const diffs = differences(JSON_STEPS, etcdJson, run.answers, said);
+          const failed = failedSyncs(run.syncs, said);
+          const all = [...diffs, ...failed];
+          assert(
+            all.length === 0,
+            `${diffs.length} steps differ, ${failed.length} syncs failed:\n${all.join("\n")}`,
+          );
+        },
+      );
       let etcdGrpc: Answer[] = [];
       await t.step("gRPC sequence: etcd 3.4 answers as each step expects", async () => {
-        etcdGrpc = await runGrpc(etcd, GRPC_STEPS);
+        etcdGrpc = (await runGrpc(etcd, GRPC_STEPS, false)).answers;
         assertEquals(unexpected(GRPC_STEPS, etcdGrpc, (_s, a) => grpcOutcome(a)), []);
       });
-      await t.step("gRPC sequence: cairn answers each step as etcd 3.4", async () => {
-        const cairnGrpc = await runGrpc(cairn, GRPC_STEPS);
-        const diffs = differences(etcdGrpc, cairnGrpc, grpcOutcome);
-        assert(diffs.length === 0, `${diffs.length} steps differ:\n${diffs.join("\n")}`);
-      });
+      await t.step(
+        "gRPC sequence: cairn answers each step as etcd 3.4, or as it deviates",
+        async () => {
+          const run = await runGrpc(cairn, GRPC_STEPS, true);
+          const diffs = differences(GRPC_STEPS, etcdGrpc, run.answers, grpcOutcome);
+          const failed = failedSyncs(run.syncs, grpcOutcome);
+          const all = [...diffs, ...failed];
+          assert(
+            all.length === 0,
+            `${diffs.length} steps differ, ${failed.length} syncs failed:\n${all.join("\n")}`,
+          );
+        },
+      );
     } finally {
       await Promise.allSettled([etcd.kill(), cairn.kill()]);
       for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
