@@ -28,6 +28,7 @@ import { createGrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
 import { type ClientTls, loadClientTls, loadPeerTls, type TlsInfo } from "./tls.ts";
 import { PeerDialer } from "./peer/dialer.ts";
+import { cipherSuiteById } from "./cipher_suites.ts";
 import { Compactor } from "./compactor.ts";
 import { socketHostname } from "./listen.ts";
 import { goDuration, hexId, log } from "./log.ts";
@@ -590,9 +591,22 @@ async function startPeers(
 /**
  * etcd's warnings for TLS flags an http URL ignores: certificate files or
  * client-certificate authentication given while the client (or peer) URLs
- * are http.
+ * are http. And a warning for each --cipher-suites suite cairn's TLS
+ * library cannot negotiate.
  */
 function warnIgnoredTls(config: ServerConfig): void {
+  for (const id of config.cipherSuites) {
+    const suite = cipherSuiteById(id);
+    if (suite !== undefined && !suite.available) {
+      // rustls (Deno's TLS) has no CBC, RC4, 3DES or RSA key-exchange suites.
+      log.warn(
+        "cipher suite is not available in cairn's TLS; clients offering only it are refused",
+        {
+          "cipher-suite": suite.name,
+        },
+      );
+    }
+  }
   for (const url of config.listenPeerUrls) {
     if (url.protocol !== "http:") continue;
     const fields = { "peer-url": url.href.replace(/\/$/, "") };
