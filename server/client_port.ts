@@ -21,6 +21,13 @@
  * the gateway some throughput (bench/README.md); etcd 3.5's
  * `--listen-client-http-urls` serves the gateway on its own listener
  * without it.
+
+ * On an https URL, changed certificate files are read before a new
+ * connection's handshake (server/tls.ts's TlsReloader), and with
+ * --cipher-suites a plain listener reads each ClientHello first and refuses a
+ * TLS 1.2 client that offers none of them (server/cipher_suites.ts) before
+ * handing the connection to node:tls. Peer URLs use the same listener with
+ * an HTTP handler only (server/peer/transport.ts).
  *
  * @module
  */
