@@ -12,7 +12,11 @@
  *   acknowledged put sent after it. The killed member is restarted between
  *   rounds.
  *
- * Usage: deno run -A bench/cluster.ts etcd|cairn [seconds per load run, default 10]
+ * With `--peer-tls`, the members talk over https peer URLs with
+ * --peer-client-cert-auth (a CA and a member certificate made with openssl
+ * at start, tests/certs.ts).
+ *
+ * Usage: deno run -A bench/cluster.ts etcd|cairn [seconds per load run, default 10] [--peer-tls]
  *
  * @module
  */
@@ -25,6 +29,7 @@ import {
   RequestError,
   startCluster,
 } from "../tests/integration/cluster_harness.ts";
+import { makeCa, makeCert, tlsClient } from "../tests/certs.ts";
 
 /** wrk connections in all, split over the members. */
 const CONNECTIONS = 64;
@@ -129,8 +134,31 @@ async function main(): Promise<void> {
     console.error("usage: deno run -A bench/cluster.ts etcd|cairn [seconds]");
     Deno.exit(2);
   }
-  const seconds = Number(Deno.args[1] ?? 10);
-  const cluster = await startCluster({ kind, size: 3 });
+  const peerTls = Deno.args.includes("--peer-tls");
+  const seconds = Number(Deno.args.filter((a) => !a.startsWith("--"))[1] ?? 10);
+  const certDir = await Deno.makeTempDir({ prefix: "cairn-bench-certs-" });
+  const ca = await makeCa(certDir, "ca");
+  const member = await makeCert(certDir, ca, "member");
+  const peerClient = tlsClient(ca, member);
+  const cluster = await startCluster({
+    kind,
+    size: 3,
+    ...(peerTls
+      ? {
+        peerScheme: "https" as const,
+        peerClient,
+        flags: [
+          "--peer-cert-file",
+          member.cert,
+          "--peer-key-file",
+          member.key,
+          "--peer-trusted-ca-file",
+          ca.cert,
+          "--peer-client-cert-auth",
+        ],
+      }
+      : {}),
+  });
   try {
     await wrk(cluster.members[0].clientUrl, "put", 8, WARMUP_SECONDS); // creates the 1000 keys
     const puts = await spread(cluster, "put", seconds);
@@ -140,7 +168,9 @@ async function main(): Promise<void> {
     const fmt = (x: number) => Number.isFinite(x) ? x.toFixed(0) : "none";
     console.log(
       [
-        `| 3-member ${kind}, loopback, ${seconds} s per run | req/s | errors |`,
+        `| 3-member ${kind}${
+          peerTls ? ", peer TLS" : ""
+        }, loopback, ${seconds} s per run | req/s | errors |`,
         "|---|---|---|",
         `| durable put, 256 B, 1000 keys, ${CONNECTIONS} conns over 3 members | ${
           fmt(puts.rps)
@@ -156,6 +186,8 @@ async function main(): Promise<void> {
     );
   } finally {
     await cluster.close();
+    peerClient.close();
+    await Deno.remove(certDir, { recursive: true });
   }
 }
 

@@ -66,6 +66,27 @@ export const CLIENT_PREFACE_PEEK_BYTES = 3;
 /** Days a certificate made by --auto-tls is valid: etcd's one year. */
 export const AUTO_TLS_VALIDITY_DAYS = 365;
 /**
+ * Milliseconds between two looks at a TLS listener's or peer client's
+ * certificate files (--cert-file, --key-file, --trusted-ca-file and the
+ * --peer-* ones), at most: a new connection after a change on disk is served
+ * with the new certificate once this long has passed since the last look.
+ * etcd reads the files at every handshake; cairn looks at most this often,
+ * so a burst of connections costs one stat of each file.
+ */
+export const TLS_RELOAD_CHECK_MS = 1_000;
+/**
+ * Bytes of a TLS connection's first record (the ClientHello) a listener with
+ * --cipher-suites reads to see which cipher suites the client offers; a
+ * ClientHello longer than this is refused (they are a few hundred bytes).
+ */
+export const TLS_CLIENT_HELLO_MAX_BYTES = 16 * 1024 + 5;
+/**
+ * Milliseconds a member with --peer-auto-tls waits for a peer's
+ * self-signed certificate when it first reaches the peer (a TLS handshake
+ * that only reads the certificate).
+ */
+export const PEER_CERT_FETCH_TIMEOUT_MS = 5_000;
+/**
  * Milliseconds a stopping client port gives its relayed connections to send
  * what they hold and close, before it closes them.
  */

@@ -21,6 +21,13 @@
  * the gateway some throughput (bench/README.md); etcd 3.5's
  * `--listen-client-http-urls` serves the gateway on its own listener
  * without it.
+
+ * On an https URL, changed certificate files are read before a new
+ * connection's handshake (server/tls.ts's TlsReloader), and with
+ * --cipher-suites a plain listener reads each ClientHello first and refuses a
+ * TLS 1.2 client that offers none of them (server/cipher_suites.ts) before
+ * handing the connection to node:tls. Peer URLs use the same listener with
+ * an HTTP handler only (server/peer/transport.ts).
  *
  * @module
  */
@@ -36,7 +43,13 @@ import { invariant } from "../core/invariant.ts";
 import { HTTP2_PREFACE, serveHttp2Connection } from "./grpc/authority.ts";
 import { AddressInUseError, listenError } from "./listen.ts";
 import { log } from "./log.ts";
-import type { ClientTls } from "./tls.ts";
+import {
+  cipherSuiteIdByOpenssl,
+  HANDSHAKE_FAILURE_ALERT,
+  helloAllowed,
+  readClientHello,
+} from "./cipher_suites.ts";
+import { type ClientTls, TlsReloader } from "./tls.ts";
 
 /** What a client listener serves. */
 export interface ClientPortOptions {
@@ -70,6 +83,55 @@ function isHttp2(head: Uint8Array): boolean {
   const n = Math.min(head.length, CLIENT_PREFACE_PEEK_BYTES);
   for (let i = 0; i < n; i++) if (head[i] !== HTTP2_PREFACE[i]) return false;
   return true;
+}
+
+/** etcd's warning for a connection refused at the TLS handshake. */
+function rejected(socket: net.Socket | undefined, error: string): void {
+  const remote = socket?.remoteAddress;
+  log.warn("rejected connection", {
+    ...(remote === undefined ? {} : { "remote-addr": `${remote}:${socket?.remotePort}` }),
+    error,
+  });
+}
+
+/** Whether a TLS 1.2 connection's suite is in `allowed` (empty: any); TLS 1.3 always is (as in Go). */
+function negotiatedAllowed(socket: tls.TLSSocket, allowed: ReadonlySet<number>): boolean {
+  if (allowed.size === 0 || socket.getProtocol() !== "TLSv1.2") return true;
+  const id = cipherSuiteIdByOpenssl(socket.getCipher()?.name ?? "");
+  return id !== undefined && allowed.has(id);
+}
+
+/**
+ * Read a connection's ClientHello, then refuse it (TLS's handshake_failure
+ * alert, etcd's `rejected connection` warning) when it offers neither TLS
+ * 1.3 nor a suite of `allowed`, or hand it, unread, to `server`.
+ */
+function gateCipherSuites(socket: net.Socket, allowed: ReadonlySet<number>, server: tls.Server) {
+  let head: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), CLIENT_PREFACE_TIMEOUT_MS);
+  const onData = (chunk: Buffer) => {
+    head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+    const hello = readClientHello(head);
+    if (hello === undefined) return; // the record is not complete yet
+    clearTimeout(timer);
+    socket.off("data", onData);
+    socket.off("error", onError);
+    socket.pause();
+    if (hello !== null && !helloAllowed(hello, allowed)) {
+      rejected(socket, "tls: no cipher suite supported by both client and server");
+      socket.end(HANDSHAKE_FAILURE_ALERT);
+      return;
+    }
+    // Not a ClientHello at all: node:tls fails it and says why.
+    socket.unshift(head);
+    server.emit("connection", socket);
+  };
+  const onError = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.on("error", onError);
 }
 
 /**
@@ -207,6 +269,7 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     // an accepted socket does not, in Deno); a failed handshake (plain
     // HTTP, no or a wrong client certificate) closes the connection.
     const settings = options.tls;
+    const allowed = new Set(settings.cipherSuites);
     const server = tls.createServer({
       cert: settings.cert,
       key: settings.key,
@@ -216,17 +279,37 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       ALPNProtocols: alpn,
       handshakeTimeout: CLIENT_PREFACE_TIMEOUT_MS,
       noDelay: true,
-    }, (socket) => accept(socket, true));
+      minVersion: "TLSv1.2",
+    }, (socket) => {
+      if (!negotiatedAllowed(socket, allowed)) {
+        // A suite outside --cipher-suites (the client preferred it to an
+        // allowed one it also offered): refused, as Go would not pick it.
+        rejected(socket, "tls: negotiated cipher suite is not in --cipher-suites");
+        socket.destroy();
+        return;
+      }
+      accept(socket, true);
+    });
+    // Changed certificate files are read before a new connection's
+    // handshake (at most every TLS_RELOAD_CHECK_MS).
+    const reloader = new TlsReloader(settings);
+    server.prependListener("connection", () => {
+      const next = reloader.check();
+      if (next !== undefined) {
+        server.setSecureContext({ cert: next.cert, key: next.key, ca: next.ca });
+      }
+    });
     server.on("tlsClientError", (err: Error, socket?: tls.TLSSocket) => {
       // etcd's warning for a failed handshake.
-      const remote = socket?.remoteAddress;
-      log.warn("rejected connection", {
-        ...(remote === undefined ? {} : { "remote-addr": `${remote}:${socket?.remotePort}` }),
-        error: err.message,
-      });
+      rejected(socket, err.message);
       socket?.destroy();
     });
-    listener = server;
+    // With --cipher-suites, the ClientHello is read first: a TLS 1.2 client
+    // offering none of them is refused as Go refuses it.
+    listener = allowed.size === 0 ? server : net.createServer(
+      { noDelay: true },
+      (socket) => gateCipherSuites(socket, allowed, server),
+    );
   }
   try {
     await new Promise<void>((resolve, reject) => {

@@ -13,6 +13,7 @@ import {
   MAX_HTTP_WORKERS,
   MAX_TXN_DEPTH,
 } from "../core/limits.ts";
+import { cipherSuiteById, parseCipherSuites } from "./cipher_suites.ts";
 import { isLogLevel, type LogLevel } from "./log.ts";
 
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
@@ -82,6 +83,29 @@ export const FLAGS = {
     type: "boolean",
     default: false,
     help: "Client TLS using generated certificates.",
+  },
+  "peer-cert-file": { type: "string", default: "", help: "Path to the peer server TLS cert file." },
+  "peer-key-file": { type: "string", default: "", help: "Path to the peer server TLS key file." },
+  "peer-client-cert-auth": {
+    type: "boolean",
+    default: false,
+    help: "Enable peer client cert authentication.",
+  },
+  "peer-trusted-ca-file": {
+    type: "string",
+    default: "",
+    help: "Path to the peer server TLS trusted CA file.",
+  },
+  "peer-auto-tls": {
+    type: "boolean",
+    default: false,
+    help: "Peer TLS using generated certificates.",
+  },
+  "cipher-suites": {
+    type: "string",
+    default: "",
+    help:
+      "Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).",
   },
   "listen-peer-urls": {
     type: "string",
@@ -237,6 +261,18 @@ export interface ServerConfig {
   trustedCaFile: string;
   /** Generate a self-signed certificate for https client URLs when --cert-file is not given (--auto-tls). */
   autoTls: boolean;
+  /** Path of the peer URLs' TLS certificate, PEM (--peer-cert-file); empty: none. It is also presented to the members this one reaches. */
+  peerCertFile: string;
+  /** Path of the peer URLs' TLS private key, PEM (--peer-key-file); empty: none. */
+  peerKeyFile: string;
+  /** Require peer certificates signed by --peer-trusted-ca-file (--peer-client-cert-auth). */
+  peerClientCertAuth: boolean;
+  /** Path of the CA certificates, PEM, that peers' certificates are verified against (--peer-trusted-ca-file). */
+  peerTrustedCaFile: string;
+  /** Generate a self-signed certificate for https peer URLs when --peer-cert-file is not given (--peer-auto-tls). */
+  peerAutoTls: boolean;
+  /** IANA numbers of the TLS 1.2 cipher suites client and peer listeners allow (--cipher-suites, Go's names); empty: any. */
+  cipherSuites: number[];
   /** URLs to listen on for peer traffic (--listen-peer-urls). */
   listenPeerUrls: URL[];
   /** This member's peer URLs advertised to the cluster (--initial-advertise-peer-urls). */
@@ -522,6 +558,20 @@ export function resolveLogOutputs(logger: "zap" | "capnslog", value: string): st
   return [...new Set(outputs)].sort();
 }
 
+/**
+ * etcd's check of a TLS certificate and key given by path: both or neither.
+ *
+ * @throws {ConfigError} `KeyFile and CertFile must both be present[key: …,
+ *   cert: …]`, etcd's text.
+ */
+function bothOrNeither(keyFile: string, certFile: string): void {
+  if ((keyFile === "") !== (certFile === "")) {
+    throw new ConfigError(
+      `KeyFile and CertFile must both be present[key: ${keyFile}, cert: ${certFile}]`,
+    );
+  }
+}
+
 /** Help text listing every flag with its default and environment variable. */
 export function usage(): string {
   const lines = ["Usage: cairn [flags]", "", "Flags:"];
@@ -610,6 +660,27 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       `--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`,
     );
   }
+  // etcd's order: cipher suites, then the peer listeners, then the client ones.
+  let cipherSuites: number[];
+  try {
+    cipherSuites = parseCipherSuites(raw("cipher-suites")).map((s) => s.id);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const listenPeerUrls = parseUrls("listen-peer-urls", raw("listen-peer-urls"));
+  const peerCertFile = raw("peer-cert-file");
+  const peerKeyFile = raw("peer-key-file");
+  const peerAutoTls = boolFlag("peer-auto-tls", raw("peer-auto-tls"));
+  bothOrNeither(peerKeyFile, peerCertFile);
+  for (const url of listenPeerUrls) {
+    if (url.protocol === "https:" && peerCertFile === "" && !peerAutoTls) {
+      throw new ConfigError(
+        `cannot listen on TLS for ${url.hostname}:${
+          url.port || "443"
+        }: KeyFile and CertFile are not presented`,
+      );
+    }
+  }
   const listenClientUrls = parseUrls("listen-client-urls", raw("listen-client-urls"));
   const listenClientHttpUrls = parseUrls("listen-client-http-urls", raw("listen-client-http-urls"));
   const certFile = raw("cert-file");
@@ -624,6 +695,9 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
       );
     }
   }
+  if ([...listenClientUrls, ...listenClientHttpUrls].some((u) => u.protocol === "https:")) {
+    bothOrNeither(keyFile, certFile);
+  }
   return {
     name,
     dataDir,
@@ -636,7 +710,13 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     clientCertAuth: boolFlag("client-cert-auth", raw("client-cert-auth")),
     trustedCaFile: raw("trusted-ca-file"),
     autoTls,
-    listenPeerUrls: parseUrls("listen-peer-urls", raw("listen-peer-urls")),
+    peerCertFile,
+    peerKeyFile,
+    peerClientCertAuth: boolFlag("peer-client-cert-auth", raw("peer-client-cert-auth")),
+    peerTrustedCaFile: raw("peer-trusted-ca-file"),
+    peerAutoTls,
+    cipherSuites,
+    listenPeerUrls,
     initialAdvertisePeerUrls,
     initialCluster,
     initialClusterState: state,
@@ -711,6 +791,12 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "client-cert-auth": config.clientCertAuth,
     "trusted-ca-file": config.trustedCaFile,
     "auto-tls": config.autoTls,
+    "peer-cert-file": config.peerCertFile,
+    "peer-key-file": config.peerKeyFile,
+    "peer-client-cert-auth": config.peerClientCertAuth,
+    "peer-trusted-ca-file": config.peerTrustedCaFile,
+    "peer-auto-tls": config.peerAutoTls,
+    "cipher-suites": config.cipherSuites.map((id) => cipherSuiteById(id)?.name ?? String(id)),
     "listen-peer-urls": hrefs(config.listenPeerUrls),
     "initial-advertise-peer-urls": hrefs(config.initialAdvertisePeerUrls),
     "initial-cluster": [...config.initialCluster].flatMap(([name, urls]) =>

@@ -26,7 +26,9 @@ import {
 import { type ClientListener, type HttpWorkers, startHttpWorkers } from "./workers.ts";
 import { createGrpcTransport } from "./grpc/mod.ts";
 import { type ClientPort, listenClientPort } from "./client_port.ts";
-import { type ClientTls, loadClientTls } from "./tls.ts";
+import { type ClientTls, loadClientTls, loadPeerTls, type TlsInfo } from "./tls.ts";
+import { PeerDialer } from "./peer/dialer.ts";
+import { cipherSuiteById } from "./cipher_suites.ts";
 import { Compactor } from "./compactor.ts";
 import { socketHostname } from "./listen.ts";
 import { goDuration, hexId, log } from "./log.ts";
@@ -61,7 +63,18 @@ export interface RunningServer {
  */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const clientTls = await loadClientTls(config);
-  const identity = await memberIdentity(config);
+  const peerTls = await loadPeerTls(config);
+  warnIgnoredTls(config);
+  // Outgoing peer connections (a joining member's first question included)
+  // present the member's peer certificate.
+  const dialer = new PeerDialer(peerTls);
+  let identity: Awaited<ReturnType<typeof memberIdentity>>;
+  try {
+    identity = await memberIdentity(config, dialer);
+  } catch (err) {
+    dialer.close();
+    throw err;
+  }
   // The transport starts once the node is open (which sends nothing before
   // it has heard from a peer, except as a single voter).
   let peer: Peers | undefined;
@@ -120,11 +133,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     request: (id, path, body) => node.requestPeer(id, path, body),
   });
   try {
-    peer = await startPeers(config, node, service.memberId, service.clusterId, checker);
+    peer = await startPeers(config, node, service.memberId, service.clusterId, checker, {
+      tls: peerTls,
+      dialer,
+    });
   } catch (err) {
+    dialer.close();
     await member.close();
     throw err;
   }
+  if (peer === undefined) dialer.close();
   if (peer !== undefined) {
     // A member that joined learns the membership from the leader's snapshot;
     // until then it answers the members that told it who it is.
@@ -373,6 +391,7 @@ interface Peers {
  */
 async function memberIdentity(
   config: ServerConfig,
+  dialer: PeerDialer,
 ): Promise<MemberIdentity & { remoteMembership?: Membership }> {
   const mine = config.initialAdvertisePeerUrls.map((u) => u.origin).sort();
   const id = memberId(mine, config.initialClusterToken);
@@ -402,7 +421,11 @@ async function memberIdentity(
     for (const url of urls) {
       if (mine.includes(url)) continue;
       try {
-        const res = await fetch(`${url}/members`, { signal: AbortSignal.timeout(5000) });
+        await dialer.prepare(url);
+        const res = await fetch(`${url}/members`, {
+          client: dialer.client(),
+          signal: AbortSignal.timeout(5000),
+        });
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         const body = await res.json() as { clusterId: string; members: MemberContext[] };
         const me = body.members.find((m) => m.peerURLs.some((u) => mine.includes(u)));
@@ -462,6 +485,7 @@ async function startPeers(
   memberId: bigint,
   clusterId: bigint,
   checker: CorruptionChecker,
+  reach: { tls: TlsInfo | undefined; dialer: PeerDialer },
 ): Promise<Peers | undefined> {
   const members = raftNode.membership.members.length;
   if (config.initialCluster.size <= 1 && members <= 1 && config.initialClusterState === "new") {
@@ -472,6 +496,8 @@ async function startPeers(
   let snapSeq = 0;
   const sending = new Map<number, { fields: Record<string, unknown>; start: number }>();
   const transport = await PeerTransport.listen(config.listenPeerUrls, {
+    tls: reach.tls,
+    dialer: reach.dialer,
     id: identity.raftId,
     clusterId: identity.clusterId,
     snapDir: dir,
@@ -558,8 +584,64 @@ async function startPeers(
       for (const id of transport.peers()) if (!known.has(id)) transport.removePeer(id);
       if (membership.isRemoved(identity.memberId)) removedFromCluster();
     },
-    close: () => transport.close(),
+    close: async () => {
+      await transport.close();
+      reach.dialer.close();
+    },
   };
+}
+
+/**
+ * etcd's warnings for TLS flags an http URL ignores: certificate files or
+ * client-certificate authentication given while the client (or peer) URLs
+ * are http. And a warning for each --cipher-suites suite cairn's TLS
+ * library cannot negotiate.
+ */
+function warnIgnoredTls(config: ServerConfig): void {
+  for (const id of config.cipherSuites) {
+    const suite = cipherSuiteById(id);
+    if (suite !== undefined && !suite.available) {
+      // rustls (Deno's TLS) has no CBC, RC4, 3DES or RSA key-exchange suites.
+      log.warn(
+        "cipher suite is not available in cairn's TLS; clients offering only it are refused",
+        {
+          "cipher-suite": suite.name,
+        },
+      );
+    }
+  }
+  for (const url of config.listenPeerUrls) {
+    if (url.protocol !== "http:") continue;
+    const fields = { "peer-url": url.href.replace(/\/$/, "") };
+    if (config.peerCertFile !== "" || config.peerKeyFile !== "") {
+      log.warn(
+        "scheme is HTTP while key and cert files are present; ignoring key and cert files",
+        fields,
+      );
+    }
+    if (config.peerClientCertAuth) {
+      log.warn(
+        "scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL",
+        fields,
+      );
+    }
+  }
+  for (const url of [...config.listenClientUrls, ...config.listenClientHttpUrls]) {
+    if (url.protocol !== "http:") continue;
+    const fields = { "client-url": url.href.replace(/\/$/, "") };
+    if (config.certFile !== "" || config.keyFile !== "") {
+      log.warn(
+        "scheme is HTTP while key and cert files are present; ignoring key and cert files",
+        fields,
+      );
+    }
+    if (config.clientCertAuth) {
+      log.warn(
+        "scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL",
+        fields,
+      );
+    }
+  }
 }
 
 /**

@@ -51,7 +51,10 @@ import {
   PEER_REQUEST_TIMEOUT_MS,
   PEER_SNAPSHOT_TIMEOUT_MS,
 } from "../../core/limits.ts";
+import { listenClientPort } from "../client_port.ts";
 import { listenError, socketHostname } from "../listen.ts";
+import type { TlsInfo } from "../tls.ts";
+import { PeerDialer } from "./dialer.ts";
 import { log } from "../log.ts";
 import {
   decodeMessage,
@@ -143,6 +146,14 @@ export interface PeerTransportOptions {
   websocket?: boolean;
   /** Told of bytes, failures, connections and round trips (metrics). */
   observer?: PeerObserver;
+  /**
+   * TLS of the https peer URLs (server/tls.ts's loadPeerTls): the
+   * listener's certificate and client-certificate check, and the identity
+   * outgoing connections present. Needed to listen on an https URL.
+   */
+  tls?: TlsInfo;
+  /** How peers are reached (default: a dialer of `tls`); the caller closes one it gives. */
+  dialer?: PeerDialer;
 }
 
 interface Queued {
@@ -218,14 +229,15 @@ export class PeerTransport {
   #mismatchLogged = 0;
   /** Names this instance's request numbering to receivers; new on every start. */
   readonly #stream = crypto.randomUUID();
-  readonly #servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  /** Stop each listener (Deno.serve's, or an https URL's TLS listener). */
+  readonly #servers: (() => Promise<void>)[] = [];
   readonly #urls: string[] = [];
   readonly #peers = new Map<number, Peer>();
   readonly #senders = new Map<number, SenderState>();
   readonly #pending = new Set<Promise<void>>();
   readonly #receiving = new Set<string>();
   readonly #closing = new AbortController();
-  readonly #client: Deno.HttpClient;
+  readonly #dialer: PeerDialer;
   #fault: ((m: Message) => boolean) | undefined;
   #closed = false;
   #prober: ReturnType<typeof setInterval> | undefined;
@@ -233,14 +245,18 @@ export class PeerTransport {
   private constructor(options: PeerTransportOptions) {
     this.#options = options;
     this.#clusterHex = options.clusterId.toString(16);
-    this.#client = Deno.createHttpClient({});
+    this.#dialer = options.dialer ?? new PeerDialer(options.tls);
   }
 
   /**
-   * Listen on each of `urls` (http: only for now; https is refused with a clear Error naming the URL); port 0 picks a free port. Throws AddressInUseError (server/listen.ts has listenError/socketHostname helpers; reuse them) when taken.
+   * Listen on each of `urls` (http:, or https: with `options.tls`: a
+   * node:tls listener that verifies peer certificates when the settings say
+   * so, relaying to the same handler); port 0 picks a free port.
    *
    * Creates `options.snapDir` if it does not exist.
-   * @throws {Error} for a URL that is not http: (naming it).
+   * @throws {Error} for an https: URL without `options.tls` (etcd's
+   *   `cannot listen on TLS for <host:port>: KeyFile and CertFile are not
+   *   presented`), or another scheme (naming it).
    * @throws {AddressInUseError} when a URL's address is taken.
    * @throws {InvariantError} when `options.id` is not a positive safe integer, or
    *   `options.clusterId` is not a 64-bit unsigned value.
@@ -255,14 +271,34 @@ export class PeerTransport {
       "a cluster ID is 64-bit unsigned",
     );
     for (const url of urls) {
-      if (url.protocol !== "http:") {
-        throw new Error(`peer URL ${url.href}: only http: is supported (not ${url.protocol})`);
+      if (url.protocol === "https:" && options.tls === undefined) {
+        throw new Error(
+          `cannot listen on TLS for ${url.hostname}:${
+            url.port || "443"
+          }: KeyFile and CertFile are not presented`,
+        );
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new Error(`peer URL ${url.href}: the scheme must be http or https`);
       }
     }
     await Deno.mkdir(options.snapDir, { recursive: true });
     const t = new PeerTransport(options);
     try {
       for (const url of urls) {
+        if (url.protocol === "https:") {
+          // node:tls ends TLS (Deno.serve verifies no client certificates)
+          // and relays the connection to a Deno.serve of the same handler.
+          const port = await listenClientPort({
+            hostname: socketHostname(url),
+            port: Number(url.port || 443),
+            http: (req) => t.#handle(req),
+            tls: options.tls,
+          });
+          t.#servers.push(() => port.close());
+          t.#urls.push(`https://${url.hostname}:${port.port}`);
+          continue;
+        }
         const port = Number(url.port || 80);
         let server: Deno.HttpServer<Deno.NetAddr>;
         try {
@@ -273,7 +309,7 @@ export class PeerTransport {
         } catch (err) {
           throw listenError(err, url.hostname, port);
         }
-        t.#servers.push(server);
+        t.#servers.push(() => server.shutdown());
         t.#urls.push(`http://${url.hostname}:${server.addr.port}`);
       }
     } catch (err) {
@@ -292,9 +328,10 @@ export class PeerTransport {
   #probe(observer: PeerObserver): void {
     for (const peer of this.#peers.values()) {
       const url = peer.urls[peer.urlIndex % peer.urls.length];
+      if (!this.#dialer.ready(url)) continue;
       const start = performance.now();
       const done = fetch(url + RAFT_PROBING_PATH, {
-        client: this.#client,
+        client: this.#dialer.client(),
         signal: AbortSignal.any([peer.abort.signal, AbortSignal.timeout(PEER_PROBE_TIMEOUT_MS)]),
       }).then(async (res) => {
         await res.body?.cancel();
@@ -312,10 +349,10 @@ export class PeerTransport {
   }
 
   /**
-   * Add or replace the peer with raft ID `id`, reachable at `urls` (peer URLs like http://127.0.0.1:2380).
+   * Add or replace the peer with raft ID `id`, reachable at `urls` (peer URLs like http://127.0.0.1:2380 or https://…).
    * Replacing keeps the peer's queue and requests in flight.
    * @throws {InvariantError} when `id` is not a positive integer other than this member's, or
-   *   `urls` is empty or holds a URL that is not http:.
+   *   `urls` is empty or holds a URL that is not http: or https:.
    */
   setPeer(id: number, urls: string[]): void {
     invariant(Number.isSafeInteger(id) && id > 0, "a peer's raft ID is a positive integer");
@@ -323,7 +360,7 @@ export class PeerTransport {
     invariant(urls.length > 0, "a peer has at least one URL");
     const bases = urls.map((u) => {
       const url = new URL(u);
-      invariant(url.protocol === "http:", "peer URLs are http:");
+      invariant(url.protocol === "http:" || url.protocol === "https:", "peer URLs are http(s):");
       return url.origin;
     });
     const peer = this.#peers.get(id);
@@ -366,9 +403,10 @@ export class PeerTransport {
     for (const base of peer.urls) {
       let res: Response;
       try {
+        await this.#dialer.prepare(base);
         res = await fetch(base + path, {
           method: "POST",
-          client: this.#client,
+          client: this.#dialer.client(),
           headers: {
             "content-type": "application/json",
             "x-etcd-cluster-id": this.#clusterHex,
@@ -380,6 +418,7 @@ export class PeerTransport {
         });
       } catch (err) {
         last = err;
+        this.#dialer.failed(base);
         continue;
       }
       const answer = await res.json().catch(() => undefined) as
@@ -497,8 +536,8 @@ export class PeerTransport {
     }
     this.#peers.clear();
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
-    await Promise.all(this.#servers.map((s) => s.shutdown()));
-    this.#client.close();
+    await Promise.all(this.#servers.map((stop) => stop()));
+    if (this.#options.dialer === undefined) this.#dialer.close();
   }
 
   // ---- sending ----
@@ -611,6 +650,14 @@ export class PeerTransport {
         }
         return;
       }
+      if (
+        peer.socket === undefined &&
+        !this.#dialer.ready(peer.urls[peer.urlIndex % peer.urls.length])
+      ) {
+        // --peer-auto-tls: the peer's certificate is being read; try again soon.
+        peer.retryAt = Date.now() + PEER_RECONNECT_MS;
+        continue;
+      }
       const socket = peer.socket ?? this.#openSocket(peer);
       if (!socket.open || socket.ws.bufferedAmount >= MAX_PEER_STREAM_BUFFER_BYTES) {
         // A handshake that does not finish, or a peer that stops reading, is
@@ -633,9 +680,12 @@ export class PeerTransport {
   }
 
   #openSocket(peer: Peer): PeerSocket {
-    const base = peer.urls[peer.urlIndex % peer.urls.length].replace(/^http/, "ws");
+    const origin = peer.urls[peer.urlIndex % peer.urls.length];
+    const base = origin.replace(/^http/, "ws");
     const query = `?cluster=${this.#clusterHex}&from=${this.#options.id}&to=${peer.id}`;
-    const ws = new WebSocket(base + RAFT_SOCKET_PATH + query);
+    const ws = this.#dialer.tls
+      ? new WebSocket(base + RAFT_SOCKET_PATH + query, { client: this.#dialer.client() })
+      : new WebSocket(base + RAFT_SOCKET_PATH + query);
     ws.binaryType = "arraybuffer";
     const socket: PeerSocket = { ws, open: false, ended: false, stalledSince: undefined };
     peer.socket = socket;
@@ -665,6 +715,7 @@ export class PeerTransport {
     if (peer.removed || this.#closed) return;
     if (failed) {
       peer.retryAt = Date.now() + PEER_RECONNECT_MS;
+      this.#dialer.failed(peer.urls[peer.urlIndex % peer.urls.length]);
       peer.urlIndex = (peer.urlIndex + 1) % peer.urls.length;
       this.#later(() => this.#options.reportUnreachable(peer.id), peer);
     }
@@ -695,7 +746,7 @@ export class PeerTransport {
           method: "POST",
           body,
           headers: { ...this.#headers(peer), "content-type": "application/octet-stream" },
-          client: this.#client,
+          client: this.#dialer.client(),
           signal: AbortSignal.any([peer.abort.signal, stream.abort.signal]),
           duplex: "half",
         } as RequestInit);
@@ -752,7 +803,7 @@ export class PeerTransport {
           "x-cairn-seq": String(seq),
           "x-cairn-floor": String(floor),
         },
-        client: this.#client,
+        client: this.#dialer.client(),
         signal: AbortSignal.any([peer.abort.signal, AbortSignal.timeout(PEER_REQUEST_TIMEOUT_MS)]),
       });
       await res.body?.cancel();
@@ -797,7 +848,7 @@ export class PeerTransport {
         method: "POST",
         body,
         headers: { ...this.#headers(peer), "content-type": "application/octet-stream" },
-        client: this.#client,
+        client: this.#dialer.client(),
         signal: AbortSignal.any([
           peer.abort.signal,
           AbortSignal.timeout(PEER_SNAPSHOT_TIMEOUT_MS),

@@ -270,6 +270,8 @@ export interface Member {
    * starts with (state `existing`); undefined for a bootstrap member.
    */
   joined?: string;
+  /** Flags of this member alone, after the cluster's (e.g. its own certificate). */
+  flags?: string[];
 }
 
 interface Proc {
@@ -284,6 +286,10 @@ export interface ClusterOptions {
   size: 3 | 5;
   /** Extra flags given to every member (e.g. `--election-timeout`, `1000`). */
   flags?: string[];
+  /** The peer URLs' scheme (default http); https needs the --peer-* flags in `flags`. */
+  peerScheme?: "http" | "https";
+  /** The client that reaches the members' peer URLs (the fault endpoints) over https. */
+  peerClient?: Deno.HttpClient;
 }
 
 /** A running cluster; {@linkcode Cluster.close} ends it. */
@@ -295,13 +301,22 @@ export class Cluster {
   readonly #flags: string[];
   readonly #token: string;
   readonly #procs = new Map<Member, Proc>();
+  readonly #peerClient: Deno.HttpClient | undefined;
 
-  constructor(kind: ClusterKind, members: Member[], dir: string, flags: string[], token: string) {
+  constructor(
+    kind: ClusterKind,
+    members: Member[],
+    dir: string,
+    flags: string[],
+    token: string,
+    peerClient?: Deno.HttpClient,
+  ) {
     this.kind = kind;
     this.members = members;
     this.dir = dir;
     this.#flags = flags;
     this.#token = token;
+    this.#peerClient = peerClient;
   }
 
   /** The command line of `member` (the same at every start). */
@@ -329,6 +344,7 @@ export class Cluster {
       "--initial-cluster-token",
       this.#token,
       ...this.#flags,
+      ...(member.flags ?? []),
     ];
     return this.kind === "etcd"
       ? { cmd: "etcd", args: flags }
@@ -523,10 +539,11 @@ export class Cluster {
    * and start it with --initial-cluster-state existing; resolves once it
    * answers its status. The cluster's `members` then include it.
    */
-  async join(via: Member, learner = false): Promise<Member> {
+  async join(via: Member, learner = false, flags?: string[]): Promise<Member> {
     const [clientPort, peerPort] = allocatePorts(2);
     const name = `m${this.members.length}`;
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
+    const scheme = new URL(via.peerUrl).protocol;
+    const peerUrl = `${scheme}//127.0.0.1:${peerPort}`;
     // etcd refuses a change until its members have been connected for a while.
     let added: Record<string, unknown> | undefined;
     for (let i = 0; added === undefined; i++) {
@@ -554,6 +571,7 @@ export class Cluster {
       id: newId,
       state: "killed",
       joined,
+      flags,
     };
     this.members.push(member);
     await this.restart(member);
@@ -577,6 +595,7 @@ export class Cluster {
   async #fault(member: Member, what: "isolate" | "heal"): Promise<void> {
     if (this.kind !== "cairn") throw new Error("fault injection is cairn's");
     const res = await fetch(`${member.peerUrl}/cairn/fault/${what}`, {
+      ...(this.#peerClient === undefined ? {} : { client: this.#peerClient }),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     await res.body?.cancel();
@@ -606,12 +625,16 @@ export class Cluster {
  * `size` members `m0`, `m1`, … not started yet: free loopback client and
  * peer ports, data dirs and logs under `dir`.
  */
-export function planMembers(dir: string, size: number): Member[] {
+export function planMembers(
+  dir: string,
+  size: number,
+  peerScheme: "http" | "https" = "http",
+): Member[] {
   const ports = allocatePorts(2 * size);
   return Array.from({ length: size }, (_, i) => ({
     name: `m${i}`,
     clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
-    peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+    peerUrl: `${peerScheme}://127.0.0.1:${ports[2 * i + 1]}`,
     dataDir: `${dir}/m${i}`,
     logFile: `${dir}/m${i}.log`,
     pid: undefined,
@@ -624,9 +647,16 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     const dir = await Deno.makeTempDir({ prefix: `cairn-cluster-${options.kind}-` });
-    const members = planMembers(dir, options.size);
+    const members = planMembers(dir, options.size, options.peerScheme);
     const token = `cluster-${crypto.randomUUID().slice(0, 8)}`;
-    const cluster = new Cluster(options.kind, members, dir, options.flags ?? [], token);
+    const cluster = new Cluster(
+      options.kind,
+      members,
+      dir,
+      options.flags ?? [],
+      token,
+      options.peerClient,
+    );
     try {
       for (const m of members) cluster.spawn(m);
       await cluster.waitReady(START_TIMEOUT_MS);

@@ -118,6 +118,44 @@ Deno.test("config: TLS flags as etcd's: boolean flags alone or with a value, htt
   assert.equal(parseConfig([], {}).clientCertAuth, false);
 });
 
+Deno.test("config: peer TLS flags and ETCD_PEER_* variables; https peer URLs need a certificate or --peer-auto-tls", () => {
+  const https = "https://127.0.0.1:2380";
+  const peer = ["--listen-peer-urls", https, "--initial-advertise-peer-urls", https];
+  const c = parseConfig([...peer, "--peer-cert-file", "p.pem", "--peer-key-file", "p-key.pem"], {
+    ETCD_PEER_TRUSTED_CA_FILE: "ca.pem",
+    ETCD_PEER_CLIENT_CERT_AUTH: "true",
+  });
+  assert.equal(c.peerCertFile, "p.pem");
+  assert.equal(c.peerKeyFile, "p-key.pem");
+  assert.equal(c.peerTrustedCaFile, "ca.pem");
+  assert.equal(c.peerClientCertAuth, true);
+  assert.equal(c.peerAutoTls, false);
+  assert.equal(parseConfig([...peer, "--peer-auto-tls"], {}).peerAutoTls, true);
+  assert.throws(
+    () => parseConfig(peer, {}),
+    /^ConfigError: cannot listen on TLS for 127\.0\.0\.1:2380: KeyFile and CertFile are not presented$/,
+  );
+  assert.throws(
+    () => parseConfig(["--peer-cert-file", "p.pem"], {}),
+    /KeyFile and CertFile must both be present\[key: , cert: p\.pem\]/,
+  );
+});
+
+Deno.test("config: --cipher-suites takes Go's names, in order, and refuses others with etcd's text", () => {
+  assert.deepEqual(
+    parseConfig([
+      "--cipher-suites",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    ], {}).cipherSuites,
+    [0xc02f, 0xcca9],
+  );
+  assert.deepEqual(parseConfig([], {}).cipherSuites, []);
+  assert.throws(
+    () => parseConfig([], { ETCD_CIPHER_SUITES: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,RC4" }),
+    /unexpected TLS cipher suite "RC4"/,
+  );
+});
+
 Deno.test("config: --log-level takes etcd's levels; given flags and every flag's value are reported", () => {
   assert.throws(() => parseConfig(["--log-level", "bogus"], {}), /unknown level "bogus"/);
   const c = parseConfig(["--log-level", "warn", "--quota-backend-bytes", "8"], {
