@@ -189,8 +189,12 @@ export interface ClientOptions {
    * Without both, no authentication (clientv3's rule).
    */
   username?: string;
-  /** Password of `username` (etcdctl's `--password`, or `--user name:password`). */
-  password?: string;
+  /**
+   * Password of `username` (etcdctl's `--password`, or `--user
+   * name:password`), or a function that supplies it when the client first
+   * needs it (a prompt, as etcdctl's `--user name`); it is called once.
+   */
+  password?: string | (() => Promise<string>);
   /** The fetch implementation (default `globalThis.fetch`); for tests and proxies. */
   fetch?: typeof fetch;
   /**
@@ -373,6 +377,21 @@ const NOT_EXECUTED: ReadonlySet<string> = new Set([
   "etcdserver: not capable",
 ]);
 
+/**
+ * A call of a client with credentials could not get a token: the server
+ * refused Authenticate (e.g. `etcdserver: authentication failed, invalid
+ * user ID or password`); its message, gRPC code and HTTP status. (An
+ * unreachable server rejects with a ConnectionError, as any call.) etcdctl reports it as a failed connection
+ * (exit 2), as clientv3 authenticates while it connects.
+ */
+export class AuthenticationError extends EtcdError {
+  /** Wraps the error Authenticate failed with. */
+  constructor(cause: EtcdError) {
+    super(cause.message, cause.code, cause.httpStatus);
+    this.name = "AuthenticationError";
+  }
+}
+
 /** etcd's answer to Authenticate while auth is disabled. */
 const AUTH_NOT_ENABLED = Errors.AuthNotEnabled().message;
 
@@ -423,7 +442,13 @@ export class Client implements KVService {
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
   readonly #httpClient: Deno.HttpClient | undefined;
-  readonly #credentials: AuthenticateRequest | undefined;
+  readonly #username: string;
+  readonly #password: string | (() => Promise<string>) | undefined;
+  /**
+   * The user and password once known: undefined before, null when the
+   * client has none (no user, or an empty password).
+   */
+  #credentials: AuthenticateRequest | null | undefined;
   /**
    * The token requests carry: undefined before the first authentication,
    * null while the server has auth disabled.
@@ -448,8 +473,11 @@ export class Client implements KVService {
     this.#endpoints = eps.map(normalizeEndpoint);
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
     this.#headers = options.headers ?? {};
-    if (options.username && options.password) {
-      this.#credentials = { name: options.username, password: options.password };
+    this.#username = options.username ?? "";
+    this.#password = options.password;
+    if (this.#username === "" || !this.#password) this.#credentials = null;
+    else if (typeof this.#password === "string") {
+      this.#credentials = { name: this.#username, password: this.#password };
     }
     const tls = options.tls;
     if (options.fetch === undefined && tls !== undefined) {
@@ -1143,7 +1171,14 @@ export class Client implements KVService {
    *   not exist`; `etcdserver: root user does not have root role`.
    */
   authEnable(opts: CallOptions = {}): Promise<AuthHeaderResponse> {
-    return this.#unary("/v3/auth/enable", "AuthEnableRequest", {}, "AuthEnableResponse", true, opts);
+    return this.#unary(
+      "/v3/auth/enable",
+      "AuthEnableRequest",
+      {},
+      "AuthEnableResponse",
+      true,
+      opts,
+    );
   }
 
   /**
@@ -1261,7 +1296,10 @@ export class Client implements KVService {
    * @throws {EtcdError} (FailedPrecondition) `etcdserver: user name not
    *   found`; `etcdserver: role name not found`.
    */
-  userGrantRole(req: AuthUserGrantRoleRequest, opts: CallOptions = {}): Promise<AuthHeaderResponse> {
+  userGrantRole(
+    req: AuthUserGrantRoleRequest,
+    opts: CallOptions = {},
+  ): Promise<AuthHeaderResponse> {
     return this.#unary(
       "/v3/auth/user/grant",
       "AuthUserGrantRoleRequest",
@@ -1629,21 +1667,29 @@ export class Client implements KVService {
    */
   async #requestHeaders(refresh: boolean, timeout?: number): Promise<Record<string, string>> {
     const token = await this.#tokenFor(timeout);
-    if (!refresh || this.#credentials === undefined) return this.#authHeaders(token);
+    if (!refresh || !this.#credentials) return this.#authHeaders(token);
     return this.#authHeaders(await this.#reauthenticate(token, timeout));
   }
 
   /** Whether `e` is an answer that a new token may cure (clientv3's `shouldRefreshToken`). */
   #renewsToken(e: unknown): boolean {
-    return this.#credentials !== undefined && e instanceof EtcdError &&
+    return !!this.#credentials && e instanceof EtcdError && !(e instanceof AuthenticationError) &&
       RENEW_TOKEN_ERRORS.has(e.message);
   }
 
   /** The token for the next request, authenticating first when there is none yet. */
   async #tokenFor(timeout: number | undefined): Promise<string | null> {
-    if (this.#credentials === undefined) return null;
+    if (this.#credentials === null) return null;
     if (this.#token !== undefined) return this.#token;
     return await this.#reauthenticate(undefined, timeout);
+  }
+
+  /** The user and password, asking the password function once; null without. */
+  async #resolveCredentials(): Promise<AuthenticateRequest | null> {
+    if (this.#credentials !== undefined) return this.#credentials;
+    const password = await (this.#password as () => Promise<string>)();
+    this.#credentials ??= password === "" ? null : { name: this.#username, password };
+    return this.#credentials;
   }
 
   /**
@@ -1657,13 +1703,15 @@ export class Client implements KVService {
       return Promise.resolve(this.#token);
     }
     if (this.#authenticating === undefined) {
-      const creds = this.#credentials!;
-      this.#authenticating = this.authenticate(creds, { timeout })
+      this.#authenticating = this.#resolveCredentials()
+        .then((creds) => creds === null ? null : this.authenticate(creds, { timeout }))
         .then(
-          (r) => (this.#token = r.token),
+          (r) => (this.#token = r === null ? null : r.token),
           (e) => {
             if (e instanceof EtcdError && e.message === AUTH_NOT_ENABLED) return this.#token = null;
-            throw e;
+            const answered = e instanceof EtcdError && !(e instanceof ConnectionError) &&
+              !(e instanceof AuthenticationError);
+            throw answered ? new AuthenticationError(e) : e;
           },
         )
         .finally(() => (this.#authenticating = undefined));
@@ -1700,7 +1748,7 @@ export class Client implements KVService {
     anyStatus: boolean,
     withToken = true,
   ): Promise<unknown> {
-    if (!withToken || body === undefined || this.#credentials === undefined) {
+    if (!withToken || body === undefined || this.#credentials === null) {
       return await this.#sendWith(null, path, body, idempotent, opts, anyStatus);
     }
     const token = await this.#tokenFor(opts.timeout);

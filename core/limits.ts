@@ -503,3 +503,10 @@ export const SIMPLE_TOKEN_LENGTH = 16;
  * them).
  */
 export const MAX_SIMPLE_TOKENS = 100_000;
+
+/**
+ * Bytes of one password ctl reads from stdin or a terminal (`--user name`,
+ * `user add`, `user passwd`), at most; a longer line is refused. etcd
+ * hashes passwords with bcrypt, which uses the first 72 bytes.
+ */
+export const CTL_PASSWORD_MAX_BYTES = 64 * 1024;
