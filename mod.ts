@@ -79,6 +79,7 @@ import { watchCanceledError } from "./client/watch.ts";
 export * from "./core/api/types.ts";
 export { Errors, EtcdError, GrpcCode };
 export {
+  AuthenticationError,
   type Bytes,
   Client,
   type ClientOptions,

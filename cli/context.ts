@@ -9,6 +9,7 @@
 import { type Client, ConnectionError, EtcdError, GrpcCode } from "../client/mod.ts";
 import type { FlagValue } from "./flags.ts";
 import type { Out, Printer } from "./printer.ts";
+import type { StdinReader } from "./password.ts";
 
 export type { Out };
 
@@ -27,6 +28,11 @@ export interface CtlIO {
    * output to a file or pipe stays etcdctl's); absent: not a terminal.
    */
   isTerminal?(): boolean;
+  /**
+   * Turns the terminal's echo off while a password is typed, and on again
+   * (speakeasy's `stty -echo` / `stty echo`); absent: nothing to do.
+   */
+  setEcho?(on: boolean): Promise<void>;
 }
 
 /** One ctl invocation's state, handed to a command. */
@@ -48,6 +54,8 @@ export interface CtlContext {
   client(): Client;
   /** A client over one endpoint (endpoint health). */
   clientFor(endpoint: string): Client;
+  /** stdin for passwords, shared by every prompt of the run (cli/password.ts). */
+  stdinReader: StdinReader;
 }
 
 /** etcdctl's error for a call that did not finish within --command-timeout. */

@@ -28,24 +28,36 @@
  *                    [--initial-cluster-token t] [--initial-advertise-peer-urls u]
  *                    [--skip-hash-check] [--bump-revision n --mark-compacted]
  * ctl [-w simple|json|fields|table] snapshot status <file>
+ * ctl [global flags] user add <name[:password]> [--interactive=false] [--new-user-password p]
+ *                    [--no-password] | delete <name> | get <name> [--detail] | list
+ *                    | passwd <name> [--interactive=false] | grant-role <name> <role>
+ *                    | revoke-role <name> <role>
+ * ctl [global flags] role add|delete|get <role> | list
+ *                    | grant-permission [--prefix|--from-key] <role> <read|write|readwrite> <key> [end]
+ *                    | revoke-permission [--prefix|--from-key] <role> <key> [end]
+ * ctl [global flags] auth enable | disable
  * ctl version
  *
  * global flags: --endpoints a,b (ETCDCTL_ENDPOINTS; default 127.0.0.1:2379),
  *   -w/--write-out simple|json|fields|table|protobuf, --hex, --dial-timeout 2s,
- *   --command-timeout 5s (every global flag also reads ETCDCTL_<NAME>)
+ *   --command-timeout 5s, --user name[:password] (prompts for the password
+ *   when it is not given), --password (every global flag also reads
+ *   ETCDCTL_<NAME>)
  * ```
  *
  * Exit codes and error text are etcdctl's: `Error: <message>` on stderr,
  * exit 1 for server errors, 128 for bad arguments, 3 for bad txn input,
- * 2 when lease timetolive, list or keep-alive --once fails, 4 for an
- * unsupported output format, 5 when a watch ends or a snapshot save fails.
+ * 2 when lease timetolive, list or keep-alive --once fails or --user cannot
+ * authenticate, 4 for an unsupported output format, 5 when a watch ends or
+ * a snapshot save fails.
  *
  * @module
  */
 
-import { Client, type ClientTlsOptions } from "../client/mod.ts";
+import { AuthenticationError, Client, type ClientTlsOptions } from "../client/mod.ts";
 import { EtcdError } from "../core/errors.ts";
 import * as alarm from "./commands/alarm.ts";
+import * as auth from "./commands/auth.ts";
 import * as compaction from "./commands/compaction.ts";
 import * as defrag from "./commands/defrag.ts";
 import * as del from "./commands/del.ts";
@@ -57,8 +69,10 @@ import * as lock from "./commands/lock.ts";
 import * as member from "./commands/member.ts";
 import * as moveLeader from "./commands/move_leader.ts";
 import * as put from "./commands/put.ts";
+import * as role from "./commands/role.ts";
 import * as snapshot from "./commands/snapshot.ts";
 import * as txn from "./commands/txn.ts";
+import * as user from "./commands/user.ts";
 import * as version from "./commands/version.ts";
 import * as watch from "./commands/watch.ts";
 import type { CtlContext, CtlIO } from "./context.ts";
@@ -72,6 +86,7 @@ import {
   parseFlags,
 } from "./flags.ts";
 import { newPrinter, type Out } from "./printer.ts";
+import { askPassword, StdinReader, sttyEcho } from "./password.ts";
 import { matchCommand } from "./txn_grammar.ts";
 import { HELP } from "./usage.ts";
 
@@ -102,8 +117,34 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
 /** cobra's `-h/--help` on every command. */
 const HELP_FLAG: FlagSpec = { name: "help", short: "h", kind: "bool", default: false };
 
-/** Global flags cairn's ctl parses but cannot honour yet (TLS, auth, DNS discovery). */
-const UNSUPPORTED_GLOBALS = ["user", "password", "discovery-srv"];
+/** Global flags cairn's ctl parses but cannot honour yet (DNS discovery). */
+const UNSUPPORTED_GLOBALS = ["discovery-srv"];
+
+/** What the client authenticates with: a user and its password, or a prompt for it. */
+interface Credentials {
+  username: string;
+  password: string | (() => Promise<string>);
+}
+
+/**
+ * etcdctl's `--user` and `--password`: `--user name:password`, `--user
+ * name --password pw` (then the user is taken whole, colons included), or
+ * `--user name` alone, whose password is asked for (`Password: `) when the
+ * client first needs it, once per run. Without `--user`, none (`--password`
+ * alone is ignored, as etcdctl does).
+ */
+export function credentialsFromFlags(
+  user: string,
+  password: string,
+  ask: () => Promise<string>,
+): Credentials | undefined {
+  if (user === "") return undefined;
+  if (password !== "") return { username: user, password };
+  const colon = user.indexOf(":");
+  if (colon >= 0) return { username: user.slice(0, colon), password: user.slice(colon + 1) };
+  let asked: Promise<string> | undefined;
+  return { username: user, password: () => asked ??= ask() };
+}
 
 /**
  * The client TLS etcdctl's flags ask for: with any of --cert, --key and
@@ -178,6 +219,7 @@ const COMMANDS: Record<string, Command> = {
   compaction,
   endpoint,
   alarm,
+  auth,
   defrag,
   lease,
   lock,
@@ -187,6 +229,8 @@ const COMMANDS: Record<string, Command> = {
   "move-leader": moveLeader,
   snapshot,
   version,
+  user,
+  role,
 };
 
 const USAGE = `NAME:
@@ -276,6 +320,7 @@ export function denoIO(): CtlIO {
       }
     },
     isTerminal: () => Deno.stderr.isTerminal(),
+    setEcho: sttyEcho,
   };
 }
 
@@ -350,7 +395,21 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
       hex: values.get("hex") === true,
     });
     const commandTimeout = values.get("command-timeout") as number;
+    const stdinReader = new StdinReader(io.stdin);
+    const creds = credentialsFromFlags(
+      values.get("user") as string,
+      values.get("password") as string,
+      async () => {
+        try {
+          return await askPassword(io, stdinReader, "Password: ");
+        } catch (e) {
+          throw new CtlError(ExitCode.Error, (e as Error).message);
+        }
+      },
+    );
     let shared: Client | undefined;
+    const newClient = (eps: string[]) =>
+      new Client({ endpoints: eps, timeout: commandTimeout, tls, ...creds });
     const ctx: CtlContext = {
       io,
       flags: values,
@@ -359,13 +418,18 @@ export async function runCtl(args: string[], io: CtlIO = denoIO()): Promise<numb
       endpoints,
       commandTimeout,
       printer,
-      client: () => shared ??= new Client({ endpoints, timeout: commandTimeout, tls }),
-      clientFor: (ep) => new Client({ endpoints: [ep], timeout: commandTimeout, tls }),
+      client: () => shared ??= newClient(endpoints),
+      clientFor: (ep) => newClient([ep]),
+      stdinReader,
     };
     await cmd.run(ctx, parsed.args, sub);
     return ExitCode.Success;
   } catch (e) {
     if (e instanceof CtlError) return fail(e);
+    // clientv3 authenticates while it connects: etcdctl exits as for a failed connection.
+    if (e instanceof AuthenticationError) {
+      return fail(new CtlError(ExitCode.BadConnection, e.message));
+    }
     if (e instanceof EtcdError) return fail(new CtlError(ExitCode.Error, e.message));
     throw e;
   }

@@ -11,7 +11,12 @@
  * - protobuf: the wire encoding (see protobuf.ts), for put/get/del/txn/watch,
  *   member and alarm commands; for lease grant, keep-alive, timetolive and
  *   list only the header (etcdctl marshals clientv3's response structs
- *   through their embedded header).
+ *   through their embedded header);
+ * - user, role and auth: simple prints etcdctl's sentences (`User foo
+ *   created`, `Role r updated`, `Permission of range [a, b) is revoked
+ *   from role r`), json, fields and protobuf the Auth responses (fields
+ *   has no `user get` and `user list`, table none of them: exit 4 after
+ *   the request, as etcdctl).
  *
  * One deliberate difference: `alarm list|disarm -w fields`. etcdctl 3.4
  * dereferences the AlarmResponse's header, which etcd 3.4 (and cairn) never
@@ -32,6 +37,9 @@ import { goJsonString, goQuote, goQuoteString, hexU64, humanizeBytes } from "./g
 import {
   alarmTypeNumber,
   pbAlarm,
+  pbAuthHeader,
+  pbAuthNames,
+  pbAuthRoleGet,
   pbDel,
   pbHeader,
   pbMemberAdd,
@@ -44,6 +52,10 @@ import {
 } from "./protobuf.ts";
 import type {
   AlarmResponse,
+  AuthHeaderResponse,
+  AuthRoleGetResponse,
+  AuthRolesResponse,
+  AuthUserListResponse,
   DeleteRangeResponse,
   Event,
   HashKVResponse,
@@ -140,7 +152,24 @@ export interface Printer {
   moveLeader(leader: bigint, target: bigint, r: MoveLeaderResponse): void;
   /** `snapshot status`. */
   dbStatus(s: DBStatus): void;
+  /**
+   * A user or role change that answers a header alone (`user add`, `role
+   * grant-permission`, …); `text` is etcdctl's simple line, e.g. `User foo
+   * created`.
+   */
+  authChange(text: string | Uint8Array, r: AuthHeaderResponse): void;
+  /** `role get <role>` (and each role of `user get --detail`). */
+  roleGet(role: string, r: AuthRoleGetResponse): void;
+  /** `role list`. */
+  roleList(r: AuthRolesResponse): void;
+  /** `user get <user>`. */
+  userGet(user: string, r: AuthRolesResponse): void;
+  /** `user list`. */
+  userList(r: AuthUserListResponse): void;
 }
+
+/** authpb.Permission.Type's numbers (READ 0, WRITE 1, READWRITE 2). */
+const PERM_TYPE_NUMBER = { READ: 0, WRITE: 1, READWRITE: 2 } as const;
 
 /** What `snapshot status` prints (etcdctl's snapshot.Status). */
 export interface DBStatus {
@@ -362,6 +391,72 @@ export class SimplePrinter implements Printer {
   moveLeader(leader: bigint, target: bigint): void {
     this.out.write(`Leadership transferred from ${hexU64(leader)} to ${hexU64(target)}\n`);
   }
+  authChange(text: string | Uint8Array): void {
+    this.out.write(text);
+    this.out.write("\n");
+  }
+
+  /** etcdctl's `KV Read:` and `KV Write:` blocks: keys, ranges, open ends and prefixes. */
+  roleGet(role: string, r: AuthRoleGetResponse): void {
+    this.out.write(`Role ${role}\nKV Read:\n`);
+    const line = (p: AuthRoleGetResponse["perm"][number]) => {
+      if (p.range_end.length === 0) {
+        this.out.write(concatBytes(["\t", p.key, "\n"]));
+        return;
+      }
+      const open = p.range_end.length === 1 && p.range_end[0] === 0;
+      const parts: (string | Uint8Array)[] = open
+        ? ["\t[", p.key, ", <open ended>"]
+        : ["\t[", p.key, ", ", p.range_end, ")"];
+      if (sameBytes(prefixEnd(p.key), p.range_end)) parts.push(" (prefix ", p.key, ")");
+      parts.push("\n");
+      this.out.write(concatBytes(parts));
+    };
+    for (const p of r.perm) if (p.permType !== "WRITE") line(p);
+    this.out.write("KV Write:\n");
+    for (const p of r.perm) if (p.permType !== "READ") line(p);
+  }
+
+  roleList(r: AuthRolesResponse): void {
+    for (const role of r.roles) this.out.write(role + "\n");
+  }
+
+  userGet(user: string, r: AuthRolesResponse): void {
+    this.out.write(`User: ${user}\nRoles:${r.roles.map((role) => " " + role).join("")}\n`);
+  }
+
+  userList(r: AuthUserListResponse): void {
+    for (const user of r.users) this.out.write(user + "\n");
+  }
+}
+
+/** clientv3's GetPrefixRangeEnd: the key after every key starting with `key` (`\0` for none). */
+function prefixEnd(key: Uint8Array): Uint8Array {
+  for (let i = key.length - 1; i >= 0; i--) {
+    if (key[i] < 0xff) {
+      const end = key.slice(0, i + 1);
+      end[i]++;
+      return end;
+    }
+  }
+  return new Uint8Array([0]);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Strings (UTF-8) and raw bytes as one byte string. */
+export function concatBytes(parts: (string | Uint8Array)[]): Uint8Array {
+  const enc = new TextEncoder();
+  const bytes = parts.map((p) => (typeof p === "string" ? enc.encode(p) : p));
+  const out = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0));
+  let off = 0;
+  for (const b of bytes) {
+    out.set(b, off);
+    off += b.length;
+  }
+  return out;
 }
 
 /** Go json object builder: fields in struct order, `omitempty` zero values dropped. */
@@ -587,6 +682,26 @@ export function jsonMembersResponse(r: MembersResponse): string {
   return obj([["header", jsonHeader(r.header)], ["members", jsonMembers(r.members)]]);
 }
 
+/** Go json of an Auth response that is a header alone. */
+export function jsonAuthHeader(r: AuthHeaderResponse): string {
+  return obj([["header", jsonHeader(r.header)]]);
+}
+
+/** Go json of an AuthRoleGetResponse: permission types as numbers, empty fields left out. */
+export function jsonAuthRoleGet(r: AuthRoleGetResponse): string {
+  const perms = r.perm.map((p) =>
+    obj([
+      ["permType", num(PERM_TYPE_NUMBER[p.permType])],
+      ["key", bytes(p.key)],
+      ["range_end", bytes(p.range_end)],
+    ])
+  );
+  return obj([
+    ["header", jsonHeader(r.header)],
+    ["perm", perms.length > 0 ? `[${perms.join(",")}]` : undefined],
+  ]);
+}
+
 /** `-w json`. */
 export class JsonPrinter implements Printer {
   constructor(private out: Out) {}
@@ -662,6 +777,21 @@ export class JsonPrinter implements Printer {
     this.out.write(
       `{"hash":${s.hash},"revision":${s.revision},"totalKey":${s.totalKey},"totalSize":${s.totalSize}}\n`,
     );
+  }
+  authChange(_text: string | Uint8Array, r: AuthHeaderResponse): void {
+    this.out.write(jsonAuthHeader(r) + "\n");
+  }
+  roleGet(_role: string, r: AuthRoleGetResponse): void {
+    this.out.write(jsonAuthRoleGet(r) + "\n");
+  }
+  roleList(r: AuthRolesResponse): void {
+    this.out.write(obj([["header", jsonHeader(r.header)], ["roles", strings(r.roles)]]) + "\n");
+  }
+  userGet(_user: string, r: AuthRolesResponse): void {
+    this.out.write(obj([["header", jsonHeader(r.header)], ["roles", strings(r.roles)]]) + "\n");
+  }
+  userList(r: AuthUserListResponse): void {
+    this.out.write(obj([["header", jsonHeader(r.header)], ["users", strings(r.users)]]) + "\n");
   }
 }
 
@@ -813,6 +943,30 @@ export class FieldsPrinter implements Printer {
     this.#line(`"Keys" : ${s.totalKey}`);
     this.#line(`"Size" : ${s.totalSize}`);
   }
+  authChange(_text: string | Uint8Array, r: AuthHeaderResponse): void {
+    this.#hdr(r.header);
+  }
+  /** etcdctl's `"PermType" :  READ` has two spaces (Println after a trailing one). */
+  roleGet(_role: string, r: AuthRoleGetResponse): void {
+    this.#hdr(r.header);
+    for (const p of r.perm) {
+      this.#line(`"PermType" :  ${p.permType}`);
+      this.#line(`"Key" : ${goQuote(p.key)}`);
+      this.#line(`"RangeEnd" : ${goQuote(p.range_end)}`);
+    }
+  }
+  roleList(r: AuthRolesResponse): void {
+    this.#hdr(r.header);
+    this.#line(`"Roles" :${r.roles.map((role) => " " + goQuoteString(role)).join("")}`);
+  }
+  /** etcdctl 3.4's fields printer has no `user get`: exit 4. */
+  userGet(): void {
+    unsupported("fields");
+  }
+  /** etcdctl 3.4's fields printer has no `user list`: exit 4. */
+  userList(): void {
+    unsupported("fields");
+  }
 }
 
 function hashKVRows(list: EpHashKV[]): string[][] {
@@ -909,6 +1063,21 @@ export class TablePrinter implements Printer {
   alarm(): void {
     unsupported("table");
   }
+  authChange(): void {
+    unsupported("table");
+  }
+  roleGet(): void {
+    unsupported("table");
+  }
+  roleList(): void {
+    unsupported("table");
+  }
+  userGet(): void {
+    unsupported("table");
+  }
+  userList(): void {
+    unsupported("table");
+  }
   endpointHashKV(list: EpHashKV[]): void {
     this.out.write(renderTable(["endpoint", "hash"], hashKVRows(list)));
   }
@@ -1001,6 +1170,21 @@ export class ProtobufPrinter implements Printer {
   }
   dbStatus(): void {
     unsupported("protobuf");
+  }
+  authChange(_text: string | Uint8Array, r: AuthHeaderResponse): void {
+    this.out.write(pbAuthHeader(r.header));
+  }
+  roleGet(_role: string, r: AuthRoleGetResponse): void {
+    this.out.write(pbAuthRoleGet(r));
+  }
+  roleList(r: AuthRolesResponse): void {
+    this.out.write(pbAuthNames(r.header, r.roles));
+  }
+  userGet(_user: string, r: AuthRolesResponse): void {
+    this.out.write(pbAuthNames(r.header, r.roles));
+  }
+  userList(r: AuthUserListResponse): void {
+    this.out.write(pbAuthNames(r.header, r.users));
   }
 }
 

@@ -10,6 +10,7 @@
 import type {
   AlarmResponse,
   AlarmType,
+  AuthRoleGetResponse,
   DeleteRangeResponse,
   Event,
   KeyValue,
@@ -185,6 +186,37 @@ export function pbAlarm(r: AlarmResponse): Uint8Array {
   const w = new Writer().message(1, header(r.header));
   for (const a of r.alarms) {
     w.message(2, new Writer().int(1, a.memberID).int(2, alarmTypeNumber(a.alarm)).done());
+  }
+  return w.done();
+}
+
+/** An Auth response that is a header alone (AuthUserAddResponse, …) in protobuf wire format. */
+export function pbAuthHeader(h: ResponseHeader | undefined): Uint8Array {
+  return new Writer().message(1, header(h)).done();
+}
+
+/**
+ * A header and a list of names in protobuf wire format: AuthUserGetResponse
+ * and AuthRoleListResponse (roles), AuthUserListResponse (users), field 2.
+ */
+export function pbAuthNames(h: ResponseHeader | undefined, names: string[]): Uint8Array {
+  const w = new Writer().message(1, header(h));
+  for (const n of names) w.bytes(2, enc.encode(n), true);
+  return w.done();
+}
+
+/** authpb.Permission.Type's numbers. */
+const PERM_TYPE_NUMBER = { READ: 0, WRITE: 1, READWRITE: 2 } as const;
+
+/** AuthRoleGetResponse in protobuf wire format (authpb.Permission: permType 1, key 2, range_end 3). */
+export function pbAuthRoleGet(r: AuthRoleGetResponse): Uint8Array {
+  const w = new Writer().message(1, header(r.header));
+  for (const p of r.perm) {
+    w.message(
+      2,
+      new Writer().int(1, PERM_TYPE_NUMBER[p.permType]).bytes(2, p.key).bytes(3, p.range_end)
+        .done(),
+    );
   }
   return w.done();
 }

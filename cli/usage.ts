@@ -1,7 +1,7 @@
 /**
  * etcdctl 3.4's help text for the commands ctl implements, as `etcdctl
  * <command> --help` prints it (and as it prints it on stdout after a flag
- * error). Captured from etcdctl 3.4.23; `snapshot restore` adds etcd 3.5's
+ * error). Captured from etcdctl 3.4.23 (user, role and auth included); `snapshot restore` adds etcd 3.5's
  * `--bump-revision` and `--mark-compacted`.
  *
  * @module
@@ -119,4 +119,58 @@ export const HELP: Record<string, string> = {
   "endpoint hashkv":
     "NAME:\n\tendpoint hashkv - Prints the KV history hash for each endpoint in --endpoints\n\nUSAGE:\n\tetcdctl endpoint hashkv [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for hashkv\n      --rev=0\t\tmaximum revision to hash (default: all revisions)\n\n" +
     ENDPOINT_GLOBALS,
+  "user":
+    "NAME:\n\tuser - User related commands\n\nUSAGE:\n\tetcdctl user <subcommand> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\tadd\t\tAdds a new user\n\tdelete\t\tDeletes a user\n\tget\t\tGets detailed information of a user\n\tgrant-role\tGrants a role to a user\n\tlist\t\tLists all users\n\tpasswd\t\tChanges password of user\n\trevoke-role\tRevokes a role from a user\n\nOPTIONS:\n  -h, --help[=false]\thelp for user\n\n" +
+    GLOBALS,
+  "user add":
+    'NAME:\n\tuser add - Adds a new user\n\nUSAGE:\n\tetcdctl user add <user name or user:password> [options] [flags]\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for add\n      --interactive[=true]\tRead password from stdin instead of interactive terminal\n      --new-user-password=""\tSupply password from the command line flag\n      --no-password[=false]\tCreate a user without password (CN based auth only)\n\n' +
+    GLOBALS,
+  "user delete":
+    "NAME:\n\tuser delete - Deletes a user\n\nUSAGE:\n\tetcdctl user delete <user name> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for delete\n\n" +
+    GLOBALS,
+  "user get":
+    "NAME:\n\tuser get - Gets detailed information of a user\n\nUSAGE:\n\tetcdctl user get <user name> [options] [flags]\n\nOPTIONS:\n      --detail[=false]\tShow permissions of roles granted to the user\n  -h, --help[=false]\thelp for get\n\n" +
+    GLOBALS,
+  "user grant-role":
+    "NAME:\n\tuser grant-role - Grants a role to a user\n\nUSAGE:\n\tetcdctl user grant-role <user name> <role name> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for grant-role\n\n" +
+    GLOBALS,
+  "user list":
+    "NAME:\n\tuser list - Lists all users\n\nUSAGE:\n\tetcdctl user list [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for list\n\n" +
+    GLOBALS,
+  "user passwd":
+    "NAME:\n\tuser passwd - Changes password of user\n\nUSAGE:\n\tetcdctl user passwd <user name> [options] [flags]\n\nOPTIONS:\n  -h, --help[=false]\t\thelp for passwd\n      --interactive[=true]\tIf true, read password from stdin instead of interactive terminal\n\n" +
+    GLOBALS,
+  "user revoke-role":
+    "NAME:\n\tuser revoke-role - Revokes a role from a user\n\nUSAGE:\n\tetcdctl user revoke-role <user name> <role name> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for revoke-role\n\n" +
+    GLOBALS,
+  "role":
+    "NAME:\n\trole - Role related commands\n\nUSAGE:\n\tetcdctl role <subcommand> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\tadd\t\t\tAdds a new role\n\tdelete\t\t\tDeletes a role\n\tget\t\t\tGets detailed information of a role\n\tgrant-permission\tGrants a key to a role\n\tlist\t\t\tLists all roles\n\trevoke-permission\tRevokes a key from a role\n\nOPTIONS:\n  -h, --help[=false]\thelp for role\n\n" +
+    GLOBALS,
+  "role add":
+    "NAME:\n\trole add - Adds a new role\n\nUSAGE:\n\tetcdctl role add <role name> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for add\n\n" +
+    GLOBALS,
+  "role delete":
+    "NAME:\n\trole delete - Deletes a role\n\nUSAGE:\n\tetcdctl role delete <role name> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for delete\n\n" +
+    GLOBALS,
+  "role get":
+    "NAME:\n\trole get - Gets detailed information of a role\n\nUSAGE:\n\tetcdctl role get <role name> [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for get\n\n" +
+    GLOBALS,
+  "role grant-permission":
+    "NAME:\n\trole grant-permission - Grants a key to a role\n\nUSAGE:\n\tetcdctl role grant-permission [options] <role name> <permission type> <key> [endkey] [flags]\n\nOPTIONS:\n      --from-key[=false]\tgrant a permission of keys that are greater than or equal to the given key using byte compare\n  -h, --help[=false]\t\thelp for grant-permission\n      --prefix[=false]\t\tgrant a prefix permission\n\n" +
+    GLOBALS,
+  "role list":
+    "NAME:\n\trole list - Lists all roles\n\nUSAGE:\n\tetcdctl role list [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for list\n\n" +
+    GLOBALS,
+  "role revoke-permission":
+    "NAME:\n\trole revoke-permission - Revokes a key from a role\n\nUSAGE:\n\tetcdctl role revoke-permission <role name> <key> [endkey] [flags]\n\nOPTIONS:\n      --from-key[=false]\trevoke a permission of keys that are greater than or equal to the given key using byte compare\n  -h, --help[=false]\t\thelp for revoke-permission\n      --prefix[=false]\t\trevoke a prefix permission\n\n" +
+    GLOBALS,
+  "auth":
+    "NAME:\n\tauth - Enable or disable authentication\n\nUSAGE:\n\tetcdctl auth <enable or disable> [flags]\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n\tdisable\tDisables authentication\n\tenable\tEnables authentication\n\nOPTIONS:\n  -h, --help[=false]\thelp for auth\n\n" +
+    GLOBALS,
+  "auth disable":
+    "NAME:\n\tauth disable - Disables authentication\n\nUSAGE:\n\tetcdctl auth disable [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for disable\n\n" +
+    GLOBALS,
+  "auth enable":
+    "NAME:\n\tauth enable - Enables authentication\n\nUSAGE:\n\tetcdctl auth enable [flags]\n\nOPTIONS:\n  -h, --help[=false]\thelp for enable\n\n" +
+    GLOBALS,
 };

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { EtcdError, GrpcCode } from "../core/errors.ts";
+import { Errors, EtcdError, GrpcCode } from "../core/errors.ts";
 import { type MessageName, type MessageTypes, SCHEMA, zeroOf } from "../core/api/codec.ts";
 
 /**
@@ -142,3 +142,15 @@ export function normalizeEndpoint(ep: string): string {
   const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(ep) ? ep : `http://${ep}`;
   return url.replace(/\/+$/, "");
 }
+
+/**
+ * Answers after which a client with credentials authenticates again and
+ * sends the request once more (clientv3 3.4's `shouldRefreshToken`): an
+ * expired or unknown token (simple tokens are member-local), a token older
+ * than the auth store's last change, and no token while auth is on.
+ */
+export const RENEW_TOKEN_ERRORS: ReadonlySet<string> = new Set([
+  Errors.InvalidAuthToken().message,
+  Errors.AuthOldRevision().message,
+  Errors.UserEmpty().message,
+]);

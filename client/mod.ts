@@ -69,6 +69,18 @@ import type {
   AlarmRequest,
   AlarmResponse,
   AlarmType,
+  AuthenticateRequest,
+  AuthenticateResponse,
+  AuthHeaderResponse,
+  AuthRoleGetResponse,
+  AuthRoleGrantPermissionRequest,
+  AuthRoleRevokePermissionRequest,
+  AuthRolesResponse,
+  AuthUserAddRequest,
+  AuthUserChangePasswordRequest,
+  AuthUserGrantRoleRequest,
+  AuthUserListResponse,
+  AuthUserRevokeRoleRequest,
   CampaignRequest,
   CampaignResponse,
   CompactionRequest,
@@ -127,6 +139,7 @@ import {
   errorFromBody,
   isConnectFailure,
   normalizeEndpoint,
+  RENEW_TOKEN_ERRORS,
   withDefaults,
 } from "./http.ts";
 import {
@@ -159,8 +172,29 @@ export interface ClientOptions {
    * DeadlineExceeded and message `context deadline exceeded`.
    */
   timeout?: number;
-  /** Extra HTTP headers sent with every request (e.g. `Authorization`). */
+  /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * User name to authenticate as (etcdctl's `--user`). With a non-empty
+   * `password` too, the client authenticates on its first call
+   * (`/v3/auth/authenticate`) and sends the token as the `Authorization`
+   * header of every request, watch streams included, as clientv3 sends
+   * its `token` metadata. A server with auth disabled answers
+   * `authentication is not enabled`: the client then sends no token until
+   * a call fails with `etcdserver: user name is empty` (auth enabled
+   * since). A call failing with `etcdserver: invalid auth token` (the
+   * token expired, or another member issued it), `etcdserver: revision of
+   * auth store is old` or `etcdserver: user name is empty` authenticates
+   * again and is sent once more, as clientv3's retry interceptor does.
+   * Without both, no authentication (clientv3's rule).
+   */
+  username?: string;
+  /**
+   * Password of `username` (etcdctl's `--password`, or `--user
+   * name:password`), or a function that supplies it when the client first
+   * needs it (a prompt, as etcdctl's `--user name`); it is called once.
+   */
+  password?: string | (() => Promise<string>);
   /** The fetch implementation (default `globalThis.fetch`); for tests and proxies. */
   fetch?: typeof fetch;
   /**
@@ -344,6 +378,24 @@ const NOT_EXECUTED: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * A call of a client with credentials could not get a token: the server
+ * refused Authenticate (e.g. `etcdserver: authentication failed, invalid
+ * user ID or password`); its message, gRPC code and HTTP status. (An
+ * unreachable server rejects with a ConnectionError, as any call.) etcdctl reports it as a failed connection
+ * (exit 2), as clientv3 authenticates while it connects.
+ */
+export class AuthenticationError extends EtcdError {
+  /** Wraps the error Authenticate failed with. */
+  constructor(cause: EtcdError) {
+    super(cause.message, cause.code, cause.httpStatus);
+    this.name = "AuthenticationError";
+  }
+}
+
+/** etcd's answer to Authenticate while auth is disabled. */
+const AUTH_NOT_ENABLED = Errors.AuthNotEnabled().message;
+
+/**
  * Milliseconds to wait before attempt `attempt` (0-based) of a call over
  * `endpoints` endpoints: none while endpoints not yet tried in the call
  * remain, then CLIENT_RETRY_MIN_MS doubling up to CLIENT_RETRY_MAX_MS.
@@ -390,6 +442,20 @@ export class Client implements KVService {
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
   readonly #httpClient: Deno.HttpClient | undefined;
+  readonly #username: string;
+  readonly #password: string | (() => Promise<string>) | undefined;
+  /**
+   * The user and password once known: undefined before, null when the
+   * client has none (no user, or an empty password).
+   */
+  #credentials: AuthenticateRequest | null | undefined;
+  /**
+   * The token requests carry: undefined before the first authentication,
+   * null while the server has auth disabled.
+   */
+  #token: string | null | undefined;
+  /** The Authenticate in flight, shared by the calls that wait for a token. */
+  #authenticating: Promise<string | null> | undefined;
   #preferred = 0;
 
   /**
@@ -407,6 +473,12 @@ export class Client implements KVService {
     this.#endpoints = eps.map(normalizeEndpoint);
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
     this.#headers = options.headers ?? {};
+    this.#username = options.username ?? "";
+    this.#password = options.password;
+    if (this.#username === "" || !this.#password) this.#credentials = null;
+    else if (typeof this.#password === "string") {
+      this.#credentials = { name: this.#username, password: this.#password };
+    }
     const tls = options.tls;
     if (options.fetch === undefined && tls !== undefined) {
       if ((tls.cert === undefined) !== (tls.key === undefined)) {
@@ -875,7 +947,7 @@ export class Client implements KVService {
       );
     const transport: WatchTransport = {
       fetch: this.#fetch,
-      headers: this.#headers,
+      headers: (refresh) => this.#requestHeaders(refresh, options.timeout),
       endpoints,
       timeout: options.timeout ?? this.#timeout,
     };
@@ -1069,6 +1141,311 @@ export class Client implements KVService {
   }
 
   /**
+   * etcd Authenticate (`POST /v3/auth/authenticate`): a token for user
+   * `name` (etcd's `simple` token, or a JWT), to be sent as the
+   * `Authorization` header. Sent without a token. Retried on failover.
+   * A client made with `username` and `password` calls it itself.
+   *
+   * @throws {EtcdError} `etcdserver: authentication failed, invalid user ID
+   *   or password` (InvalidArgument); `etcdserver: authentication is not
+   *   enabled` (FailedPrecondition).
+   */
+  authenticate(req: AuthenticateRequest, opts: CallOptions = {}): Promise<AuthenticateResponse> {
+    return this.#unary(
+      "/v3/auth/authenticate",
+      "AuthenticateRequest",
+      req,
+      "AuthenticateResponse",
+      true,
+      opts,
+      false,
+    );
+  }
+
+  /**
+   * etcd AuthEnable (`POST /v3/auth/enable`): every later request needs a
+   * token (or a client certificate). Retried on failover (enabling twice
+   * leaves auth on).
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: root user does
+   *   not exist`; `etcdserver: root user does not have root role`.
+   */
+  authEnable(opts: CallOptions = {}): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/enable",
+      "AuthEnableRequest",
+      {},
+      "AuthEnableResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd AuthDisable (`POST /v3/auth/disable`): requests need no token
+   * any more. Only the root role may call it while auth is on. Retried on
+   * failover.
+   *
+   * @throws {EtcdError} `etcdserver: permission denied` for a user without
+   *   the root role; `etcdserver: user name is empty` without credentials.
+   */
+  authDisable(opts: CallOptions = {}): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/disable",
+      "AuthDisableRequest",
+      {},
+      "AuthDisableResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd UserAdd (`POST /v3/auth/user/add`): a user `name` with `password`
+   * (hashed by the server), or with `options.no_password` one that cannot
+   * authenticate with a password. Not retried after an ambiguous failure.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: user name already
+   *   exists`; (InvalidArgument) `etcdserver: user name is empty`.
+   */
+  userAdd(req: AuthUserAddRequest, opts: CallOptions = {}): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/user/add",
+      "AuthUserAddRequest",
+      req,
+      "AuthUserAddResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd UserGet (`POST /v3/auth/user/get`): the roles of user `name`,
+   * sorted. Retried on failover.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: user name not found`.
+   */
+  userGet(name: string, opts: CallOptions = {}): Promise<AuthRolesResponse> {
+    return this.#unary(
+      "/v3/auth/user/get",
+      "AuthUserGetRequest",
+      { name },
+      "AuthUserGetResponse",
+      true,
+      opts,
+    );
+  }
+
+  /** etcd UserList (`POST /v3/auth/user/list`): every user's name, sorted. Retried on failover. */
+  userList(opts: CallOptions = {}): Promise<AuthUserListResponse> {
+    return this.#unary(
+      "/v3/auth/user/list",
+      "AuthUserListRequest",
+      {},
+      "AuthUserListResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd UserDelete (`POST /v3/auth/user/delete`). Not retried after an
+   * ambiguous failure (a second delete would answer not found).
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: user name not
+   *   found`; (InvalidArgument) `etcdserver: invalid auth management` for
+   *   root while auth is on.
+   */
+  userDelete(name: string, opts: CallOptions = {}): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/user/delete",
+      "AuthUserDeleteRequest",
+      { name },
+      "AuthUserDeleteResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd UserChangePassword (`POST /v3/auth/user/changepw`): user `name`
+   * gets `password`; tokens issued before stay valid until the auth
+   * store's revision check refuses them. Retried on failover (the same
+   * password twice is once).
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: user name not found`.
+   */
+  userChangePassword(
+    req: AuthUserChangePasswordRequest,
+    opts: CallOptions = {},
+  ): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/user/changepw",
+      "AuthUserChangePasswordRequest",
+      req,
+      "AuthUserChangePasswordResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd UserGrantRole (`POST /v3/auth/user/grant`): user `user` gets role
+   * `role`. Retried on failover (granting twice is once).
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: user name not
+   *   found`; `etcdserver: role name not found`.
+   */
+  userGrantRole(
+    req: AuthUserGrantRoleRequest,
+    opts: CallOptions = {},
+  ): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/user/grant",
+      "AuthUserGrantRoleRequest",
+      req,
+      "AuthUserGrantRoleResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd UserRevokeRole (`POST /v3/auth/user/revoke`): user `name` loses
+   * role `role`. Not retried after an ambiguous failure (a second revoke
+   * would answer not granted).
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: user name not
+   *   found`; `etcdserver: role is not granted to the user`;
+   *   (InvalidArgument) `etcdserver: invalid auth management` for root's
+   *   root role while auth is on.
+   */
+  userRevokeRole(
+    req: AuthUserRevokeRoleRequest,
+    opts: CallOptions = {},
+  ): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/user/revoke",
+      "AuthUserRevokeRoleRequest",
+      req,
+      "AuthUserRevokeRoleResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd RoleAdd (`POST /v3/auth/role/add`): a role `name` without
+   * permissions. Not retried after an ambiguous failure.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: role name already
+   *   exists`; (InvalidArgument) `etcdserver: role name is empty`.
+   */
+  roleAdd(name: string, opts: CallOptions = {}): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/role/add",
+      "AuthRoleAddRequest",
+      { name },
+      "AuthRoleAddResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd RoleGet (`POST /v3/auth/role/get`): the permissions of `role`, in
+   * key order. Retried on failover.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: role name not found`.
+   */
+  roleGet(role: string, opts: CallOptions = {}): Promise<AuthRoleGetResponse> {
+    return this.#unary(
+      "/v3/auth/role/get",
+      "AuthRoleGetRequest",
+      { role },
+      "AuthRoleGetResponse",
+      true,
+      opts,
+    );
+  }
+
+  /** etcd RoleList (`POST /v3/auth/role/list`): every role's name, sorted. Retried on failover. */
+  roleList(opts: CallOptions = {}): Promise<AuthRolesResponse> {
+    return this.#unary(
+      "/v3/auth/role/list",
+      "AuthRoleListRequest",
+      {},
+      "AuthRoleListResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd RoleDelete (`POST /v3/auth/role/delete`): the role goes, and every
+   * user loses it. Not retried after an ambiguous failure.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: role name not
+   *   found`; (InvalidArgument) `etcdserver: invalid auth management` for
+   *   root while auth is on.
+   */
+  roleDelete(role: string, opts: CallOptions = {}): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/role/delete",
+      "AuthRoleDeleteRequest",
+      { role },
+      "AuthRoleDeleteResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
+   * etcd RoleGrantPermission (`POST /v3/auth/role/grant`): role `name` may
+   * READ, WRITE or READWRITE `perm.key` (range_end empty), the range
+   * [key, range_end), or every key from `key` (range_end `"\0"`); a
+   * permission on the same key and range_end gets the new type. Retried on
+   * failover (granting twice is once).
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: role name not found`.
+   */
+  roleGrantPermission(
+    req: AuthRoleGrantPermissionRequest,
+    opts: CallOptions = {},
+  ): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/role/grant",
+      "AuthRoleGrantPermissionRequest",
+      req,
+      "AuthRoleGrantPermissionResponse",
+      true,
+      opts,
+    );
+  }
+
+  /**
+   * etcd RoleRevokePermission (`POST /v3/auth/role/revoke`): role `role`
+   * loses its permission on exactly `key` and `range_end`. Not retried
+   * after an ambiguous failure.
+   *
+   * @throws {EtcdError} (FailedPrecondition) `etcdserver: role name not
+   *   found`; `etcdserver: permission is not granted to the role`.
+   */
+  roleRevokePermission(
+    req: AuthRoleRevokePermissionRequest,
+    opts: CallOptions = {},
+  ): Promise<AuthHeaderResponse> {
+    return this.#unary(
+      "/v3/auth/role/revoke",
+      "AuthRoleRevokePermissionRequest",
+      req,
+      "AuthRoleRevokePermissionResponse",
+      false,
+      opts,
+    );
+  }
+
+  /**
    * etcd Observe (`POST /v3/election/observe`, a stream): the leader of
    * election `name` now (or once there is one), then again at each change
    * (a proclamation, a new leader). The iteration ends without error when
@@ -1203,9 +1580,27 @@ export class Client implements KVService {
   /**
    * Opens a streaming POST on the first endpoint that answers, in failover
    * order (or `opts.endpoint` only); the connection must be made within
-   * the call's timeout. `signal` stays with the response body.
+   * the call's timeout. `signal` stays with the response body. With
+   * credentials, the token goes along, renewed once on an auth error.
    */
   async #open(
+    path: string,
+    body: string,
+    opts: CallOptions,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const token = await this.#tokenFor(opts.timeout);
+    try {
+      return await this.#openWith(token, path, body, opts, signal);
+    } catch (e) {
+      if (!this.#renewsToken(e)) throw e;
+      const fresh = await this.#reauthenticate(token, opts.timeout);
+      return await this.#openWith(fresh, path, body, opts, signal);
+    }
+  }
+
+  async #openWith(
+    token: string | null,
     path: string,
     body: string,
     opts: CallOptions,
@@ -1224,7 +1619,7 @@ export class Client implements KVService {
       try {
         res = await this.#fetch(ep + path, {
           method: "POST",
-          headers: { "content-type": "application/json", ...this.#headers },
+          headers: { "content-type": "application/json", ...this.#authHeaders(token) },
           body,
           signal: AbortSignal.any([signal, connecting.signal]),
         });
@@ -1261,6 +1656,69 @@ export class Client implements KVService {
     this.#httpClient?.close();
   }
 
+  /** The client's headers plus `Authorization: <token>` when there is a token. */
+  #authHeaders(token: string | null): Record<string, string> {
+    return token === null ? this.#headers : { ...this.#headers, authorization: token };
+  }
+
+  /**
+   * The headers of a watch connection: the token (authenticating first when
+   * there is none, or again when `refresh`).
+   */
+  async #requestHeaders(refresh: boolean, timeout?: number): Promise<Record<string, string>> {
+    const token = await this.#tokenFor(timeout);
+    if (!refresh || !this.#credentials) return this.#authHeaders(token);
+    return this.#authHeaders(await this.#reauthenticate(token, timeout));
+  }
+
+  /** Whether `e` is an answer that a new token may cure (clientv3's `shouldRefreshToken`). */
+  #renewsToken(e: unknown): boolean {
+    return !!this.#credentials && e instanceof EtcdError && !(e instanceof AuthenticationError) &&
+      RENEW_TOKEN_ERRORS.has(e.message);
+  }
+
+  /** The token for the next request, authenticating first when there is none yet. */
+  async #tokenFor(timeout: number | undefined): Promise<string | null> {
+    if (this.#credentials === null) return null;
+    if (this.#token !== undefined) return this.#token;
+    return await this.#reauthenticate(undefined, timeout);
+  }
+
+  /** The user and password, asking the password function once; null without. */
+  async #resolveCredentials(): Promise<AuthenticateRequest | null> {
+    if (this.#credentials !== undefined) return this.#credentials;
+    const password = await (this.#password as () => Promise<string>)();
+    this.#credentials ??= password === "" ? null : { name: this.#username, password };
+    return this.#credentials;
+  }
+
+  /**
+   * Authenticates again, unless a call has already replaced the token
+   * `stale` since; calls that wait for a token share one Authenticate. An
+   * `authentication is not enabled` answer leaves the client without a
+   * token (null).
+   */
+  #reauthenticate(stale: string | null | undefined, timeout?: number): Promise<string | null> {
+    if (stale !== undefined && this.#token !== stale && this.#token !== undefined) {
+      return Promise.resolve(this.#token);
+    }
+    if (this.#authenticating === undefined) {
+      this.#authenticating = this.#resolveCredentials()
+        .then((creds) => creds === null ? null : this.authenticate(creds, { timeout }))
+        .then(
+          (r) => (this.#token = r === null ? null : r.token),
+          (e) => {
+            if (e instanceof EtcdError && e.message === AUTH_NOT_ENABLED) return this.#token = null;
+            const answered = e instanceof EtcdError && !(e instanceof ConnectionError) &&
+              !(e instanceof AuthenticationError);
+            throw answered ? new AuthenticationError(e) : e;
+          },
+        )
+        .finally(() => (this.#authenticating = undefined));
+    }
+    return this.#authenticating;
+  }
+
   async #unary<Q extends MessageName, R extends MessageName>(
     path: string,
     reqType: Q,
@@ -1268,17 +1726,43 @@ export class Client implements KVService {
     resType: R,
     idempotent: boolean,
     opts: CallOptions,
+    withToken = true,
   ): Promise<MessageTypes[R]> {
     const body = JSON.stringify(toJson(reqType, req));
-    const json = await this.#send(path, body, idempotent, opts, false);
+    const json = await this.#send(path, body, idempotent, opts, false, withToken);
     return withDefaults(resType, fromJson(resType, json));
   }
 
   /**
-   * Sends one request with failover. `body` undefined means GET. With
-   * `anyStatus`, a JSON answer of any HTTP status is returned (health).
+   * Sends one request with failover. `body` undefined means GET (sent
+   * without a token). With `anyStatus`, a JSON answer of any HTTP status is
+   * returned (health). With credentials and `withToken`, the request
+   * carries the token and is sent once more with a new one after an answer
+   * a new token may cure.
    */
   async #send(
+    path: string,
+    body: string | undefined,
+    idempotent: boolean,
+    opts: CallOptions,
+    anyStatus: boolean,
+    withToken = true,
+  ): Promise<unknown> {
+    if (!withToken || body === undefined || this.#credentials === null) {
+      return await this.#sendWith(null, path, body, idempotent, opts, anyStatus);
+    }
+    const token = await this.#tokenFor(opts.timeout);
+    try {
+      return await this.#sendWith(token, path, body, idempotent, opts, anyStatus);
+    } catch (e) {
+      if (!this.#renewsToken(e)) throw e;
+      const fresh = await this.#reauthenticate(token, opts.timeout);
+      return await this.#sendWith(fresh, path, body, idempotent, opts, anyStatus);
+    }
+  }
+
+  async #sendWith(
+    token: string | null,
     path: string,
     body: string | undefined,
     idempotent: boolean,
@@ -1300,6 +1784,7 @@ export class Client implements KVService {
         throw new EtcdError("context deadline exceeded", GrpcCode.DeadlineExceeded);
       }
     };
+    const headers = this.#authHeaders(token);
     let last: EtcdError | undefined;
     for (let attempt = 0; attempt < CLIENT_MAX_ATTEMPTS; attempt++) {
       await pause(retryDelay(attempt, order.length), signal);
@@ -1307,7 +1792,7 @@ export class Client implements KVService {
       const ep = order[attempt % order.length];
       const idx = this.#endpoints.indexOf(ep);
       try {
-        const json = await this.#attempt(ep, path, body, signal, anyStatus);
+        const json = await this.#attempt(ep, path, body, headers, signal, anyStatus);
         if (idx >= 0) this.#preferred = idx;
         return json;
       } catch (e) {
@@ -1326,6 +1811,7 @@ export class Client implements KVService {
     ep: string,
     path: string,
     body: string | undefined,
+    headers: Record<string, string>,
     signal: AbortSignal,
     anyStatus: boolean,
   ): Promise<unknown> {
@@ -1333,9 +1819,7 @@ export class Client implements KVService {
     try {
       res = await this.#fetch(ep + path, {
         method: body === undefined ? "GET" : "POST",
-        headers: body === undefined
-          ? this.#headers
-          : { "content-type": "application/json", ...this.#headers },
+        headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
         body,
         signal,
       });

@@ -31,6 +31,7 @@ import {
   errorChain,
   errorFromBody,
   isConnectFailure,
+  RENEW_TOKEN_ERRORS,
   withDefaults,
 } from "./http.ts";
 
@@ -55,8 +56,12 @@ export interface WatchCallOptions extends WatchOptions {
 export interface WatchTransport {
   /** The fetch implementation. */
   fetch: typeof fetch;
-  /** Extra HTTP headers of every request. */
-  headers: Record<string, string>;
+  /**
+   * The HTTP headers of a connection (the client's own and its token),
+   * read for each connection; `refresh` asks for a new token, after an
+   * answer a new token may cure (`etcdserver: invalid auth token`, …).
+   */
+  headers(refresh: boolean): Promise<Record<string, string>>;
   /** Normalised base URLs, in the order to try them. */
   endpoints: readonly string[];
   /** Milliseconds a connection attempt may take until `created`. */
@@ -371,29 +376,35 @@ class Connection {
     );
     let conn: Connection | undefined;
     try {
-      let res: Response;
-      try {
-        res = await t.fetch(endpoint + "/v3/watch", {
-          method: "POST",
-          headers: { "content-type": "application/json", ...t.headers },
-          body: JSON.stringify(toJson("WatchRequest", { create_request: request })),
-          signal: abort.signal,
-        });
-      } catch (e) {
-        if (abort.signal.reason instanceof ConnectionError) throw abort.signal.reason;
-        throw new ConnectionError(`${endpoint}: ${errorChain(e)}`, isConnectFailure(e));
-      }
-      if (!res.ok || res.body === null) {
-        const text = await res.text().catch(() => "");
-        let json: unknown;
+      let res: Response | undefined;
+      for (let refresh = false; res === undefined; refresh = true) {
         try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
+          res = await t.fetch(endpoint + "/v3/watch", {
+            method: "POST",
+            headers: { "content-type": "application/json", ...(await t.headers(refresh)) },
+            body: JSON.stringify(toJson("WatchRequest", { create_request: request })),
+            signal: abort.signal,
+          });
+        } catch (e) {
+          if (abort.signal.reason instanceof ConnectionError) throw abort.signal.reason;
+          if (e instanceof EtcdError) throw e;
+          throw new ConnectionError(`${endpoint}: ${errorChain(e)}`, isConnectFailure(e));
         }
-        throw errorFromBody(json, res.status, text);
+        if (!res.ok || res.body === null) {
+          const text = await res.text().catch(() => "");
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          const err = errorFromBody(json, res.status, text);
+          // One more try with a new token after an answer a new token may cure.
+          if (refresh || !RENEW_TOKEN_ERRORS.has(err.message)) throw err;
+          res = undefined;
+        }
       }
-      conn = new Connection(endpoint, abort, unlisten, res.body.getReader());
+      conn = new Connection(endpoint, abort, unlisten, res.body!.getReader());
       const first = await conn.next();
       if (first === undefined) throw new ConnectionError(`${endpoint}: watch stream ended`, false);
       if (first.canceled) throw watchCanceledError(first);

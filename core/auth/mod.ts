@@ -292,9 +292,14 @@ export class AuthStore {
   #roleGrantPermission(name: string, perm: Permission): void {
     const perms = this.#roles.get(name);
     if (perms === undefined) throw Errors.RoleNotFound();
-    const known = perms.find((p) =>
-      sameBytes(p.key, perm.key) && sameBytes(p.range_end, perm.range_end)
-    );
+    // etcd looks at the first permission whose key is not below the new
+    // one's: the same key and range_end there is updated; anything else
+    // (even the same range further on) gets a new entry.
+    const first = perms.find((p) => compareBytes(p.key, perm.key) >= 0);
+    const known = first !== undefined && sameBytes(first.key, perm.key) &&
+        sameBytes(first.range_end, perm.range_end)
+      ? first
+      : undefined;
     if (known !== undefined) known.permType = perm.permType;
     else {
       perms.push({ permType: perm.permType, key: perm.key, range_end: perm.range_end });
