@@ -549,6 +549,7 @@ export const AUTH_FAILURE_INTERVAL_MS = 1_000;
 /** User names whose failed authentications a thread tracks at most. */
 export const MAX_TRACKED_AUTH_FAILURES = 10_000;
 
+/**
  * Bytes of one password ctl reads from stdin or a terminal (`--user name`,
  * `user add`, `user passwd`), at most; a longer line is refused. etcd
  * hashes passwords with bcrypt, which uses the first 72 bytes.
