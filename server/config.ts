@@ -181,7 +181,8 @@ export const FLAGS = {
   "auth-token": {
     type: "string",
     default: "simple",
-    help: "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
+    help:
+      "Specify a v3 authentication token type and its options ('simple' or 'jwt'). (cairn: 'jwt,sign-method=…,pub-key=…,priv-key=…,ttl=…' is parsed and its keys read as etcd's; the member then refuses to start, as its Auth service issues 'simple' tokens only so far.)",
   },
   "auth-token-ttl": {
     type: "number",
