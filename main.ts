@@ -12,6 +12,8 @@ import {
   type FlagName,
   FLAGS,
   flagValues,
+  type JwtAuthTokenConfig,
+  loadJwtTokens,
   parseConfig,
   usage,
 } from "./server/config.ts";
@@ -61,6 +63,13 @@ async function runServer(args: string[]): Promise<number> {
   log.useOutputs(outputs);
   log.level = config.logLevel;
   logStart(config);
+  if (config.authToken.type === "jwt") {
+    const error = await checkJwt(config.authToken);
+    if (error !== undefined) {
+      log.fatal("failed to create token provider", { error });
+      return 1;
+    }
+  }
   // Listen for signals before anything starts serving, so that a signal
   // during start-up still ends in a clean shutdown.
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
@@ -101,6 +110,22 @@ function givenLogger(args: string[], env: Record<string, string>): string | unde
     if (m !== null) value = m[1] ?? args[i + 1];
   }
   return value ?? env.ETCD_LOGGER;
+}
+
+/**
+ * --auth-token jwt: warn of options etcd does not know (as etcd does) and
+ * read the keys, as etcd's token provider does at start; the error etcd
+ * exits with, if any.
+ */
+async function checkJwt(jwt: JwtAuthTokenConfig): Promise<string | undefined> {
+  if (jwt.unknownOptions.length > 0) log.warn("unknown JWT options", { keys: jwt.unknownOptions });
+  try {
+    await loadJwtTokens(jwt);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  return undefined;
 }
 
 /**

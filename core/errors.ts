@@ -199,6 +199,16 @@ export const Errors = {
     "auth: authentication failed, password was given for no password user",
     GrpcCode.Unknown,
   ),
+  /**
+   * Authenticate on a `jwt` member given only a public key (etcd 3.4 passes
+   * its auth store's ErrVerifyOnly through unmapped: gRPC Unknown, HTTP 500).
+   */
+  AuthVerifyOnly: def("auth: token signing attempted with verify-only key", GrpcCode.Unknown),
+  /**
+   * Authenticate on a `jwt` member whose ES sign method and EC key are of
+   * different curves (golang-jwt's ErrInvalidKey, passed through unmapped).
+   */
+  JwtInvalidKey: def("key is invalid", GrpcCode.Unknown),
   /** A request the user's roles do not permit (ErrGRPCPermissionDenied). */
   PermissionDenied: def("etcdserver: permission denied", GrpcCode.PermissionDenied),
   /** UserRevokeRole of a role the user does not have (ErrGRPCRoleNotGranted). */

@@ -555,3 +555,13 @@ export const MAX_TRACKED_AUTH_FAILURES = 10_000;
  * hashes passwords with bcrypt, which uses the first 72 bytes.
  */
 export const CTL_PASSWORD_MAX_BYTES = 64 * 1024;
+
+/** Milliseconds a `jwt` token is valid without a `ttl` option (etcd's jwt DefaultTTL, 5m). */
+export const DEFAULT_JWT_TTL_MS = 5 * 60 * 1000;
+
+/**
+ * Bits of an RSA key's modulus a `jwt` member signs or verifies with, at
+ * least: the `jose` library refuses shorter keys for the RS and PS methods
+ * (etcd takes any length), so such a key is refused when the member starts.
+ */
+export const JWT_MIN_RSA_MODULUS_BITS = 2048;

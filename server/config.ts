@@ -10,11 +10,18 @@ import { invariant } from "../core/invariant.ts";
 import {
   DEFAULT_AUTH_TOKEN_TTL_S,
   DEFAULT_BCRYPT_COST,
+  DEFAULT_JWT_TTL_MS,
   MAX_HTTP_WORKERS,
   MAX_TXN_DEPTH,
 } from "../core/limits.ts";
 import { cipherSuiteById, parseCipherSuites } from "./cipher_suites.ts";
 import { isLogLevel, type LogLevel } from "./log.ts";
+import {
+  isJwtSignMethod,
+  JwtKeyError,
+  type JwtSignMethod,
+  JwtTokens,
+} from "../core/auth/jwt_token.ts";
 
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
 export const DEFAULT_MAX_REQUEST_BYTES = 1572864;
@@ -199,7 +206,7 @@ export const FLAGS = {
     type: "string",
     default: "simple",
     help:
-      "Specify a v3 authentication token type and its options ('simple' or 'jwt'). (cairn: 'simple' only so far.)",
+      "Specify a v3 authentication token type and its options ('simple' or 'jwt'). (cairn: 'jwt,sign-method=…,pub-key=…,priv-key=…,ttl=…' is parsed and its keys read as etcd's; the member then refuses to start, as its Auth service issues 'simple' tokens only so far.)",
   },
   "auth-token-ttl": {
     type: "number",
@@ -316,8 +323,8 @@ export interface ServerConfig {
   watchProgressNotifyIntervalMs: number;
   /** ms between the leader's corruption checks; 0 = none (--experimental-corrupt-check-time). */
   corruptCheckMs: number;
-  /** Token type (--auth-token): `simple`. */
-  authToken: "simple";
+  /** Token type and its options (--auth-token): `simple`, or `jwt` with its keys. */
+  authToken: AuthTokenConfig;
   /** Seconds a `simple` token lives after its last use (--auth-token-ttl). */
   authTokenTtlSeconds: number;
   /** Cost of bcrypt password hashes (--bcrypt-cost; outside 4–31 etcd uses 10). */
@@ -325,6 +332,31 @@ export interface ServerConfig {
   /** The flags given on the command line or as `ETCD_*` variables; the others took their defaults. */
   givenFlags: FlagName[];
 }
+
+/**
+ * `--auth-token jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…` (etcd 3.4's
+ * auth/options.go): the key files are read when the member starts, by
+ * {@linkcode loadJwtTokens}.
+ */
+export interface JwtAuthTokenConfig {
+  type: "jwt";
+  /** The `sign-method` option: the algorithm tokens are signed and verified with. */
+  signMethod: JwtSignMethod;
+  /** Path of the `pub-key` file (PEM public key or certificate); "" when not given. */
+  pubKeyFile: string;
+  /** Path of the `priv-key` file (PEM private key; the HMAC secret for HS*); "" when not given. */
+  privKeyFile: string;
+  /** The `ttl` option, a Go duration, in ms (default 5 minutes; 0 and negative are taken, as etcd). */
+  ttlMs: number;
+  /**
+   * Option names etcd does not know, in the order given; etcd starts anyway
+   * and warns `unknown JWT options` with them.
+   */
+  unknownOptions: string[];
+}
+
+/** The parsed --auth-token: etcd's `simple` tokens, or `jwt` with its options. */
+export type AuthTokenConfig = { type: "simple" } | JwtAuthTokenConfig;
 
 /** A flag or environment value that etcd would refuse; the message says which. */
 export class ConfigError extends Error {
@@ -753,15 +785,126 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   };
 }
 
+const INVALID_AUTH_OPTIONS = "auth: invalid auth options";
+
 /**
- * --auth-token: the token type before its options (`simple`, or `jwt,…`).
+ * --auth-token as etcd 3.4's NewTokenProvider reads it: the token type, then
+ * comma-separated `name=value` options (each name once). `simple` takes no
+ * options it uses; `jwt` takes `sign-method` (required), `pub-key`,
+ * `priv-key` and `ttl` (a Go duration, default 5m). No file is read here.
  *
- * @throws {ConfigError} etcd's `auth: invalid auth options` for any type
- *   but `simple` (cairn has no JWT tokens yet).
+ * @throws {ConfigError} etcd's `auth: invalid auth options` for an option
+ *   without exactly one `=`, a repeated option, an unknown token type (and
+ *   the empty one, which etcd 3.4 takes for a token-less provider), a bad
+ *   `ttl`, or a missing or unknown `sign-method` (the names are
+ *   case-sensitive); `unsupported signing method: *jwt.signingMethodNone`
+ *   for `sign-method=none`, as etcd.
  */
-function parseAuthToken(raw: string): "simple" {
-  if (raw.split(",")[0] === "simple") return "simple";
-  throw new ConfigError("auth: invalid auth options");
+export function parseAuthToken(raw: string): AuthTokenConfig {
+  const [type, ...rest] = raw.split(",");
+  const options = new Map<string, string>();
+  for (const option of rest) {
+    const pair = option.split("=");
+    if (pair.length !== 2 || options.has(pair[0])) throw new ConfigError(INVALID_AUTH_OPTIONS);
+    options.set(pair[0], pair[1]);
+  }
+  if (type === "simple") return { type: "simple" };
+  if (type !== "jwt") throw new ConfigError(INVALID_AUTH_OPTIONS);
+  const ttl = options.get("ttl") ?? "";
+  let ttlMs = DEFAULT_JWT_TTL_MS;
+  if (ttl !== "") {
+    const ms = parseGoDuration(ttl);
+    if (ms === undefined) throw new ConfigError(INVALID_AUTH_OPTIONS);
+    ttlMs = ms;
+  }
+  const signMethod = options.get("sign-method") ?? "";
+  if (signMethod === "none") {
+    throw new ConfigError("unsupported signing method: *jwt.signingMethodNone");
+  }
+  if (!isJwtSignMethod(signMethod)) throw new ConfigError(INVALID_AUTH_OPTIONS);
+  const known = new Set(["sign-method", "pub-key", "priv-key", "ttl"]);
+  return {
+    type: "jwt",
+    signMethod,
+    pubKeyFile: options.get("pub-key") ?? "",
+    privKeyFile: options.get("priv-key") ?? "",
+    ttlMs,
+    unknownOptions: [...options.keys()].filter((name) => !known.has(name)),
+  };
+}
+
+/** Milliseconds per unit of a Go duration. */
+const GO_DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  "μs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: HOUR,
+};
+
+/**
+ * A Go duration (time.ParseDuration: `5m`, `1h30m`, `1.5s`, `-10s`, `0`),
+ * in ms; undefined when Go would refuse it.
+ */
+export function parseGoDuration(text: string): number | undefined {
+  let rest = text;
+  let sign = 1;
+  if (rest.startsWith("-") || rest.startsWith("+")) {
+    if (rest[0] === "-") sign = -1;
+    rest = rest.slice(1);
+  }
+  if (rest === "0") return 0;
+  if (rest === "") return undefined;
+  let total = 0;
+  while (rest.length > 0) {
+    const m = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/.exec(rest);
+    if (m === null || (m[1] === "" && (m[2] ?? "") === "")) return undefined;
+    total += Number(`${m[1] || "0"}.${m[2] || "0"}`) * GO_DURATION_UNITS[m[3]];
+    rest = rest.slice(m[0].length);
+  }
+  return sign * total;
+}
+
+/**
+ * The `jwt` tokens of this member: reads the key files of `config` and
+ * builds {@linkcode JwtTokens} as etcd 3.4's token provider does at start.
+ * `now` is the clock in ms (default `Date.now`).
+ *
+ * @throws {ConfigError} with etcd's text: `auth: invalid auth options` when
+ *   a given key file cannot be read; `auth: missing key data` when no key is
+ *   given; golang-jwt's key errors (`key is not a valid RSA private key`,
+ *   `invalid key: Key must be a PEM encoded PKCS1 or PKCS8 key`, …) for a
+ *   file of the wrong kind.
+ */
+export async function loadJwtTokens(
+  config: JwtAuthTokenConfig,
+  now?: () => number,
+): Promise<JwtTokens> {
+  const read = async (path: string): Promise<Uint8Array | undefined> => {
+    if (path === "") return undefined;
+    try {
+      return await Deno.readFile(path);
+    } catch {
+      throw new ConfigError(INVALID_AUTH_OPTIONS);
+    }
+  };
+  const publicKey = await read(config.pubKeyFile);
+  const privateKey = await read(config.privKeyFile);
+  try {
+    return await JwtTokens.create({
+      signMethod: config.signMethod,
+      publicKey,
+      privateKey,
+      ttlMs: config.ttlMs,
+      now,
+    });
+  } catch (err) {
+    if (err instanceof JwtKeyError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /** An unsigned flag that must not be 0 (a TTL). */

@@ -6,7 +6,7 @@
  * @module
  */
 import { createGateway } from "./gateway/mod.ts";
-import type { ServerConfig } from "./config.ts";
+import { loadJwtTokens, type ServerConfig } from "./config.ts";
 import type { EtcdServer } from "./etcdserver/mod.ts";
 import { memberId } from "./ids.ts";
 import { type Member, memberDir, type MemberIdentity, openMember, snapDir } from "./member.ts";
@@ -94,6 +94,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
     warningApplyDurationMs: config.warningApplyDurationMs,
   }, {
+    tokens: config.authToken.type === "jwt" ? await loadJwtTokens(config.authToken) : undefined,
     heartbeatMs: config.heartbeatIntervalMs,
     electionMs: config.electionTimeoutMs,
     snapshotCount: config.snapshotCount,

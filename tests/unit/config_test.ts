@@ -4,7 +4,9 @@ import {
   envName,
   FLAGS,
   flagValues,
+  parseAuthToken,
   parseConfig,
+  parseGoDuration,
   resolveLogOutputs,
 } from "../../server/config.ts";
 
@@ -214,4 +216,81 @@ Deno.test("config: --logger and --log-outputs as etcd 3.4 checks them", () => {
     parseConfig(["--experimental-warning-apply-duration", "1.5s"], {}).warningApplyDurationMs,
     1500,
   );
+});
+
+Deno.test("config: --auth-token simple, or jwt with etcd's options and errors", () => {
+  assert.deepEqual(parseConfig([], {}).authToken, { type: "simple" });
+  assert.deepEqual(parseAuthToken("simple,ttl=1m"), { type: "simple" });
+  assert.deepEqual(
+    parseConfig(["--auth-token", "jwt,pub-key=a.pub,priv-key=a.pem,sign-method=ES384"], {})
+      .authToken,
+    {
+      type: "jwt",
+      signMethod: "ES384",
+      pubKeyFile: "a.pub",
+      privKeyFile: "a.pem",
+      ttlMs: 300_000,
+      unknownOptions: [],
+    },
+  );
+  assert.deepEqual(
+    parseConfig([], { ETCD_AUTH_TOKEN: "jwt,sign-method=HS256,priv-key=k,ttl=1m30s,x=1,y=" })
+      .authToken,
+    {
+      type: "jwt",
+      signMethod: "HS256",
+      pubKeyFile: "",
+      privKeyFile: "k",
+      ttlMs: 90_000,
+      unknownOptions: ["x", "y"],
+    },
+  );
+  const ttl = (t: string) => {
+    const c = parseAuthToken(`jwt,sign-method=RS256,ttl=${t}`);
+    return c.type === "jwt" ? c.ttlMs : undefined;
+  };
+  assert.deepEqual([ttl("0"), ttl("0s"), ttl("-2s"), ttl("1.5s"), ttl(".5m"), ttl("10ms")], [
+    0,
+    0,
+    -2000,
+    1500,
+    30_000,
+    10,
+  ]);
+  for (
+    const raw of [
+      "",
+      "Simple",
+      "jwt",
+      "jwt,sign-method=",
+      "jwt,sign-method=rs256",
+      "jwt,sign-method=EdDSA",
+      "jwt,sign-method=RS256,ttl=5",
+      "jwt,sign-method=RS256,ttl=5x",
+      "jwt,sign-method=RS256,pub-key=a=b",
+      "jwt,sign-method=RS256,pub-key",
+      "jwt,sign-method=RS256,sign-method=RS256",
+      "simple,",
+    ]
+  ) {
+    assert.throws(
+      () => parseConfig(["--auth-token", raw], {}),
+      (e: Error) => e instanceof ConfigError && e.message === "auth: invalid auth options",
+      raw,
+    );
+  }
+  assert.throws(
+    () => parseAuthToken("jwt,sign-method=none"),
+    /^ConfigError: unsupported signing method: \*jwt\.signingMethodNone$/,
+  );
+});
+
+Deno.test("config: Go durations as time.ParseDuration reads them", () => {
+  assert.equal(parseGoDuration("1h2m3s4ms"), 3_723_004);
+  assert.equal(parseGoDuration("+5m"), 300_000);
+  assert.equal(parseGoDuration("1500us"), 1.5);
+  assert.equal(parseGoDuration("2µs"), 0.002);
+  for (const bad of ["", "-", "0x", "5", ".s", "1.5", "1d", "1s ", " 1s", "1sm"]) {
+    assert.equal(parseGoDuration(bad), undefined, bad);
+  }
 });
