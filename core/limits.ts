@@ -565,3 +565,10 @@ export const DEFAULT_JWT_TTL_MS = 5 * 60 * 1000;
  * (etcd takes any length), so such a key is refused when the member starts.
  */
 export const JWT_MIN_RSA_MODULUS_BITS = 2048;
+
+/**
+ * Distinct client certificate names (CNs) a client listener keeps a gRPC
+ * relay socket for (--client-cert-auth): connections of further names are
+ * served without a user.
+ */
+export const MAX_CERTIFICATE_USERS = 1_024;

@@ -38,7 +38,9 @@ import {
   CLIENT_CLOSE_GRACE_MS,
   CLIENT_PREFACE_PEEK_BYTES,
   CLIENT_PREFACE_TIMEOUT_MS,
+  MAX_CERTIFICATE_USERS,
 } from "../core/limits.ts";
+import { markCommonName } from "./client_identity.ts";
 import { invariant } from "../core/invariant.ts";
 import { HTTP2_PREFACE, serveHttp2Connection } from "./grpc/authority.ts";
 import { AddressInUseError, listenError } from "./listen.ts";
@@ -220,7 +222,14 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       client.off("error", onError);
       client.pause();
       if (isHttp2(head) && (grpc === undefined || relayHttp2)) {
-        relay(client, head, grpcPath);
+        const user = relayHttp2 ? certificateUser(client) : undefined;
+        if (user === undefined) relay(client, head, grpcPath);
+        else {
+          userRelay(user).then(
+            (path) => relay(client, head, path),
+            () => client.destroy(),
+          );
+        }
       } else if (isHttp2(head)) {
         // The first request's `:authority` decides between the socket
         // itself and a wrapper that repairs it (server/grpc/authority.ts).
@@ -253,10 +262,48 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
       server.listen({ path: grpcPath }, () => resolve());
     });
   }
+  /**
+   * With --client-cert-auth, the user a TLS connection's certificate names
+   * (its subject's CN) for gRPC; undefined without one.
+   */
+  const certificateUser = (client: net.Socket): string | undefined => {
+    if (options.tls?.commonNameAsUser !== true) return undefined;
+    const cn = (client as tls.TLSSocket).getPeerCertificate?.()?.subject?.CN;
+    return typeof cn === "string" && cn !== "" ? cn : undefined;
+  };
+  /**
+   * The private socket gRPC connections of `user` are relayed to: one per
+   * user, made at its first connection (server/client_identity.ts); past
+   * MAX_CERTIFICATE_USERS users, the anonymous one.
+   */
+  const userRelays = new Map<string, Promise<string | undefined>>();
+  const userServers: net.Server[] = [];
+  const userRelay = (user: string): Promise<string | undefined> => {
+    const known = userRelays.get(user);
+    if (known !== undefined) return known;
+    if (userRelays.size >= MAX_CERTIFICATE_USERS) {
+      log.warn("too many client certificate names; serving this one without a user", {
+        "common-name": user,
+      });
+      return Promise.resolve(grpcPath);
+    }
+    const path = `${dir}/grpc-${userRelays.size + 1}.sock`;
+    const server = net.createServer((socket) => {
+      markCommonName(socket, user);
+      accept(socket, false);
+    });
+    userServers.push(server);
+    const made = new Promise<string | undefined>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ path }, () => resolve(path));
+    });
+    userRelays.set(user, made);
+    return made;
+  };
   const closeRelays = async () => {
     await gateway?.server.shutdown();
-    if (grpcRelay !== undefined) {
-      await new Promise<void>((resolve) => grpcRelay!.close(() => resolve()));
+    for (const server of [...(grpcRelay === undefined ? [] : [grpcRelay]), ...userServers]) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };

@@ -36,6 +36,11 @@ export interface TlsInfo {
    * --trusted-ca-file alone, as etcd 3.4 (and the --peer-* twins).
    */
   clientCertAuth: boolean;
+  /**
+   * --client-cert-auth itself (client side only): a gRPC request without a
+   * token runs as the user its client certificate's CN names, as etcd's.
+   */
+  commonNameAsUser?: boolean;
   /** Where `cert`, `key` and `ca` were read from, to read them again when they change; absent for a self-signed certificate. */
   files?: { cert: string; key: string; ca?: string };
   /** IANA numbers of the TLS 1.2 cipher suites allowed (--cipher-suites); empty: any. */
@@ -147,6 +152,7 @@ async function loadTls(
     key,
     ca,
     clientCertAuth,
+    commonNameAsUser: side === "client" && flags.clientCertAuth,
     cipherSuites: config.cipherSuites,
     selfSigned,
     ...(selfSigned ? {} : {

@@ -118,11 +118,6 @@ export interface ServiceOptions {
   now?: () => number;
   /** etcd's `--bcrypt-cost`: cost of password hashes, 4–31 (others: 10). Default 10. */
   bcryptCost?: number;
-  /**
-   * etcd's `--client-cert-auth`: client certificates are verified, and a
-   * request without a token runs as its certificate's CN. Default false.
-   */
-  clientCertAuth?: boolean;
 }
 
 /** What a thread learned of a token, and the auth store it learned it under. */
@@ -157,8 +152,6 @@ export class ServiceContext {
   readonly warningApplyDurationMs: number;
   /** The clock slow requests are timed with, in ms. */
   readonly now: () => number;
-  /** etcd's --client-cert-auth: a verified certificate's CN is the user of a request without a token. */
-  readonly clientCertAuth: boolean;
   #refreshReads: boolean;
   /** The auth store last decoded, and the stored text it came from. */
   #authCache: { stored: unknown; store: AuthStore } | undefined;
@@ -181,7 +174,6 @@ export class ServiceContext {
     this.quotaBytes = quota < 0 ? Infinity : quota === 0 ? DEFAULT_QUOTA_BACKEND_BYTES : quota;
     this.warningApplyDurationMs = options.warningApplyDurationMs ?? WARNING_APPLY_DURATION_MS;
     this.now = options.now ?? (() => performance.now());
-    this.clientCertAuth = options.clientCertAuth ?? false;
   }
 
   /** The raised alarms, as committed (after {@linkcode ServiceContext.linearize}: every acknowledged one). */
@@ -205,7 +197,7 @@ export class ServiceContext {
    * Who makes a request (etcd's AuthInfoFromCtx): the user its token stands
    * for, with the auth revision of the token (a `simple` token: the store's
    * current one); without a token, the CN of a verified client certificate
-   * as the user, when the member requires client certificates; otherwise
+   * as the user (transports pass one only with --client-cert-auth); otherwise
    * nobody (undefined). A token is checked whether auth is on or off, as
    * etcd 3.4 does: auth off, no token is valid. Synchronous when there is no
    * token or this thread checked it lately.
@@ -216,7 +208,7 @@ export class ServiceContext {
     const token = creds?.token;
     if (token === undefined) {
       const cn = creds?.commonName;
-      if (cn === undefined || cn === "" || !this.clientCertAuth) return undefined;
+      if (cn === undefined || cn === "") return undefined;
       return { user: cn, revision: this.auth().revision };
     }
     const store = this.auth();

@@ -36,6 +36,7 @@ import { invariant } from "../../core/invariant.ts";
 import { log } from "../log.ts";
 import { grpcMethodLabels, metrics } from "../metrics.ts";
 import type { MaintenanceService } from "../etcdserver/maintenance.ts";
+import { peerCommonName } from "../client_identity.ts";
 
 /** What the gRPC services call: the gateway's service surface plus Maintenance. */
 export type GrpcService = GatewayService & {
@@ -184,11 +185,16 @@ const metricsInterceptor: grpc.ServerInterceptor = (method, call) => {
 
 /**
  * The credentials of a call: the `token` metadata, or else `authorization`
- * (etcd reads both, in this order).
+ * (etcd reads both, in this order); without either, the common name of its
+ * client certificate, with --client-cert-auth.
  */
-export function grpcCredentials(call: { metadata: grpc.Metadata }): Credentials | undefined {
+export function grpcCredentials(
+  call: { metadata: grpc.Metadata; getPeer(): string },
+): Credentials | undefined {
   const token = call.metadata.get("token")[0] ?? call.metadata.get("authorization")[0];
-  if (token === undefined) return undefined;
+  // The verified client certificate's CN (server/client_identity.ts).
+  const commonName = peerCommonName(call.getPeer());
+  if (token === undefined) return commonName === undefined ? undefined : { commonName };
   return { token: typeof token === "string" ? token : new TextDecoder().decode(token) };
 }
 

@@ -305,3 +305,66 @@ Deno.test("TLS: a member exits with etcd's messages for an https URL without a c
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "TLS: with auth on, a gRPC client's certificate CN is its user, as etcd 3.4 (etcdctl output equal)",
+  ignore: !HAVE_ETCD,
+  fn: async () => {
+    const p = await certificates();
+    const outputs: string[] = [];
+    for (const kind of ["etcd", "cairn"] as const) {
+      const dir = await Deno.makeTempDir({ prefix: `cairn-tls-cn-${kind}-` });
+      const health = tlsClient(p.ca, p.client);
+      const url = `https://127.0.0.1:${freePort()}`;
+      const server = kind === "etcd"
+        ? await startEtcdAt(dir, url, serverTls(p), health)
+        : await startCairnAt(dir, url, [...serverTls(p), "--bcrypt-cost", "4"], health);
+      try {
+        const ep = [
+          "--endpoints",
+          server.endpoint,
+          "--dial-timeout",
+          "1s",
+          "--command-timeout",
+          "3s",
+        ];
+        const lines: string[] = [];
+        const root = ["--user", "root:pw"];
+        for (
+          const args of [
+            ["user", "add", "root:pw"],
+            ["user", "grant-role", "root", "root"],
+            // The client certificate's CN is `client`.
+            ["user", "add", "client:secret"],
+            ["role", "add", "reader"],
+            ["role", "grant-permission", "reader", "read", "a/", "--prefix"],
+            ["user", "grant-role", "client", "reader"],
+            ["auth", "enable"],
+            [...root, "put", "a/1", "v"],
+            ["get", "a/1"],
+            ["put", "a/2", "v"],
+            ["get", "b"],
+            [...root, "role", "revoke-permission", "reader", "a/", "--prefix"],
+            ["get", "a/1"],
+            [...root, "auth", "disable"],
+            ["get", "a/1"],
+          ]
+        ) {
+          const run = await etcdctl([...ep, ...ctlTls(p, p.client), ...args]);
+          lines.push(`$ ${args.join(" ")}`, `exit ${run.code}`, text(run.stdout));
+          lines.push(run.stderr.trim().split("\n").at(-1) ?? "");
+        }
+        outputs.push(lines.join("\n"));
+      } finally {
+        health.close();
+        await server.kill();
+        await Deno.remove(dir, { recursive: true });
+      }
+    }
+    // Refused where the CN's user has no permission, served where it has.
+    assert.match(outputs[0], /\$ get b\nexit 1\n\n.*permission denied/);
+    assert.match(outputs[0], /\$ get a\/1\nexit 0\na\/1\nv\n/);
+    assert.equal(outputs[1], outputs[0]);
+  },
+});
