@@ -842,8 +842,9 @@ export function createGateway(service: GatewayService, options: GatewayOptions):
 
 /**
  * etcd's `/health`: reads key `health` through the service; `{"health":"true"}`
- * (200), or `{"health":"false"}` (503) if the read fails or takes longer
- * than `timeoutMs` milliseconds.
+ * (200), or `{"health":"false"}` (503) if the read fails (other than being
+ * refused for want of a user, with auth on) or takes longer than
+ * `timeoutMs` milliseconds.
  */
 async function healthResponse(
   service: Pick<KVService, "range">,
@@ -857,8 +858,10 @@ async function healthResponse(
     });
     await Promise.race([service.range({ key: encoder.encode("health") }), timeout]);
     healthy = true;
-  } catch {
-    healthy = false;
+  } catch (err) {
+    // With auth on, the anonymous probe is refused by a member that answers:
+    // healthy, as etcd 3.4's probe (a v2 read, outside v3 auth) is.
+    healthy = err instanceof EtcdError && err.message === Errors.UserEmpty().message;
   } finally {
     clearTimeout(timer);
   }

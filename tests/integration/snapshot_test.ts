@@ -373,3 +373,57 @@ Deno.test("snapshot: the gateway stream is the store, chunked, then its SHA-256"
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test({
+  name: "snapshot: users, roles and auth enabled travel in a snapshot and survive its restore",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "cairn-snap-auth-" });
+    const src = await startCairn(`${dir}/src`, ["--bcrypt-cost", "4"]);
+    let restored: Awaited<ReturnType<typeof startCairn>> | undefined;
+    try {
+      const ep = ["--endpoints", src.endpoint];
+      for (
+        const args of [
+          ["user", "add", "root:pw"],
+          ["user", "grant-role", "root", "root"],
+          ["user", "add", "alice:pa"],
+          ["role", "add", "reader"],
+          ["role", "grant-permission", "reader", "read", "a/", "--prefix"],
+          ["user", "grant-role", "alice", "reader"],
+          ["auth", "enable"],
+          ["--user", "root:pw", "put", "a/1", "v"],
+        ]
+      ) {
+        const r = await ctl([...ep, ...args]);
+        assert.equal(r.code, 0, `${args.join(" ")}: ${r.err}`);
+      }
+      // A snapshot is root's to take once auth is on.
+      const denied = await ctl([...ep, "--user", "alice:pa", "snapshot", "save", `${dir}/x.db`]);
+      assert.notEqual(denied.code, 0);
+      assert.match(denied.err, /auth: permission denied/);
+      const saved = await ctl([...ep, "--user", "root:pw", "snapshot", "save", `${dir}/snap.db`]);
+      assert.equal(saved.code, 0, saved.err);
+      await src.kill();
+      const r = await ctl(["snapshot", "restore", `${dir}/snap.db`, "--data-dir", `${dir}/dst`]);
+      assert.equal(r.code, 0, r.err);
+      restored = await startCairn(`${dir}/dst`, ["--bcrypt-cost", "4"]);
+      const rep = ["--endpoints", restored.endpoint];
+      const anonymous = await ctl([...rep, "get", "a/1"]);
+      assert.notEqual(anonymous.code, 0, "auth is still on");
+      assert.match(anonymous.err, /user name is empty/);
+      const alice = await ctl([...rep, "--user", "alice:pa", "get", "a/1"]);
+      assert.equal(alice.code, 0, alice.err);
+      assert.equal(alice.out, "a/1\nv\n");
+      const users = await ctl([...rep, "--user", "root:pw", "user", "list"]);
+      assert.equal(users.out, "alice\nroot\n");
+      const outside = await ctl([...rep, "--user", "alice:pa", "put", "a/1", "w"]);
+      assert.match(outside.err, /permission denied/);
+    } finally {
+      await src.kill().catch(() => {});
+      await restored?.kill();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
