@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { invariant } from "../invariant.ts";
 import type { AuthChange } from "./mod.ts";
 import { MAX_SIMPLE_TOKENS, SIMPLE_TOKEN_LENGTH } from "../limits.ts";
@@ -70,8 +71,13 @@ export class SimpleTokens implements TokenProvider {
   readonly #now: () => number;
   readonly #random: (n: number) => Uint8Array;
   readonly #max: number;
-  /** Live tokens, least recently used first (a Map keeps insertion order). */
-  #tokens = new Map<string, TokenInfo & { expires: number }>();
+  /**
+   * Live tokens by their SHA-256 (hex), least recently used first (a Map
+   * keeps insertion order). A token is looked up by its digest and then
+   * compared in constant time, so how long a lookup takes tells nothing of
+   * how much of a guessed token is right.
+   */
+  #tokens = new Map<string, TokenInfo & { expires: number; token: Uint8Array }>();
   #seq = 0;
 
   /** A token table with etcd's TTL rule. */
@@ -103,23 +109,32 @@ export class SimpleTokens implements TokenProvider {
     let prefix = "";
     for (const b of bytes) prefix += LETTERS[b % LETTERS.length];
     const token = `${prefix}.${++this.#seq}`;
-    this.#tokens.set(token, { ...info, expires: this.#now() + this.#ttlMs });
+    this.#tokens.set(digest(token), {
+      user: info.user,
+      expires: this.#now() + this.#ttlMs,
+      token: encoder.encode(token),
+    });
     return token;
   }
 
   /** What `token` stands for, extending its life by the TTL; undefined when unknown or expired. */
   info(token: string): TokenInfo | undefined {
     this.#expire();
-    const known = this.#tokens.get(token);
+    const key = digest(token);
+    const known = this.#tokens.get(key);
     if (known === undefined) return undefined;
-    this.#tokens.delete(token);
-    this.#tokens.set(token, { ...known, expires: this.#now() + this.#ttlMs });
+    const given = encoder.encode(token);
+    if (given.length !== known.token.length || !timingSafeEqual(given, known.token)) {
+      return undefined;
+    }
+    this.#tokens.delete(key);
+    this.#tokens.set(key, { ...known, expires: this.#now() + this.#ttlMs });
     return { user: known.user };
   }
 
   /** Drop every token of `user` (etcd does on user delete and password change). */
   invalidateUser(user: string): void {
-    for (const [token, info] of this.#tokens) if (info.user === user) this.#tokens.delete(token);
+    for (const [key, info] of this.#tokens) if (info.user === user) this.#tokens.delete(key);
   }
 
   /** Drop every token (auth disabled). */
@@ -130,9 +145,16 @@ export class SimpleTokens implements TokenProvider {
   #expire(): void {
     const now = this.#now();
     // Least recently used first: they expire first.
-    for (const [token, info] of this.#tokens) {
+    for (const [key, info] of this.#tokens) {
       if (info.expires > now) break;
-      this.#tokens.delete(token);
+      this.#tokens.delete(key);
     }
   }
+}
+
+const encoder = new TextEncoder();
+
+/** A token's key in the table: its SHA-256, hex. */
+function digest(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
 }
