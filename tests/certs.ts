@@ -14,7 +14,8 @@ export interface CertFiles {
   key: string;
 }
 
-async function openssl(args: string[], cwd: string): Promise<void> {
+/** Run `openssl args` in `cwd`; throws with its stderr when it fails. */
+export async function openssl(args: string[], cwd: string): Promise<void> {
   const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
     .output();
   if (!out.success) {

@@ -9,43 +9,10 @@
  * by etcd by cairn (they share the key), so members of either verify the
  * other's tokens.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { HAVE_ETCD, type ServerProcess, startCairn, startEtcd } from "../servers.ts";
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  assert(out.success, `openssl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-}
-
-interface Answer {
-  status: number;
-  text: string;
-}
-
-async function post(
-  server: ServerProcess,
-  path: string,
-  body: unknown,
-  token?: string,
-): Promise<Answer> {
-  const res = await fetch(`${server.url}${path}`, {
-    method: "POST",
-    body: JSON.stringify(body),
-    headers: token === undefined ? {} : { Authorization: token },
-  });
-  return { status: res.status, text: await res.text() };
-}
-
-/** `answer` with IDs and the term masked, and a JWT shown as `<jwt>`. */
-function masked(answer: Answer): Answer {
-  const text = answer.text
-    .replace(/"cluster_id":"\d+"/, '"cluster_id":"<c>"')
-    .replace(/"member_id":"\d+"/, '"member_id":"<m>"')
-    .replace(/"raft_term":"\d+"/, '"raft_term":"<t>"')
-    .replace(/"token":"[\w-]+\.[\w-]+\.[\w-]+"/, '"token":"<jwt>"');
-  return { status: answer.status, text };
-}
+import { type Answer, masked, post } from "../auth_http.ts";
+import { openssl } from "../certs.ts";
 
 /** `token` with one character of its part `part` (0 header, 1 payload, 2 signature) changed. */
 function tampered(token: string, part: number): string {

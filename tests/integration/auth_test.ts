@@ -10,38 +10,9 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { HAVE_ETCD, type ServerProcess, startCairn, startEtcd } from "../servers.ts";
+import { type Answer, masked, post } from "../auth_http.ts";
 
 const b64 = (s: string) => btoa(s);
-
-interface Answer {
-  status: number;
-  text: string;
-}
-
-/** POST `body` to `path` of `server` (with `token` in `Authorization`); the status and body text. */
-async function post(
-  server: ServerProcess,
-  path: string,
-  body: unknown,
-  token?: string,
-): Promise<Answer> {
-  const res = await fetch(`${server.url}${path}`, {
-    method: "POST",
-    body: JSON.stringify(body),
-    headers: token === undefined ? {} : { Authorization: token },
-  });
-  return { status: res.status, text: await res.text() };
-}
-
-/** `answer` with header IDs and the term masked, and a token shown as `<token>`. */
-function masked(answer: Answer): Answer {
-  const text = answer.text
-    .replace(/"cluster_id":"\d+"/, '"cluster_id":"<c>"')
-    .replace(/"member_id":"\d+"/, '"member_id":"<m>"')
-    .replace(/"raft_term":"\d+"/, '"raft_term":"<t>"')
-    .replace(/"token":"[A-Za-z]{16}\.\d+"/, '"token":"<token>"');
-  return { status: answer.status, text };
-}
 
 Deno.test({
   name: "auth: users, roles, permissions, enable, authenticate and disable answer as etcd's",

@@ -13,14 +13,7 @@ import { type JwtSignMethod, JwtTokens } from "../../core/auth/jwt_token.ts";
 import { Errors } from "../../core/errors.ts";
 import { ConfigError, loadJwtTokens, parseAuthToken } from "../../server/config.ts";
 import { freePort, HAVE_ETCD, runCairnToExit, startEtcd } from "../servers.ts";
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`openssl ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
+import { openssl } from "../certs.ts";
 
 /** Key files made once for every test in this file. */
 interface Keys {
