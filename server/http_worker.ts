@@ -65,6 +65,10 @@ class RemoteProposer implements Proposer {
     return this.#fence.wait();
   }
 
+  linearizeAuth(): Promise<void> | undefined {
+    return this.#fence.waitForAuth();
+  }
+
   /** A read_index call not yet sent to the main thread: reads until it goes share it. */
   #readIndex: Promise<number> | undefined;
 

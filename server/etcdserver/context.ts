@@ -61,6 +61,12 @@ export interface Proposer {
    * cluster, as `linearize`. Rejects with NoLeader, Timeout.
    */
   linearizeRead(): Promise<void> | undefined;
+  /**
+   * Wait until the last auth change answered is visible to reads on this
+   * thread (`undefined`: it is); writes that do not change the auth store
+   * are not waited for.
+   */
+  linearizeAuth(): Promise<void> | undefined;
   /** etcd's Cluster service and Raft status (server/cluster/manager.ts). */
   cluster(call: ClusterCall): Promise<ClusterResult>;
   /** Lease keep-alive on the leader: the lease's TTL in seconds, or undefined when it does not exist. */
@@ -236,15 +242,14 @@ export class ServiceContext {
   }
 
   /**
-   * {@linkcode ServiceContext.identify} once every acknowledged write is
-   * visible on this thread while auth is on, so the caller is judged by
-   * every auth change answered before its request (a deleted user's token
-   * is invalid, a new grant counts).
+   * {@linkcode ServiceContext.identify} once every auth change answered is
+   * visible on this thread, so the caller is judged by each of them (a
+   * deleted user's token is invalid, a new grant counts).
    *
    * @throws {EtcdError} InvalidAuthToken; Stopped.
    */
   async caller(creds: Credentials | undefined): Promise<AuthInfo | undefined> {
-    if (this.auth().enabled) await this.linearize();
+    await this.proposer.linearizeAuth();
     return await this.identify(creds);
   }
 

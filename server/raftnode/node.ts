@@ -436,9 +436,13 @@ export class RaftNode {
       now: Date.now,
       random: (n) => crypto.getRandomValues(new Uint8Array(n)),
     });
+    let authChanged = () => {};
     const applier = new Applier(backend, options.lessor ?? new Lessor({ now: Date.now, minTtl }), {
       warningApplyDurationMs: options.warningApplyDurationMs,
-      onAuthChange: (change) => invalidateTokens(tokens, change),
+      onAuthChange: (change) => {
+        invalidateTokens(tokens, change);
+        authChanged();
+      },
     });
     const raftId = options.raftId ?? 1;
     // The membership as of the applied index: entries after it (conf
@@ -514,6 +518,7 @@ export class RaftNode {
     });
     const node = new RaftNode(backend, raw, storage, wal, applier, options);
     node.#tokens = tokens;
+    authChanged = () => node.#authChanged = true;
     for (const e of state.entries) node.#logBytes += e.data.length;
     const conf = raw.confState();
     const alone = conf.voters.length === 1 && conf.voters[0] === raftId &&
@@ -755,6 +760,16 @@ export class RaftNode {
 
   /** The member's auth tokens (set by `open`). */
   #tokens!: TokenProvider;
+  /** The batch being applied changed the auth store. */
+  #authChanged = false;
+
+  /**
+   * Wait until the last auth change this member answered is visible to
+   * reads on this thread; undefined when it is.
+   */
+  linearizeAuth(): Promise<void> | undefined {
+    return this.#fence.waitForAuth();
+  }
 
   /** A new auth token of this member for `info` (etcd's tokenProvider.assign). */
   async assignToken(info: TokenInfo): Promise<string> {
@@ -986,6 +1001,8 @@ export class RaftNode {
       void source.close();
     }
     invariant(restored.appliedIndex === index, "the store copy is at the snapshot's index");
+    // The copy may hold auth changes this member never applied one by one.
+    this.#fence.authChanged(index);
     this.#fence.acknowledge(Math.max(index, this.#fence.acknowledgedIndex));
     const revision = this.#applier.revision;
     const done = restored.committed.then(async () => {
@@ -1265,6 +1282,10 @@ export class RaftNode {
    * the batch's transaction is visible.
    */
   #track(batch: AppliedBatch): void {
+    if (this.#authChanged) {
+      this.#authChanged = false;
+      this.#fence.authChanged(batch.appliedIndex);
+    }
     const answered = batch.results.size > 0;
     if (answered) this.#fence.acknowledge(batch.appliedIndex);
     for (const [id, result] of batch.results) {

@@ -26,13 +26,18 @@ const VISIBLE = 1;
 const FAILED = 2;
 const CLUSTERED = 3;
 const TERM = 4;
+const AUTH_CHANGE = 5;
 
-/** Shared state of a fence: five 64-bit slots (acknowledged, visible, failed, clustered, term). */
+/**
+ * Shared state of a fence: six 64-bit slots (acknowledged, visible, failed,
+ * clustered, term, and the index of the last batch that changed the auth
+ * store).
+ */
 export type FenceBuffer = SharedArrayBuffer;
 
 /** Create the shared memory of a fence, starting with everything visible up to `index`. */
 export function createFenceBuffer(index: number): FenceBuffer {
-  const sab = new SharedArrayBuffer(5 * 8);
+  const sab = new SharedArrayBuffer(6 * 8);
   const slots = new BigInt64Array(sab);
   slots[ACKNOWLEDGED] = BigInt(index);
   slots[VISIBLE] = BigInt(index);
@@ -101,6 +106,26 @@ export class ReadFence {
   /** Record whether the member has peers. */
   setClustered(clustered: boolean): void {
     Atomics.store(this.#slots, CLUSTERED, clustered ? 1n : 0n);
+  }
+
+  /**
+   * Record that the batch up to `index` changed the auth store (call before
+   * answering it, as {@linkcode ReadFence.acknowledge}).
+   */
+  authChanged(index: number): void {
+    Atomics.store(this.#slots, AUTH_CHANGE, BigInt(index));
+  }
+
+  /**
+   * Wait until the last auth change answered is visible (before judging a
+   * request's credentials): undefined when it already is, which is nearly
+   * always (unlike {@linkcode ReadFence.wait}, writes that do not touch the
+   * auth store are not waited for).
+   *
+   * @throws {EtcdError} as {@linkcode ReadFence.wait}.
+   */
+  waitForAuth(): Promise<void> | undefined {
+    return this.#waitFor(Atomics.load(this.#slots, AUTH_CHANGE));
   }
 
   /** Index of the last entry visible to readers. */

@@ -561,6 +561,7 @@ async function withRefusingService(
     compacted: () => Promise.resolve(),
     linearize: () => undefined,
     linearizeRead: () => undefined,
+    linearizeAuth: () => undefined,
     cluster: () => Promise.reject(new Error("the cluster must not be asked")),
     renewLease: () => Promise.reject(new Error("leases must not be asked")),
     leaseTimeToLive: () => Promise.reject(new Error("leases must not be asked")),
