@@ -21,7 +21,9 @@
  * machine's noise; a configuration's ratio is to the `plain` rate of the
  * same server in the same round. Server CPU per request is the server
  * process's CPU time (all threads, /proc) over the run divided by the
- * requests wrk counted. Before loading, each member is checked: a put
+ * requests wrk counted; "other work" is the CPU the rest of the machine used
+ * meanwhile (/proc/stat, less the server and wrk, whose CPU /usr/bin/time
+ * reports). Before loading, each member is checked: a put
  * and a range of one key succeed (with the token when auth is on) and, with
  * auth on, a put without the token is refused.
  *
@@ -80,6 +82,8 @@ interface Run {
   errors: number;
   /** Server CPU (all threads) per request, in µs. */
   cpuUs: number;
+  /** CPU the rest of the machine used beside server and wrk, in % of one core. */
+  otherPercent: number;
 }
 
 /** The outcome of one configuration on one server in one round. */
@@ -112,12 +116,15 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** The 1-minute load average of the machine. */
-function loadAverage(): string {
+/** CPU seconds, all cores, the machine has been busy (user, nice, system, irq, softirq), from /proc/stat. */
+function machineBusySeconds(): number {
   try {
-    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+    const line = Deno.readTextFileSync("/proc/stat").split("\n", 1)[0];
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    return (f[0] + f[1] + f[2] + f[5] + f[6]) / CLOCK_TICKS;
   } catch {
-    return "?";
+    return NaN;
   }
 }
 
@@ -131,8 +138,13 @@ async function wrk(
   pid: number,
 ): Promise<Run> {
   const cpu0 = cpuSeconds(pid);
-  const child = new Deno.Command("wrk", {
+  const machine0 = machineBusySeconds();
+  // /usr/bin/time reports wrk's own CPU on stderr, to tell other work on the machine apart.
+  const child = new Deno.Command("/usr/bin/time", {
     args: [
+      "-f",
+      "wrk-cpu %U %S",
+      "wrk",
       "-t1",
       `-c${conns}`,
       `-d${seconds}s`,
@@ -150,14 +162,24 @@ async function wrk(
   const out = await child.output();
   clearTimeout(timer);
   const cpu1 = cpuSeconds(pid);
+  const machine1 = machineBusySeconds();
   const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`wrk failed: ${stderr}`);
+  const wrkCpu = /wrk-cpu ([\d.]+) ([\d.]+)/.exec(stderr);
+  const wrkSeconds = wrkCpu ? Number(wrkCpu[1]) + Number(wrkCpu[2]) : NaN;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
   const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const socketErrors = socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
-  return { rps, requests, errors: non2xx + socketErrors, cpuUs: (cpu1 - cpu0) / requests * 1e6 };
+  return {
+    rps,
+    requests,
+    errors: non2xx + socketErrors,
+    cpuUs: (cpu1 - cpu0) / requests * 1e6,
+    otherPercent: Math.max(0, (machine1 - machine0 - (cpu1 - cpu0) - wrkSeconds) / seconds * 100),
+  };
 }
 
 /** POST `body` to the gateway at `url + path`; the answer's status and JSON. */
@@ -377,6 +399,27 @@ function table(
   return [head, "|---|---|---|---|---|---|---|", ...rows].join("\n");
 }
 
+/** A sentence on the CPU other work used beside server and wrk, per round and server. */
+function otherWork(
+  results: Record<ServerKind, Record<Config, Outcome[]>>,
+  rounds: number,
+): string {
+  const perRound = Array.from({ length: rounds }, (_, i) => {
+    const spans = SERVERS.map((kind) => {
+      const xs = Object.values(results[kind]).flatMap((outcomes) => {
+        const o = outcomes[i];
+        return o === undefined || "notServed" in o ? [] : [o.put.otherPercent, o.get.otherPercent];
+      }).filter(Number.isFinite);
+      if (xs.length === 0) return `${kind} —`;
+      return `${kind} ${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
+    });
+    return `round ${i + 1}: ${spans.join(", ")}`;
+  });
+  return `Other work on the machine during the runs (CPU beside the server and wrk, % of one core, lowest–highest of the round's runs): ${
+    perRound.join("; ")
+  }.`;
+}
+
 /** Replace the text between the "auth.ts" markers of bench/README.md, as bench/load.sh does. */
 async function rewriteReadme(text: string): Promise<void> {
   const readme = new URL("./README.md", import.meta.url).pathname;
@@ -429,7 +472,6 @@ async function main(): Promise<number> {
       etcd: Object.fromEntries(CONFIGS.map((c) => [c, [] as Outcome[]])),
       cairn: Object.fromEntries(CONFIGS.map((c) => [c, [] as Outcome[]])),
     } as Record<ServerKind, Record<Config, Outcome[]>>;
-    const loads: string[] = [loadAverage()];
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? SERVERS : [...SERVERS].reverse();
       for (const config of configs) {
@@ -438,23 +480,23 @@ async function main(): Promise<number> {
           results[kind][config].push(outcome);
           const text = "notServed" in outcome
             ? outcome.notServed
-            : `put ${thousands(outcome.put.rps)}/s (${thousands(outcome.put.cpuUs)} µs), get ${
-              thousands(outcome.get.rps)
-            }/s (${thousands(outcome.get.cpuUs)} µs)`;
+            : (["put", "get"] as const).map((mode) => {
+              const r = outcome[mode];
+              return `${mode} ${thousands(r.rps)}/s (${thousands(r.cpuUs)} µs/req, other work ${
+                thousands(r.otherPercent)
+              } %)`;
+            }).join(", ");
           console.error(`round ${round}, ${kind}, ${config}: ${text}`);
         }
       }
-      loads.push(loadAverage());
     }
-    const text = table(results, configs, await etcdVersion(), seconds);
+    const text = table(results, configs, await etcdVersion(), seconds) + "\n\n" +
+      otherWork(results, rounds);
     const date = new Date().toISOString().slice(0, 10);
     const cmd = `deno run -A bench/auth.ts --seconds ${seconds} --rounds ${rounds}${
       values["no-jwt"] ? " --no-jwt" : ""
     }`;
-    const report =
-      `Measured ${date} by \`${cmd}\` on this machine (2 cores); load average at the start and after each round: ${
-        loads.join(", ")
-      }:\n\n${text}`;
+    const report = `Measured ${date} by \`${cmd}\` on this machine (2 cores):\n\n${text}`;
     console.log(report);
     if (!values["no-readme"]) await rewriteReadme(report);
     const failed = Object.values(results).some((byConfig) =>
