@@ -1,6 +1,7 @@
--- wrk script for bench/load.sh: `wrk ... -s bench/wrk.lua URL -- put|get`.
+-- wrk script for bench/load.sh: `wrk ... -s bench/wrk.lua URL -- put|get [token]`.
 -- put: POST /v3/kv/put with 256-byte values over 1000 keys;
 -- get: POST /v3/kv/range of one of those keys.
+-- token: an auth token (/v3/auth/authenticate) sent as the Authorization header.
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local function base64(data)
   return ((data:gsub(".", function(x)
@@ -31,6 +32,7 @@ function init(args)
     end
   end
   if mode == "get" then path = "/v3/kv/range" end
+  if args[2] ~= nil and args[2] ~= "" then wrk.headers["Authorization"] = args[2] end
 end
 
 wrk.method = "POST"
