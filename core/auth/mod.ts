@@ -70,6 +70,8 @@ export class AuthStore {
   /** etcd's auth revision: 1 on a new store, +1 at each change but enable. */
   #revision = 1;
   #users = new Map<string, User>();
+  /** Each user's merged ranges per permission type, as checks made them (cleared by every change). */
+  #merged = new Map<string, Interval[]>();
   #roles = new Map<string, Permission[]>();
 
   /**
@@ -134,6 +136,7 @@ export class AuthStore {
    *   auth is on). Nothing changes when it throws.
    */
   apply(change: AuthChange): void {
+    this.#merged.clear();
     switch (change.op) {
       case "enable":
         return this.#enable();
@@ -227,13 +230,20 @@ export class AuthStore {
     const u = this.#users.get(user);
     if (u === undefined) return false;
     if (u.roles.includes(ROOT)) return true;
-    const ranges: Interval[] = [];
-    for (const role of u.roles) {
-      for (const p of this.#roles.get(role) ?? []) {
-        if (p.permType === permType || p.permType === "READWRITE") ranges.push(interval(p));
+    const cacheKey = `${permType}\0${user}`;
+    let merged = this.#merged.get(cacheKey);
+    if (merged === undefined) {
+      const ranges: Interval[] = [];
+      for (const role of u.roles) {
+        for (const p of this.#roles.get(role) ?? []) {
+          if (p.permType === permType || p.permType === "READWRITE") ranges.push(interval(p));
+        }
       }
+      merged = mergeIntervals(ranges);
+      // Bounded by the users and the two permission types.
+      this.#merged.set(cacheKey, merged);
     }
-    return covers(mergeIntervals(ranges), interval({ key, range_end: rangeEnd }));
+    return covers(merged, interval({ key, range_end: rangeEnd }));
   }
 
   #user(name: string): User {
