@@ -69,6 +69,10 @@ class RemoteProposer implements Proposer {
     return this.#fence.waitForAuth();
   }
 
+  get authChangeIndex(): number {
+    return this.#fence.authChangeIndex;
+  }
+
   /** A read_index call not yet sent to the main thread: reads until it goes share it. */
   #readIndex: Promise<number> | undefined;
 

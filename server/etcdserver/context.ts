@@ -67,6 +67,8 @@ export interface Proposer {
    * are not waited for.
    */
   linearizeAuth(): Promise<void> | undefined;
+  /** Index of the last batch that changed the auth store (0: none since the member started). */
+  readonly authChangeIndex: number;
   /** etcd's Cluster service and Raft status (server/cluster/manager.ts). */
   cluster(call: ClusterCall): Promise<ClusterResult>;
   /** Lease keep-alive on the leader: the lease's TTL in seconds, or undefined when it does not exist. */
@@ -159,8 +161,11 @@ export class ServiceContext {
   /** The clock slow requests are timed with, in ms. */
   readonly now: () => number;
   #refreshReads: boolean;
-  /** The auth store last decoded, and the stored text it came from. */
-  #authCache: { stored: unknown; store: AuthStore } | undefined;
+  /**
+   * The auth store last decoded, the stored text it came from, and the
+   * last auth change it is known to include (undefined: maybe not the latest).
+   */
+  #authCache: { stored: unknown; store: AuthStore; through: number | undefined } | undefined;
   /** What this thread learned of tokens, least recently checked first. */
   #tokens = new Map<string, CachedToken>();
   /** The last size measured for quota checks, and when (performance.now(), ms). */
@@ -190,12 +195,22 @@ export class ServiceContext {
 
   /** The auth store, as committed (after {@linkcode ServiceContext.linearize}: every acknowledged change). */
   auth(): AuthStore {
+    // Nothing to read while no auth change was applied since the one the
+    // cached store includes (the common case: no LMDB read per request).
+    const changed = this.proposer.authChangeIndex;
+    const cached = this.#authCache;
+    if (cached !== undefined && cached.through === changed) return cached.store;
+    const visible = this.proposer.appliedIndex;
     if (this.#refreshReads) this.backend.refresh();
     const stored = this.backend.getMeta(Meta.auth);
-    const cached = this.#authCache;
-    if (cached !== undefined && cached.stored === stored) return cached.store;
+    // The view read now holds every entry visible before it was taken.
+    const through = visible >= changed ? changed : undefined;
+    if (cached !== undefined && cached.stored === stored) {
+      cached.through = through;
+      return cached.store;
+    }
     const store = AuthStore.decode(stored);
-    this.#authCache = { stored, store };
+    this.#authCache = { stored, store, through };
     return store;
   }
 

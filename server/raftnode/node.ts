@@ -771,6 +771,11 @@ export class RaftNode {
     return this.#fence.waitForAuth();
   }
 
+  /** Index of the last batch that changed the auth store (0: none since the member started). */
+  get authChangeIndex(): number {
+    return this.#fence.authChangeIndex;
+  }
+
   /** A new auth token of this member for `info` (etcd's tokenProvider.assign). */
   async assignToken(info: TokenInfo): Promise<string> {
     return await this.#tokens.assign(info);

@@ -128,6 +128,11 @@ export class ReadFence {
     return this.#waitFor(Atomics.load(this.#slots, AUTH_CHANGE));
   }
 
+  /** Index of the last batch that changed the auth store (0: none since the member started). */
+  get authChangeIndex(): number {
+    return Number(Atomics.load(this.#slots, AUTH_CHANGE));
+  }
+
   /** Index of the last entry visible to readers. */
   get visibleIndex(): number {
     return Number(Atomics.load(this.#slots, VISIBLE));

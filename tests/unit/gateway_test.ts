@@ -562,6 +562,7 @@ async function withRefusingService(
     linearize: () => undefined,
     linearizeRead: () => undefined,
     linearizeAuth: () => undefined,
+    authChangeIndex: 0,
     cluster: () => Promise.reject(new Error("the cluster must not be asked")),
     renewLease: () => Promise.reject(new Error("leases must not be asked")),
     leaseTimeToLive: () => Promise.reject(new Error("leases must not be asked")),
