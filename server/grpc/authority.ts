@@ -25,6 +25,10 @@
  *    dynamic table that mirrors the client's encoder and re-encoded, the
  *    `:authority` repaired, without the dynamic table (so the server's
  *    decoder needs nothing it did not see). The server's bytes pass through.
+ *    A connection whose first request, seen there, has an authority (a
+ *    grpc-js client that waited for its SETTINGS ACK) is judged by it as
+ *    the fast path judges: that block and everything after it pass
+ *    unchanged, without being parsed.
  *
  * The dynamic table's bound is HPACK's default 4096 bytes: neither SETTINGS
  * the client gets (cairn's, nghttp2's) changes SETTINGS_HEADER_TABLE_SIZE,
@@ -407,6 +411,16 @@ export interface AuthorityRewriterOptions {
    * cairn sent before the gRPC server had the connection). Default true.
    */
   dropFirstSettingsAck?: boolean;
+  /**
+   * Judge the connection by its first request, as the fast path of
+   * {@linkcode serveHttp2Connection} does: when the first header block's
+   * `:authority` needs no rewrite (a client keeps one `:authority` per
+   * connection) and the first SETTINGS ACK is already removed, that block
+   * and every byte after it pass through unchanged and unparsed (the
+   * server's HPACK decoder then sees exactly the client's encoder's
+   * blocks). Default false: every header block is re-encoded.
+   */
+  passAfterFirstRequest?: boolean;
 }
 
 /**
@@ -437,7 +451,14 @@ export class AuthorityRewriter {
   #payloadFill = 0;
   #block: OpenBlock | undefined;
   #dropSettingsAck: boolean;
+  readonly #passAfterFirstRequest: boolean;
+  #firstBlockSeen = false;
   #failed = false;
+  /**
+   * Whether every byte from here on passes unchanged (see
+   * {@linkcode AuthorityRewriterOptions.passAfterFirstRequest}).
+   */
+  passingThrough = false;
   /** `:authority` values rewritten so far. */
   rewritten = 0;
   /** Header blocks re-encoded so far. */
@@ -445,6 +466,7 @@ export class AuthorityRewriter {
 
   constructor(options: AuthorityRewriterOptions = {}) {
     this.#dropSettingsAck = options.dropFirstSettingsAck ?? true;
+    this.#passAfterFirstRequest = options.passAfterFirstRequest ?? false;
   }
 
   /**
@@ -474,6 +496,11 @@ export class AuthorityRewriter {
     };
     let i = 0;
     while (i < chunk.length) {
+      if (this.passingThrough) {
+        if (run < 0) run = i;
+        i = chunk.length;
+        break;
+      }
       const pass = this.#prefaceLeft > 0 ? this.#prefaceLeft : this.#passLeft;
       if (pass > 0) {
         const n = Math.min(pass, chunk.length - i);
@@ -568,14 +595,25 @@ export class AuthorityRewriter {
     }
     if ((h.flags & FrameFlag.END_HEADERS) === 0) return undefined;
     this.#block = undefined;
-    const fields = this.#codec.decode(concatBytes(block.fragments));
+    const original = concatBytes(block.fragments);
+    const fields = this.#codec.decode(original);
+    const first = !this.#firstBlockSeen;
+    this.#firstBlockSeen = true;
+    let rewrite = false;
     for (const f of fields) {
       if (f.name === ":authority" && authorityNeedsRewrite(f.value)) {
         f.value = rewriteAuthority(f.value);
         this.rewritten++;
+        rewrite = true;
       }
     }
     this.blocks++;
+    if (first && !rewrite && this.#passAfterFirstRequest && !this.#dropSettingsAck) {
+      // No block was re-encoded before this one, so the server's decoder
+      // is in step with the client's encoder: the block goes as it came.
+      this.passingThrough = true;
+      return encodeHeaderFrames(block.stream, block.endStream, block.priority, original);
+    }
     return encodeHeaderFrames(
       block.stream,
       block.endStream,
@@ -716,6 +754,10 @@ export class AuthorityRewritingSocket extends Duplex {
 
   #onData(chunk: Buffer): void {
     if (this.destroyed) return;
+    if (this.#rewriter.passingThrough) {
+      if (!this.push(chunk)) this.#socket.pause();
+      return;
+    }
     let out: Uint8Array[];
     try {
       out = this.#rewriter.push(chunk);
@@ -825,7 +867,7 @@ export function serveHttp2Connection(
   };
   const toRewriter = (reason: string) => {
     finish();
-    const rewriter = new AuthorityRewriter();
+    const rewriter = new AuthorityRewriter({ passAfterFirstRequest: true });
     let first: Uint8Array[];
     try {
       first = rewriter.push(held);

@@ -8,7 +8,12 @@
  * frames pass byte for byte and in order, however the input is chunked; the
  * first request's route (socket or rewriter); malformed input refused.
  */
-import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  notDeepStrictEqual as notEqual,
+  ok as assert,
+  throws,
+} from "node:assert/strict";
 // @ts-types="../../server/grpc/hpack.d.ts"
 import hpack from "hpack.js";
 import type { HpackCompressor, HpackHeaderInput } from "../../server/grpc/hpack.d.ts";
@@ -522,6 +527,82 @@ Deno.test("rewriter: the first SETTINGS ACK (answering cairn's SETTINGS) is remo
     concat([...r.push(input.subarray(0, at)), ...r.push(input.subarray(at))]),
     concat([HTTP2_PREFACE, CLIENT_SETTINGS, PING, SETTINGS_ACK, SETTINGS_ACK]),
   );
+});
+
+Deno.test("rewriter: passAfterFirstRequest passes a connection whose first :authority is fine", () => {
+  const client = new ClientEncoder();
+  const data = (stream: number) => frame(FrameType.DATA, 0, stream, Uint8Array.of(0, 0, 0, 0, 0));
+  const headers = (stream: number, authority: string, path: string) =>
+    frame(
+      FrameType.HEADERS,
+      FrameFlag.END_HEADERS,
+      stream,
+      client.block(request(authority, path)),
+    );
+  // The second block indexes the first's fields in the dynamic table: it
+  // decodes only after the first went as it came.
+  const first = headers(1, "127.0.0.1:2379", "/etcdserverpb.KV/Range");
+  const second = headers(3, "127.0.0.1:2379", "/etcdserverpb.KV/Range");
+  const rest = concat([data(1), second, data(3), SETTINGS_ACK, PING]);
+  const input = concat([HTTP2_PREFACE, CLIENT_SETTINGS, SETTINGS_ACK, first, rest]);
+  const want = concat([HTTP2_PREFACE, CLIENT_SETTINGS, first, rest]);
+  for (const size of [input.length, 1, 7, 64]) {
+    const r = new AuthorityRewriter({ passAfterFirstRequest: true });
+    const out: Uint8Array[] = [];
+    for (let off = 0; off < input.length; off += size) {
+      out.push(...r.push(input.subarray(off, off + size)));
+    }
+    assertEquals(concat(out), want, `chunks of ${size}`);
+    assert(r.passingThrough);
+    assertEquals([r.blocks, r.rewritten], [1, 0], "only the first block is parsed");
+  }
+  // Without the option every block is re-encoded: the output is not the input.
+  notEqual(concat(new AuthorityRewriter().push(input)), want);
+});
+
+Deno.test("rewriter: passAfterFirstRequest keeps rewriting after a URL :authority, or before the ACK", () => {
+  const urlFirst = new ClientEncoder();
+  const fineFirst = new ClientEncoder();
+  const cases: [string, Uint8Array, string][] = [
+    [
+      "an endpoint URL first",
+      concat([
+        HTTP2_PREFACE,
+        CLIENT_SETTINGS,
+        SETTINGS_ACK,
+        frame(
+          FrameType.HEADERS,
+          FrameFlag.END_HEADERS,
+          1,
+          urlFirst.block(request("http://h:1", "/a")),
+        ),
+        frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 3, urlFirst.block(request("h:1", "/a"))),
+      ]),
+      "h:1",
+    ],
+    [
+      "the first request before the ACK",
+      concat([
+        HTTP2_PREFACE,
+        CLIENT_SETTINGS,
+        frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 1, fineFirst.block(request("h:1", "/a"))),
+        SETTINGS_ACK,
+        frame(FrameType.HEADERS, FrameFlag.END_HEADERS, 3, fineFirst.block(request("h:1", "/a"))),
+      ]),
+      "h:1",
+    ],
+  ];
+  for (const [name, input, authority] of cases) {
+    const r = new AuthorityRewriter({ passAfterFirstRequest: true });
+    const out = concat(r.push(input));
+    assert(!r.passingThrough, name);
+    const blocks = headerBlocks(parseFrames(out.subarray(HTTP2_PREFACE.length)));
+    assertEquals(
+      blocks.map((b) => decodeStateless(b.block)),
+      [expected(request("h:1", "/a"), authority), expected(request("h:1", "/a"), authority)],
+      name,
+    );
+  }
 });
 
 // --- the first request's route -----------------------------------------
