@@ -444,6 +444,7 @@ export class AuthorityRewriter {
   readonly #codec = new HeaderBlockCodec();
   #prefaceLeft = HTTP2_PREFACE.length;
   #passLeft = 0;
+  #dropLeft = 0;
   readonly #header = new Uint8Array(FRAME_HEADER_BYTES);
   #headerFill = 0;
   #frame: FrameHeader | undefined;
@@ -455,8 +456,9 @@ export class AuthorityRewriter {
   #firstBlockSeen = false;
   #failed = false;
   /**
-   * Whether every byte from here on passes unchanged (see
-   * {@linkcode AuthorityRewriterOptions.passAfterFirstRequest}).
+   * Whether header blocks from here on pass unchanged, undecoded (see
+   * {@linkcode AuthorityRewriterOptions.passAfterFirstRequest}); frame
+   * headers are still read, to drop GOAWAY.
    */
   passingThrough = false;
   /** `:authority` values rewritten so far. */
@@ -496,10 +498,12 @@ export class AuthorityRewriter {
     };
     let i = 0;
     while (i < chunk.length) {
-      if (this.passingThrough) {
-        if (run < 0) run = i;
-        i = chunk.length;
-        break;
+      if (this.#dropLeft > 0) {
+        const n = Math.min(this.#dropLeft, chunk.length - i);
+        flush(i);
+        i += n;
+        this.#dropLeft -= n;
+        continue;
       }
       const pass = this.#prefaceLeft > 0 ? this.#prefaceLeft : this.#passLeft;
       if (pass > 0) {
@@ -543,7 +547,10 @@ export class AuthorityRewriter {
       }
       const h = readFrameHeader(header, 0);
       checkFrame(h, this.#block?.stream);
-      if (h.type === FrameType.HEADERS || h.type === FrameType.CONTINUATION) {
+      if (
+        !this.passingThrough &&
+        (h.type === FrameType.HEADERS || h.type === FrameType.CONTINUATION)
+      ) {
         flush(start);
         this.#frame = h;
         this.#payload = new Uint8Array(h.length);
@@ -556,6 +563,15 @@ export class AuthorityRewriter {
       } else if (this.#dropSettingsAck && isSettingsAck(h)) {
         this.#dropSettingsAck = false;
         flush(start);
+      } else if (h.type === FrameType.GOAWAY) {
+        // A client's GOAWAY is dropped: it only says the client starts no
+        // more streams, and the connection's close follows. Deno's
+        // node:http2 (nghttp2) aborts the whole process when a client's
+        // GOAWAY arrives with calls still open and the connection then
+        // closes (find_stream_on_goaway_func's assertion), as grpc-js
+        // clients do when they close with calls in flight.
+        flush(start);
+        this.#dropLeft = h.length;
       } else {
         if (inChunk) {
           if (run < 0) run = start;
@@ -754,10 +770,6 @@ export class AuthorityRewritingSocket extends Duplex {
 
   #onData(chunk: Buffer): void {
     if (this.destroyed) return;
-    if (this.#rewriter.passingThrough) {
-      if (!this.push(chunk)) this.#socket.pause();
-      return;
-    }
     let out: Uint8Array[];
     try {
       out = this.#rewriter.push(chunk);

@@ -778,3 +778,38 @@ Deno.test("rewriter: a header block or a decoded header list over its bound is r
     /header list over/,
   );
 });
+
+Deno.test("rewriter: a client's GOAWAY is dropped, before and after the connection passes through", () => {
+  const client = new ClientEncoder();
+  const data = (stream: number) => frame(FrameType.DATA, 0, stream, Uint8Array.of(0, 0, 0, 0, 0));
+  const first = frame(
+    FrameType.HEADERS,
+    FrameFlag.END_HEADERS,
+    1,
+    client.block(request("127.0.0.1:2379", "/etcdserverpb.KV/Range")),
+  );
+  // GOAWAY: last stream 0, NO_ERROR.
+  const goaway = frame(FrameType.GOAWAY, 0, 0, new Uint8Array(8));
+  const rst = frame(FrameType.RST_STREAM, 0, 1, Uint8Array.of(0, 0, 0, 8));
+  const input = concat([
+    HTTP2_PREFACE,
+    CLIENT_SETTINGS,
+    goaway,
+    SETTINGS_ACK,
+    first,
+    data(1),
+    rst,
+    goaway,
+    PING,
+  ]);
+  const want = concat([HTTP2_PREFACE, CLIENT_SETTINGS, first, data(1), rst, PING]);
+  for (const size of [input.length, 1, 5, 13]) {
+    const r = new AuthorityRewriter({ passAfterFirstRequest: true });
+    const out: Uint8Array[] = [];
+    for (let off = 0; off < input.length; off += size) {
+      out.push(...r.push(input.subarray(off, off + size)));
+    }
+    assertEquals(concat(out), want, `chunks of ${size}`);
+    assert(r.passingThrough);
+  }
+});
