@@ -40,6 +40,7 @@
 import { parseArgs } from "node:util";
 import { makeCa, makeCert, tlsClient } from "../tests/certs.ts";
 import { freePort, type ServerProcess, startCairnAt, startEtcdAt } from "../tests/servers.ts";
+import { rewriteReadmeSection } from "./readme.ts";
 
 /** wrk connections of a measured run. */
 const CONNECTIONS = 64;
@@ -420,26 +421,6 @@ function otherWork(
   }.`;
 }
 
-/** Replace the text between the "auth.ts" markers of bench/README.md, as bench/load.sh does. */
-async function rewriteReadme(text: string): Promise<void> {
-  const readme = new URL("./README.md", import.meta.url).pathname;
-  const start = "<!-- auth.ts:begin -->";
-  const end = "<!-- auth.ts:end -->";
-  const old = await Deno.readTextFile(readme);
-  const i = old.indexOf(start);
-  const j = old.indexOf(end);
-  if (i < 0 || j < i) {
-    console.log(`bench/README.md has no ${start} … ${end} section; not rewritten`);
-    return;
-  }
-  await Deno.writeTextFile(
-    readme,
-    `${old.slice(0, i + start.length)}\n\n${text}\n\n${old.slice(j)}`,
-  );
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", readme], stdout: "null", stderr: "null" })
-    .output();
-}
-
 const USAGE =
   "usage: deno run -A bench/auth.ts [--seconds 10] [--rounds 3] [--no-jwt] [--no-readme]";
 
@@ -498,7 +479,7 @@ async function main(): Promise<number> {
     }`;
     const report = `Measured ${date} by \`${cmd}\` on this machine (2 cores):\n\n${text}`;
     console.log(report);
-    if (!values["no-readme"]) await rewriteReadme(report);
+    if (!values["no-readme"]) await rewriteReadmeSection("auth.ts", report);
     const failed = Object.values(results).some((byConfig) =>
       Object.values(byConfig).some((outcomes) =>
         outcomes.some((o) => !("notServed" in o) && (o.put.errors > 0 || o.get.errors > 0))

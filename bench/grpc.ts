@@ -57,6 +57,7 @@ import protobuf from "protobufjs";
 import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
 import { allocatePorts } from "../tests/integration/cluster_harness.ts";
+import { rewriteReadmeSection } from "./readme.ts";
 
 /** Distinct keys the calls go round. */
 const KEYS = 1000;
@@ -952,26 +953,6 @@ function tables(
   ].join("\n");
 }
 
-/** Replace the text between the "grpc.ts" markers of bench/README.md, as bench/load.sh does. */
-async function rewriteReadme(text: string): Promise<void> {
-  const readme = new URL("./README.md", import.meta.url).pathname;
-  const start = "<!-- grpc.ts:begin -->";
-  const end = "<!-- grpc.ts:end -->";
-  const old = await Deno.readTextFile(readme);
-  const i = old.indexOf(start);
-  const j = old.indexOf(end);
-  if (i < 0 || j < i) {
-    console.log(`bench/README.md has no ${start} … ${end} section; not rewritten`);
-    return;
-  }
-  await Deno.writeTextFile(
-    readme,
-    `${old.slice(0, i + start.length)}\n\n${text}\n\n${old.slice(j)}`,
-  );
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", readme], stdout: "null", stderr: "null" })
-    .output();
-}
-
 /** `--compare`: etcd, then cairn, the same sequence; the tables; 1 if a run had errors. */
 async function compare(opts: SequenceOptions & { readme: boolean }): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "cairn-grpc-bench-" });
@@ -997,7 +978,8 @@ async function compare(opts: SequenceOptions & { readme: boolean }): Promise<num
       const date = new Date().toISOString().slice(0, 10);
       const cmd =
         `deno run -A bench/grpc.ts --compare --seconds ${opts.seconds} --channels ${opts.channels} --procs ${opts.procs}`;
-      await rewriteReadme(
+      await rewriteReadmeSection(
+        "grpc.ts",
         `Measured ${date} by \`${cmd}\` on this machine (2 cores):\n\n${table}${busy}`,
       );
     }
