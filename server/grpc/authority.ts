@@ -416,9 +416,10 @@ export interface AuthorityRewriterOptions {
    * {@linkcode serveHttp2Connection} does: when the first header block's
    * `:authority` needs no rewrite (a client keeps one `:authority` per
    * connection) and the first SETTINGS ACK is already removed, that block
-   * and every byte after it pass through unchanged and unparsed (the
-   * server's HPACK decoder then sees exactly the client's encoder's
-   * blocks). Default false: every header block is re-encoded.
+   * and every header block after it pass through unchanged and undecoded
+   * (the server's HPACK decoder then sees exactly the client's encoder's
+   * blocks); frame headers are still read, to drop the client's GOAWAY.
+   * Default false: every header block is re-encoded.
    */
   passAfterFirstRequest?: boolean;
 }
