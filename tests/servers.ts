@@ -5,6 +5,7 @@
  *
  * @module
  */
+import "./watchdog.ts";
 
 /** The repository root. */
 export const ROOT: string = new URL("../", import.meta.url).pathname;
@@ -31,6 +32,11 @@ export function freePort(): number {
   return port;
 }
 
+/** How long a health probe of a starting server may take, in ms. */
+const HEALTH_PROBE_TIMEOUT_MS = 5_000;
+/** How long a server may take to exit after SIGTERM before it is killed, in ms. */
+const STOP_TIMEOUT_MS = 30_000;
+
 /** A server child process. */
 export interface ServerProcess {
   /** Base URL of the client listener, e.g. `http://127.0.0.1:23790`. */
@@ -40,7 +46,12 @@ export interface ServerProcess {
   child: Deno.ChildProcess;
   /** SIGKILL (kill -9) the process, if running, and wait for it. */
   kill(): Promise<void>;
-  /** SIGTERM the process and wait; resolves with its exit code. */
+  /**
+   * SIGTERM the process and wait; resolves with its exit code.
+   *
+   * @throws {Error} when it had not exited STOP_TIMEOUT_MS later (it is
+   *   killed then).
+   */
   terminate(): Promise<number>;
 }
 
@@ -63,15 +74,30 @@ async function spawn(
     exited = true;
     return s;
   });
-  const signal = async (sig: Deno.Signal) => {
-    if (!exited) {
-      try {
-        child.kill(sig);
-      } catch {
-        // already gone
-      }
+  const send = (sig: Deno.Signal) => {
+    if (exited) return;
+    try {
+      child.kill(sig);
+    } catch {
+      // already gone
     }
-    return (await status).code;
+  };
+  const signal = async (sig: Deno.Signal) => {
+    send(sig);
+    if (sig === "SIGKILL") return (await status).code;
+    // A server that does not stop on SIGTERM is killed, and its test fails
+    // instead of hanging the run.
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      send("SIGKILL");
+    }, STOP_TIMEOUT_MS);
+    const code = (await status).code;
+    clearTimeout(timer);
+    if (late) {
+      throw new Error(`${what} at ${url} did not exit within ${STOP_TIMEOUT_MS} ms of ${sig}`);
+    }
+    return code;
   };
   const server: ServerProcess = {
     url,
@@ -83,7 +109,10 @@ async function spawn(
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      const res = await fetch(`${url}/health`, client === undefined ? {} : { client });
+      const res = await fetch(`${url}/health`, {
+        signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS),
+        ...(client === undefined ? {} : { client }),
+      });
       const body = await res.text();
       if (res.ok && body.includes("true")) return server;
     } catch {
