@@ -272,7 +272,10 @@ export async function startHttpWorkers(
   const workers = gather.workers;
   const clientUrls: string[] = [];
   const feed = new Feed(setup.node);
-  const unregisterReaders = setup.node.addStoreReaders(workerReaders(workers));
+  // Every worker is started (or the start failed) when this settles.
+  const started = Promise.withResolvers<void>();
+  started.promise.catch(() => {});
+  const unregisterReaders = setup.node.addStoreReaders(workerReaders(workers, started.promise));
   const stop = async () => {
     unregisterReaders();
     await Promise.all(workers.map((w) =>
@@ -315,10 +318,12 @@ export async function startHttpWorkers(
       clientUrls.push(`${url.protocol}//${url.hostname}:${port}`);
     }
   } catch (err) {
+    started.reject(err);
     closeGuards();
     await stop();
     throw err;
   }
+  started.resolve();
   closeGuards();
   return { clientUrls, stop, scrape: async () => mergeMetrics(await gather.gather()) };
 }
@@ -329,8 +334,11 @@ export async function startHttpWorkers(
  * blocks (Atomics.wait: no request, timer or message of that thread runs)
  * until the gate opens; resuming opens it. Workers that do not answer
  * within DEFRAG_SUSPEND_TIMEOUT_MS fail the suspension (the gate opens).
+ * They are ready, and suspended, only once all of them have started
+ * (`started`): the first listens, and serves, before the others open the
+ * store.
  */
-function workerReaders(workers: Worker[]): StoreReaders {
+function workerReaders(workers: Worker[], started: Promise<void>): StoreReaders {
   let gate: Int32Array | undefined;
   const open = () => {
     if (gate === undefined) return;
@@ -339,7 +347,9 @@ function workerReaders(workers: Worker[]): StoreReaders {
     gate = undefined;
   };
   return {
+    ready: () => started,
     async suspend() {
+      await started;
       invariant(gate === undefined, "the workers are suspended once at a time");
       const shared = new SharedArrayBuffer(4);
       gate = new Int32Array(shared);

@@ -254,6 +254,12 @@ export interface DefragResult {
  */
 export interface StoreReaders {
   /**
+   * Resolves once every reader has opened the store (readers that start
+   * after a swap would otherwise keep the replaced file open); rejects when
+   * they failed to start.
+   */
+  ready(): Promise<void>;
+  /**
    * Make every reader close the store and hold its reads; resolves once all
    * have. On failure, the readers that did are resumed before it rejects.
    */
@@ -1506,6 +1512,9 @@ export class RaftNode {
     if (dir === undefined || openStore === undefined) {
       throw new EtcdError("etcdserver: defragmentation is not available", GrpcCode.Unavailable);
     }
+    // Readers still starting are waited for: one that opened the store
+    // after the swap's suspension was sent would keep reading the old file.
+    await Promise.all([...this.#storeReaders].map((r) => r.ready()));
     const before = this.#backend.size().dbSize;
     const started = performance.now();
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -123,3 +123,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "defragment while the HTTP workers start: every worker serves the store that follows",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    // The first worker listens (and the member answers /health) while the
+    // others are still opening the store: defragment over and over meanwhile.
+    const server = await startCairn(dir, ["--http-workers", "4"]);
+    // A new connection for every read: each lands on any of the workers.
+    const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+    try {
+      const url = server.url;
+      let defragmenting = true;
+      const defrags = (async () => {
+        while (defragmenting) await postJson(url, "/v3/maintenance/defragment", {});
+      })();
+      defrags.catch(() => {}); // awaited below
+      const until = Date.now() + 4000;
+      for (let i = 0; Date.now() < until; i++) {
+        const { header } = await postJson(url, "/v3/kv/put", {
+          key: b64("k"),
+          value: b64(`v${i}`),
+        }) as { header: { revision: string } };
+        for (let j = 0; j < 4; j++) {
+          const res = await fetch(`${url}/v3/kv/range`, {
+            method: "POST",
+            body: JSON.stringify({ key: b64("k") }),
+            client,
+            signal: AbortSignal.timeout(5000),
+          });
+          const body = await res.json() as {
+            header: { revision: string };
+            kvs: { value: string }[];
+          };
+          assertEquals(body.header.revision, header.revision);
+          assertEquals(atob(body.kvs[0].value), `v${i}`);
+        }
+      }
+      defragmenting = false;
+      await defrags;
+    } finally {
+      client.close();
+      await server.kill();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
