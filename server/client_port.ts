@@ -33,6 +33,7 @@
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
+import { certificateFields, certificateRefusal, RevocationList } from "./cert_policy.ts";
 import type { ConnectionInjector } from "@grpc/grpc-js";
 import {
   CLIENT_CLOSE_GRACE_MS,
@@ -87,11 +88,25 @@ function isHttp2(head: Uint8Array): boolean {
   return true;
 }
 
-/** etcd's warning for a connection refused at the TLS handshake. */
+/**
+ * etcd's warning for a connection refused at the TLS handshake, with the
+ * name the client asked for and its certificate's addresses and names
+ * when it sent one.
+ */
 function rejected(socket: net.Socket | undefined, error: string): void {
   const remote = socket?.remoteAddress;
+  const secure = socket as tls.TLSSocket | undefined;
+  let cert: tls.PeerCertificate | null | undefined;
+  try {
+    cert = secure?.getPeerCertificate?.();
+  } catch {
+    cert = undefined; // the handshake did not get that far
+  }
+  const servername = secure?.servername;
   log.warn("rejected connection", {
     ...(remote === undefined ? {} : { "remote-addr": `${remote}:${socket?.remotePort}` }),
+    "server-name": typeof servername === "string" ? servername : "",
+    ...certificateFields(cert),
     error,
   });
 }
@@ -317,6 +332,8 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
     // HTTP, no or a wrong client certificate) closes the connection.
     const settings = options.tls;
     const allowed = new Set(settings.cipherSuites);
+    const policy = settings.policy ?? {};
+    const crl = policy.crlFile ? new RevocationList(policy.crlFile) : undefined;
     const server = tls.createServer({
       cert: settings.cert,
       key: settings.key,
@@ -334,6 +351,19 @@ export async function listenClientPort(options: ClientPortOptions): Promise<Clie
         rejected(socket, "tls: negotiated cipher suite is not in --cipher-suites");
         socket.destroy();
         return;
+      }
+      if (settings.policy !== undefined) {
+        const refusal = certificateRefusal(
+          socket.getPeerCertificate(true),
+          policy,
+          settings.clientCertAuth,
+          crl,
+        );
+        if (refusal !== undefined) {
+          rejected(socket, refusal);
+          socket.destroy();
+          return;
+        }
       }
       accept(socket, true);
     });

@@ -91,6 +91,16 @@ export const FLAGS = {
     default: false,
     help: "Client TLS using generated certificates.",
   },
+  "client-crl-file": {
+    type: "string",
+    default: "",
+    help: "Path to the client certificate revocation list file.",
+  },
+  "client-cert-allowed-hostname": {
+    type: "string",
+    default: "",
+    help: "Allowed TLS hostname for client cert authentication.",
+  },
   "peer-cert-file": { type: "string", default: "", help: "Path to the peer server TLS cert file." },
   "peer-key-file": { type: "string", default: "", help: "Path to the peer server TLS key file." },
   "peer-client-cert-auth": {
@@ -107,6 +117,21 @@ export const FLAGS = {
     type: "boolean",
     default: false,
     help: "Peer TLS using generated certificates.",
+  },
+  "peer-crl-file": {
+    type: "string",
+    default: "",
+    help: "Path to the peer certificate revocation list file.",
+  },
+  "peer-cert-allowed-cn": {
+    type: "string",
+    default: "",
+    help: "Allowed CN for inter peer authentication.",
+  },
+  "peer-cert-allowed-hostname": {
+    type: "string",
+    default: "",
+    help: "Allowed TLS hostname for inter peer authentication.",
   },
   "cipher-suites": {
     type: "string",
@@ -268,6 +293,10 @@ export interface ServerConfig {
   trustedCaFile: string;
   /** Generate a self-signed certificate for https client URLs when --cert-file is not given (--auto-tls). */
   autoTls: boolean;
+  /** Path of a certificate revocation list, PEM or DER: client certificates it lists are refused (--client-crl-file); empty: none. */
+  clientCrlFile: string;
+  /** With client certificate auth, a client certificate must be valid for this host name or IP (--client-cert-allowed-hostname); empty: any. */
+  clientCertAllowedHostname: string;
   /** Path of the peer URLs' TLS certificate, PEM (--peer-cert-file); empty: none. It is also presented to the members this one reaches. */
   peerCertFile: string;
   /** Path of the peer URLs' TLS private key, PEM (--peer-key-file); empty: none. */
@@ -278,6 +307,12 @@ export interface ServerConfig {
   peerTrustedCaFile: string;
   /** Generate a self-signed certificate for https peer URLs when --peer-cert-file is not given (--peer-auto-tls). */
   peerAutoTls: boolean;
+  /** Path of a certificate revocation list, PEM or DER: peer certificates it lists are refused (--peer-crl-file); empty: none. */
+  peerCrlFile: string;
+  /** With peer certificate auth, a peer certificate's subject CN must be this (--peer-cert-allowed-cn); empty: any. */
+  peerCertAllowedCn: string;
+  /** With peer certificate auth, a peer certificate must be valid for this host name or IP (--peer-cert-allowed-hostname); empty: any. */
+  peerCertAllowedHostname: string;
   /** IANA numbers of the TLS 1.2 cipher suites client and peer listeners allow (--cipher-suites, Go's names); empty: any. */
   cipherSuites: number[];
   /** URLs to listen on for peer traffic (--listen-peer-urls). */
@@ -742,11 +777,16 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     clientCertAuth: boolFlag("client-cert-auth", raw("client-cert-auth")),
     trustedCaFile: raw("trusted-ca-file"),
     autoTls,
+    clientCrlFile: raw("client-crl-file"),
+    clientCertAllowedHostname: raw("client-cert-allowed-hostname"),
     peerCertFile,
     peerKeyFile,
     peerClientCertAuth: boolFlag("peer-client-cert-auth", raw("peer-client-cert-auth")),
     peerTrustedCaFile: raw("peer-trusted-ca-file"),
     peerAutoTls,
+    peerCrlFile: raw("peer-crl-file"),
+    peerCertAllowedCn: raw("peer-cert-allowed-cn"),
+    peerCertAllowedHostname: raw("peer-cert-allowed-hostname"),
     cipherSuites,
     listenPeerUrls,
     initialAdvertisePeerUrls,
@@ -934,11 +974,16 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "client-cert-auth": config.clientCertAuth,
     "trusted-ca-file": config.trustedCaFile,
     "auto-tls": config.autoTls,
+    "client-crl-file": config.clientCrlFile,
+    "client-cert-allowed-hostname": config.clientCertAllowedHostname,
     "peer-cert-file": config.peerCertFile,
     "peer-key-file": config.peerKeyFile,
     "peer-client-cert-auth": config.peerClientCertAuth,
     "peer-trusted-ca-file": config.peerTrustedCaFile,
     "peer-auto-tls": config.peerAutoTls,
+    "peer-crl-file": config.peerCrlFile,
+    "peer-cert-allowed-cn": config.peerCertAllowedCn,
+    "peer-cert-allowed-hostname": config.peerCertAllowedHostname,
     "cipher-suites": config.cipherSuites.map((id) => cipherSuiteById(id)?.name ?? String(id)),
     "listen-peer-urls": hrefs(config.listenPeerUrls),
     "initial-advertise-peer-urls": hrefs(config.initialAdvertisePeerUrls),

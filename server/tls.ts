@@ -18,6 +18,7 @@ import selfsigned from "selfsigned";
 import { AUTO_TLS_VALIDITY_DAYS, TLS_RELOAD_CHECK_MS } from "../core/limits.ts";
 import type { ServerConfig } from "./config.ts";
 import { log } from "./log.ts";
+import { type CertificatePolicy, policyError } from "./cert_policy.ts";
 
 /**
  * What an https listener serves with (etcd's transport.TLSInfo, resolved):
@@ -47,6 +48,11 @@ export interface TlsInfo {
   cipherSuites: number[];
   /** The certificate is self-signed (--auto-tls, --peer-auto-tls): the other side cannot verify it. */
   selfSigned: boolean;
+  /**
+   * What else a client's certificate must satisfy (allowed CN or host
+   * name, revocation list; server/cert_policy.ts); absent: nothing.
+   */
+  policy?: CertificatePolicy;
 }
 
 /** What an https client URL serves with (see {@linkcode TlsInfo}). */
@@ -59,6 +65,7 @@ interface TlsFlags {
   trustedCaFile: string;
   clientCertAuth: boolean;
   autoTls: boolean;
+  policy: CertificatePolicy;
 }
 
 /**
@@ -68,7 +75,8 @@ interface TlsFlags {
  *
  * @throws {Error} etcd's `open <path>: no such file or directory` (or
  *   `permission denied`) when a file cannot be read; node:tls's error for a
- *   certificate or key it cannot use.
+ *   certificate or key it cannot use; etcd's `AllowedCN and AllowedHostname
+ *   are mutually exclusive …` when a side has both.
  */
 export function loadClientTls(config: ServerConfig): Promise<ClientTls | undefined> {
   const urls = [...config.listenClientUrls, ...config.listenClientHttpUrls];
@@ -81,6 +89,10 @@ export function loadClientTls(config: ServerConfig): Promise<ClientTls | undefin
       trustedCaFile: config.trustedCaFile,
       clientCertAuth: config.clientCertAuth,
       autoTls: config.autoTls,
+      policy: {
+        allowedHostname: config.clientCertAllowedHostname,
+        crlFile: config.clientCrlFile,
+      },
     },
     "client",
     urls,
@@ -115,6 +127,11 @@ export function loadPeerTls(config: ServerConfig): Promise<TlsInfo | undefined> 
       trustedCaFile: config.peerTrustedCaFile,
       clientCertAuth: config.peerClientCertAuth,
       autoTls: config.peerAutoTls,
+      policy: {
+        allowedCn: config.peerCertAllowedCn,
+        allowedHostname: config.peerCertAllowedHostname,
+        crlFile: config.peerCrlFile,
+      },
     },
     "peer",
     urls,
@@ -127,6 +144,8 @@ async function loadTls(
   side: "client" | "peer",
   urls: URL[],
 ): Promise<TlsInfo> {
+  const refused = policyError(flags.policy);
+  if (refused !== undefined) throw new Error(refused);
   const read = (path: string) =>
     Deno.readTextFile(path).catch((err) => {
       throw new Error(`open ${path}: ${goFileError(err)}`, { cause: err });
@@ -155,6 +174,9 @@ async function loadTls(
     commonNameAsUser: side === "client" && flags.clientCertAuth,
     cipherSuites: config.cipherSuites,
     selfSigned,
+    ...(flags.policy.allowedCn || flags.policy.allowedHostname || flags.policy.crlFile
+      ? { policy: compactPolicy(flags.policy) }
+      : {}),
     ...(selfSigned ? {} : {
       files: {
         cert: flags.certFile,
@@ -166,6 +188,11 @@ async function loadTls(
   // A bad certificate or key fails the start, not the first handshake.
   secureContext(settings);
   return settings;
+}
+
+/** `policy` without its empty fields. */
+function compactPolicy(policy: CertificatePolicy): CertificatePolicy {
+  return Object.fromEntries(Object.entries(policy).filter(([, v]) => v)) as CertificatePolicy;
 }
 
 /** A file error as Go words it. */

@@ -46,11 +46,16 @@ export async function makeCa(dir: string, name: string): Promise<CertFiles> {
 }
 
 /**
- * A certificate with common name `name` signed by `ca`, for `localhost` and
- * 127.0.0.1, for server and client authentication: `<name>.pem`,
- * `<name>-key.pem` in `dir`.
+ * A certificate with common name `name` signed by `ca`, for `sans` (default
+ * `localhost` and 127.0.0.1: `DNS:localhost,IP:127.0.0.1`), for server and
+ * client authentication: `<name>.pem`, `<name>-key.pem` in `dir`.
  */
-export async function makeCert(dir: string, ca: CertFiles, name: string): Promise<CertFiles> {
+export async function makeCert(
+  dir: string,
+  ca: CertFiles,
+  name: string,
+  sans = "DNS:localhost,IP:127.0.0.1",
+): Promise<CertFiles> {
   await openssl([
     "req",
     "-newkey",
@@ -67,7 +72,7 @@ export async function makeCert(dir: string, ca: CertFiles, name: string): Promis
   ], dir);
   await Deno.writeTextFile(
     `${dir}/${name}.ext`,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`,
   );
   await openssl([
     "x509",
@@ -89,9 +94,39 @@ export async function makeCert(dir: string, ca: CertFiles, name: string): Promis
   return { cert: `${dir}/${name}.pem`, key: `${dir}/${name}-key.pem` };
 }
 
-/** A Deno HTTP client that trusts `ca` and, when given, presents `identity`. */
-export function tlsClient(ca: CertFiles, identity?: CertFiles): Deno.HttpClient {
+/**
+ * Write to `path` a certificate revocation list (PEM) that `ca` signs,
+ * revoking `revoked` (certificates `ca` signed). Each call makes a new list.
+ */
+export async function makeCrl(path: string, ca: CertFiles, revoked: CertFiles[]): Promise<void> {
+  const work = await Deno.makeTempDir({ prefix: "cairn-crl-" });
+  try {
+    await Deno.writeTextFile(`${work}/index.txt`, "");
+    await Deno.writeTextFile(`${work}/crlnumber`, "01\n");
+    await Deno.writeTextFile(
+      `${work}/ca.cnf`,
+      `[ca]\ndefault_ca = own\n[own]\ndatabase = ${work}/index.txt\n` +
+        `crlnumber = ${work}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 1\n`,
+    );
+    const common = ["-config", "ca.cnf", "-keyfile", ca.key, "-cert", ca.cert];
+    for (const cert of revoked) await openssl(["ca", ...common, "-revoke", cert.cert], work);
+    await openssl(["ca", ...common, "-gencrl", "-out", path], work);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+}
+
+/**
+ * A Deno HTTP client that trusts `ca` and, when given, presents `identity`;
+ * `options` adds to its settings (`{ http2: false }` for HTTP/1.1 only).
+ */
+export function tlsClient(
+  ca: CertFiles,
+  identity?: CertFiles,
+  options: Deno.CreateHttpClientOptions = {},
+): Deno.HttpClient {
   return Deno.createHttpClient({
+    ...options,
     caCerts: [Deno.readTextFileSync(ca.cert)],
     ...(identity === undefined ? {} : {
       cert: Deno.readTextFileSync(identity.cert),

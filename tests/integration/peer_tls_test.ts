@@ -9,7 +9,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type CertFiles, makeCa, makeCert, tlsClient } from "../certs.ts";
+import { type CertFiles, makeCa, makeCert, makeCrl, tlsClient } from "../certs.ts";
 import {
   cairnArgs,
   freePort,
@@ -369,6 +369,14 @@ Deno.test({
           CIPHER_SUITES.map((s) => s.name).join(","),
           ...httpsPeer,
         ]],
+        ["allowed CN and allowed hostname", [
+          ...peerFlags(p.peer, p.ca),
+          "--peer-cert-allowed-cn",
+          "peer",
+          "--peer-cert-allowed-hostname",
+          "localhost",
+          ...httpsPeer,
+        ]],
         ["peer cert without key", ["--peer-cert-file", p.peer.cert]],
         ["peer key without cert", ["--peer-key-file", p.peer.key, ...httpsPeer]],
         ["missing peer cert file", [
@@ -393,4 +401,163 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test({
+  name:
+    "peer TLS: --peer-cert-allowed-cn, --peer-cert-allowed-hostname and --peer-crl-file refuse the certificates etcd 3.4 refuses",
+  ignore: !HAVE_ETCD,
+  fn: async () => {
+    const p = await certificates();
+    const dir = await Deno.makeTempDir({ prefix: "cairn-peer-policy-" });
+    try {
+      const otherHost = await makeCert(dir, p.ca, "other-host", "DNS:other.example,IP:127.0.0.1");
+      const revoked = await makeCert(dir, p.ca, "revoked");
+      const identities: [string, CertFiles | undefined][] = [
+        ["peer", p.peer],
+        ["renewed", p.renewed],
+        ["other-host", otherHost],
+        ["revoked", revoked],
+        ["stranger", p.stranger],
+        ["none", undefined],
+      ];
+      /** The identities a member's peer port serves, in list order. */
+      const served = async (peerUrl: string) => {
+        const names: string[] = [];
+        for (const [name, identity] of identities) {
+          // HTTP/1.1: etcd's peer port ends an HTTP/2 /members stream uncleanly.
+          const client = tlsClient(p.ca, identity, { http2: false });
+          if (!await refused(`${peerUrl}/members`, client)) names.push(name);
+        }
+        return names.join(" ");
+      };
+      const outcomes: Record<string, Record<string, string>> = {};
+      for (const kind of ["etcd", "cairn"] as const) {
+        const seen: Record<string, string> = {};
+        // The members' own certificate (CN peer, for localhost) passes every policy here.
+        const crl = `${dir}/${kind}-crl.pem`;
+        await makeCrl(crl, p.ca, [revoked]);
+        const peerClient = tlsClient(p.ca, p.peer);
+        const withCn = await startCluster({
+          kind,
+          size: 3,
+          peerScheme: "https",
+          flags: [
+            ...peerFlags(p.peer, p.ca),
+            "--peer-cert-allowed-cn",
+            "peer",
+            "--peer-crl-file",
+            crl,
+          ],
+          peerClient,
+        });
+        try {
+          const m0 = withCn.members[0];
+          await put(m0, "k", "v");
+          seen["cn peer, crl"] = await served(m0.peerUrl);
+          // A list changed on disk applies to the next connection.
+          await makeCrl(crl, p.ca, [revoked, p.renewed]);
+          seen["cn peer, crl with renewed too"] = await served(m0.peerUrl);
+        } finally {
+          await withCn.close();
+        }
+        const withHost = await startCluster({
+          kind,
+          size: 3,
+          peerScheme: "https",
+          flags: [...peerFlags(p.peer, p.ca), "--peer-cert-allowed-hostname", "localhost"],
+          peerClient,
+        });
+        try {
+          const m0 = withHost.members[0];
+          await put(m0, "k", "v");
+          seen["hostname localhost"] = await served(m0.peerUrl);
+        } finally {
+          await withHost.close();
+          peerClient.close();
+        }
+        outcomes[kind] = seen;
+      }
+      assert.deepEqual(outcomes.cairn, outcomes.etcd);
+      assert.deepEqual(outcomes.cairn, {
+        "cn peer, crl": "peer",
+        "cn peer, crl with renewed too": "peer",
+        "hostname localhost": "peer renewed revoked",
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("client TLS: --client-cert-allowed-hostname and --client-crl-file refuse other hosts' and revoked certificates, with etcd's warning", async () => {
+  const p = await certificates();
+  const dir = await Deno.makeTempDir({ prefix: "cairn-client-policy-" });
+  try {
+    const otherHost = await makeCert(dir, p.ca, "other-host", "DNS:other.example,IP:10.0.0.1");
+    const revoked = await makeCert(dir, p.ca, "revoked");
+    const crl = `${dir}/crl.pem`;
+    await makeCrl(crl, p.ca, [revoked]);
+    const port = freePort();
+    const url = `https://127.0.0.1:${port}`;
+    const logFile = `${dir}/cairn.log`;
+    const health = tlsClient(p.ca, p.peer);
+    const server = await startCairnAt(`${dir}/data`, url, [
+      "--cert-file",
+      p.peer.cert,
+      "--key-file",
+      p.peer.key,
+      "--trusted-ca-file",
+      p.ca.cert,
+      "--client-cert-auth",
+      "--client-cert-allowed-hostname",
+      "localhost",
+      "--client-crl-file",
+      crl,
+      "--log-outputs",
+      logFile,
+    ], health);
+    try {
+      const range = `${url}/v3/kv/range`;
+      const served = async (identity: CertFiles) => {
+        const client = tlsClient(p.ca, identity);
+        try {
+          const res = await fetch(range, { method: "POST", body: '{"key":"YQ=="}', client });
+          return (await res.json()).header !== undefined;
+        } catch {
+          return false;
+        } finally {
+          client.close();
+        }
+      };
+      assert.equal(await served(p.peer), true, "a certificate for localhost");
+      assert.equal(await served(otherHost), false, "a certificate for other hosts");
+      assert.equal(await served(revoked), false, "a revoked certificate");
+      const warnings = (await Deno.readTextFile(logFile)).split("\n")
+        .filter((l) => l.includes('"msg":"rejected connection"'))
+        .map((l) => JSON.parse(l));
+      assert.ok(
+        warnings.some((w) =>
+          w.error === "client certificate authentication failed" &&
+          w["dns-names"]?.[0] === "other.example" && w["ip-addresses"]?.[0] === "10.0.0.1"
+        ),
+        JSON.stringify(warnings),
+      );
+      const serial = new TextDecoder().decode(
+        (await new Deno.Command("openssl", {
+          args: ["x509", "-in", revoked.cert, "-noout", "-serial"],
+          stdout: "piped",
+        }).output()).stdout,
+      ).trim().replace(/^serial=/, "").toLowerCase().replace(/^(00)+/, "");
+      assert.ok(
+        warnings.some((w) => w.error === `transport: certificate serial ${serial} revoked`),
+        JSON.stringify(warnings),
+      );
+    } finally {
+      health.close();
+      await server.kill();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
