@@ -79,7 +79,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // it has heard from a peer, except as a single voter).
   let peer: Peers | undefined;
   // Set once the member is open (the node's callbacks may run before).
-  const late: { node?: RaftNode; membershipChanged?: (m: Membership) => void } = {};
+  const late: {
+    node?: RaftNode;
+    membershipChanged?: (m: Membership) => void;
+    /** A member was added to a member that started without peers. */
+    peersNeeded?: () => void;
+  } = {};
   const self = identity.memberId;
   const leaderChanged = leaderChangeLogger(self);
   const memberOf = (raftId: number): bigint =>
@@ -110,6 +115,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     onMembership: (membership) => {
       late.membershipChanged?.(membership);
       peer?.update(membership);
+      if (peer === undefined && membership.members.length > 1) late.peersNeeded?.();
     },
   });
   late.node = member.node;
@@ -133,17 +139,51 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     maintenance: service.maintenance,
     request: (id, path, body) => node.requestPeer(id, path, body),
   });
+  const reach = { tls: peerTls, dialer };
   try {
-    peer = await startPeers(config, node, service.memberId, service.clusterId, checker, {
-      tls: peerTls,
-      dialer,
-    });
+    peer = await startPeers(config, node, service.memberId, service.clusterId, checker, reach);
   } catch (err) {
     dialer.close();
     await member.close();
     throw err;
   }
-  if (peer === undefined) dialer.close();
+  /** Peers started after a member was added to a single member (see below). */
+  let peersStarting: Promise<void> | undefined;
+  if (peer === undefined) {
+    // A single member listens on its peer URLs once a second member is
+    // added (etcd listens from the start): from then on the leader needs
+    // that member, which reaches it there.
+    late.peersNeeded = () => {
+      peersStarting ??= startPeers(
+        config,
+        node,
+        service.memberId,
+        service.clusterId,
+        checker,
+        reach,
+      )
+        .then((started) => {
+          peer = started;
+          if (started === undefined) return;
+          started.update(node.membership);
+          if (config.corruptCheckMs > 0) checker.start(config.corruptCheckMs);
+          log.info("listening for peers: the cluster has more than one member", {
+            "listen-peer-urls": config.listenPeerUrls.map((u) => u.href.replace(/\/$/, "")),
+          });
+        }, (err) => {
+          log.error("cannot listen for peers; the added member cannot reach this one", {
+            error: err instanceof Error ? err.message : String(err),
+          });
+        });
+    };
+    if (node.membership.members.length > 1) late.peersNeeded();
+  }
+  /** Stop the peer transport, or the dialer when it never started. */
+  const closePeers = async () => {
+    await peersStarting;
+    if (peer !== undefined) await peer.close();
+    else dialer.close();
+  };
   if (peer !== undefined) {
     // A member that joined learns the membership from the leader's snapshot;
     // until then it answers the members that told it who it is.
@@ -155,7 +195,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   await publish(node, service.memberId, config);
   logQuota(config.quotaBackendBytes);
   const compactor = startCompactor(config, service, () => node.isLeader);
-  if (config.corruptCheckMs > 0 && peer !== undefined) checker.start(config.corruptCheckMs);
+  if (config.corruptCheckMs > 0 && peer !== undefined && peersStarting === undefined) {
+    checker.start(config.corruptCheckMs);
+  }
   const listeners = clientListeners(config, clientTls);
   if (config.httpWorkers > 0) {
     let workers: HttpWorkers;
@@ -182,7 +224,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clearInterval(compactor);
       checker.stop();
       await member.close();
-      await peer?.close();
+      await closePeers();
       throw err;
     }
     let metricsListeners: Deno.HttpServer[];
@@ -192,7 +234,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       clearInterval(compactor);
       checker.stop();
       await workers.stop();
-      await peer?.close();
+      await closePeers();
       await member.close();
       throw err;
     }
@@ -204,7 +246,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         checker.stop();
         await Promise.all(metricsListeners.map((l) => l.shutdown()));
         await workers.stop();
-        await peer?.close();
+        await closePeers();
         await member.close();
       },
     };
@@ -240,7 +282,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     grpc.close();
     await Promise.all(metricsListeners.map((l) => l.shutdown()));
     await Promise.all(ports.map((p) => p.close()));
-    await peer?.close();
+    await closePeers();
     await member.close();
     throw err;
   }
@@ -255,7 +297,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       grpc.close();
       await Promise.all(metricsListeners.map((l) => l.shutdown()));
       await Promise.all(ports.map((p) => p.close()));
-      await peer?.close();
+      await closePeers();
       await member.close();
     },
   };

@@ -283,7 +283,8 @@ interface Proc {
 /** Options of {@linkcode startCluster}. */
 export interface ClusterOptions {
   kind: ClusterKind;
-  size: 3 | 5;
+  /** Members at the start (1: a single member, grown with {@linkcode Cluster.join}). */
+  size: 1 | 3 | 5;
   /** Extra flags given to every member (e.g. `--election-timeout`, `1000`). */
   flags?: string[];
   /** The peer URLs' scheme (default http); https needs the --peer-* flags in `flags`. */

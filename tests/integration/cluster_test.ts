@@ -84,7 +84,7 @@ const KINDS: { kind: ClusterKind; ignore: boolean; why: string }[] = [
 /** Register `fn` once per kind, on a fresh cluster of `size` members that is closed afterwards. */
 function clusterTest(
   name: string,
-  size: 3 | 5,
+  size: 1 | 3 | 5,
   fn: (cluster: Cluster) => Promise<void>,
   flags: string[] = [],
   kinds: ClusterKind[] = ["etcd", "cairn"],
@@ -412,6 +412,38 @@ async function eventually(what: string, check: () => Promise<boolean>, timeoutMs
 
 /** Keys written before a member joins (more than --snapshot-count, so it catches up by snapshot). */
 const JOIN_KEYS = 300;
+
+clusterTest(
+  "a single member grows to three with member add; the cluster restarts as three",
+  1,
+  async (c) => {
+    const [first] = c.members;
+    await put(first, "grow/0", "one");
+    // The added members reach the first on its peer URL: it must listen there by now.
+    const second = await c.join(first);
+    await put(second, "grow/1", "two");
+    const third = await c.join(second, true);
+    await eventually("the learner is promoted", async () => {
+      await postJson(first.clientUrl, "/v3/cluster/member/promote", { ID: third.id });
+      return true;
+    });
+    await put(third, "grow/2", "three");
+    for (const m of c.members) {
+      assert.equal(await get(m, "grow/0"), "one");
+      assert.equal(await get(m, "grow/2"), "three");
+    }
+    // Restarted, the first member listens for its peers from the start.
+    await c.kill(first);
+    await putUntilAcked(() => c.running(), "grow/3", "without the first");
+    await c.restart(first);
+    await eventually(
+      "the restarted first member has the write made without it",
+      async () => (await get(first, "grow/3", { serializable: true })) === "without the first",
+    );
+    await put(first, "grow/4", "back");
+    assert.equal(await get(third, "grow/4"), "back");
+  },
+);
 
 clusterTest(
   "a learner added after the log was compacted catches up by snapshot, is promoted, and a member is removed",
