@@ -24,6 +24,15 @@ export async function runs(bin: string, args: string[]): Promise<boolean> {
 /** True when an `etcd` binary is on PATH (the differential tests need it). */
 export const HAVE_ETCD: boolean = await runs("etcd", ["--version"]);
 
+/**
+ * `stderr` of a `deno run` child without Deno's own notices about itself
+ * (waiting for another Deno process's lock on node_modules, downloading a
+ * package on a first run), which are not the program's output.
+ */
+export function withoutDenoNotices(stderr: string): string {
+  return stderr.replace(/^(Blocking waiting for file lock on .*|Download https?:\/\/.*)\n/gm, "");
+}
+
 /** A free TCP port on 127.0.0.1 (bound, then released). */
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });

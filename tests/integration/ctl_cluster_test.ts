@@ -20,7 +20,13 @@ import {
   type TxnRequest,
 } from "../../client/mod.ts";
 import { Lease } from "../../client/lease.ts";
-import { freePort, HAVE_ETCD as HAVE_ETCD_BINARY, ROOT, runs } from "../servers.ts";
+import {
+  freePort,
+  HAVE_ETCD as HAVE_ETCD_BINARY,
+  ROOT,
+  runs,
+  withoutDenoNotices,
+} from "../servers.ts";
 
 const HAVE_ETCD = HAVE_ETCD_BINARY && (await runs("etcdctl", ["version"]));
 
@@ -134,7 +140,11 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: withoutDenoNotices(dec.decode(out.stderr)),
+  };
 }
 
 /** The `ctl` task's command line from deno.json (`deno run … main.ts ctl`), deno resolved. */

@@ -16,6 +16,7 @@ import {
   type ServerProcess,
   startCairn as startCairnProcess,
   startEtcd as startEtcdProcess,
+  withoutDenoNotices,
 } from "../servers.ts";
 
 const HAVE_ETCD = HAVE_ETCD_BINARY && (await runs("etcdctl", ["version"]));
@@ -67,7 +68,11 @@ async function run(cmd: string, args: string[], stdin: string, env = {}): Promis
   await w.close();
   const out = await proc.output();
   const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: withoutDenoNotices(dec.decode(out.stderr)),
+  };
 }
 
 function etcdctl(endpoint: string, args: string[], stdin: string): Promise<Result> {
@@ -509,7 +514,11 @@ async function runWatch(cmd: string[], step: WatchStep, env = {}): Promise<Resul
   }
   const { code } = await status;
   await reading;
-  return { code: step.until === undefined ? code : 0, stdout, stderr };
+  return {
+    code: step.until === undefined ? code : 0,
+    stdout,
+    stderr: withoutDenoNotices(stderr),
+  };
 }
 
 const etcdctlCmd = (endpoint: string) => ["etcdctl", "--endpoints", endpoint];
@@ -656,7 +665,7 @@ class Running {
   async exit(): Promise<Result> {
     const { code } = await this.#proc.status;
     await this.#reading;
-    return { code, stdout: this.stdout, stderr: this.stderr };
+    return { code, stdout: this.stdout, stderr: withoutDenoNotices(this.stderr) };
   }
 }
 

@@ -13,7 +13,7 @@
  */
 
 import { allocatePorts } from "./cluster_harness.ts";
-import { ROOT } from "../servers.ts";
+import { ROOT, withoutDenoNotices } from "../servers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -102,7 +102,7 @@ export async function runCommand(
     return {
       code: out.code,
       stdout: out.stdout,
-      stderr: decoder.decode(out.stderr),
+      stderr: withoutDenoNotices(decoder.decode(out.stderr)),
       timedOut: signal.aborted,
     };
   } finally {
@@ -226,7 +226,7 @@ export class Proc {
 
   /** Everything it has written to stderr so far. */
   get stderr(): string {
-    return this.#stderr;
+    return withoutDenoNotices(this.#stderr);
   }
 
   /**
