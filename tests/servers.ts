@@ -246,7 +246,7 @@ function spawnCairn(dataDir: string, extraArgs: string[]): Promise<ServerProcess
 export interface Exited {
   /** Exit code; undefined if it was still running at the deadline (then it was killed). */
   code: number | undefined;
-  /** Everything it wrote to stderr. */
+  /** Everything it wrote to stderr (without Deno's own notices). */
   stderr: string;
 }
 
@@ -276,6 +276,6 @@ export async function runCairnToExit(args: string[], timeoutMs = 20_000): Promis
   clearTimeout(timer);
   return {
     code: timedOut ? undefined : out.code,
-    stderr: new TextDecoder().decode(out.stderr),
+    stderr: withoutDenoNotices(new TextDecoder().decode(out.stderr)),
   };
 }

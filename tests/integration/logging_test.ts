@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cairnArgs, freePort, ROOT, runCairnToExit } from "../servers.ts";
+import { cairnArgs, freePort, ROOT, runCairnToExit, withoutDenoNotices } from "../servers.ts";
 
 interface Entry {
   level: string;
@@ -49,7 +49,7 @@ async function runAndStop(
   }
   const out = await output;
   Deno.removeSync(dataDir, { recursive: true });
-  const entries = parseEntries(new TextDecoder().decode(out.stderr));
+  const entries = parseEntries(withoutDenoNotices(new TextDecoder().decode(out.stderr)));
   return { code: out.code, entries, stdout: new TextDecoder().decode(out.stdout) };
 }
 
