@@ -231,7 +231,7 @@ export const FLAGS = {
     type: "string",
     default: "simple",
     help:
-      "Specify a v3 authentication token type and its options ('simple' or 'jwt'). (cairn: 'jwt,sign-method=…,pub-key=…,priv-key=…,ttl=…' is parsed and its keys read as etcd's; the member then refuses to start, as its Auth service issues 'simple' tokens only so far.)",
+      "Specify a v3 authentication token type and its options ('simple' or 'jwt'). jwt takes etcd's options: 'jwt,pub-key=…,priv-key=…,sign-method=RS256|ES256|…,ttl=…'.",
   },
   "auth-token-ttl": {
     type: "number",
@@ -261,7 +261,319 @@ export const FLAGS = {
     default: "info",
     help: "Configures log level. Only supports debug, info, warn, error, panic, or fatal.",
   },
+  "debug": {
+    type: "boolean",
+    default: false,
+    help:
+      "Enable debug-level logging for etcd. [WARN] Will be deprecated in v3.5. Use '--log-level=debug' instead.",
+  },
+  "wal-dir": { type: "string", default: "", help: "Path to the dedicated wal directory." },
+  "pre-vote": {
+    type: "boolean",
+    default: true,
+    help:
+      "Enable to run an additional Raft election phase. (cairn: on unless --pre-vote=false; etcd 3.4 has it off by default, etcd 3.5 on.)",
+  },
+  "max-concurrent-streams": {
+    type: "number",
+    default: 4294967295,
+    help: "Maximum concurrent streams that each client can open at a time.",
+    compatOnly: true,
+  },
+  // Accepted with etcd's types and defaults so that etcd's command lines and
+  // ETCD_* environments start cairn; not acted on (logged as such at start).
+  "max-snapshots": {
+    type: "number",
+    default: 5,
+    help: "Maximum number of snapshot files to retain (0 is unlimited).",
+    compatOnly: true,
+  },
+  "max-wals": {
+    type: "number",
+    default: 5,
+    help: "Maximum number of wal files to retain (0 is unlimited).",
+    compatOnly: true,
+  },
+  "strict-reconfig-check": {
+    type: "boolean",
+    default: true,
+    help: "Reject reconfiguration requests that would cause quorum loss.",
+    compatOnly: true,
+  },
+  "initial-election-tick-advance": {
+    type: "boolean",
+    default: true,
+    help: "Whether to fast-forward initial election ticks on boot for faster election.",
+    compatOnly: true,
+  },
+  "grpc-keepalive-min-time": {
+    type: "string",
+    default: "5s",
+    help: "Minimum duration interval that a client should wait before pinging server.",
+    compatOnly: true,
+  },
+  "grpc-keepalive-interval": {
+    type: "string",
+    default: "2h",
+    help:
+      "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).",
+    compatOnly: true,
+  },
+  "grpc-keepalive-timeout": {
+    type: "string",
+    default: "20s",
+    help: "Additional duration of wait before closing a non-responsive connection (0 to disable).",
+    compatOnly: true,
+  },
+  "cors": {
+    type: "string",
+    default: "*",
+    help:
+      "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).",
+    compatOnly: true,
+  },
+  "host-whitelist": {
+    type: "string",
+    default: "*",
+    help:
+      "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).",
+    compatOnly: true,
+  },
+  "enable-pprof": {
+    type: "boolean",
+    default: false,
+    help:
+      'Enable runtime profiling data via HTTP server. Address is at client URL + "/debug/pprof/"',
+    compatOnly: true,
+  },
+  "metrics": {
+    type: "string",
+    default: "basic",
+    help:
+      "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics.",
+    compatOnly: true,
+  },
+  "log-package-levels": {
+    type: "string",
+    default: "",
+    help:
+      "Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG').",
+    compatOnly: true,
+  },
+  "backend-batch-interval": {
+    type: "string",
+    default: "",
+    help: "BackendBatchInterval is the maximum time before commit the backend transaction.",
+    compatOnly: true,
+  },
+  "backend-batch-limit": {
+    type: "number",
+    default: 0,
+    help: "BackendBatchLimit is the maximum operations before commit the backend transaction.",
+    compatOnly: true,
+  },
+  "experimental-initial-corrupt-check": {
+    type: "boolean",
+    default: false,
+    help: "Enable to check data corruption before serving any client/peer traffic.",
+    compatOnly: true,
+  },
+  "experimental-enable-lease-checkpoint": {
+    type: "boolean",
+    default: false,
+    help:
+      "ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.",
+    compatOnly: true,
+  },
+  "experimental-compaction-batch-limit": {
+    type: "number",
+    default: 1000,
+    help:
+      "ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.",
+    compatOnly: true,
+  },
+  "experimental-backend-bbolt-freelist-type": {
+    type: "string",
+    default: "array",
+    help:
+      "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).",
+    compatOnly: true,
+  },
+  "experimental-peer-skip-client-san-verification": {
+    type: "boolean",
+    default: false,
+    help: "Skip verification of SAN field in client certificate for peer connections.",
+    compatOnly: true,
+  },
+  // What cairn does not do: accepted at etcd's defaults only.
+  "enable-v2": {
+    type: "boolean",
+    default: false,
+    help: "Accept etcd V2 client requests. (cairn: the v2 API is not served; only false.)",
+    compatOnly: true,
+  },
+  "experimental-enable-v2v3": {
+    type: "string",
+    default: "",
+    help: "Serve v2 requests through the v3 backend under a given prefix. (cairn: only empty.)",
+    compatOnly: true,
+  },
+  "force-new-cluster": {
+    type: "boolean",
+    default: false,
+    help: "Force to create a new one-member cluster. (cairn: only false.)",
+    compatOnly: true,
+  },
+  "discovery": {
+    type: "string",
+    default: "",
+    help: "Discovery URL used to bootstrap the cluster. (cairn: only empty.)",
+    compatOnly: true,
+  },
+  "discovery-srv": {
+    type: "string",
+    default: "",
+    help: "DNS srv domain used to bootstrap the cluster. (cairn: only empty.)",
+    compatOnly: true,
+  },
+  "discovery-srv-name": {
+    type: "string",
+    default: "",
+    help: "Suffix to the dns srv name queried when bootstrapping.",
+    compatOnly: true,
+  },
+  "discovery-proxy": {
+    type: "string",
+    default: "",
+    help: "HTTP proxy to use for traffic to discovery service.",
+    compatOnly: true,
+  },
+  "discovery-fallback": {
+    type: "string",
+    default: "proxy",
+    help:
+      "Expected behavior ('exit' or 'proxy') when discovery services fails. \"proxy\" supports v2 API only.",
+    compatOnly: true,
+  },
+  "proxy": {
+    type: "string",
+    default: "off",
+    help: "Proxy mode setting ('off', 'readonly' or 'on'). (cairn: only off.)",
+    compatOnly: true,
+  },
+  "proxy-failure-wait": {
+    type: "number",
+    default: 5000,
+    help: "Time (in milliseconds) an endpoint will be held in a failed state.",
+    compatOnly: true,
+  },
+  "proxy-refresh-interval": {
+    type: "number",
+    default: 30000,
+    help: "Time (in milliseconds) of the endpoints refresh interval.",
+    compatOnly: true,
+  },
+  "proxy-dial-timeout": {
+    type: "number",
+    default: 1000,
+    help: "Time (in milliseconds) for a dial to timeout.",
+    compatOnly: true,
+  },
+  "proxy-write-timeout": {
+    type: "number",
+    default: 5000,
+    help: "Time (in milliseconds) for a write to timeout.",
+    compatOnly: true,
+  },
+  "proxy-read-timeout": {
+    type: "number",
+    default: 0,
+    help: "Time (in milliseconds) for a read to timeout.",
+    compatOnly: true,
+  },
 } as const satisfies Record<string, FlagSpec>;
+
+/**
+ * How a flag accepted for compatibility is validated, as etcd parses it:
+ * a Go bool, an unsigned integer, a Go duration (`"0"` allowed; with
+ * `empty`, also `""`), one of a list of words, or any text; `only`: the
+ * one value cairn runs with (anything else stops the start, saying why).
+ */
+const COMPAT_CHECKS: Partial<
+  Record<
+    FlagName,
+    {
+      kind: "bool" | "uint" | "duration" | "text";
+      empty?: true;
+      words?: string[];
+      only?: { value: string; why: string };
+    }
+  >
+> = {
+  "max-concurrent-streams": { kind: "uint" },
+  "max-snapshots": { kind: "uint" },
+  "max-wals": { kind: "uint" },
+  "strict-reconfig-check": { kind: "bool" },
+  "initial-election-tick-advance": { kind: "bool" },
+  "grpc-keepalive-min-time": { kind: "duration" },
+  "grpc-keepalive-interval": { kind: "duration" },
+  "grpc-keepalive-timeout": { kind: "duration" },
+  "cors": { kind: "text" },
+  "host-whitelist": { kind: "text" },
+  "enable-pprof": { kind: "bool" },
+  "metrics": { kind: "text", words: ["basic", "extensive"] },
+  "log-package-levels": { kind: "text" },
+  "backend-batch-interval": { kind: "duration", empty: true },
+  "backend-batch-limit": { kind: "uint" },
+  "experimental-initial-corrupt-check": { kind: "bool" },
+  "experimental-enable-lease-checkpoint": { kind: "bool" },
+  "experimental-compaction-batch-limit": { kind: "uint" },
+  "experimental-backend-bbolt-freelist-type": { kind: "text", words: ["array", "map"] },
+  "experimental-peer-skip-client-san-verification": { kind: "bool" },
+  "enable-v2": {
+    kind: "bool",
+    only: { value: "false", why: "cairn does not serve etcd's v2 API (--enable-v2)" },
+  },
+  "experimental-enable-v2v3": {
+    kind: "text",
+    only: { value: "", why: "cairn does not serve etcd's v2 API (--experimental-enable-v2v3)" },
+  },
+  "force-new-cluster": {
+    kind: "bool",
+    only: {
+      value: "false",
+      why:
+        "cairn has no --force-new-cluster; restore a snapshot into a new one-member cluster instead (ctl snapshot restore)",
+    },
+  },
+  "discovery": {
+    kind: "text",
+    only: {
+      value: "",
+      why: "cairn does not bootstrap by discovery; list the members in --initial-cluster",
+    },
+  },
+  "discovery-srv": {
+    kind: "text",
+    only: {
+      value: "",
+      why: "cairn does not bootstrap by DNS discovery; list the members in --initial-cluster",
+    },
+  },
+  "discovery-srv-name": { kind: "text" },
+  "discovery-proxy": { kind: "text" },
+  "discovery-fallback": { kind: "text", words: ["exit", "proxy"] },
+  "proxy": {
+    kind: "text",
+    words: ["off", "readonly", "on"],
+    only: { value: "off", why: "cairn does not run as etcd's v2 proxy (--proxy)" },
+  },
+  "proxy-failure-wait": { kind: "uint" },
+  "proxy-refresh-interval": { kind: "uint" },
+  "proxy-dial-timeout": { kind: "uint" },
+  "proxy-write-timeout": { kind: "uint" },
+  "proxy-read-timeout": { kind: "uint" },
+};
 
 /** A flag's name. */
 export type FlagName = keyof typeof FLAGS;
@@ -366,6 +678,12 @@ export interface ServerConfig {
   bcryptCost: number;
   /** The flags given on the command line or as `ETCD_*` variables; the others took their defaults. */
   givenFlags: FlagName[];
+  /** The WAL's directory (--wal-dir; default `<data-dir>/member/wal`). */
+  walDir: string;
+  /** Raft's pre-vote phase (--pre-vote; cairn's default true). */
+  preVote: boolean;
+  /** The values of the flags accepted for compatibility only (validated, not acted on). */
+  compat: Partial<Record<FlagName, string | number | boolean>>;
 }
 
 /**
@@ -689,8 +1007,10 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
   const givenFlags = (Object.keys(FLAGS) as FlagName[]).filter((flag) =>
     values[flag] !== undefined || env[envName(flag)] !== undefined
   );
-  const logLevel = raw("log-level");
+  // --debug is etcd 3.4's older spelling of --log-level debug.
+  const logLevel = boolFlag("debug", raw("debug")) ? "debug" : raw("log-level");
   if (!isLogLevel(logLevel)) throw new ConfigError(`unknown level "${logLevel}"`);
+  const compat = compatValues(raw);
   const logger = raw("logger");
   if (logger !== "zap" && logger !== "capnslog") {
     throw new ConfigError(`unknown logger option "${logger}"`);
@@ -822,7 +1142,47 @@ export function parseConfig(args: string[], env: Record<string, string | undefin
     authTokenTtlSeconds: positiveUint("auth-token-ttl", raw("auth-token-ttl")),
     bcryptCost: uintFlag("bcrypt-cost", raw("bcrypt-cost")),
     givenFlags,
+    walDir: raw("wal-dir") || `${dataDir}/member/wal`,
+    preVote: boolFlag("pre-vote", raw("pre-vote")),
+    compat,
   };
+}
+
+/**
+ * The flags accepted for compatibility, validated as etcd parses them.
+ *
+ * @throws {ConfigError} Go's `parse error` for a value of the wrong type,
+ *   or why cairn cannot run with a value other than the one it supports.
+ */
+function compatValues(
+  raw: (flag: FlagName) => string,
+): Partial<Record<FlagName, string | number | boolean>> {
+  const values: Partial<Record<FlagName, string | number | boolean>> = {};
+  for (
+    const [flag, check] of Object.entries(COMPAT_CHECKS) as [
+      FlagName,
+      NonNullable<(typeof COMPAT_CHECKS)[FlagName]>,
+    ][]
+  ) {
+    const text = raw(flag);
+    let value: string | number | boolean;
+    if (check.kind === "bool") value = boolFlag(flag, text);
+    else if (check.kind === "uint") value = uintFlag(flag, text);
+    else if (check.kind === "duration") {
+      if (!(check.empty && text === "")) durationFlag(flag, text, true);
+      value = text;
+    } else value = text;
+    if (check.words !== undefined && !check.words.includes(text)) {
+      throw new ConfigError(
+        `invalid value "${text}" for flag -${flag}: expected one of ${check.words.join(", ")}`,
+      );
+    }
+    if (check.only !== undefined && String(value) !== check.only.value) {
+      throw new ConfigError(check.only.why);
+    }
+    values[flag] = value;
+  }
+  return values;
 }
 
 const INVALID_AUTH_OPTIONS = "auth: invalid auth options";
@@ -962,7 +1322,7 @@ function positiveUint(flag: string, raw: string): number {
  */
 export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
   const hrefs = (urls: URL[]) => urls.map((u) => u.href);
-  const values: Record<FlagName, unknown> = {
+  const values: Partial<Record<FlagName, unknown>> = {
     "name": config.name,
     "data-dir": config.dataDir,
     "listen-client-urls": hrefs(config.listenClientUrls),
@@ -1010,6 +1370,14 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "auth-token": config.authToken,
     "auth-token-ttl": config.authTokenTtlSeconds,
     "bcrypt-cost": config.bcryptCost,
+    "debug": config.logLevel === "debug",
+    "wal-dir": config.walDir,
+    "pre-vote": config.preVote,
   };
-  return values;
+  for (const [flag, value] of Object.entries(config.compat)) values[flag as FlagName] = value;
+  // Every flag has its value (the compat ones in config.compat).
+  for (const flag of Object.keys(FLAGS) as FlagName[]) {
+    invariant(flag in values, `flag ${flag} has a value to log`);
+  }
+  return values as Record<FlagName, unknown>;
 }

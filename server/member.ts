@@ -98,11 +98,14 @@ export async function openMember(
   dataDir: string,
   ids: MemberIdentity,
   limits: MemberLimits,
-  raft: Omit<
-    RaftNodeOptions,
-    "walDir" | "onFailure" | "onRecovered" | "onCompactionFailure" | "raftId" | "snapDir"
-  > = {},
+  raft:
+    & Omit<
+      RaftNodeOptions,
+      "walDir" | "onFailure" | "onRecovered" | "onCompactionFailure" | "raftId" | "snapDir"
+    >
+    & { walDir?: string } = {},
 ): Promise<Member> {
+  const { walDir: wal, ...raftOptions } = raft;
   const lock = lockDataDir(dataDir);
   let backend: Backend | undefined;
   try {
@@ -134,7 +137,7 @@ export async function openMember(
       await b.write(() => b.putMeta(Meta.appliedIndex, 1));
     }
     const node = await RaftNode.open(b, {
-      walDir: walDir(dataDir),
+      walDir: wal ?? walDir(dataDir),
       snapDir: snapDir(dataDir),
       raftId: Number(b.getMeta(Meta.raftId) ?? 1),
       openStoreFile: openEnvironmentFile,
@@ -142,7 +145,7 @@ export async function openMember(
       defragDir: defragDir(dataDir),
       reserveFile: `${memberDir(dataDir)}/reserve`,
       authTokenTtlSeconds: limits.authTokenTtlSeconds,
-      ...raft,
+      ...raftOptions,
       onFailure: (err) => log.error("storage failure; refusing writes", { error: err }),
       onRecovered: () => log.info("storage recovered; taking writes again"),
       // etcd's mvcc/kvstore_compaction.go.

@@ -102,6 +102,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     tokens: config.authToken.type === "jwt" ? await loadJwtTokens(config.authToken) : undefined,
     heartbeatMs: config.heartbeatIntervalMs,
     electionMs: config.electionTimeoutMs,
+    preVote: config.preVote,
+    walDir: config.walDir,
     snapshotCount: config.snapshotCount,
     warningApplyDurationMs: config.warningApplyDurationMs,
     transport: {

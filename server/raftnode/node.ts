@@ -155,6 +155,11 @@ export interface RaftNodeOptions {
   /** Election timeout in milliseconds (etcd's --election-timeout). Default 1000. */
   electionMs?: number;
   /**
+   * Raft's pre-vote phase (etcd's --pre-vote): a member that was cut off
+   * asks whether it could win before it raises its term. Default true.
+   */
+  preVote?: boolean;
+  /**
    * Applied entries after which the Raft log and the WAL are compacted
    * (etcd's --snapshot-count; the state machine in LMDB is the snapshot).
    * Default 100,000.
@@ -519,7 +524,7 @@ export class RaftNode {
       maxCommittedSizePerReady: Number.MAX_SAFE_INTEGER,
       maxInflightMsgs: 256,
       checkQuorum: true,
-      preVote: true,
+      preVote: options.preVote ?? true,
       onEvent: options.onRaftEvent,
     });
     const node = new RaftNode(backend, raw, storage, wal, applier, options);

@@ -53,3 +53,25 @@ Deno.test("durability: every acknowledged put survives kill -9 and restart", asy
     Deno.removeSync(dataDir, { recursive: true });
   }
 });
+
+Deno.test("durability: --wal-dir keeps the WAL in its own directory, and a restart replays it", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-wal-dir-" });
+  const flags = ["--wal-dir", `${dir}/wal`];
+  let server = await startCairn(`${dir}/data`, flags);
+  try {
+    for (let i = 0; i < 20; i++) {
+      const res = await post(server.url, "/v3/kv/put", { key: b64(`k${i}`), value: b64(`v${i}`) });
+      assert.equal(res.status, 200, await res.text());
+    }
+    await server.kill();
+    assert.ok([...Deno.readDirSync(`${dir}/wal`)].length > 0, "nothing in --wal-dir");
+    assert.throws(() => Deno.statSync(`${dir}/data/member/wal`), Deno.errors.NotFound);
+    server = await startCairn(`${dir}/data`, flags);
+    const res = await post(server.url, "/v3/kv/range", { key: b64("k"), range_end: b64("l") });
+    const { kvs } = await res.json() as { kvs: { value: string }[] };
+    assert.equal(kvs.length, 20);
+  } finally {
+    await server.kill();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

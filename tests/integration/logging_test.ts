@@ -90,9 +90,14 @@ Deno.test("logging: JSON lines on stderr; the flags in effect, the quota", async
   assert.equal(inEffect["max-txn-ops"], 128);
   assert.equal(inEffect["log-level"], "info");
   assert.equal(typeof inEffect["data-dir"], "string");
-  // Every flag is in effect: none is only accepted.
   assert.equal(inEffect["quota-backend-bytes"], 8589934592);
-  assert.ok(!msgs.some((m) => m.includes("accepted for compatibility")));
+  // etcd's flags cairn only accepts are listed apart, with their values;
+  // none was given, so none is warned of.
+  const compat = entries.find((e) => e.msg === "flags accepted for compatibility, not in effect")!;
+  assert.equal(compat["max-wals"], 5);
+  assert.equal(compat["strict-reconfig-check"], true);
+  assert.ok(!("max-wals" in inEffect));
+  assert.ok(!msgs.includes("warn flag accepted for compatibility, not in effect"));
   const quota = entries.find((e) => e.msg === "enabled backend quota")!;
   assert.deepEqual([quota["quota-name"], quota["quota-size-bytes"]], ["v3-applier", 8589934592]);
   for (const flag of ["listen-peer-urls", "advertise-client-urls", "initial-cluster-state"]) {
@@ -104,17 +109,21 @@ Deno.test("logging: JSON lines on stderr; the flags in effect, the quota", async
   assert.equal(inEffect["election-timeout"], 1000);
 });
 
-Deno.test("logging: --log-level warn leaves out info entries", async () => {
+Deno.test("logging: --log-level warn leaves out info entries; a flag only accepted is warned of", async () => {
   const { code, entries } = await runAndStop([
     "--log-level",
     "warn",
     "--quota-backend-bytes",
     "9000000000",
+    "--max-wals",
+    "3",
   ]);
   assert.equal(code, 0);
-  assert.deepEqual(entries.map((e) => [e.level, e.msg, e["quota-size-bytes"]]), [
+  assert.deepEqual(entries.map((e) => [e.level, e.msg, e["quota-size-bytes"] ?? e.flag]), [
+    ["warn", "flag accepted for compatibility, not in effect", "max-wals"],
     ["warn", "quota exceeds the maximum value", 9000000000],
   ]);
+  assert.equal(entries[0].value, 3);
 });
 
 Deno.test("logging: a bad --log-level is refused with a fatal entry", async () => {

@@ -9,6 +9,7 @@ import {
   parseGoDuration,
   resolveLogOutputs,
 } from "../../server/config.ts";
+import { HAVE_ETCD } from "../servers.ts";
 
 Deno.test("config: etcd's defaults, data dir default.cairn", () => {
   const c = parseConfig([], {});
@@ -293,4 +294,92 @@ Deno.test("config: Go durations as time.ParseDuration reads them", () => {
   for (const bad of ["", "-", "0x", "5", ".s", "1.5", "1d", "1s ", " 1s", "1sm"]) {
     assert.equal(parseGoDuration(bad), undefined, bad);
   }
+});
+
+Deno.test("config: --debug, --pre-vote and --wal-dir are in effect", () => {
+  const c = parseConfig([], {});
+  assert.equal(c.preVote, true);
+  assert.equal(c.walDir, "default.cairn/member/wal");
+  assert.equal(c.logLevel, "info");
+  const d = parseConfig(
+    ["--debug", "--pre-vote=false", "--wal-dir", "/fast/wal", "--data-dir", "/d"],
+    {},
+  );
+  assert.deepEqual([d.logLevel, d.preVote, d.walDir], ["debug", false, "/fast/wal"]);
+  assert.equal(parseConfig([], { ETCD_WAL_DIR: "/w" }).walDir, "/w");
+  assert.equal(flagValues(d)["wal-dir"], "/fast/wal");
+});
+
+Deno.test("config: etcd's other flags are accepted with etcd's types, or refused saying why", () => {
+  // What a kubeadm (1.2x) etcd manifest and common systemd units pass.
+  const c = parseConfig([
+    "--experimental-initial-corrupt-check=true",
+    "--snapshot-count=10000",
+    "--strict-reconfig-check=false",
+    "--max-snapshots",
+    "3",
+    "--max-wals=0",
+    "--grpc-keepalive-min-time=10s",
+    "--grpc-keepalive-interval",
+    "1h",
+    "--grpc-keepalive-timeout=0",
+    "--metrics=extensive",
+    "--enable-pprof",
+    "--enable-v2=false",
+    "--backend-batch-interval=10ms",
+    "--experimental-backend-bbolt-freelist-type=map",
+    "--max-concurrent-streams=100",
+  ], { ETCD_INITIAL_ELECTION_TICK_ADVANCE: "false", ETCD_CORS: "https://a.example" });
+  assert.equal(c.compat["experimental-initial-corrupt-check"], true);
+  assert.equal(c.compat["max-snapshots"], 3);
+  assert.equal(c.compat["metrics"], "extensive");
+  assert.equal(c.compat["initial-election-tick-advance"], false);
+  assert.equal(c.compat["cors"], "https://a.example");
+  assert.equal(flagValues(c)["max-wals"], 0);
+  // Each has its etcd default when not given.
+  const d = parseConfig([], {});
+  for (const [flag, spec] of Object.entries(FLAGS)) {
+    if ("compatOnly" in spec) assert.equal(flagValues(d)[flag as keyof typeof FLAGS], spec.default);
+  }
+  const refused: [string[], RegExp][] = [
+    [["--enable-pprof=maybe"], /invalid boolean value "maybe" for -enable-pprof: parse error/],
+    [["--max-wals=-1"], /invalid value "-1" for flag -max-wals: parse error/],
+    [["--grpc-keepalive-timeout=20"], /invalid value "20" for flag -grpc-keepalive-timeout/],
+    [["--metrics=all"], /invalid value "all" for flag -metrics/],
+    [["--enable-v2"], /does not serve etcd's v2 API/],
+    [["--experimental-enable-v2v3=/v2/"], /does not serve etcd's v2 API/],
+    [["--force-new-cluster"], /no --force-new-cluster/],
+    [["--discovery=https://discovery.etcd.io/x"], /does not bootstrap by discovery/],
+    [["--discovery-srv=example.com"], /does not bootstrap by DNS discovery/],
+    [["--proxy=on"], /does not run as etcd's v2 proxy/],
+    [["--proxy=sideways"], /invalid value "sideways" for flag -proxy/],
+  ];
+  for (const [args, message] of refused) {
+    assert.throws(
+      () => parseConfig(args, {}),
+      (e) => e instanceof ConfigError && message.test(e.message),
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test({
+  name: "config: every flag etcd 3.4's --help lists is a cairn flag, but --config-file",
+  ignore: !HAVE_ETCD,
+  async fn() {
+    const out = await new Deno.Command("etcd", {
+      args: ["--help"],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    const help = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    const etcdFlags = new Set([...help.matchAll(/^\s+--([a-z0-9-]+)/gm)].map((m) => m[1]));
+    // The help's first and last flags were read.
+    assert.ok(etcdFlags.has("name") && etcdFlags.has("proxy-read-timeout"), [...etcdFlags].join());
+    const missing = [...etcdFlags].filter((f) =>
+      !(f in FLAGS) && f !== "config-file" && f !== "version"
+    );
+    assert.deepEqual(missing, []);
+  },
 });
