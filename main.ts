@@ -139,6 +139,12 @@ function logStart(config: ReturnType<typeof parseConfig>): void {
     "deno-version": Deno.version.deno,
     pid: Deno.pid,
   });
+  if (config.configFile !== undefined) {
+    log.info(
+      "loaded server configuration, other configuration command line flags and environment variables will be ignored if provided",
+      { path: config.configFile },
+    );
+  }
   const values = flagValues(config);
   const inEffect: Record<string, unknown> = {};
   const compat: Record<string, unknown> = {};

@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parse as parseYaml } from "yaml";
 import { invariant } from "../core/invariant.ts";
 import {
   DEFAULT_AUTH_TOKEN_TTL_S,
@@ -47,6 +48,12 @@ interface FlagSpec {
 
 /** Every server flag cairn takes, by etcd's name. */
 export const FLAGS = {
+  "config-file": {
+    type: "string",
+    default: "",
+    help:
+      "Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.",
+  },
   "name": { type: "string", default: "default", help: "Human-readable name for this member." },
   "data-dir": {
     type: "string",
@@ -409,13 +416,13 @@ export const FLAGS = {
   "enable-v2": {
     type: "boolean",
     default: false,
-    help: "Accept etcd V2 client requests. (cairn: the v2 API is not served; only false.)",
+    help: "Accept etcd V2 client requests. (cairn: the v2 API is not served.)",
     compatOnly: true,
   },
   "experimental-enable-v2v3": {
     type: "string",
     default: "",
-    help: "Serve v2 requests through the v3 backend under a given prefix. (cairn: only empty.)",
+    help: "Serve v2 requests through the v3 backend under a given prefix. (cairn: not served.)",
     compatOnly: true,
   },
   "force-new-cluster": {
@@ -530,14 +537,8 @@ const COMPAT_CHECKS: Partial<
   "experimental-compaction-batch-limit": { kind: "uint" },
   "experimental-backend-bbolt-freelist-type": { kind: "text", words: ["array", "map"] },
   "experimental-peer-skip-client-san-verification": { kind: "bool" },
-  "enable-v2": {
-    kind: "bool",
-    only: { value: "false", why: "cairn does not serve etcd's v2 API (--enable-v2)" },
-  },
-  "experimental-enable-v2v3": {
-    kind: "text",
-    only: { value: "", why: "cairn does not serve etcd's v2 API (--experimental-enable-v2v3)" },
-  },
+  "enable-v2": { kind: "bool" },
+  "experimental-enable-v2v3": { kind: "text" },
   "force-new-cluster": {
     kind: "bool",
     only: {
@@ -680,6 +681,8 @@ export interface ServerConfig {
   givenFlags: FlagName[];
   /** The WAL's directory (--wal-dir; default `<data-dir>/member/wal`). */
   walDir: string;
+  /** The --config-file the settings were read from (flags and variables then ignored). */
+  configFile?: string;
   /** Raft's pre-vote phase (--pre-vote; cairn's default true). */
   preVote: boolean;
   /** The values of the flags accepted for compatibility only (validated, not acted on). */
@@ -982,6 +985,102 @@ export function usage(): string {
  *   initial cluster.
  */
 export function parseConfig(args: string[], env: Record<string, string | undefined>): ServerConfig {
+  const file = configFileOf(args, env);
+  if (file !== undefined) {
+    // As etcd: the file's settings alone; other flags and variables are ignored.
+    return { ...parseFlags(configFileArgs(file), {}), configFile: file };
+  }
+  return parseFlags(args, env);
+}
+
+/** The --config-file given (as a flag or ETCD_CONFIG_FILE), if any. */
+function configFileOf(args: string[], env: Record<string, string | undefined>): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--?config-file(?:=(.*))?$/.exec(args[i]);
+    if (m !== null) return m[1] ?? args[i + 1] ?? "";
+  }
+  const fromEnv = env[envName("config-file")];
+  return fromEnv === undefined || fromEnv === "" ? undefined : fromEnv;
+}
+
+/** Flags of etcd's config file whose YAML value is a Go time.Duration: integer nanoseconds. */
+const DURATION_FLAGS = new Set<string>([
+  "grpc-keepalive-min-time",
+  "grpc-keepalive-interval",
+  "grpc-keepalive-timeout",
+  "backend-batch-interval",
+  "experimental-corrupt-check-time",
+  "experimental-watch-progress-notify-interval",
+  "experimental-warning-apply-duration",
+]);
+
+/** etcd's config-file sections of TLS settings, and the prefix of the flags they stand for. */
+const SECURITY_SECTIONS: Record<string, string> = {
+  "client-transport-security": "",
+  "peer-transport-security": "peer-",
+};
+const SECURITY_KEYS = ["cert-file", "key-file", "client-cert-auth", "trusted-ca-file", "auto-tls"];
+
+/**
+ * etcd's YAML configuration file as command-line flags: each top-level key
+ * is the flag of its name (lists joined with commas, durations in
+ * nanoseconds, empty values left at their defaults), and
+ * `client-transport-security` / `peer-transport-security` hold the client
+ * and `--peer-*` TLS flags. Keys cairn does not know are ignored, as etcd's
+ * YAML decoding ignores them.
+ *
+ * @throws {ConfigError} etcd's `open <path>: no such file or directory`, or
+ *   why the YAML cannot be read.
+ */
+export function configFileArgs(path: string): string[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "no such file or directory"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (err as Error).message;
+    throw new ConfigError(`open ${path}: ${why}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`error converting YAML to JSON: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return [];
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError("error unmarshaling JSON: the configuration file is not a mapping");
+  }
+  const args: string[] = [];
+  const add = (flag: string, value: unknown) => {
+    if (value === null || value === undefined || !(flag in FLAGS)) return;
+    let text: string;
+    if (Array.isArray(value)) text = value.map(String).join(",");
+    else if (typeof value === "number" && DURATION_FLAGS.has(flag)) text = `${value}ns`;
+    else if (typeof value === "object") {
+      throw new ConfigError(`error unmarshaling JSON: ${flag} is not a single value`);
+    } else text = String(value);
+    args.push(`--${flag}=${text}`);
+  };
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    if (key === "config-file") continue;
+    const prefix = SECURITY_SECTIONS[key];
+    if (prefix === undefined) {
+      add(key, value);
+      continue;
+    }
+    if (value === null || value === undefined) continue;
+    for (const sub of SECURITY_KEYS) {
+      add(`${prefix}${sub}`, (value as Record<string, unknown>)[sub]);
+    }
+  }
+  return args;
+}
+
+function parseFlags(args: string[], env: Record<string, string | undefined>): ServerConfig {
   const options: Record<string, { type: "string" }> = {};
   for (const name of Object.keys(FLAGS)) options[name] = { type: "string" };
   // etcd (Go's flag package) takes -flag as well as --flag.
@@ -1370,6 +1469,7 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "auth-token": config.authToken,
     "auth-token-ttl": config.authTokenTtlSeconds,
     "bcrypt-cost": config.bcryptCost,
+    "config-file": config.configFile ?? "",
     "debug": config.logLevel === "debug",
     "wal-dir": config.walDir,
     "pre-vote": config.preVote,

@@ -346,8 +346,6 @@ Deno.test("config: etcd's other flags are accepted with etcd's types, or refused
     [["--max-wals=-1"], /invalid value "-1" for flag -max-wals: parse error/],
     [["--grpc-keepalive-timeout=20"], /invalid value "20" for flag -grpc-keepalive-timeout/],
     [["--metrics=all"], /invalid value "all" for flag -metrics/],
-    [["--enable-v2"], /does not serve etcd's v2 API/],
-    [["--experimental-enable-v2v3=/v2/"], /does not serve etcd's v2 API/],
     [["--force-new-cluster"], /no --force-new-cluster/],
     [["--discovery=https://discovery.etcd.io/x"], /does not bootstrap by discovery/],
     [["--discovery-srv=example.com"], /does not bootstrap by DNS discovery/],
@@ -364,7 +362,7 @@ Deno.test("config: etcd's other flags are accepted with etcd's types, or refused
 });
 
 Deno.test({
-  name: "config: every flag etcd 3.4's --help lists is a cairn flag, but --config-file",
+  name: "config: every flag etcd 3.4's --help lists is a cairn flag",
   ignore: !HAVE_ETCD,
   async fn() {
     const out = await new Deno.Command("etcd", {
@@ -377,9 +375,81 @@ Deno.test({
     const etcdFlags = new Set([...help.matchAll(/^\s+--([a-z0-9-]+)/gm)].map((m) => m[1]));
     // The help's first and last flags were read.
     assert.ok(etcdFlags.has("name") && etcdFlags.has("proxy-read-timeout"), [...etcdFlags].join());
-    const missing = [...etcdFlags].filter((f) =>
-      !(f in FLAGS) && f !== "config-file" && f !== "version"
-    );
+    const missing = [...etcdFlags].filter((f) => !(f in FLAGS) && f !== "version");
     assert.deepEqual(missing, []);
   },
+});
+
+Deno.test("config: --config-file reads etcd's YAML file; flags and ETCD_* variables are then ignored", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cairn-config-file-" });
+  try {
+    const file = `${dir}/etcd.conf.yml`;
+    Deno.writeTextFileSync(
+      file,
+      [
+        "name: 'n1'",
+        "data-dir:", // empty: the default
+        "snapshot-count: 10000",
+        "listen-client-urls: http://127.0.0.1:2379,http://10.0.0.5:2379",
+        "initial-advertise-peer-urls: http://10.0.0.5:2380",
+        "initial-cluster: n1=http://10.0.0.5:2380",
+        "initial-cluster-state: 'new'",
+        "strict-reconfig-check: false",
+        "enable-v2: true",
+        "grpc-keepalive-timeout: 20000000000", // a Go duration: nanoseconds
+        "experimental-watch-progress-notify-interval: 5000000000",
+        "log-outputs: [stderr]",
+        "cipher-suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]",
+        'auto-compaction-retention: "1"',
+        "some-future-key: 1", // unknown keys are ignored, as by etcd
+        "client-transport-security:",
+        "  cert-file: /etc/cairn/server.pem",
+        "  key-file: /etc/cairn/server-key.pem",
+        "  client-cert-auth: true",
+        "  trusted-ca-file: /etc/cairn/ca.pem",
+        "peer-transport-security:",
+        "  auto-tls: true",
+        "",
+      ].join("\n"),
+    );
+    const c = parseConfig(["--config-file", file, "--name", "ignored"], { ETCD_NAME: "ignored" });
+    assert.equal(c.configFile, file);
+    assert.equal(c.name, "n1");
+    assert.equal(c.dataDir, "n1.cairn");
+    assert.equal(c.snapshotCount, 10000);
+    assert.deepEqual(c.listenClientUrls.map((u) => u.host), ["127.0.0.1:2379", "10.0.0.5:2379"]);
+    assert.equal(c.compat["strict-reconfig-check"], false);
+    assert.equal(c.compat["enable-v2"], true);
+    assert.equal(c.compat["grpc-keepalive-timeout"], "20000000000ns");
+    assert.equal(c.watchProgressNotifyIntervalMs, 5000);
+    assert.deepEqual(c.logOutputs, ["stderr"]);
+    assert.equal(c.cipherSuites.length, 1);
+    assert.equal(c.autoCompactionRetention, 3_600_000);
+    assert.deepEqual(
+      [c.certFile, c.keyFile, c.clientCertAuth, c.trustedCaFile],
+      ["/etc/cairn/server.pem", "/etc/cairn/server-key.pem", true, "/etc/cairn/ca.pem"],
+    );
+    assert.equal(c.peerAutoTls, true);
+    assert.equal(flagValues(c)["config-file"], file);
+    // The same from ETCD_CONFIG_FILE.
+    assert.equal(parseConfig([], { ETCD_CONFIG_FILE: file }).name, "n1");
+
+    assert.throws(
+      () => parseConfig([`--config-file=${dir}/none.yml`], {}),
+      (e) =>
+        e instanceof ConfigError && e.message === `open ${dir}/none.yml: no such file or directory`,
+    );
+    Deno.writeTextFileSync(`${dir}/bad.yml`, "name: a: b\n");
+    assert.throws(
+      () => parseConfig(["--config-file", `${dir}/bad.yml`], {}),
+      (e) => e instanceof ConfigError && e.message.startsWith("error converting YAML to JSON"),
+    );
+    Deno.writeTextFileSync(`${dir}/v2.yml`, "force-new-cluster: true\n");
+    assert.throws(
+      () => parseConfig(["--config-file", `${dir}/v2.yml`], {}),
+      /no --force-new-cluster/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
