@@ -77,6 +77,7 @@ import * as version from "./commands/version.ts";
 import * as watch from "./commands/watch.ts";
 import type { CtlContext, CtlIO } from "./context.ts";
 import { CtlError, ExitCode } from "./exit.ts";
+import { goOsError } from "../core/go_os_error.ts";
 import {
   convertFlagValue,
   FlagError,
@@ -188,12 +189,7 @@ async function clientTls(
     try {
       return await Deno.readTextFile(file);
     } catch (err) {
-      const reason = err instanceof Deno.errors.NotFound
-        ? "no such file or directory"
-        : err instanceof Deno.errors.PermissionDenied
-        ? "permission denied"
-        : (err as Error).message;
-      throw new CtlError(ExitCode.BadArgs, `open ${file}: ${reason}`);
+      throw new CtlError(ExitCode.BadArgs, `open ${file}: ${goOsError(err)}`);
     }
   };
   const cert = await read(certPath);

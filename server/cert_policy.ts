@@ -28,6 +28,7 @@ import type * as tls from "node:tls";
 import { checkServerIdentity } from "node:tls";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { CertificateList } from "@peculiar/asn1-x509";
+import { goOsError } from "../core/go_os_error.ts";
 
 /** The checks of one listener's certificates; every field optional. */
 export interface CertificatePolicy {
@@ -109,7 +110,7 @@ export class RevocationList {
       stamp = `${info.size}:${info.mtime?.getTime()}`;
     } catch (err) {
       this.#stamp = "";
-      throw new Error(`open ${this.path}: ${fileError(err)}`);
+      throw new Error(`open ${this.path}: ${goOsError(err)}`);
     }
     if (stamp !== this.#stamp) {
       this.#stamp = stamp;
@@ -120,19 +121,13 @@ export class RevocationList {
       } catch (err) {
         this.#error =
           err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied
-            ? `open ${this.path}: ${fileError(err)}`
+            ? `open ${this.path}: ${goOsError(err)}`
             : `x509: malformed crl (${(err as Error).message})`;
       }
     }
     if (this.#serials === undefined) throw new Error(this.#error);
     return this.#serials;
   }
-}
-
-function fileError(err: unknown): string {
-  if (err instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return (err as Error).message;
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   type JwtSignMethod,
   JwtTokens,
 } from "../core/auth/jwt_token.ts";
+import { goOsError } from "../core/go_os_error.ts";
 
 /** etcd's default `--max-request-bytes`: 1.5 MiB. */
 export const DEFAULT_MAX_REQUEST_BYTES = 1572864;
@@ -1037,12 +1038,7 @@ export function configFileArgs(path: string): string[] {
   try {
     text = Deno.readTextFileSync(path);
   } catch (err) {
-    const why = err instanceof Deno.errors.NotFound
-      ? "no such file or directory"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : (err as Error).message;
-    throw new ConfigError(`open ${path}: ${why}`);
+    throw new ConfigError(`open ${path}: ${goOsError(err)}`);
   }
   let doc: unknown;
   try {

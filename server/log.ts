@@ -29,6 +29,7 @@ import {
   MAX_LOG_SAMPLE_KEYS,
 } from "../core/limits.ts";
 import { formatGoDuration } from "../cli/go_format.ts";
+import { goOsError } from "../core/go_os_error.ts";
 
 /** etcd's log levels, least severe first (--log-level takes any of them). */
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "panic", "fatal"] as const;
@@ -206,15 +207,6 @@ export class LogOutputError extends Error {
   }
 }
 
-/** The reason of a failed open, in Go's words (`no such file or directory`). */
-function goOpenError(err: unknown): string {
-  if (err instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (err instanceof Deno.errors.IsADirectory) return "is a directory";
-  if (err instanceof Deno.errors.NotADirectory) return "not a directory";
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** Where a sink's bytes go. */
 interface Sink {
   writeSync(p: Uint8Array): number;
@@ -266,7 +258,7 @@ export class LogOutputs {
           sinks.push({ writeSync: (p) => file.writeSync(p), close: () => file.close() });
         } catch (err) {
           for (const s of sinks) s.close?.();
-          throw new LogOutputError(`open sink "${output}": open ${output}: ${goOpenError(err)}`);
+          throw new LogOutputError(`open sink "${output}": open ${output}: ${goOsError(err)}`);
         }
       }
     }

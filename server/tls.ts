@@ -19,6 +19,7 @@ import { AUTO_TLS_VALIDITY_DAYS, TLS_RELOAD_CHECK_MS } from "../core/limits.ts";
 import type { ServerConfig } from "./config.ts";
 import { log } from "./log.ts";
 import { type CertificatePolicy, policyError } from "./cert_policy.ts";
+import { goOsError } from "../core/go_os_error.ts";
 
 /**
  * What an https listener serves with (etcd's transport.TLSInfo, resolved):
@@ -148,7 +149,7 @@ async function loadTls(
   if (refused !== undefined) throw new Error(refused);
   const read = (path: string) =>
     Deno.readTextFile(path).catch((err) => {
-      throw new Error(`open ${path}: ${goFileError(err)}`, { cause: err });
+      throw new Error(`open ${path}: ${goOsError(err)}`, { cause: err });
     });
   let cert: string;
   let key: string;
@@ -193,14 +194,6 @@ async function loadTls(
 /** `policy` without its empty fields. */
 function compactPolicy(policy: CertificatePolicy): CertificatePolicy {
   return Object.fromEntries(Object.entries(policy).filter(([, v]) => v)) as CertificatePolicy;
-}
-
-/** A file error as Go words it. */
-function goFileError(err: unknown): string {
-  if (err instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (err instanceof Deno.errors.IsADirectory) return "is a directory";
-  return (err as Error).message;
 }
 
 /**

@@ -29,6 +29,7 @@ import type { FlagSpec } from "../flags.ts";
 import { hexU64, humanizeBytes } from "../go_format.ts";
 import { rateSummary, startProgress } from "../progress.ts";
 import { checkPeerURLs } from "./member.ts";
+import { goOsError } from "../../core/go_os_error.ts";
 
 /** The subcommands, as etcdctl lists them. */
 export const SUBCOMMANDS = ["restore", "save", "status"] as const;
@@ -77,14 +78,7 @@ export async function run(ctx: CtlContext, args: string[], sub: string): Promise
 
 /** Go's text for an OS error (`open f: no such file or directory`). */
 function osText(op: string, path: string, err: unknown): string {
-  const reason = err instanceof Deno.errors.NotFound
-    ? "no such file or directory"
-    : err instanceof Deno.errors.PermissionDenied
-    ? "permission denied"
-    : err instanceof Deno.errors.IsADirectory
-    ? "is a directory"
-    : (err as Error).message;
-  return `${op} ${path}: ${reason}`;
+  return `${op} ${path}: ${goOsError(err)}`;
 }
 
 async function save(ctx: CtlContext, args: string[]): Promise<void> {

@@ -62,6 +62,7 @@ import { memberId as computeMemberId } from "../ids.ts";
 import { memberDir, snapDir } from "../member.ts";
 import { BboltError, BboltFile } from "./bbolt.ts";
 import { EtcdImportError, importEtcdSnapshot } from "./etcd_import.ts";
+import { goOsError } from "../../core/go_os_error.ts";
 
 /** Bytes of the SHA-256 digest appended to a saved snapshot. */
 export const SNAPSHOT_HASH_BYTES = 32;
@@ -339,7 +340,7 @@ async function formatOf(file: string): Promise<SnapshotFormat> {
       n += r;
     }
   } catch (err) {
-    throw new SnapshotError(`open ${file}: ${osMessage(err)}`);
+    throw new SnapshotError(`open ${file}: ${goOsError(err)}`);
   }
   const format = detectSnapshotFormat(head.subarray(0, n));
   if (format === undefined) {
@@ -511,7 +512,7 @@ export async function snapshotStatus(
   try {
     await Deno.stat(file);
   } catch (err) {
-    throw new SnapshotError(`stat ${file}: ${osMessage(err)}`);
+    throw new SnapshotError(`stat ${file}: ${goOsError(err)}`);
   }
   const format = await formatOf(file);
   if (format === "etcd") return etcdStatus(file);
@@ -593,12 +594,4 @@ async function exists(path: string): Promise<boolean> {
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
-}
-
-/** Go's text for an OS error (`no such file or directory`), from Deno's. */
-function osMessage(err: unknown): string {
-  if (err instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (err instanceof Deno.errors.IsADirectory) return "is a directory";
-  return err instanceof Error ? err.message : String(err);
 }
