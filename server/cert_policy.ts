@@ -88,11 +88,14 @@ export function revokedSerials(data: Uint8Array): Set<string> {
  * changes (one stat per check).
  */
 export class RevocationList {
+  /** The list's file (--client-crl-file, --peer-crl-file). */
   readonly path: string;
+  /** Size and modification time of the file last read. */
   #stamp = "";
   #serials: Set<string> | undefined;
   #error: string | undefined;
 
+  /** A list read from `path` at its first use (nothing is read here). */
   constructor(path: string) {
     this.path = path;
   }
