@@ -383,8 +383,8 @@ export const FLAGS = {
   "experimental-initial-corrupt-check": {
     type: "boolean",
     default: false,
-    help: "Enable to check data corruption before serving any client/peer traffic.",
-    compatOnly: true,
+    help:
+      "Enable to check data corruption before serving any client/peer traffic. (cairn: before serving clients.)",
   },
   "experimental-enable-lease-checkpoint": {
     type: "boolean",
@@ -533,7 +533,6 @@ const COMPAT_CHECKS: Partial<
   "log-package-levels": { kind: "text" },
   "backend-batch-interval": { kind: "duration", empty: true },
   "backend-batch-limit": { kind: "uint" },
-  "experimental-initial-corrupt-check": { kind: "bool" },
   "experimental-enable-lease-checkpoint": { kind: "bool" },
   "experimental-compaction-batch-limit": { kind: "uint" },
   "experimental-backend-bbolt-freelist-type": { kind: "text", words: ["array", "map"] },
@@ -682,6 +681,8 @@ export interface ServerConfig {
   givenFlags: FlagName[];
   /** The WAL's directory (--wal-dir; default `<data-dir>/member/wal`). */
   walDir: string;
+  /** Compare the data with the peers' before serving clients (--experimental-initial-corrupt-check). */
+  initialCorruptCheck: boolean;
   /** The --config-file the settings were read from (flags and variables then ignored). */
   configFile?: string;
   /** Raft's pre-vote phase (--pre-vote; cairn's default true). */
@@ -1239,6 +1240,10 @@ function parseFlags(args: string[], env: Record<string, string | undefined>): Se
     givenFlags,
     walDir: raw("wal-dir") || `${dataDir}/member/wal`,
     preVote: boolFlag("pre-vote", raw("pre-vote")),
+    initialCorruptCheck: boolFlag(
+      "experimental-initial-corrupt-check",
+      raw("experimental-initial-corrupt-check"),
+    ),
     compat,
   };
 }
@@ -1469,6 +1474,7 @@ export function flagValues(config: ServerConfig): Record<FlagName, unknown> {
     "debug": config.logLevel === "debug",
     "wal-dir": config.walDir,
     "pre-vote": config.preVote,
+    "experimental-initial-corrupt-check": config.initialCorruptCheck,
   };
   for (const [flag, value] of Object.entries(config.compat)) values[flag as FlagName] = value;
   // Every flag has its value (the compat ones in config.compat).

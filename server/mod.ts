@@ -192,6 +192,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const known = node.membership;
     peer.update(known.members.length > 0 ? known : identity.remoteMembership ?? known);
   }
+  if (config.initialCorruptCheck && peer !== undefined) {
+    // etcd's: a member whose data differs from its peers' does not serve.
+    try {
+      await checker.initialCheck();
+    } catch (err) {
+      await closePeers();
+      await member.close();
+      throw err;
+    }
+  }
   // Clients find the members' client URLs in the member list (Patroni, ctl
   // --cluster); as etcd, a member serves clients once its own are there.
   await publish(node, service.memberId, config);

@@ -783,19 +783,7 @@ clusterTest(
       new Map(Array.from({ length: 20 }, (_, i) => [`corrupt/k${i}`, `v${i}`])),
     );
     await c.kill(victim, "SIGTERM");
-    const store = openBackend(`${victim.dataDir}/member`);
-    const prefix = new TextEncoder().encode("corrupt/");
-    await store.write(() => {
-      for (const table of ["current", "history"] as const) {
-        for (const { key, value } of [...store.scan(table, {})]) {
-          if (!prefix.every((b, i) => key[i] === b)) continue;
-          const changed = value.slice();
-          changed[changed.length - 1] ^= 1;
-          store.put(table, key, changed);
-        }
-      }
-    });
-    await store.close();
+    await changeBehindItsBack(victim, "corrupt/");
     await c.restart(victim);
     await c.waitReady();
     const victimId = BigInt(
@@ -818,6 +806,52 @@ clusterTest(
     );
   },
   ["--experimental-corrupt-check-time", "300ms"],
+  ["cairn"],
+);
+
+/** Flip a bit of every record under `prefix` in a stopped member's store. */
+async function changeBehindItsBack(member: Member, prefix: string): Promise<void> {
+  const store = openBackend(`${member.dataDir}/member`);
+  const bytes = new TextEncoder().encode(prefix);
+  await store.write(() => {
+    for (const table of ["current", "history"] as const) {
+      for (const { key, value } of [...store.scan(table, {})]) {
+        if (!bytes.every((b, i) => key[i] === b)) continue;
+        const changed = value.slice();
+        changed[changed.length - 1] ^= 1;
+        store.put(table, key, changed);
+      }
+    }
+  });
+  await store.close();
+}
+
+clusterTest(
+  "--experimental-initial-corrupt-check: a member whose store differs from its peers' does not start; a sound one does",
+  3,
+  async (c) => {
+    for (let i = 0; i < 20; i++) await put(pick(c.members), `initial/k${i}`, `v${i}`);
+    const leader = await c.leader();
+    const [sound, victim] = c.others(leader);
+    const all = new Map(Array.from({ length: 20 }, (_, i) => [`initial/k${i}`, `v${i}`]));
+    await assertHoldsAll(victim, "initial/", all);
+    await assertHoldsAll(sound, "initial/", all);
+    sound.flags = ["--experimental-initial-corrupt-check"];
+    await c.restart(sound);
+    await eventually(
+      "the sound member logs the check passed",
+      async () => /initial corruption checking passed/.test(await Deno.readTextFile(sound.logFile)),
+    );
+    await c.kill(victim, "SIGTERM");
+    await changeBehindItsBack(victim, "initial/");
+    victim.flags = ["--experimental-initial-corrupt-check"];
+    await assert.rejects(c.restart(victim), /found data inconsistency with peers/);
+    victim.state = "killed";
+    // The others go on.
+    await put(leader, "initial/after", "x");
+    assert.equal(await get(sound, "initial/after"), "x");
+  },
+  [],
   ["cairn"],
 );
 

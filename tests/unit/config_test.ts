@@ -330,7 +330,7 @@ Deno.test("config: etcd's other flags are accepted with etcd's types, or refused
     "--experimental-backend-bbolt-freelist-type=map",
     "--max-concurrent-streams=100",
   ], { ETCD_INITIAL_ELECTION_TICK_ADVANCE: "false", ETCD_CORS: "https://a.example" });
-  assert.equal(c.compat["experimental-initial-corrupt-check"], true);
+  assert.equal(c.initialCorruptCheck, true);
   assert.equal(c.compat["max-snapshots"], 3);
   assert.equal(c.compat["metrics"], "extensive");
   assert.equal(c.compat["initial-election-tick-advance"], false);
