@@ -212,6 +212,25 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   }
   const listeners = clientListeners(config, clientTls);
   if (config.httpWorkers > 0) {
+    // The metrics URLs listen before the client URLs: a member that answers
+    // /health on its client URL serves its metrics too. A scrape waits for
+    // the workers (it merges their values).
+    const started = Promise.withResolvers<HttpWorkers>();
+    started.promise.catch(() => {});
+    let metricsListeners: Deno.HttpServer[];
+    try {
+      metricsListeners = listenMetrics(
+        config,
+        service,
+        async () => (await started.promise).scrape(),
+      );
+    } catch (err) {
+      clearInterval(compactor);
+      checker.stop();
+      await closePeers();
+      await member.close();
+      throw err;
+    }
     let workers: HttpWorkers;
     try {
       workers = await startHttpWorkers(
@@ -233,23 +252,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         config.httpWorkers,
       );
     } catch (err) {
+      started.reject(err);
       clearInterval(compactor);
       checker.stop();
+      await Promise.all(metricsListeners.map((l) => l.shutdown()));
       await member.close();
       await closePeers();
       throw err;
     }
-    let metricsListeners: Deno.HttpServer[];
-    try {
-      metricsListeners = listenMetrics(config, service, workers.scrape);
-    } catch (err) {
-      clearInterval(compactor);
-      checker.stop();
-      await workers.stop();
-      await closePeers();
-      await member.close();
-      throw err;
-    }
+    started.resolve(workers);
     return {
       service,
       clientUrls: workers.clientUrls,

@@ -192,6 +192,8 @@ Deno.test({
       metricsUrl,
     ]);
     try {
+      // A member that answers /health serves its metrics URLs too.
+      assert.equal(value(await scrape(metricsUrl), "etcd_server_has_leader"), 1);
       const status = await post(server.url, "/v3/maintenance/status", {});
       const memberHex = BigInt((status.header as { member_id: string }).member_id).toString(16);
       let m = await scrape(server.url);
