@@ -502,78 +502,36 @@ export const FLAGS = {
 } as const satisfies Record<string, FlagSpec>;
 
 /**
- * How a flag accepted for compatibility is validated, as etcd parses it:
- * a Go bool, an unsigned integer, a Go duration (`"0"` allowed; with
- * `empty`, also `""`), one of a list of words, or any text; `only`: the
- * one value cairn runs with (anything else stops the start, saying why).
+ * What validating a flag accepted for compatibility needs beyond its type
+ * in {@linkcode FLAGS} (a boolean is a Go bool, a number an unsigned
+ * integer, a string any text): a Go duration (`"0"` allowed; with `empty`,
+ * also `""`), one of a list of words, or `onlyDefault`: cairn runs with the
+ * flag's default only, and any other value stops the start with this reason.
  */
 const COMPAT_CHECKS: Partial<
-  Record<
-    FlagName,
-    {
-      kind: "bool" | "uint" | "duration" | "text";
-      empty?: true;
-      words?: string[];
-      only?: { value: string; why: string };
-    }
-  >
+  Record<FlagName, { duration?: true; empty?: true; words?: string[]; onlyDefault?: string }>
 > = {
-  "max-concurrent-streams": { kind: "uint" },
-  "max-snapshots": { kind: "uint" },
-  "max-wals": { kind: "uint" },
-  "strict-reconfig-check": { kind: "bool" },
-  "initial-election-tick-advance": { kind: "bool" },
-  "grpc-keepalive-min-time": { kind: "duration" },
-  "grpc-keepalive-interval": { kind: "duration" },
-  "grpc-keepalive-timeout": { kind: "duration" },
-  "cors": { kind: "text" },
-  "host-whitelist": { kind: "text" },
-  "enable-pprof": { kind: "bool" },
-  "metrics": { kind: "text", words: ["basic", "extensive"] },
-  "log-package-levels": { kind: "text" },
-  "backend-batch-interval": { kind: "duration", empty: true },
-  "backend-batch-limit": { kind: "uint" },
-  "experimental-enable-lease-checkpoint": { kind: "bool" },
-  "experimental-compaction-batch-limit": { kind: "uint" },
-  "experimental-backend-bbolt-freelist-type": { kind: "text", words: ["array", "map"] },
-  "experimental-peer-skip-client-san-verification": { kind: "bool" },
-  "enable-v2": { kind: "bool" },
-  "experimental-enable-v2v3": { kind: "text" },
+  "grpc-keepalive-min-time": { duration: true },
+  "grpc-keepalive-interval": { duration: true },
+  "grpc-keepalive-timeout": { duration: true },
+  "backend-batch-interval": { duration: true, empty: true },
+  "metrics": { words: ["basic", "extensive"] },
+  "experimental-backend-bbolt-freelist-type": { words: ["array", "map"] },
+  "discovery-fallback": { words: ["exit", "proxy"] },
   "force-new-cluster": {
-    kind: "bool",
-    only: {
-      value: "false",
-      why:
-        "cairn has no --force-new-cluster; restore a snapshot into a new one-member cluster instead (ctl snapshot restore)",
-    },
+    onlyDefault:
+      "cairn has no --force-new-cluster; restore a snapshot into a new one-member cluster instead (ctl snapshot restore)",
   },
   "discovery": {
-    kind: "text",
-    only: {
-      value: "",
-      why: "cairn does not bootstrap by discovery; list the members in --initial-cluster",
-    },
+    onlyDefault: "cairn does not bootstrap by discovery; list the members in --initial-cluster",
   },
   "discovery-srv": {
-    kind: "text",
-    only: {
-      value: "",
-      why: "cairn does not bootstrap by DNS discovery; list the members in --initial-cluster",
-    },
+    onlyDefault: "cairn does not bootstrap by DNS discovery; list the members in --initial-cluster",
   },
-  "discovery-srv-name": { kind: "text" },
-  "discovery-proxy": { kind: "text" },
-  "discovery-fallback": { kind: "text", words: ["exit", "proxy"] },
   "proxy": {
-    kind: "text",
     words: ["off", "readonly", "on"],
-    only: { value: "off", why: "cairn does not run as etcd's v2 proxy (--proxy)" },
+    onlyDefault: "cairn does not run as etcd's v2 proxy (--proxy)",
   },
-  "proxy-failure-wait": { kind: "uint" },
-  "proxy-refresh-interval": { kind: "uint" },
-  "proxy-dial-timeout": { kind: "uint" },
-  "proxy-write-timeout": { kind: "uint" },
-  "proxy-read-timeout": { kind: "uint" },
 };
 
 /** A flag's name. */
@@ -1258,27 +1216,21 @@ function compatValues(
   raw: (flag: FlagName) => string,
 ): Partial<Record<FlagName, string | number | boolean>> {
   const values: Partial<Record<FlagName, string | number | boolean>> = {};
-  for (
-    const [flag, check] of Object.entries(COMPAT_CHECKS) as [
-      FlagName,
-      NonNullable<(typeof COMPAT_CHECKS)[FlagName]>,
-    ][]
-  ) {
+  for (const [flag, spec] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
+    if (!("compatOnly" in spec)) continue;
+    const check = COMPAT_CHECKS[flag] ?? {};
     const text = raw(flag);
-    let value: string | number | boolean;
-    if (check.kind === "bool") value = boolFlag(flag, text);
-    else if (check.kind === "uint") value = uintFlag(flag, text);
-    else if (check.kind === "duration") {
-      if (!(check.empty && text === "")) durationFlag(flag, text, true);
-      value = text;
-    } else value = text;
+    let value: string | number | boolean = text;
+    if (spec.type === "boolean") value = boolFlag(flag, text);
+    else if (spec.type === "number") value = uintFlag(flag, text);
+    else if (check.duration && !(check.empty && text === "")) durationFlag(flag, text, true);
     if (check.words !== undefined && !check.words.includes(text)) {
       throw new ConfigError(
         `invalid value "${text}" for flag -${flag}: expected one of ${check.words.join(", ")}`,
       );
     }
-    if (check.only !== undefined && String(value) !== check.only.value) {
-      throw new ConfigError(check.only.why);
+    if (check.onlyDefault !== undefined && value !== spec.default) {
+      throw new ConfigError(check.onlyDefault);
     }
     values[flag] = value;
   }

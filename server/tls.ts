@@ -147,6 +147,7 @@ async function loadTls(
 ): Promise<TlsInfo> {
   const refused = policyError(flags.policy);
   if (refused !== undefined) throw new Error(refused);
+  const policy = compactPolicy(flags.policy);
   const read = (path: string) =>
     Deno.readTextFile(path).catch((err) => {
       throw new Error(`open ${path}: ${goOsError(err)}`, { cause: err });
@@ -175,9 +176,7 @@ async function loadTls(
     commonNameAsUser: side === "client" && flags.clientCertAuth,
     cipherSuites: config.cipherSuites,
     selfSigned,
-    ...(flags.policy.allowedCn || flags.policy.allowedHostname || flags.policy.crlFile
-      ? { policy: compactPolicy(flags.policy) }
-      : {}),
+    ...(Object.keys(policy).length > 0 ? { policy } : {}),
     ...(selfSigned ? {} : {
       files: {
         cert: flags.certFile,
